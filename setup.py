@@ -1,0 +1,46 @@
+"""Installs `seeker_jax`; the root folders models/, env/, rl/, data/ map to its subpackages."""
+from setuptools import setup
+
+SUBPACKAGES = {
+    "seeker_jax": "seeker_jax",
+    "seeker_jax.models": "models",
+    "seeker_jax.models.qwen3_vl": "models/qwen3_vl",
+    "seeker_jax.env": "env",
+    "seeker_jax.rl": "rl",
+    "seeker_jax.data": "data",
+}
+
+setup(
+    name="seeker-jax",
+    version="0.1.0",
+    description="VideoSeeker (agentic instance-level video QA on Qwen3-VL) in JAX/Flax NNX",
+    python_requires=">=3.10",
+    package_dir=SUBPACKAGES,
+    packages=list(SUBPACKAGES),
+    install_requires=[
+        "jax>=0.7.0",
+        "flax>=0.12.0",
+        "optax>=0.2.5",
+        "orbax-checkpoint>=0.11.0",
+        "grain>=0.2.12",
+        "ml-collections>=1.0.0",
+        "transformers>=5.0.0",
+        "decord>=0.6.0",
+        "av>=12.0.0",
+        "safetensors>=0.4.3",
+        "numpy>=1.26",
+        "pillow>=10.0",
+        "tqdm>=4.66",
+        "rich>=13.0",
+        "psutil>=5.9",
+        "tensorboardX>=2.6",
+    ],
+    extras_require={
+        # torch is the CPU build (a local wheel here); it is the parity reference only.
+        # qwen-agent carries the Qwen BPE ranks for the offline tokenizer; .ci/run installs it
+        # with --no-deps, since its own dependencies are not needed.
+        "test": ["pytest>=8.0", "hypothesis>=6.100", "torch==2.13.0"],
+        "tpu": ["jax[tpu]>=0.7.0"],
+    },
+    entry_points={"console_scripts": ["seeker-jax=seeker_jax.cli:main"]},
+)
