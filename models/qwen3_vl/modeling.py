@@ -1,0 +1,223 @@
+"""Qwen3VLForConditionalGeneration in Flax NNX: vision tower + Qwen3 decoder + LM head.
+
+The forward takes transformers' argument names. Vision features replace the image / video
+placeholder tokens in order; DeepStack features are added to the hidden states at the same
+positions after the first decoder layers.
+
+Host-side work (the MRoPE index, vision grids) needs concrete inputs. Under jit, pass
+`position_ids` (from `get_rope_index`) and the grids as static values.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from seeker_jax.models.qwen3_vl.config import Qwen3VLConfig
+from seeker_jax.models.qwen3_vl.layers import Linear
+from seeker_jax.models.qwen3_vl.rope import get_rope_index_np
+from seeker_jax.models.qwen3_vl.text import LayerCache, Qwen3VLTextModel
+from seeker_jax.models.qwen3_vl.vision import Qwen3VLVisionModel
+
+
+class Qwen3VLOutput(NamedTuple):
+    logits: jax.Array | None          # (B, L, vocab)
+    last_hidden_state: jax.Array      # (B, L, D), after the final norm
+    cache: list[LayerCache] | None
+
+
+def _is_concrete(x) -> bool:
+    return x is not None and not isinstance(x, jax.core.Tracer)
+
+
+def token_type_ids(input_ids, cfg: Qwen3VLConfig):
+    """mm_token_type_ids from the placeholder tokens: 0 text, 1 image, 2 video."""
+    xp = np if isinstance(input_ids, np.ndarray) else jnp
+    return (xp.where(input_ids == cfg.image_token_id, 1, 0)
+            + xp.where(input_ids == cfg.video_token_id, 2, 0)).astype(xp.int32)
+
+
+def _scatter_features(embeds: jax.Array, is_token: jax.Array, features: jax.Array) -> jax.Array:
+    """Puts features (N, D) at the positions where is_token (B, L) holds, row-major order."""
+    flat = is_token.reshape(-1)
+    idx = jnp.clip(jnp.cumsum(flat) - 1, 0, features.shape[0] - 1)
+    gathered = jnp.take(features, idx, axis=0).reshape(embeds.shape).astype(embeds.dtype)
+    return jnp.where(is_token[..., None], gathered, embeds)
+
+
+class Qwen3VLModel(nnx.Module):
+    def __init__(self, cfg: Qwen3VLConfig, *, dtype=jnp.float32, param_dtype=jnp.float32,
+                 rngs: nnx.Rngs, remat: str = "none"):
+        self.config = cfg
+        self.visual = Qwen3VLVisionModel(cfg.vision, dtype=dtype, param_dtype=param_dtype,
+                                         rngs=rngs)
+        self.language_model = Qwen3VLTextModel(cfg.text, dtype=dtype, param_dtype=param_dtype,
+                                               rngs=rngs, remat=remat)
+
+    def get_rope_index(self, input_ids, mm_token_type_ids=None, image_grid_thw=None,
+                       video_grid_thw=None, attention_mask=None) -> tuple[np.ndarray, np.ndarray]:
+        """(3, B, L) MRoPE positions and (B, 1) deltas, as transformers computes them."""
+        ids = np.asarray(input_ids)
+        types = (token_type_ids(ids, self.config) if mm_token_type_ids is None
+                 else np.asarray(mm_token_type_ids))
+        return get_rope_index_np(ids, types, image_grid_thw, video_grid_thw,
+                                 None if attention_mask is None else np.asarray(attention_mask),
+                                 self.config.vision.spatial_merge_size)
+
+    def _vision(self, input_ids, embeds, pixel_values, grid_thw, token_id, name):
+        """Runs the tower on one modality and scatters its features; returns deepstack too."""
+        out = self.visual(pixel_values, grid_thw)
+        is_token = input_ids == token_id
+        if _is_concrete(input_ids):
+            n_tokens = int(np.asarray(is_token).sum())
+            if n_tokens != out.embeds.shape[0]:
+                raise ValueError(f"{name} features and {name} tokens do not match: "
+                                 f"{n_tokens} tokens, {out.embeds.shape[0]} features. A vision "
+                                 "span was cut or duplicated.")
+        return _scatter_features(embeds, is_token, out.embeds), is_token, out.deepstack
+
+    def _positions(self, input_ids, attention_mask, position_ids, mm_token_type_ids,
+                   image_grid_thw, video_grid_thw, write_index, has_vision):
+        B, L = input_ids.shape
+        if position_ids is not None:
+            position_ids = jnp.asarray(position_ids)
+            if position_ids.ndim == 2:
+                return jnp.broadcast_to(position_ids[None], (3, B, L))
+            return position_ids[1:] if position_ids.shape[0] == 4 else position_ids
+        if has_vision or mm_token_type_ids is not None:
+            if not _is_concrete(input_ids) or isinstance(attention_mask, jax.core.Tracer):
+                raise ValueError("with images or videos, pass position_ids (from "
+                                 "get_rope_index) when calling under jit")
+            pos, _ = self.get_rope_index(input_ids, mm_token_type_ids, image_grid_thw,
+                                         video_grid_thw, attention_mask)
+            return jnp.asarray(pos)
+        pos = jnp.arange(L, dtype=jnp.int32)[None, :]
+        if write_index is not None:
+            pos = pos + jnp.asarray(write_index, jnp.int32)[:, None]
+        return jnp.broadcast_to(pos, (3, B, L))
+
+    def __call__(self, input_ids, attention_mask=None, position_ids=None, pixel_values=None,
+                 image_grid_thw=None, pixel_values_videos=None, video_grid_thw=None,
+                 mm_token_type_ids=None, cache=None, write_index=None
+                 ) -> tuple[jax.Array, list[LayerCache] | None]:
+        cfg = self.config
+        embeds = self.language_model.embed_tokens(jnp.asarray(input_ids))
+        B, L = embeds.shape[:2]
+        deepstack = None
+        has_vision = pixel_values is not None or pixel_values_videos is not None
+        for pixels, grid, token_id, name in (
+                (pixel_values, image_grid_thw, cfg.image_token_id, "image"),
+                (pixel_values_videos, video_grid_thw, cfg.video_token_id, "video")):
+            if pixels is None:
+                continue
+            embeds, is_token, feats = self._vision(input_ids, embeds, jnp.asarray(pixels), grid,
+                                                   token_id, name)
+            zeros = [jnp.zeros_like(embeds) for _ in feats] if deepstack is None else deepstack
+            deepstack = [_scatter_features(z, jnp.asarray(is_token), f)
+                         for z, f in zip(zeros, feats)]
+
+        positions = self._positions(input_ids, attention_mask, position_ids, mm_token_type_ids,
+                                    image_grid_thw, video_grid_thw, write_index, has_vision)
+        mask = self._mask(attention_mask, B, L, cache, write_index)
+        return self.language_model(embeds, positions, mask, deepstack, cache, write_index)
+
+    @staticmethod
+    def _mask(attention_mask, B: int, L: int, cache, write_index) -> jax.Array:
+        """(B, L, S) visibility: causal, and only keys the attention mask marks as real.
+
+        Without a cache, attention_mask is (B, L) over the input. With a cache, it is (B, S)
+        over the cache slots as they will be after this write, and query i of sequence b sits
+        at slot write_index[b] + i.
+        """
+        if cache is None:
+            causal = jnp.tril(jnp.ones((L, L), bool))[None]
+            if attention_mask is None:
+                return jnp.broadcast_to(causal, (B, L, L))
+            return causal & jnp.asarray(attention_mask).astype(bool)[:, None, :]
+        S = cache[0].key.shape[1]
+        if write_index is None:
+            raise ValueError("a cache needs write_index (B,): where each sequence's new tokens go")
+        q_slot = jnp.asarray(write_index, jnp.int32)[:, None] + jnp.arange(L)[None]
+        visible = jnp.arange(S)[None, None, :] <= q_slot[:, :, None]
+        if attention_mask is not None:
+            visible = visible & jnp.asarray(attention_mask).astype(bool)[:, None, :]
+        return visible
+
+
+class Qwen3VLForConditionalGeneration(nnx.Module):
+    """The full model; parameter paths mirror transformers' module names."""
+
+    def __init__(self, cfg: Qwen3VLConfig, *, dtype=jnp.float32, param_dtype=jnp.float32,
+                 rngs: nnx.Rngs | None = None, remat: str = "none"):
+        rngs = rngs if rngs is not None else nnx.Rngs(0)
+        self.config = cfg
+        self.dtype = dtype
+        self.model = Qwen3VLModel(cfg, dtype=dtype, param_dtype=param_dtype, rngs=rngs,
+                                  remat=remat)
+        self.lm_head = (None if cfg.tie_word_embeddings else
+                        Linear(cfg.text.hidden_size, cfg.text.vocab_size, ("embed", "vocab"),
+                               use_bias=False, dtype=dtype, param_dtype=param_dtype, rngs=rngs))
+
+    def logits(self, hidden: jax.Array) -> jax.Array:
+        if self.lm_head is None:
+            return self.model.language_model.embed_tokens.attend(hidden)
+        return self.lm_head(hidden)
+
+    def get_rope_index(self, *args, **kwargs):
+        return self.model.get_rope_index(*args, **kwargs)
+
+    def __call__(self, input_ids, attention_mask=None, position_ids=None, pixel_values=None,
+                 image_grid_thw=None, pixel_values_videos=None, video_grid_thw=None,
+                 mm_token_type_ids=None, *, cache: list[LayerCache] | None = None,
+                 write_index=None, compute_logits: bool = True) -> Qwen3VLOutput:
+        hidden, cache = self.model(input_ids, attention_mask, position_ids, pixel_values,
+                                   image_grid_thw, pixel_values_videos, video_grid_thw,
+                                   mm_token_type_ids, cache, write_index)
+        logits = self.logits(hidden) if compute_logits else None
+        return Qwen3VLOutput(logits, hidden, cache)
+
+
+def _grid_key(grid) -> tuple[tuple[int, int, int], ...] | None:
+    return None if grid is None else tuple(tuple(int(x) for x in row)
+                                           for row in np.asarray(grid).reshape(-1, 3))
+
+
+@nnx.jit(static_argnames=("image_grid", "video_grid", "compute_logits"))
+def _jitted_forward(model, input_ids, attention_mask, position_ids, pixel_values,
+                    pixel_values_videos, image_grid, video_grid, compute_logits):
+    return model(input_ids, attention_mask, position_ids, pixel_values,
+                 None if image_grid is None else np.array(image_grid), pixel_values_videos,
+                 None if video_grid is None else np.array(video_grid),
+                 compute_logits=compute_logits)
+
+
+def forward(model: Qwen3VLForConditionalGeneration, input_ids, attention_mask=None,
+            position_ids=None, pixel_values=None, image_grid_thw=None, pixel_values_videos=None,
+            video_grid_thw=None, mm_token_type_ids=None, compute_logits: bool = True
+            ) -> Qwen3VLOutput:
+    """Jitted forward with transformers' arguments: host work here, the rest compiled.
+
+    Compiles once per (shapes, grids) combination. Checks placeholder counts on the host.
+    """
+    input_ids = np.asarray(input_ids)
+    has_vision = pixel_values is not None or pixel_values_videos is not None
+    cfg = model.config
+    for grid, token_id, name in ((image_grid_thw, cfg.image_token_id, "image"),
+                                 (video_grid_thw, cfg.video_token_id, "video")):
+        if grid is not None:
+            want = int(np.asarray(grid).reshape(-1, 3).prod(-1).sum()) // \
+                cfg.vision.spatial_merge_size**2
+            got = int((input_ids == token_id).sum())
+            if want != got:
+                raise ValueError(f"{name} features and {name} tokens do not match: {got} tokens, "
+                                 f"{want} features. A vision span was cut or duplicated.")
+    if position_ids is None and (has_vision or mm_token_type_ids is not None):
+        position_ids, _ = model.get_rope_index(input_ids, mm_token_type_ids, image_grid_thw,
+                                               video_grid_thw, attention_mask)
+    return _jitted_forward(model, input_ids, attention_mask, position_ids,
+                           None if pixel_values is None else jnp.asarray(pixel_values),
+                           None if pixel_values_videos is None else jnp.asarray(pixel_values_videos),
+                           _grid_key(image_grid_thw), _grid_key(video_grid_thw), compute_logits)

@@ -1,0 +1,166 @@
+"""Qwen3-VL language model in Flax NNX (mirrors transformers' Qwen3VLTextModel).
+
+Qwen3 decoder: RMSNorm, GQA with per-head RMSNorm on q and k before RoPE, no attention bias,
+SwiGLU; interleaved MRoPE; DeepStack visual features added after the first decoder layers.
+
+The KV cache is an explicit pytree (a list of `LayerCache`), passed in and returned, so a
+jitted sampler owns it. Each sequence writes its new keys at its own offset `write_index[b]`
+and the caller gives the (B, Lq, S) boolean mask of what each query may see.
+"""
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from seeker_jax.models.qwen3_vl.config import TextConfig
+from seeker_jax.models.qwen3_vl.layers import Embed, Linear, RMSNorm, activation
+from seeker_jax.models.qwen3_vl.rope import apply_rotary, mrope_cos_sin
+
+
+class LayerCache(NamedTuple):
+    key: jax.Array    # (B, S, kv_heads, head_dim)
+    value: jax.Array  # (B, S, kv_heads, head_dim)
+
+
+def init_cache(cfg: TextConfig, batch: int, max_len: int, dtype=jnp.float32) -> list[LayerCache]:
+    shape = (batch, max_len, cfg.num_key_value_heads, cfg.head_dim)
+    return [LayerCache(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
+            for _ in range(cfg.num_hidden_layers)]
+
+
+def _write(cache: jax.Array, new: jax.Array, index: jax.Array) -> jax.Array:
+    """Writes new (B, L, ...) into cache (B, S, ...) at per-sequence offsets index (B,)."""
+    def one(c, n, i):
+        return jax.lax.dynamic_update_slice_in_dim(c, n.astype(c.dtype), i, axis=0)
+    return jax.vmap(one)(cache, new, index)
+
+
+def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
+    """Grouped-query attention without repeating k/v.
+
+    q (B, Lq, H, D), k/v (B, S, KVH, D), mask (B, Lq, S) bool -> (B, Lq, H, D). Softmax in
+    float32; a row with nothing visible (padding) gets uniform weights instead of NaN.
+    """
+    B, Lq, H, D = q.shape
+    kvh = k.shape[2]
+    qg = q.reshape(B, Lq, kvh, H // kvh, D)
+    scores = jnp.einsum("bqhgd,bkhd->bhgqk", qg, k).astype(jnp.float32) * (D ** -0.5)
+    scores = jnp.where(mask[:, None, None], scores, jnp.finfo(jnp.float32).min)
+    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+    out = jnp.einsum("bhgqk,bkhd->bqhgd", probs, v)
+    return out.reshape(B, Lq, H, D)
+
+
+class Qwen3VLTextAttention(nnx.Module):
+    def __init__(self, cfg: TextConfig, *, dtype, param_dtype, rngs: nnx.Rngs):
+        kw = dict(use_bias=cfg.attention_bias, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        h, kvh, d = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
+        self.q_proj = Linear(cfg.hidden_size, h * d, ("embed", "q_heads"), **kw)
+        self.k_proj = Linear(cfg.hidden_size, kvh * d, ("embed", "kv_heads"), **kw)
+        self.v_proj = Linear(cfg.hidden_size, kvh * d, ("embed", "kv_heads"), **kw)
+        self.o_proj = Linear(h * d, cfg.hidden_size, ("q_heads", "embed"), **kw)
+        norm = dict(eps=cfg.rms_norm_eps, dtype=dtype, param_dtype=param_dtype)
+        self.q_norm = RMSNorm(d, ("head_dim",), **norm)
+        self.k_norm = RMSNorm(d, ("head_dim",), **norm)
+        self.num_heads, self.num_kv_heads, self.head_dim = h, kvh, d
+
+    def __call__(self, x: jax.Array, cos: jax.Array, sin: jax.Array, mask: jax.Array,
+                 cache: LayerCache | None = None, write_index: jax.Array | None = None
+                 ) -> tuple[jax.Array, LayerCache | None]:
+        B, L, _ = x.shape
+        q = self.q_norm(self.q_proj(x).reshape(B, L, self.num_heads, self.head_dim))
+        k = self.k_norm(self.k_proj(x).reshape(B, L, self.num_kv_heads, self.head_dim))
+        v = self.v_proj(x).reshape(B, L, self.num_kv_heads, self.head_dim)
+        c, s = cos[:, :, None, :], sin[:, :, None, :]
+        q, k = apply_rotary(q, c, s), apply_rotary(k, c, s)
+        if cache is not None:
+            cache = LayerCache(_write(cache.key, k, write_index), _write(cache.value, v, write_index))
+            k, v = cache.key.astype(q.dtype), cache.value.astype(q.dtype)
+        out = attention(q, k, v, mask)
+        return self.o_proj(out.reshape(B, L, -1)), cache
+
+
+class Qwen3VLTextMLP(nnx.Module):
+    def __init__(self, cfg: TextConfig, *, dtype, param_dtype, rngs: nnx.Rngs):
+        kw = dict(use_bias=False, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        self.gate_proj = Linear(cfg.hidden_size, cfg.intermediate_size, ("embed", "mlp"), **kw)
+        self.up_proj = Linear(cfg.hidden_size, cfg.intermediate_size, ("embed", "mlp"), **kw)
+        self.down_proj = Linear(cfg.intermediate_size, cfg.hidden_size, ("mlp", "embed"), **kw)
+        self.act = activation(cfg.hidden_act)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.down_proj(self.act(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Qwen3VLTextDecoderLayer(nnx.Module):
+    def __init__(self, cfg: TextConfig, *, dtype, param_dtype, rngs: nnx.Rngs):
+        kw = dict(dtype=dtype, param_dtype=param_dtype)
+        self.self_attn = Qwen3VLTextAttention(cfg, rngs=rngs, **kw)
+        self.mlp = Qwen3VLTextMLP(cfg, rngs=rngs, **kw)
+        self.input_layernorm = RMSNorm(cfg.hidden_size, ("embed",), eps=cfg.rms_norm_eps, **kw)
+        self.post_attention_layernorm = RMSNorm(cfg.hidden_size, ("embed",),
+                                                eps=cfg.rms_norm_eps, **kw)
+
+    def __call__(self, x, cos, sin, mask, cache=None, write_index=None):
+        h, cache = self.self_attn(self.input_layernorm(x), cos, sin, mask, cache, write_index)
+        x = x + h
+        return x + self.mlp(self.post_attention_layernorm(x)), cache
+
+
+class Qwen3VLTextModel(nnx.Module):
+    def __init__(self, cfg: TextConfig, *, dtype=jnp.float32, param_dtype=jnp.float32,
+                 rngs: nnx.Rngs, remat: str = "none"):
+        self.config = cfg
+        kw = dict(dtype=dtype, param_dtype=param_dtype)
+        self.embed_tokens = Embed(cfg.vocab_size, cfg.hidden_size, ("vocab", "embed"),
+                                  rngs=rngs, **kw)
+        self.layers = nnx.List([Qwen3VLTextDecoderLayer(cfg, rngs=rngs, **kw)
+                                for _ in range(cfg.num_hidden_layers)])
+        self.norm = RMSNorm(cfg.hidden_size, ("embed",), eps=cfg.rms_norm_eps, **kw)
+        self.dtype = dtype
+        self.remat = remat
+
+    def __call__(self, inputs_embeds: jax.Array, position_ids: jax.Array, mask: jax.Array,
+                 deepstack: list[jax.Array] | None = None,
+                 cache: list[LayerCache] | None = None, write_index: jax.Array | None = None
+                 ) -> tuple[jax.Array, list[LayerCache] | None]:
+        """inputs_embeds (B, L, D); position_ids (3, B, L); mask (B, L, S) bool.
+
+        deepstack: per-layer (B, L, D) additions (zero off visual tokens) for layers 0..k-1.
+        """
+        cfg = self.config
+        cos, sin = mrope_cos_sin(position_ids, cfg.head_dim, cfg.rope_theta, cfg.mrope_section,
+                                 self.dtype)
+        x = inputs_embeds.astype(self.dtype)
+        new_cache = [] if cache is not None else None
+        for i, layer in enumerate(self.layers):
+            fn = _remat(layer, self.remat)
+            x, layer_cache = fn(x, cos, sin, mask, None if cache is None else cache[i],
+                                write_index)
+            if new_cache is not None:
+                new_cache.append(layer_cache)
+            if deepstack is not None and i < len(deepstack):
+                x = x + deepstack[i].astype(x.dtype)
+        return self.norm(x), new_cache
+
+
+REMAT_POLICIES = {
+    "none": None,
+    "full": jax.checkpoint_policies.nothing_saveable,
+    "dots": jax.checkpoint_policies.checkpoint_dots,
+    "dots_no_batch": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
+
+def _remat(layer: Qwen3VLTextDecoderLayer, policy: str):
+    """The layer's call, rematerialized in the backward pass under `policy`."""
+    if policy not in REMAT_POLICIES:
+        raise ValueError(f"unknown remat policy {policy!r}; choose from {sorted(REMAT_POLICIES)}")
+    if policy == "none":
+        return layer
+    return functools.partial(nnx.remat(type(layer).__call__, policy=REMAT_POLICIES[policy]),
+                             layer)
