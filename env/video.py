@@ -1,0 +1,190 @@
+"""Video decoding and THE frame sampler (one for the prompt video and for crop_video).
+
+Decoding uses decord; PyAV is the fallback when decord cannot open a file. Every failure is a
+`VideoError` whose message can go straight to the model ("video 'a.mp4' is corrupt or not a
+video: ..."), because tool errors become observations, never crashes.
+
+Time convention: frame i is shown at i / fps seconds of the ORIGINAL video; every timestamp we
+hand on (for crops too) is on that clock.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from seeker_jax.models.processing import ProcessedVideo, preprocess_video
+
+
+class VideoError(Exception):
+    """A video that cannot be read; the message is meant for the model and the user."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+
+    @property
+    def duration(self) -> float:
+        """Seconds: num_frames / fps (the last frame is shown until then)."""
+        return self.num_frames / self.fps
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How to turn a time window into model input.
+
+    fps: target sampling rate; min_frames/max_frames: frame-count bounds (before padding to an
+    even count); min_pixels/max_frame_pixels: per-frame area bounds; max_total_pixels: budget
+    over all frames of the clip.
+    """
+
+    fps: float = 2.0
+    min_frames: int = 4
+    max_frames: int = 768
+    min_pixels: int = 4096
+    max_frame_pixels: int = 32 * 32 * 768
+    max_total_pixels: int = 32 * 32 * 768 * 64
+
+
+@dataclass(frozen=True)
+class Clip:
+    """Decoded frames (T, H, W, 3) uint8 and their times (T,) in seconds of the original video."""
+
+    frames: np.ndarray
+    timestamps: np.ndarray
+    indices: np.ndarray
+
+
+def sample_frame_indices(info: VideoInfo, start: float, end: float, fps: float,
+                         min_frames: int, max_frames: int) -> np.ndarray:
+    """Frame indices for [start, end] seconds, evenly spread, at `fps` within the bounds.
+
+    n = int((end - start) * fps) clamped to [min_frames, max_frames] and to the frames that
+    exist in the window; indices = round(linspace(first, last, n)). For the whole video this is
+    transformers' Qwen3-VL `sample_frames` (linspace(0, N-1, n)). A window too short to hold a
+    frame gets the frame nearest to its start.
+    """
+    first = max(0, math.ceil(start * info.fps - 1e-6))
+    last = min(info.num_frames - 1, math.floor(end * info.fps + 1e-6))
+    if last < first:
+        nearest = min(info.num_frames - 1, max(0, round(start * info.fps)))
+        return np.array([nearest], np.int64)
+    n = int((end - start) * fps)
+    n = min(max(n, min_frames), max_frames, last - first + 1)
+    return np.linspace(first, last, max(n, 1)).round().astype(np.int64)
+
+
+class VideoFile:
+    """One video, opened lazily and kept open (a crop after the first is cheaper).
+
+    Not thread-safe: one per episode / worker.
+    """
+
+    def __init__(self, path: str | os.PathLike, name: str | None = None):
+        self.path = os.fspath(path)
+        self.name = name or os.path.basename(self.path)
+        self._reader = None
+        self._info: VideoInfo | None = None
+
+    def _open(self) -> None:
+        if self._reader is not None:
+            return
+        if not os.path.isfile(self.path):
+            raise VideoError(f"video '{self.name}' does not exist")
+        try:
+            self._reader = _DecordReader(self.path)
+        except Exception:  # decord cannot open it: try PyAV before giving up
+            try:
+                self._reader = _PyAVReader(self.path)
+            except Exception as exc:
+                raise VideoError(f"video '{self.name}' is corrupt or not a video "
+                                 f"({type(exc).__name__}: {str(exc)[:200]})") from None
+        self._info = self._reader.info
+        if self._info.num_frames <= 0 or not self._info.fps > 0:
+            raise VideoError(f"video '{self.name}' has no decodable frames")
+
+    @property
+    def info(self) -> VideoInfo:
+        self._open()
+        assert self._info is not None
+        return self._info
+
+    def read(self, indices: np.ndarray) -> np.ndarray:
+        """(T, H, W, 3) uint8 frames at the given indices."""
+        self._open()
+        try:
+            return self._reader.read(np.asarray(indices, np.int64))
+        except VideoError:
+            raise
+        except Exception as exc:
+            raise VideoError(f"video '{self.name}' could not be decoded at frames "
+                             f"{indices[:3].tolist()}... ({type(exc).__name__})") from None
+
+    def clip(self, start: float, end: float, sampling: Sampling) -> Clip:
+        """Samples [start, end] seconds with the given sampling rules."""
+        indices = sample_frame_indices(self.info, start, end, sampling.fps,
+                                       sampling.min_frames, sampling.max_frames)
+        return Clip(self.read(indices), indices / self.info.fps, indices)
+
+    def processed(self, start: float, end: float, sampling: Sampling) -> ProcessedVideo:
+        """Sampled, resized and patchified: ready to be a video part of a chat turn."""
+        return process_clip(self.clip(start, end, sampling), sampling)
+
+
+def process_clip(clip: Clip, sampling: Sampling) -> ProcessedVideo:
+    """Decoded clip -> patches, sized under the sampling's pixel bounds."""
+    return preprocess_video(clip.frames, clip.timestamps, min_pixels=sampling.min_pixels,
+                            max_total_pixels=sampling.max_total_pixels,
+                            max_frame_pixels=sampling.max_frame_pixels)
+
+
+class _DecordReader:
+    def __init__(self, path: str):
+        import decord
+
+        self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+        height, width = self._vr[0].shape[:2] if len(self._vr) else (0, 0)
+        self._vr.seek(0)
+        self.info = VideoInfo(len(self._vr), float(self._vr.get_avg_fps()), width, height)
+
+    def read(self, indices: np.ndarray) -> np.ndarray:
+        return self._vr.get_batch(indices.tolist()).asnumpy()
+
+
+class _PyAVReader:
+    """Fallback: decodes sequentially and keeps the wanted frames (slow, but robust)."""
+
+    def __init__(self, path: str):
+        import av
+
+        self._path = path
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            fps = float(stream.average_rate or stream.guessed_rate or 0)
+            count = stream.frames or sum(1 for _ in container.decode(stream))
+            self.info = VideoInfo(int(count), fps, stream.codec_context.width,
+                                  stream.codec_context.height)
+
+    def read(self, indices: np.ndarray) -> np.ndarray:
+        import av
+
+        wanted = {int(i) for i in indices}
+        frames: dict[int, np.ndarray] = {}
+        with av.open(self._path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for i, frame in enumerate(container.decode(stream)):
+                if i in wanted:
+                    frames[i] = frame.to_ndarray(format="rgb24")
+                if i >= max(wanted):
+                    break
+        missing = wanted - frames.keys()
+        if missing:
+            raise VideoError(f"frames {sorted(missing)[:3]} could not be decoded")
+        return np.stack([frames[int(i)] for i in indices])

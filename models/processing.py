@@ -1,0 +1,200 @@
+"""Qwen3-VL pixel preprocessing for images and videos: smart resize, normalize, patchify.
+
+Why our own: HF's Qwen3-VL video processor needs torchvision, which cannot load here, and the
+whole environment (SFT, RL rollouts, evaluation) must share ONE pixel path. Images match
+transformers' `Qwen2VLImageProcessorPil(patch_size=16, image_mean=[.5]*3, image_std=[.5]*3)`
+bit for bit (PIL bicubic on uint8, then /255, then (x-0.5)/0.5). Video frames go through the
+same per-frame path, with one size for the whole clip.
+
+Patch layout (both images and videos), per (t, h, w) grid with m = merge_size:
+  rows ordered (t, h//m, w//m, m, m)  -> every 2x2 merge block is contiguous;
+  columns ordered (C, temporal_patch, patch_h, patch_w) -> 3*2*16*16 = 1536.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+PATCH_SIZE = 16
+TEMPORAL_PATCH_SIZE = 2
+MERGE_SIZE = 2
+FACTOR = PATCH_SIZE * MERGE_SIZE  # 32: resized sides are multiples of this
+IMAGE_MEAN = 0.5
+IMAGE_STD = 0.5
+# Qwen3-VL's preprocessor_config.json: images between 64k and 16M pixels.
+IMAGE_MIN_PIXELS = 65536
+IMAGE_MAX_PIXELS = 16777216
+
+
+@dataclass(frozen=True)
+class ProcessedImage:
+    """One image ready for the vision tower.
+
+    pixel_values: (h*w, 1536) float32 patches; grid_thw: (3,) int64 = (1, h, w) in patches.
+    """
+
+    pixel_values: np.ndarray
+    grid_thw: np.ndarray
+
+    @property
+    def num_tokens(self) -> int:
+        """LM tokens (`<|image_pad|>`) after the 2x2 merge."""
+        return int(np.prod(self.grid_thw)) // MERGE_SIZE**2
+
+
+@dataclass(frozen=True)
+class ProcessedVideo:
+    """A clip ready for the vision tower.
+
+    pixel_values: (t*h*w, 1536) float32; grid_thw: (3,) int64 = (t, h, w), t = frames/2.
+    timestamps: (t,) float64 seconds, the mean time of each temporal group's two frames,
+    in the ORIGINAL video's clock. The model sees them as `<{t:.1f} seconds>` text.
+    """
+
+    pixel_values: np.ndarray
+    grid_thw: np.ndarray
+    timestamps: np.ndarray
+
+    @property
+    def tokens_per_group(self) -> int:
+        """`<|video_pad|>` tokens per temporal group: h*w/4."""
+        return int(self.grid_thw[1] * self.grid_thw[2]) // MERGE_SIZE**2
+
+
+def smart_resize(height: int, width: int, factor: int = FACTOR, min_pixels: int = IMAGE_MIN_PIXELS,
+                 max_pixels: int = IMAGE_MAX_PIXELS) -> tuple[int, int]:
+    """Target (height, width): multiples of `factor`, area in [min_pixels, max_pixels], aspect kept.
+
+    Same arithmetic as transformers' qwen2_vl `smart_resize`.
+    """
+    if min(height, width) <= 0:
+        raise ValueError(f"image has no pixels: {height}x{width}")
+    if max(height, width) / min(height, width) > 200:
+        raise ValueError(f"absolute aspect ratio must be smaller than 200, got {height}x{width}")
+    h_bar = round(height / factor) * factor
+    w_bar = round(width / factor) * factor
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+def video_frame_size(num_frames: int, height: int, width: int, *, min_pixels: int,
+                     max_total_pixels: int, max_frame_pixels: int | None = None,
+                     factor: int = FACTOR) -> tuple[int, int]:
+    """One (height, width) for a whole clip under a total pixel budget over its frames.
+
+    Each frame gets min(max_frame_pixels, max_total_pixels / num_frames) pixels at most, and
+    min_pixels at least (the floor wins if the budget is smaller).
+    """
+    per_frame = max_total_pixels // max(num_frames, 1)
+    if max_frame_pixels is not None:
+        per_frame = min(per_frame, max_frame_pixels)
+    return smart_resize(height, width, factor, min_pixels, max(per_frame, min_pixels))
+
+
+def to_rgb_uint8(image: Image.Image | np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 from a PIL image (any mode) or an (H, W, 3) uint8 array."""
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"))
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[-1] != 3:
+        raise ValueError(f"expected an (H, W, 3) uint8 array, got {arr.dtype} {arr.shape}")
+    return arr
+
+
+def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(T, H, W, 3) uint8 -> (T, height, width, 3) uint8 with PIL bicubic (HF's PIL path)."""
+    if frames.shape[1:3] == (height, width):
+        return frames
+    out = np.empty((frames.shape[0], height, width, 3), np.uint8)
+    for i, frame in enumerate(frames):
+        out[i] = np.asarray(Image.fromarray(frame).resize((width, height), Image.BICUBIC))
+    return out
+
+
+def _normalize_table() -> np.ndarray:
+    # HF: float64 * (1/255) -> float32, then (x - mean) / std in float32. One entry per byte.
+    x = (np.arange(256, dtype=np.float64) * (1 / 255)).astype(np.float32)
+    return (x - np.float32(IMAGE_MEAN)) / np.float32(IMAGE_STD)
+
+
+_NORMALIZED = _normalize_table()
+
+
+def normalize(frames: np.ndarray) -> np.ndarray:
+    """uint8 -> float32 in [-1, 1], bit-identical to HF's rescale then normalize (a lookup)."""
+    return _NORMALIZED[frames]
+
+
+def patchify(frames: np.ndarray, patch_size: int = PATCH_SIZE,
+             temporal_patch_size: int = TEMPORAL_PATCH_SIZE,
+             merge_size: int = MERGE_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """(T, H, W, C) float32, T a multiple of temporal_patch_size -> ((t*h*w, C*tp*p*p), (t, h, w)).
+
+    The row order puts each merge_size x merge_size block together; see the module docstring.
+    """
+    T, H, W, C = frames.shape
+    if T % temporal_patch_size or H % (patch_size * merge_size) or W % (patch_size * merge_size):
+        raise ValueError(f"frames {frames.shape} do not tile into {temporal_patch_size} x "
+                         f"{patch_size * merge_size} x {patch_size * merge_size} blocks")
+    t, h, w = T // temporal_patch_size, H // patch_size, W // patch_size
+    x = frames.reshape(t, temporal_patch_size, h // merge_size, merge_size, patch_size,
+                       w // merge_size, merge_size, patch_size, C)
+    # -> (t, h/m, w/m, mh, mw, C, tp, ph, pw)
+    x = x.transpose(0, 2, 5, 3, 6, 8, 1, 4, 7)
+    flat = np.ascontiguousarray(x).reshape(t * h * w, C * temporal_patch_size * patch_size**2)
+    return flat, np.array([t, h, w], np.int64)
+
+
+def preprocess_image(image: Image.Image | np.ndarray, min_pixels: int = IMAGE_MIN_PIXELS,
+                     max_pixels: int = IMAGE_MAX_PIXELS) -> ProcessedImage:
+    """One image -> patches. The image is repeated to 2 frames, exactly as transformers does."""
+    rgb = to_rgb_uint8(image)
+    height, width = smart_resize(rgb.shape[0], rgb.shape[1], FACTOR, min_pixels, max_pixels)
+    resized = resize_frames(rgb[None], height, width)
+    frames = np.repeat(normalize(resized), TEMPORAL_PATCH_SIZE, axis=0)
+    pixel_values, grid = patchify(frames)
+    return ProcessedImage(pixel_values, grid)
+
+
+def pad_to_temporal_multiple(frames: np.ndarray, timestamps: np.ndarray,
+                             multiple: int = TEMPORAL_PATCH_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """Repeats the last frame (and its time) until T is a multiple of the temporal patch."""
+    pad = -len(frames) % multiple
+    if pad:
+        frames = np.concatenate([frames, np.repeat(frames[-1:], pad, axis=0)])
+        timestamps = np.concatenate([timestamps, np.repeat(timestamps[-1:], pad)])
+    return frames, timestamps
+
+
+def preprocess_video(frames: np.ndarray, timestamps: np.ndarray, *, min_pixels: int = 4096,
+                     max_total_pixels: int = 32 * 32 * 768 * 64,
+                     max_frame_pixels: int | None = 32 * 32 * 768) -> ProcessedVideo:
+    """Sampled frames (T, H, W, 3) uint8 with their times (T,) in seconds -> patches.
+
+    Pads to an even frame count, resizes every frame to one size chosen under the pixel budget,
+    normalizes, patchifies, and averages each group's two frame times.
+    """
+    frames = np.asarray(frames)
+    timestamps = np.asarray(timestamps, np.float64)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or not len(frames):
+        raise ValueError(f"expected (T, H, W, 3) uint8 frames with T >= 1, got {frames.dtype} "
+                         f"{frames.shape}")
+    if timestamps.shape != (len(frames),):
+        raise ValueError(f"need one timestamp per frame: {timestamps.shape} vs {len(frames)} frames")
+    frames, timestamps = pad_to_temporal_multiple(frames, timestamps)
+    height, width = video_frame_size(len(frames), frames.shape[1], frames.shape[2],
+                                     min_pixels=min_pixels, max_total_pixels=max_total_pixels,
+                                     max_frame_pixels=max_frame_pixels)
+    pixel_values, grid = patchify(normalize(resize_frames(frames, height, width)))
+    group_times = timestamps.reshape(-1, TEMPORAL_PATCH_SIZE).mean(axis=1)
+    return ProcessedVideo(pixel_values, grid, group_times)
