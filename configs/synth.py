@@ -1,0 +1,65 @@
+"""The synthetic instance-level video world (`seeker-jax synth`).
+
+Presets:
+  default  10 s, 15 fps, 320x240, 4-6 instances: the embedded default and the first runs.
+  tiny     4 s, 8 fps, 96x64, 3-4 instances: tests and the demo (fractions of a second each).
+"""
+import ml_collections
+
+DIMENSIONS = ("OA", "OD", "FT", "RT", "AS", "SR", "GC")
+PROMPT_TYPES = ("rectangle", "mask_contour", "ellipse", "triangle", "scribble", "point",
+                "arrow", "set_of_mark")
+
+
+def get_config(preset: str = "default") -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+
+    c.video = ml_collections.ConfigDict()
+    c.video.width = 320
+    c.video.height = 240
+    c.video.fps = 15
+    c.video.seconds = 10.0
+    c.video.crf = 23             # libx264 quality; encoded with one thread (byte-exact)
+    c.video.preset = "veryfast"
+
+    c.world = ml_collections.ConfigDict()
+    c.world.min_instances = 4
+    c.world.max_instances = 6
+    c.world.min_kinds = 2            # shape kinds in a video; each kind has >= 2 instances
+    c.world.size_frac = (0.07, 0.12)   # instance half-size as a fraction of the frame height
+    c.world.segment_seconds = (0.9, 2.2)  # one move or pause
+    c.world.speed_frac = (0.12, 0.3)      # speed as a fraction of the frame width per second
+    c.world.p_pause = 0.3
+    c.world.p_recolor = 0.5              # a pause changes the color
+    c.world.p_resize = 0.3               # a pause grows or shrinks the instance
+    c.world.p_leave = 0.12               # a move leaves the frame (it re-enters later)
+    c.world.p_start_outside = 0.25       # the instance enters the frame after the start
+    c.world.occluder = True              # one static foreground bar (occlusions)
+
+    c.questions = ml_collections.ConfigDict()
+    c.questions.per_video = 4
+    c.questions.dimensions = DIMENSIONS
+    c.questions.mc_fraction = 0.7        # the rest are open-ended
+    c.questions.min_visible_px = 40      # the target on the prompt frame
+    c.questions.min_visible_frac = 0.6   # of its full (unoccluded) in-frame area
+
+    c.prompts = ml_collections.ConfigDict()
+    c.prompts.types = PROMPT_TYPES
+
+    c.splits = ml_collections.ConfigDict()
+    c.splits.val = 0.1
+    c.splits.test = 0.1
+
+    if preset == "default":
+        pass
+    elif preset == "tiny":
+        c.video.width, c.video.height, c.video.fps, c.video.seconds = 96, 64, 8, 4.0
+        c.world.min_instances, c.world.max_instances = 3, 4
+        c.world.size_frac = (0.1, 0.16)
+        c.world.segment_seconds = (0.5, 1.0)
+        c.world.speed_frac = (0.25, 0.45)
+        c.questions.per_video = 3
+        c.questions.min_visible_px = 12
+    else:
+        raise ValueError(f"configs/synth.py: unknown preset {preset!r}; use default or tiny")
+    return c

@@ -1,0 +1,111 @@
+"""V2P-style records on disk: ArrayRecord files of JSON, read by Grain with random access.
+
+Why ArrayRecord + JSON: Grain reads it with random access (shuffling, sharding, checkpointable
+iterators) without holding the dataset in memory, and JSON keeps records readable and
+schema-free. Paths inside records are relative to the dataset root so a dataset can move;
+`resolve_paths` makes them absolute for the reader.
+
+Layout of a dataset root:
+  records/{train,val,test}.array_record   one JSON record per entry
+  videos/*.mp4, tracks/*.npz, frames/*.png, meta.json
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import grain
+from array_record.python.array_record_module import ArrayRecordWriter
+
+SPLITS = ("train", "val", "test")
+PATH_FIELDS = ("video_path", "frame_path", "tracks_path")
+
+
+def split_path(root: str | os.PathLike, split: str) -> Path:
+    return Path(root) / "records" / f"{split}.array_record"
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    """Stable bytes for a record (sorted keys), so the same seed gives the same file."""
+    return json.dumps(record, sort_keys=True, ensure_ascii=False).encode("utf-8")
+
+
+def write_records(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> int:
+    """Writes records to one ArrayRecord file (group_size:1 for cheap random access)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    writer = ArrayRecordWriter(str(path), "group_size:1")
+    n = 0
+    for record in records:
+        writer.write(encode(record))
+        n += 1
+    writer.close()
+    return n
+
+
+def resolve_paths(record: dict[str, Any], root: str | os.PathLike) -> dict[str, Any]:
+    """A copy of `record` whose relative path fields are joined to the dataset root."""
+    out = dict(record)
+    for key in PATH_FIELDS:
+        value = out.get(key)
+        if value and not os.path.isabs(value):
+            out[key] = str(Path(root) / value)
+    return out
+
+
+class RecordSource:
+    """Grain RandomAccessDataSource over one split: `source[i]` is a dict record.
+
+    With `resolve=True` (default) the paths are absolute. Picklable, so Grain worker
+    processes can open it.
+    """
+
+    def __init__(self, root: str | os.PathLike, split: str = "train", resolve: bool = True):
+        path = split_path(root, split)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"no records for split {split!r} at {path}; write a dataset with "
+                f"`seeker-jax synth --out {root}` (splits: {SPLITS})")
+        self.root = str(Path(root).resolve())
+        self.split = split
+        self.resolve = resolve
+        self._source = grain.sources.ArrayRecordDataSource([str(path)])
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        record = json.loads(self._source[index])
+        return resolve_paths(record, self.root) if self.resolve else record
+
+    def __repr__(self) -> str:
+        return f"RecordSource(root={self.root!r}, split={self.split!r}, n={len(self)})"
+
+
+def read_records(root: str | os.PathLike, split: str = "train",
+                 resolve: bool = True) -> list[dict[str, Any]]:
+    """All records of a split in file order (small datasets, tests and tools)."""
+    source = RecordSource(root, split, resolve)
+    return [source[i] for i in range(len(source))]
+
+
+def make_dataset(root: str | os.PathLike, split: str = "train", *, seed: int = 0,
+                 shuffle: bool = True, num_epochs: int | None = 1,
+                 shard_options: grain.sharding.ShardOptions | None = None) -> grain.IterDataset:
+    """Records of a split as a Grain IterDataset: sharded, shuffled, repeated.
+
+    Sharding (default: by JAX process, dropping the remainder so every process sees the same
+    number of records) happens before shuffling, so shards are disjoint. Each epoch is
+    reshuffled. `iter(dataset)` has get_state()/set_state() for exact resume.
+    """
+    if shard_options is None:
+        shard_options = grain.sharding.ShardByJaxProcess(drop_remainder=True)
+    ds = grain.MapDataset.source(RecordSource(root, split))
+    count, index = shard_options.shard_count, shard_options.shard_index
+    end = (len(ds) // count) * count if shard_options.drop_remainder else len(ds)
+    ds = ds[index:end:count]
+    if shuffle:
+        ds = ds.shuffle(seed=seed)
+    ds = ds.repeat(num_epochs)
+    return ds.to_iter_dataset()

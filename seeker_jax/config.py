@@ -1,0 +1,166 @@
+"""Loads ml_collections config files as `path.py:preset` plus `--config.a.b=value` overrides.
+
+Why our own helper and not absl's `config_flags`: the CLI is argparse, and every subcommand
+(synth, sft, grpo, pipeline, ...) needs the same two things: pick a preset of a config file and
+override leaves from the command line with the leaf's own type. This module is a leaf (no
+project imports), so any layer may use it.
+
+A config file defines `get_config(preset: str = "default") -> ConfigDict` (big_vision style).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import ml_collections
+
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+OVERRIDE_PREFIX = "--config."
+
+
+def _find_file(path: str) -> Path:
+    """The config file as given, else relative to the repository root (for `pip install -e`)."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    if not p.is_absolute() and (_REPO_ROOT / p).is_file():
+        return _REPO_ROOT / p
+    raise FileNotFoundError(
+        f"config file {path!r} not found (looked in {Path.cwd()} and {_REPO_ROOT}); "
+        "give a path like configs/synth.py:tiny")
+
+
+def _load_module(path: Path):
+    spec = importlib.util.spec_from_file_location(f"_seeker_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def parse_value(text: str, current: Any, key: str = "?") -> Any:
+    """Parses `text` into the type of the existing value `current`.
+
+    bool accepts true/false/1/0/yes/no; int refuses fractions; tuples and lists are Python
+    literals (`(1,2)` or `[1,2]`); a None field takes a Python literal, else the raw string.
+    """
+    if isinstance(current, bool):
+        low = text.strip().lower()
+        if low in ("true", "1", "yes", "on"):
+            return True
+        if low in ("false", "0", "no", "off"):
+            return False
+        raise ValueError(f"config.{key}: {text!r} is not a bool (use true/false)")
+    if isinstance(current, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"config.{key}: {text!r} is not an int") from None
+    if isinstance(current, float):
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"config.{key}: {text!r} is not a float") from None
+    if isinstance(current, str):
+        return text
+    if isinstance(current, (tuple, list)):
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = tuple(s.strip() for s in text.split(",") if s.strip())
+        if not isinstance(value, (tuple, list)):
+            value = (value,)
+        return type(current)(value)
+    if current is None:
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return text
+    raise TypeError(f"config.{key}: cannot override a field of type {type(current).__name__}")
+
+
+def apply_override(config: ml_collections.ConfigDict, override: str) -> None:
+    """Applies one `a.b.c=value` (a leading `--config.` is allowed) in place."""
+    item = override[len(OVERRIDE_PREFIX):] if override.startswith(OVERRIDE_PREFIX) else override
+    item = item[len("config."):] if item.startswith("config.") else item
+    if "=" not in item:
+        raise ValueError(f"override {override!r} has no '=': write --config.a.b=value")
+    dotted, text = item.split("=", 1)
+    *parents, leaf = dotted.split(".")
+    node = config
+    for i, name in enumerate(parents):
+        if name not in node or not isinstance(node[name], ml_collections.ConfigDict):
+            raise KeyError(f"config.{'.'.join(parents[:i + 1])} is not a group of the config; "
+                           f"groups there: {sorted(k for k, v in node.items() if isinstance(v, ml_collections.ConfigDict))}")
+        node = node[name]
+    if leaf not in node:
+        raise KeyError(f"config.{dotted} does not exist; keys there: {sorted(node.keys())}")
+    if isinstance(node[leaf], ml_collections.ConfigDict):
+        raise ValueError(f"config.{dotted} is a group; override one of its leaves: {sorted(node[leaf].keys())}")
+    node[leaf] = parse_value(text, node[leaf], dotted)
+
+
+def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+    """Loads `path.py[:preset]` (preset defaults to "default") and applies `overrides` in order.
+
+    >>> load_config("configs/synth.py:tiny", ["--config.video.fps=10"]).video.fps
+    10
+    """
+    path, _, preset = spec.partition(":")
+    module = _load_module(_find_file(path))
+    if not hasattr(module, "get_config"):
+        raise AttributeError(f"{path} defines no get_config(preset)")
+    config = module.get_config(preset or "default")
+    for override in overrides:
+        apply_override(config, override)
+    return config
+
+
+def to_json(config: ml_collections.ConfigDict) -> str:
+    """The resolved config as stable JSON (sorted keys), for copying into a workdir."""
+    return json.dumps(config.to_dict(), sort_keys=True, indent=2, default=list)
+
+
+def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Splits `--config.a.b=v` / `--config.a.b v` items out of argv: (overrides, rest)."""
+    overrides, rest = [], []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith(OVERRIDE_PREFIX):
+            if "=" not in arg:
+                if i + 1 >= len(argv):
+                    raise ValueError(f"{arg} needs a value: {arg}=VALUE")
+                arg = f"{arg}={argv[i + 1]}"
+                i += 1
+            overrides.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return overrides, rest
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, default: str) -> None:
+    """Adds `--config path.py:preset` and lets `parser` accept `--config.a.b=value` overrides.
+
+    The overrides land in `args.config_overrides` (a list, in command-line order). It works
+    for a parser used alone or as an argparse subparser: the subparser's parse_known_args is
+    wrapped to take the override items out of the unknown arguments before argparse rejects
+    them.
+    """
+    parser.add_argument("--config", default=default,
+                        help=f"config file and preset, path.py:preset (default {default}); "
+                             "override leaves with --config.a.b=value")
+    parser.set_defaults(config_overrides=[])
+    original = parser.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):
+        namespace, extras = original(args, namespace)
+        overrides, rest = split_overrides(extras)
+        namespace.config_overrides = list(getattr(namespace, "config_overrides", []) or []) + overrides
+        return namespace, rest
+
+    parser.parse_known_args = parse_known_args
