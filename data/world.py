@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -216,16 +217,24 @@ class World:
         pattern = "" if texture == "solid" else f"{texture} "
         return f"{COLOR_NAMES[self.color[k, f]]} {pattern}{SHAPES[self.shape[k]]}"
 
-    # ---- storage: np.savez_compressed of the parameters; masks are recomputed exactly ----
+    # ---- storage: a compressed .npz of the parameters; masks are recomputed exactly ----
 
     def to_bytes(self) -> bytes:
-        buf = io.BytesIO()
-        np.savez_compressed(
-            buf, width=self.width, height=self.height, fps=self.fps, shape=self.shape,
+        """An .npz (np.load reads it) with fixed zip timestamps, so equal worlds give equal
+        bytes (np.savez_compressed stamps the current time)."""
+        arrays = dict(
+            width=self.width, height=self.height, fps=self.fps, shape=self.shape,
             texture=self.texture, z=self.z, cx=self.cx, cy=self.cy, size=self.size,
             color=self.color, occluder=self.occluder, background=self.background,
             actions=np.array(json.dumps([[dataclasses.astuple(a) for a in acts]
                                          for acts in self.actions])))
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name, value in arrays.items():
+                npy = io.BytesIO()
+                np.lib.format.write_array(npy, np.asarray(value), allow_pickle=False)
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                zf.writestr(info, npy.getvalue(), compress_type=zipfile.ZIP_DEFLATED)
         return buf.getvalue()
 
     def save(self, path: str | Path) -> None:
