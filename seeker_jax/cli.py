@@ -38,5 +38,28 @@ def main(argv: list[str] | None = None) -> int:
     return int(run(args) or 0)
 
 
+def _synth_arguments(p: argparse.ArgumentParser) -> None:
+    from seeker_jax.config import add_config_arguments
+
+    p.add_argument("--out", required=True, help="dataset root to write")
+    p.add_argument("--num", type=int, required=True, help="number of records (questions)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1, help="processes making videos")
+    add_config_arguments(p, "configs/synth.py:default")
+
+
+@command("synth", "write the synthetic video world (videos, tracks, prompts, records)",
+         _synth_arguments)
+def _synth(args: argparse.Namespace) -> int:
+    from seeker_jax.config import load_config
+    from seeker_jax.data.synth import synthesize
+
+    meta = synthesize(args.out, args.num, args.seed, load_config(args.config, args.config_overrides),
+                      workers=args.workers)
+    print(f"synth: {meta['num_records']} records from {meta['num_videos']} videos in {args.out} "
+          f"(splits {meta['splits']})")
+    return 0
+
+
 if __name__ == "__main__":
     sys.exit(main())
