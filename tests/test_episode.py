@@ -123,3 +123,16 @@ def test_extract_answer():
     assert extract_answer("<think>x</think><answer> B </answer>") == "B"
     assert extract_answer("no answer") is None
     assert validate_turn("<think>a</think><answer>", final=True).reason == "<answer> is not closed"
+
+
+def test_cli_tool(sample, tmp_path, capsys):
+    from seeker_jax.cli import main
+
+    root, _ = sample
+    crop = call("crop_video", video_path="videos/v1.mp4", start_time=2, end_time=5)
+    assert main(["tool", "--record", str(root / "records.jsonl"), "--call", crop,
+                 "--out", str(tmp_path)]) == 0
+    shown = json.loads(capsys.readouterr().out)["calls"][0]
+    assert shown["error"] is None and [f["time"] for f in shown["frames"]] == [2, 3, 4, 5]
+    assert shown["text"].endswith("<2.5 seconds><video frames><4.5 seconds><video frames>")
+    assert Image.open(shown["frames"][0]["path"]).size == (128, 96)
