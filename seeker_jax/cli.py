@@ -61,5 +61,29 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tool_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--record", required=True, help="a record .json/.jsonl (V2P-Bench fields)")
+    p.add_argument("--index", type=int, default=0, help="which record of the file")
+    p.add_argument("--call", required=True, help="'<tool_call>{\"name\": ..., \"arguments\": "
+                                                 "{...}}</tool_call>' as the model would write it")
+    p.add_argument("--root", default=None, help="dataset root (default: the record file's folder)")
+    p.add_argument("--out", default=None, help="where to save the frames shown (default: a temp dir)")
+
+
+@command("tool", "run one tool call on one record and print what the model would see (JSON)",
+         _tool_arguments)
+def _tool(args: argparse.Namespace) -> int:
+    import itertools
+    import json
+
+    from seeker_jax.env.inspect import inspect_call
+    from seeker_jax.env.records import default_root, read_records
+
+    record = next(itertools.islice(read_records(args.record), args.index, None))
+    result = inspect_call(record, args.call, args.root or default_root(args.record), args.out)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 if __name__ == "__main__":
     sys.exit(main())
