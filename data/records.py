@@ -14,10 +14,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-import grain
 from array_record.python.array_record_module import ArrayRecordWriter
+
+if TYPE_CHECKING:  # grain takes ~2 s to import; writers (and synth workers) do not need it
+    import grain
 
 SPLITS = ("train", "val", "test")
 PATH_FIELDS = ("video_path", "frame_path", "tracks_path")
@@ -70,6 +72,8 @@ class RecordSource:
         self.root = str(Path(root).resolve())
         self.split = split
         self.resolve = resolve
+        import grain
+
         self._source = grain.sources.ArrayRecordDataSource([str(path)])
 
     def __len__(self) -> int:
@@ -99,6 +103,8 @@ def make_dataset(root: str | os.PathLike, split: str = "train", *, seed: int = 0
     number of records) happens before shuffling, so shards are disjoint. Each epoch is
     reshuffled. `iter(dataset)` has get_state()/set_state() for exact resume.
     """
+    import grain
+
     if shard_options is None:
         shard_options = grain.sharding.ShardByJaxProcess(drop_remainder=True)
     ds = grain.MapDataset.source(RecordSource(root, split))

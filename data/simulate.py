@@ -9,7 +9,8 @@ Action. Rules that keep the events separable from the tracks alone:
 - pauses and moves last at least `segment_seconds[0]`; color flips inside a pause;
 - all timing is in whole frames, so every change happens exactly on a frame and a pair of
   consecutive frames never straddles two segments;
-- enter/leave are axis-aligned moves from fully outside to fully inside (and back).
+- enter/leave are axis-aligned moves from fully outside to fully inside (and back); between
+  them the instance is parked far off-frame at (-3W, -3H).
 """
 from __future__ import annotations
 
@@ -60,6 +61,7 @@ def _plan_instance(cfg: ml_collections.ConfigDict, w: int, h: int, seconds: floa
     last_dir = ""
     while True:
         t, x, y, s = plan.last
+        t = float(np.ceil(t - 1e-6))  # back on the frame grid after parking at L + 1e-3
         left = seconds - t
         if left <= 1e-6:
             break
@@ -104,6 +106,7 @@ def _plan_instance(cfg: ml_collections.ConfigDict, w: int, h: int, seconds: floa
                 ldur = max(int(np.ceil((abs(end_x - x) + abs(end_y - y)) / speed)), lo)
                 if ldur <= left - lo:
                     plan.add(t + ldur, end_x, end_y, s)
+                    plan.add(t + ldur + 1e-3, -3 * w, -3 * h, s)  # parked far away
                     plan.actions.append(Action("leave", t, t + ldur, direction))
                     outside, last_dir = True, ""
                     break
@@ -113,22 +116,30 @@ def _plan_instance(cfg: ml_collections.ConfigDict, w: int, h: int, seconds: floa
             _plan_pause(plan, cfg, w, h, dur, rng)
             last_dir = ""
             continue
+        moved = False
         for direction in rng.permutation(list(DIRECTIONS)):
             if direction == last_dir:
                 continue
             ux, uy = DIRECTIONS[direction]
-            nx, ny = x + ux * speed * dur, y + uy * speed * dur
-            if _inside(nx, ny, s, w, h):
-                plan.add(t + dur, nx, ny, s)
-                plan.actions.append(Action("move", t, t + dur, str(direction)))
-                last_dir = str(direction)
+            for d in (dur, min(lo, dur)) if left - lo >= lo else (dur,):
+                nx, ny = x + ux * speed * d, y + uy * speed * d
+                if _inside(nx, ny, s, w, h):
+                    plan.add(t + d, nx, ny, s)
+                    plan.actions.append(Action("move", t, t + d, str(direction)))
+                    last_dir, moved = str(direction), True
+                    break
+            if moved:
                 break
-        else:  # boxed in: pause instead (or stand still if it cannot pause yet)
+        if not moved:  # boxed in: pause, or make the pause it is in longer
+            plan.add(t + dur, x, y, s)
             if can_pause:
+                plan.keys.pop()
                 _plan_pause(plan, cfg, w, h, dur, rng)
-            else:
-                plan.add(t + dur, x, y, s)
+            elif first:
                 plan.actions.append(Action("stop", t, t + dur))
+            else:
+                i = max(i for i, a in enumerate(plan.actions) if a.kind == "stop")
+                plan.actions[i] = dataclasses.replace(plan.actions[i], t1=t + dur)
             last_dir = ""
     return plan
 
