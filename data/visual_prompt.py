@@ -175,8 +175,9 @@ def render_visual_prompt(frame: np.ndarray, target_mask: np.ndarray,
                          color: str | None = None) -> VisualPrompt:
     """Draws one visual prompt for `target_mask` (H, W) bool on `frame` (H, W, 3) uint8.
 
-    prompt_type: one of PROMPT_TYPES (random if None); color: a MARK_COLORS name (random if
-    None). `other_masks` are the other instances on this frame; set_of_mark labels them too.
+    prompt_type: one of PROMPT_TYPES (random if None); color: a MARK_COLORS name (if None,
+    one of the two that contrast most with the target's mean colour, so the mark stays
+    visible). `other_masks` are the other instances on this frame; set_of_mark labels them too.
     Returns the marked copy of the frame, the phrase for `<target>`, and the mark's geometry.
     """
     rng = np.random.default_rng() if rng is None else rng
@@ -189,7 +190,10 @@ def render_visual_prompt(frame: np.ndarray, target_mask: np.ndarray,
     prompt_type = prompt_type or str(rng.choice(PROMPT_TYPES))
     if prompt_type not in PROMPT_TYPES:
         raise ValueError(f"visual prompt: unknown type {prompt_type!r}; one of {PROMPT_TYPES}")
-    color = color or str(rng.choice(list(MARK_COLORS)))
+    if color is None:  # a random one of the two mark colours farthest from the target's
+        mean = frame[target_mask].reshape(-1, 3).astype(np.float32).mean(axis=0)
+        far = sorted(MARK_COLORS, key=lambda c: -float(np.abs(np.subtract(MARK_COLORS[c], mean)).sum()))
+        color = str(rng.choice(far[:2]))
     rgb = MARK_COLORS[color]
     w = line_width(frame.shape)
     image = Image.fromarray(frame)

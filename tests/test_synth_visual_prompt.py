@@ -114,5 +114,10 @@ def test_phrases_and_placeholder():
     assert vp.phrase == "the object inside the red box"
     assert (fill_placeholder("<target> moves. Where does <target> go?", vp.phrase)
             == "The object inside the red box moves. Where does the object inside the red box go?")
+    red = frame.copy()
+    red[target] = (255, 0, 0)
+    picked = {render_visual_prompt(red, target, [], np.random.default_rng(i), "point").color
+              for i in range(20)}
+    assert "red" not in picked  # the mark contrasts with the target
     with pytest.raises(ValueError, match="empty"):
         render_visual_prompt(frame, np.zeros((40, 40), bool), [], np.random.default_rng(0))
