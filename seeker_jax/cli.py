@@ -85,5 +85,63 @@ def _tool(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--hf-dir", required=True, help="Hugging Face Qwen3-VL folder (config.json "
+                   "+ model.safetensors or a sharded index)")
+    p.add_argument("--out", required=True, help="checkpoint folder to write")
+    p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
+                   help="parameter dtype (default: as stored in the HF files)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+
+
+@command("convert", "HF safetensors folder -> orbax checkpoint (streamed, tensor by tensor)",
+         _convert_arguments)
+def _convert(args: argparse.Namespace) -> int:
+    from seeker_jax.convert import convert, run_reporting_errors
+
+    return run_reporting_errors(lambda: convert(args.hf_dir, args.out, args.dtype,
+                                                overwrite=args.overwrite))
+
+
+def _export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ckpt", required=True, help="a converted checkpoint, a training step "
+                   "folder, or a CheckpointManager root / workdir (latest step)")
+    p.add_argument("--out", required=True, help="Hugging Face folder to write")
+    p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
+                   help="tensor dtype written (default: as stored)")
+    p.add_argument("--max-shard-size", default="5GB", help="split safetensors above this size "
+                   "(e.g. 5GB, 500MB) and write model.safetensors.index.json")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+
+
+@command("export", "orbax checkpoint (converted or trained) -> HF safetensors folder",
+         _export_arguments)
+def _export(args: argparse.Namespace) -> int:
+    from seeker_jax.convert import export, run_reporting_errors
+
+    return run_reporting_errors(lambda: export(args.ckpt, args.out, args.dtype,
+                                               max_shard_size=args.max_shard_size,
+                                               overwrite=args.overwrite))
+
+
+def _parity_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--hf-dir", default=None, help="a Hugging Face Qwen3-VL folder to check "
+                   "(default: build a tiny random reference)")
+    p.add_argument("--tol", type=float, default=1e-4, help="max |logits diff| allowed (fp32)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+@command("parity", "compare our logits with transformers' PyTorch Qwen3-VL (needs torch)",
+         _parity_arguments)
+def _parity(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from seeker_jax.parity import run_parity
+
+    errors = run_parity(args.hf_dir, args.tol, args.seed)
+    return 0 if max(errors.values()) <= args.tol else 1
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -5,12 +5,13 @@ loaded into Flax with `from_pretrained`: the same path a user's checkpoint takes
 """
 from __future__ import annotations
 
-import dataclasses
-import os
-
 import numpy as np
 import torch
 import transformers
+
+from seeker_jax import parity
+from seeker_jax.models.qwen3_vl import from_hf_dict
+from seeker_jax.parity import Inputs
 
 IMAGE, VIDEO, VSTART, VEND = 990, 991, 992, 993
 TEXT_VOCAB = 980  # ordinary token ids are drawn below this
@@ -55,81 +56,14 @@ def save_tiny_hf(out_dir: str, tied: bool = True, seed: int = 0, dtype: str = "f
     return model
 
 
-@dataclasses.dataclass
-class Inputs:
-    input_ids: np.ndarray
-    attention_mask: np.ndarray
-    mm_token_type_ids: np.ndarray
-    pixel_values: np.ndarray | None = None
-    image_grid_thw: np.ndarray | None = None
-    pixel_values_videos: np.ndarray | None = None
-    video_grid_thw: np.ndarray | None = None
-
-    def torch_kwargs(self) -> dict:
-        out = {k: torch.from_numpy(np.asarray(v)) for k, v in dataclasses.asdict(self).items()
-               if v is not None}
-        return out
-
-    def flax_kwargs(self) -> dict:
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
-
-
-def sequence(parts: list, rng: np.random.Generator) -> tuple[list[int], list, list]:
-    """Token ids for parts: ("text", n) | ("image", (h, w)) | ("video", (t, h, w)).
-
-    Images and videos use the real layouts: <vs><pad>*n<ve> for an image, and per temporal
-    group `<t seconds>` text tokens then <vs><pad>*n<ve>. Returns ids and the image / video
-    grids in order.
-    """
-    ids, images, videos = [], [], []
-    for kind, arg in parts:
-        if kind == "text":
-            ids += rng.integers(0, TEXT_VOCAB, arg).tolist()
-        elif kind == "image":
-            h, w = arg
-            images.append((1, h, w))
-            ids += [VSTART] + [IMAGE] * (h * w // 4) + [VEND]
-        elif kind == "video":
-            t, h, w = arg
-            videos.append((t, h, w))
-            for g in range(t):
-                ids += [15 + g % 10, 13, 16, 5701 % TEXT_VOCAB]  # stands in for "<1.5 seconds>"
-                ids += [VSTART] + [VIDEO] * (h * w // 4) + [VEND]
-        else:
-            raise ValueError(kind)
-    return ids, images, videos
-
-
 def make_inputs(batch_parts: list[list], seed: int = 0, padding: str = "right") -> Inputs:
-    """A padded batch from per-sample parts, with random pixels for every grid."""
-    rng = np.random.default_rng(seed)
-    seqs, images, videos = [], [], []
-    for parts in batch_parts:
-        ids, im, vi = sequence(parts, rng)
-        seqs.append(ids), images.extend(im), videos.extend(vi)
-    L = max(len(s) for s in seqs)
-    input_ids = np.zeros((len(seqs), L), np.int64)
-    mask = np.zeros((len(seqs), L), np.int64)
-    for b, s in enumerate(seqs):
-        sl = slice(L - len(s), L) if padding == "left" else slice(0, len(s))
-        input_ids[b, sl], mask[b, sl] = s, 1
-    types = ((input_ids == IMAGE) * 1 + (input_ids == VIDEO) * 2).astype(np.int64)
-
-    def pixels(grids):
-        if not grids:
-            return None, None
-        g = np.array(grids, np.int64)
-        return rng.standard_normal((int(g.prod(-1).sum()), 1536)).astype(np.float32), g
-
-    pv, ig = pixels(images)
-    pvv, vg = pixels(videos)
-    return Inputs(input_ids, mask, types, pv, ig, pvv, vg)
+    """A padded batch for the tiny config (token ids 990-993), with random pixels."""
+    return parity.make_inputs(batch_parts, from_hf_dict(tiny_hf_config().to_dict()), seed,
+                              padding, text_vocab=TEXT_VOCAB)
 
 
-def hf_logits(model, inputs: Inputs) -> np.ndarray:
-    with torch.no_grad():
-        return model(**inputs.torch_kwargs()).logits.float().numpy()
+def torch_kwargs(inputs: Inputs) -> dict:
+    return {k: torch.from_numpy(np.asarray(v)) for k, v in inputs.arrays().items()}
 
 
-def offline() -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+hf_logits = parity.torch_logits

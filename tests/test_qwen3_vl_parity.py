@@ -6,7 +6,7 @@ seen is printed (run with -s); on this machine it is ~1e-6.
 import numpy as np
 import pytest
 
-from hf_reference import hf_logits, make_inputs, save_tiny_hf
+from hf_reference import hf_logits, make_inputs, save_tiny_hf, torch_kwargs
 from seeker_jax.models.qwen3_vl import forward, from_pretrained
 
 TOL = 1e-4
@@ -42,7 +42,7 @@ def test_logits_match_transformers(pair, case):
     parts, padding = CASES[case]
     inputs = make_inputs(parts, seed=3, padding=padding)
     ref = hf_logits(hf, inputs)
-    ours = np.asarray(forward(model, **inputs.flax_kwargs()).logits)
+    ours = np.asarray(forward(model, **inputs.arrays()).logits)
     real = inputs.attention_mask.astype(bool)
     err = np.abs(ours - ref)[real].max()
     print(f"\n{case}: max |logits diff| = {err:.2e} (logit scale {np.abs(ref).max():.2f})")
@@ -53,8 +53,8 @@ def test_logits_match_transformers(pair, case):
 def test_eager_and_jitted_agree(pair):
     hf, model = pair
     inputs = make_inputs(CASES["mixed_image_video_text"][0], seed=4)
-    eager = np.asarray(model(**inputs.flax_kwargs()).logits)
-    jitted = np.asarray(forward(model, **inputs.flax_kwargs()).logits)
+    eager = np.asarray(model(**inputs.arrays()).logits)
+    jitted = np.asarray(forward(model, **inputs.arrays()).logits)
     np.testing.assert_allclose(eager, jitted, atol=1e-5)
     np.testing.assert_allclose(eager, hf_logits(hf, inputs), atol=TOL)
 
@@ -76,9 +76,9 @@ def test_bfloat16_forward_close_to_float32(tmp_path):
     inputs = make_inputs([[("text", 40), ("image", (6, 8)), ("text", 30), ("video", (3, 4, 4)),
                            ("text", 60)]], seed=5)
     ref = hf_logits(hf, inputs)[0]
-    ours = np.asarray(forward(model, **inputs.flax_kwargs()).logits, np.float32)[0]
+    ours = np.asarray(forward(model, **inputs.arrays()).logits, np.float32)[0]
     kw = {k: (v.to(torch.bfloat16) if v.is_floating_point() else v)
-          for k, v in inputs.torch_kwargs().items()}
+          for k, v in torch_kwargs(inputs).items()}
     with torch.no_grad():
         hf_bf16 = hf.to(torch.bfloat16)(**kw).logits.float().numpy()[0]
 
@@ -106,4 +106,4 @@ def test_token_feature_mismatch_is_a_clear_error(pair):
     cut.attention_mask = inputs.attention_mask[:, :-2]
     cut.mm_token_type_ids = inputs.mm_token_type_ids[:, :-2]
     with pytest.raises(ValueError, match="image features and image tokens do not match"):
-        forward(model, **cut.flax_kwargs())
+        forward(model, **cut.arrays())
