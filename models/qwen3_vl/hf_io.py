@@ -3,20 +3,37 @@
 Reading streams one tensor at a time from the safetensors files (single `model.safetensors`
 or sharded with `model.safetensors.index.json`), through the mapping table in params.py.
 bf16 tensors are read with `framework="flax"` (numpy cannot hold bf16).
+
+Writing walks the same table the other way and streams too: each safetensors file's header
+is computed from the shapes up front, then tensors are converted and written one at a time,
+split into shards by size. Every output folder is staged next to its destination and
+renamed into place at the end (`staged_dir`), so a failure never leaves a folder that looks
+complete.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
+import re
+import resource
+import shutil
+import struct
+import tempfile
+import time
 from typing import Callable, Iterator
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from safetensors import SafetensorError, safe_open
+from tqdm.auto import tqdm
 
 from seeker_jax.models.qwen3_vl import params as P
-from seeker_jax.models.qwen3_vl.config import Qwen3VLConfig, load_hf_config, to_hf_dict
+from seeker_jax.models.qwen3_vl.config import (Qwen3VLConfig, from_hf_dict, load_hf_config,
+                                               to_hf_dict)
 from seeker_jax.models.qwen3_vl.modeling import Qwen3VLForConditionalGeneration
 
 SINGLE, INDEX = "model.safetensors", "model.safetensors.index.json"
@@ -132,20 +149,259 @@ def flax_param_getter(model: Qwen3VLForConditionalGeneration) -> Callable[[tuple
     return lambda path: flat[path][...]
 
 
-def save_pretrained(model: Qwen3VLForConditionalGeneration, out_dir: str, dtype=None) -> None:
-    """Writes an HF folder (config.json + model.safetensors) that transformers loads.
+def stored_dtype(hf_dir: str) -> jnp.dtype:
+    """The dtype of the checkpoint's tensors (read from the first file's header, no data)."""
+    files = weight_files(hf_dir)
+    name = next(iter(files))
+    with _open(files[name]) as f:
+        code = f.get_slice(name).get_dtype()
+    if code not in _FROM_ST:
+        raise CheckpointError(f"{name} has dtype {code}; expected one of {sorted(_FROM_ST)}")
+    return jnp.dtype(_FROM_ST[code])
 
-    dtype: the tensor dtype written (default: the parameters' own).
+
+# ---------------------------------------------------------------------------------------------
+# Writing: safetensors streamed tensor by tensor, sharded by size, into a staged folder.
+
+_TO_ST = {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "float64": "F64",
+          "int64": "I64", "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8",
+          "bool": "BOOL"}
+_FROM_ST = {v: k for k, v in _TO_ST.items()}
+# Files of an HF model folder that travel with the weights (tokenizer, processor, template).
+_ASSET_SUFFIXES = (".json", ".txt", ".jinja", ".model", ".tiktoken")
+_NOT_ASSETS = {"config.json", INDEX, "model_config.json"}
+
+
+def parse_size(size: int | str) -> int:
+    """Bytes from an int or "5GB" / "500MB" / "2GiB" (GB = 1e9, GiB = 2**30, as transformers)."""
+    if isinstance(size, int):
+        return size
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([KMGT]?i?B)?\s*", str(size), re.IGNORECASE)
+    if not m:
+        raise ValueError(f"cannot read size {size!r}; write e.g. 5GB, 500MB or 2GiB")
+    unit = (m.group(2) or "B").upper()
+    base = 1024 if "I" in unit else 1000
+    return int(float(m.group(1)) * base ** "BKMGT".index(unit[0]))
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+
+def write_safetensors(path: str, specs: list[TensorSpec], produce: Callable[[str], np.ndarray],
+                      on_tensor: Callable[[int], None] | None = None) -> None:
+    """Writes one safetensors file, asking `produce(name)` for one tensor at a time.
+
+    The header (names, dtypes, shapes, offsets) is known up front from `specs`, so the file is
+    written in one pass and only the tensor in hand is in memory beyond the caller's own.
     """
-    from safetensors.flax import save_file
+    header: dict = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    for s in specs:
+        header[s.name] = {"dtype": _TO_ST[s.dtype.name], "shape": list(s.shape),
+                          "data_offsets": [offset, offset + s.nbytes]}
+        offset += s.nbytes
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(blob)))
+        f.write(blob)
+        for s in specs:
+            arr = np.ascontiguousarray(produce(s.name))
+            if arr.shape != s.shape or arr.dtype != s.dtype:
+                raise CheckpointError(f"{s.name}: produced {arr.shape} {arr.dtype}, the header "
+                                      f"says {s.shape} {s.dtype}")
+            f.write(arr.reshape(-1).view(np.uint8))
+            if on_tensor:
+                on_tensor(s.nbytes)
 
-    cfg = model.config
-    get = flax_param_getter(model)
-    tensors = {}
-    for name, tensor in P.iter_flax_to_hf(get, cfg):
-        tensors[name] = jnp.asarray(tensor if dtype is None else tensor.astype(dtype))
-    os.makedirs(out_dir, exist_ok=True)
-    some = next(iter(tensors.values()))
-    with open(os.path.join(out_dir, "config.json"), "w") as f:
-        json.dump(to_hf_dict(cfg, str(jnp.dtype(some.dtype))), f, indent=2)
-    save_file(tensors, os.path.join(out_dir, SINGLE), metadata={"format": "pt"})
+
+def plan_shards(specs: list[TensorSpec], max_bytes: int) -> list[list[TensorSpec]]:
+    """Greedy split in table order; a tensor larger than max_bytes gets a shard of its own."""
+    shards: list[list[TensorSpec]] = [[]]
+    size = 0
+    for s in specs:
+        if shards[-1] and size + s.nbytes > max_bytes:
+            shards.append([])
+            size = 0
+        shards[-1].append(s)
+        size += s.nbytes
+    return shards
+
+
+def is_asset(name: str) -> bool:
+    return (not name.startswith(".") and name not in _NOT_ASSETS
+            and (name.endswith(_ASSET_SUFFIXES) or name.startswith("tokenizer")))
+
+
+def copy_assets(src_dir: str | None, dst_dir: str) -> list[str]:
+    """Copies tokenizer / processor / chat-template / generation files; returns their names."""
+    if not src_dir or not os.path.isdir(src_dir):
+        return []
+    names = sorted(n for n in os.listdir(src_dir)
+                   if is_asset(n) and os.path.isfile(os.path.join(src_dir, n)))
+    for n in names:
+        shutil.copy2(os.path.join(src_dir, n), os.path.join(dst_dir, n))
+    return names
+
+
+@contextlib.contextmanager
+def staged_dir(out_dir: str, overwrite: bool = False, protect: tuple[str, ...] = ()):
+    """Yields a fresh sibling folder of out_dir; on success it replaces out_dir in one rename.
+
+    On any error the staged folder is removed, so out_dir never holds a half-written result.
+    A non-empty out_dir is refused unless overwrite. `protect` lists folders (the inputs) that
+    out_dir must be neither equal to nor inside.
+    """
+    out = os.path.abspath(out_dir)
+    for p in protect:
+        p = os.path.abspath(p)
+        if out == p or out.startswith(p + os.sep) or p.startswith(out + os.sep):
+            raise CheckpointError(f"the output {out} overlaps the input {p}; write elsewhere")
+    if os.path.exists(out):
+        if not os.path.isdir(out):
+            raise CheckpointError(f"{out} exists and is not a folder")
+        held = sorted(os.listdir(out))
+        if held and not overwrite:
+            raise CheckpointError(
+                f"{out} already holds files ({', '.join(held[:4])}{' ...' if len(held) > 4 else ''}"
+                "); pass --overwrite (overwrite=True) to replace it")
+    parent = os.path.dirname(out)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.partial-", dir=parent)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if os.path.exists(out):
+        old = tmp + ".old"
+        os.rename(out, old)
+        os.rename(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, out)
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+@dataclasses.dataclass
+class IOStats:
+    """Counts what a conversion moved, for the progress bar and the one-line summary."""
+    total_bytes: int
+    desc: str
+    progress: bool = True
+    tensors: int = 0
+    bytes: int = 0
+    started: float = dataclasses.field(default_factory=time.perf_counter)
+
+    def __post_init__(self):
+        self._bar = tqdm(total=self.total_bytes, unit="B", unit_scale=True, desc=self.desc,
+                         disable=not self.progress, leave=False)
+
+    def add(self, nbytes: int) -> None:
+        self.tensors += 1
+        self.bytes += nbytes
+        self._bar.update(nbytes)
+
+    def summary(self, where: str) -> str:
+        self._bar.close()
+        secs = time.perf_counter() - self.started
+        peak = peak_rss_bytes()
+        return (f"{self.desc}: {self.tensors} tensors, {self.bytes / 1e6:.1f} MB in {secs:.1f} s "
+                f"({self.bytes / 1e6 / max(secs, 1e-9):.0f} MB/s), peak RSS {peak / 1e6:.0f} MB "
+                f"({peak / max(self.bytes, 1):.2f}x the tensors) -> {where}")
+
+
+def _generation_config(config_dict: dict) -> dict:
+    """What transformers derives from the model config when no generation_config.json exists."""
+    text = config_dict.get("text_config", {})
+    out = {"_from_model_config": True}
+    for k in ("bos_token_id", "eos_token_id", "pad_token_id"):
+        v = config_dict.get(k, text.get(k))
+        if v is not None:
+            out[k] = v
+    return out
+
+
+def _with_dtype(config_dict: dict, dtype: str) -> dict:
+    d = json.loads(json.dumps(config_dict))
+    d["dtype"] = dtype
+    for section in (d, d.get("text_config", {}), d.get("vision_config", {})):
+        if "torch_dtype" in section:
+            section["torch_dtype"] = dtype
+    return d
+
+
+def write_hf_dir(get: Callable[[tuple], jax.Array], cfg: Qwen3VLConfig, out_dir: str, *,
+                 config_dict: dict | None = None, dtype=None, max_shard_size: int | str = "5GB",
+                 overwrite: bool = False, assets_dir: str | None = None, progress: bool = False,
+                 protect: tuple[str, ...] = ()) -> IOStats:
+    """Writes an HF folder from Flax parameters read through `get(flax_path)`, via params.py.
+
+    One tensor is converted at a time (HF layout, cast to `dtype` or kept as stored), so
+    memory beyond the parameters stays at one tensor. Shards above max_shard_size come with
+    model.safetensors.index.json. config_dict (e.g. the one a checkpoint was converted from)
+    is written back with only its dtype changed; it must describe `cfg`.
+    """
+    entries = P.expand(cfg)
+    by_name = {e.hf_name: e for e in entries}
+    arrays = {e.hf_name: get(e.flax_path) for e in entries}  # references, no copies
+    out_dtype = lambda a: np.dtype(jnp.dtype(dtype if dtype is not None else a.dtype))
+    specs = [TensorSpec(n, P.hf_shape(by_name[n], tuple(a.shape), cfg), out_dtype(a))
+             for n, a in arrays.items()]
+    dtypes = {s.dtype.name for s in specs}
+    config_dict = to_hf_dict(cfg) if config_dict is None else config_dict
+    if from_hf_dict(config_dict) != cfg:
+        raise CheckpointError("the config given does not describe these parameters")
+    config_dict = _with_dtype(config_dict, dtypes.pop() if len(dtypes) == 1 else "float32")
+
+    def produce(name: str) -> np.ndarray:
+        a = arrays[name]
+        a = a if dtype is None else jnp.asarray(a).astype(dtype)
+        return P.to_hf(by_name[name], np.asarray(a), cfg)
+
+    shards = plan_shards(specs, parse_size(max_shard_size))
+    stats = IOStats(sum(s.nbytes for s in specs), "export", progress)
+    with staged_dir(out_dir, overwrite, protect) as tmp:
+        names = ([SINGLE] if len(shards) == 1 else
+                 [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))])
+        for fn, shard in zip(names, shards):
+            write_safetensors(os.path.join(tmp, fn), shard, produce, stats.add)
+        if len(shards) > 1:
+            index = {"metadata": {"total_size": stats.bytes},
+                     "weight_map": {s.name: fn for fn, shard in zip(names, shards) for s in shard}}
+            with open(os.path.join(tmp, INDEX), "w") as f:
+                json.dump(index, f, indent=2)
+        copied = copy_assets(assets_dir, tmp)
+        if "generation_config.json" not in copied:
+            with open(os.path.join(tmp, "generation_config.json"), "w") as f:
+                json.dump(_generation_config(config_dict), f, indent=2)
+        with open(os.path.join(tmp, "config.json"), "w") as f:
+            json.dump(config_dict, f, indent=2)
+    return stats
+
+
+def save_pretrained(model: Qwen3VLForConditionalGeneration, out_dir: str, dtype=None, *,
+                    max_shard_size: int | str = "5GB", overwrite: bool = False,
+                    config_dict: dict | None = None, assets_dir: str | None = None,
+                    progress: bool = False) -> IOStats:
+    """Writes an HF folder that `transformers.Qwen3VLForConditionalGeneration` loads.
+
+    dtype: the tensor dtype written (default: the parameters' own). The folder is staged and
+    renamed into place at the end; an out_dir that already holds files is refused unless
+    overwrite. See `write_hf_dir` for the rest.
+    """
+    return write_hf_dir(flax_param_getter(model), model.config, out_dir,
+                        config_dict=config_dict, dtype=dtype, max_shard_size=max_shard_size,
+                        overwrite=overwrite, assets_dir=assets_dir, progress=progress)

@@ -1,0 +1,226 @@
+"""Orbax checkpoints of the Flax model: one layout for converted and for trained weights.
+
+A converted checkpoint (`seeker-jax convert`, `save_params`)::
+
+    CKPT/
+      params/             orbax item: flat dict {"model.visual.blocks.0.attn.qkv.kernel": array}
+      model_config.json   the Hugging Face config.json dict these parameters belong to
+      tokenizer.json ...  HF assets copied from the source folder (tokenizer, processor,
+                          chat template, generation config), so export can hand them back
+
+A training run (SFT, GRPO) keeps an orbax CheckpointManager root with the same item in every
+step, next to whatever else it needs::
+
+    ROOT/
+      model_config.json, assets     written once, by `write_model_config`
+      <step>/params/                `params_tree(model)`, saved as the item named "params"
+      <step>/opt_state/, ...        optimizer state, data iterator, rng, ...
+
+The keys of the params item are the Flax parameter paths joined with "." (the paths the
+mapping table in models/qwen3_vl/params.py names), so `export` needs only this item and the
+config, whoever wrote it. `find_params` accepts a converted checkpoint, a step folder, a
+manager root (latest step) or a workdir holding `checkpoints/`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from typing import Any, Callable, Mapping, Union
+
+import jax
+import jax.numpy as jnp
+import orbax.checkpoint as ocp
+from flax import nnx, traverse_util
+
+from seeker_jax.models.qwen3_vl import params as P
+from seeker_jax.models.qwen3_vl.config import ConfigError, Qwen3VLConfig, from_hf_dict, to_hf_dict
+from seeker_jax.models.qwen3_vl.hf_io import CheckpointError, abstract_model, copy_assets
+from seeker_jax.models.qwen3_vl.modeling import Qwen3VLForConditionalGeneration
+
+PARAMS_ITEM = "params"
+CONFIG_FILE = "model_config.json"
+_STEP_DIR = re.compile(r"(?:[^.]*_)?(\d+)")
+
+# How restored parameters are placed: one sharding for all, one per key, or a function of the
+# Flax path and the parameter's logical axes (what a mesh rule table maps to mesh axes).
+Shardings = Union[None, jax.sharding.Sharding, Mapping[str, jax.sharding.Sharding],
+                  Callable[[tuple, tuple], jax.sharding.Sharding]]
+
+
+def param_key(path: tuple) -> str:
+    """("model", "visual", "blocks", 0, "attn", "qkv", "kernel") -> "model.visual.blocks.0..."."""
+    return ".".join(str(p) for p in path)
+
+
+def params_tree(source: Any) -> dict[str, jax.Array]:
+    """The params item: a model, an nnx.State of its Params, or a (nested or flat) dict.
+
+    Arrays are referenced, not copied.
+    """
+    if isinstance(source, nnx.Module):
+        source = nnx.state(source, nnx.Param)
+    if isinstance(source, nnx.State):
+        items = [(tuple(p), v) for p, v in nnx.to_flat_state(source)]
+    else:
+        items = list(traverse_util.flatten_dict(dict(source)).items())
+    return {param_key(p): (v.get_value() if isinstance(v, nnx.Variable) else v) for p, v in items}
+
+
+def write_model_config(directory: str, cfg: Qwen3VLConfig, config_dict: dict | None = None,
+                       assets_from: str | None = None) -> None:
+    """Writes model_config.json (and copies HF assets) into a checkpoint folder or manager root.
+
+    config_dict is the HF config to keep (e.g. the one converted from, with its extra fields);
+    it must describe cfg. Default: the config transformers would write for cfg.
+    """
+    config_dict = to_hf_dict(cfg) if config_dict is None else config_dict
+    if from_hf_dict(config_dict) != cfg:
+        raise ConfigError("config_dict does not describe the model config given")
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, CONFIG_FILE), "w") as f:
+        json.dump(config_dict, f, indent=2)
+    copy_assets(assets_from, directory)
+
+
+def read_model_config(directory: str) -> tuple[Qwen3VLConfig, dict]:
+    path = os.path.join(directory, CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{directory} has no {CONFIG_FILE}; write it with "
+                              "seeker_jax.checkpoint.write_model_config")
+    with open(path) as f:
+        d = json.load(f)
+    return from_hf_dict(d), d
+
+
+def save_params(directory: str, source: Any, cfg: Qwen3VLConfig, *,
+                config_dict: dict | None = None, assets_from: str | None = None) -> None:
+    """Writes a converted-style checkpoint: `directory/params` plus model_config.json."""
+    tree = params_tree(source)
+    expected = {param_key(e.flax_path) for e in P.expand(cfg)}
+    if set(tree) != expected:
+        raise CheckpointError(f"the parameters do not match the config: "
+                              f"{_name_diff(expected, set(tree))}")
+    write_model_config(directory, cfg, config_dict, assets_from)
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(os.path.abspath(os.path.join(directory, PARAMS_ITEM)), tree)
+    checkpointer.wait_until_finished()
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamsLocation:
+    params_dir: str          # the orbax item folder
+    config_dir: str          # where model_config.json and the assets are
+    step: int | None         # the training step, None for a converted checkpoint
+
+
+def _steps(root: str) -> dict[int, str]:
+    if not os.path.isdir(root):
+        return {}
+    out = {}
+    for name in os.listdir(root):
+        m = _STEP_DIR.fullmatch(name)
+        if m and os.path.isdir(os.path.join(root, name, PARAMS_ITEM)):
+            out[int(m.group(1))] = os.path.join(root, name)
+    return out
+
+
+def find_params(path: str) -> ParamsLocation:
+    """Where the params item and its config are, for any of the accepted folder kinds."""
+    path = os.path.abspath(path)
+    step = None
+    if os.path.isdir(os.path.join(path, PARAMS_ITEM)):
+        step_dir = path
+        m = _STEP_DIR.fullmatch(os.path.basename(path))
+        step = int(m.group(1)) if m else None
+    else:
+        steps = _steps(path) or _steps(os.path.join(path, "checkpoints"))
+        if not steps:
+            raise CheckpointError(
+                f"{path} holds no parameters: expected {PARAMS_ITEM}/ (a converted checkpoint "
+                f"or a step folder) or step folders <N>/{PARAMS_ITEM}/ (a CheckpointManager root)")
+        step = max(steps)
+        step_dir = steps[step]
+    for d in (step_dir, os.path.dirname(step_dir), os.path.dirname(os.path.dirname(step_dir))):
+        if os.path.isfile(os.path.join(d, CONFIG_FILE)):
+            return ParamsLocation(os.path.join(step_dir, PARAMS_ITEM), d, step)
+    raise CheckpointError(f"no {CONFIG_FILE} in {step_dir} or the folders above it; a trainer "
+                          "writes it with seeker_jax.checkpoint.write_model_config(root, cfg)")
+
+
+def _name_diff(expected: set[str], found: set[str]) -> str:
+    missing, unexpected = sorted(expected - found), sorted(found - expected)
+    parts = [f"{label} {len(names)}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
+             for label, names in (("missing", missing), ("unexpected", unexpected)) if names]
+    return "; ".join(parts)
+
+
+def _sharding_for(shardings: Shardings, key: str, path: tuple, axes: tuple):
+    if shardings is None:
+        return jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    if isinstance(shardings, jax.sharding.Sharding):
+        return shardings
+    if isinstance(shardings, Mapping):
+        return shardings[key]
+    return shardings(path, axes)
+
+
+def stored_metadata(params_dir: str) -> dict[str, Any]:
+    """key -> orbax ArrayMetadata (shape, dtype) of a params item, without reading data."""
+    meta = ocp.StandardCheckpointer().metadata(params_dir).item_metadata
+    return dict(getattr(meta, "tree", meta))
+
+
+def abstract_params(cfg: Qwen3VLConfig, dtype=None, shardings: Shardings = None,
+                    stored: Mapping[str, Any] | None = None) -> dict[str, jax.ShapeDtypeStruct]:
+    """The params item as ShapeDtypeStructs with shardings: the target orbax restores into.
+
+    dtype None keeps each stored dtype (needs `stored`, from `stored_metadata`).
+    """
+    model = abstract_model(cfg)
+    out = {}
+    for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param)):
+        key = param_key(path)
+        dt = dtype if dtype is not None else (stored[key].dtype if stored else var.dtype)
+        axes = var.get_metadata().get("logical_axes", (None,) * len(var.shape))
+        out[key] = jax.ShapeDtypeStruct(var.shape, jnp.dtype(dt),
+                                        sharding=_sharding_for(shardings, key, tuple(path), axes))
+    return out
+
+
+def restore_params(path: str, cfg: Qwen3VLConfig | None = None, dtype=None,
+                   shardings: Shardings = None) -> dict[str, jax.Array]:
+    """Restores the params item (any folder `find_params` accepts) into placed arrays.
+
+    Names and shapes are checked against cfg (default: the checkpoint's own config) before
+    anything is read, with the offending tensors named. dtype casts on read; None keeps
+    the stored dtypes.
+    """
+    loc = find_params(path)
+    cfg = cfg if cfg is not None else read_model_config(loc.config_dir)[0]
+    stored = stored_metadata(loc.params_dir)
+    expected = {param_key(e.flax_path) for e in P.expand(cfg)}
+    if set(stored) != expected:
+        raise CheckpointError(f"{loc.params_dir} does not fit the config: "
+                              f"{_name_diff(expected, set(stored))}")
+    target = abstract_params(cfg, dtype, shardings, stored)
+    bad = [f"{k}: stored {tuple(stored[k].shape)}, the config expects {t.shape}"
+           for k, t in target.items() if tuple(stored[k].shape) != tuple(t.shape)]
+    if bad:
+        raise CheckpointError(f"{loc.params_dir}: shape mismatch for {len(bad)} tensor(s): "
+                              + "; ".join(bad[:5]))
+    return ocp.StandardCheckpointer().restore(loc.params_dir, target)
+
+
+def load_model(path: str, dtype=None, shardings: Shardings = None, compute_dtype=None,
+               remat: str = "none") -> Qwen3VLForConditionalGeneration:
+    """A Flax model with the parameters of a checkpoint (converted or trained)."""
+    loc = find_params(path)
+    cfg, _ = read_model_config(loc.config_dir)
+    flat = restore_params(path, cfg, dtype, shardings)
+    param_dtype = next(iter(flat.values())).dtype
+    model = abstract_model(cfg, compute_dtype or param_dtype, param_dtype, remat)
+    for p, var in nnx.to_flat_state(nnx.state(model, nnx.Param)):
+        var.set_value(flat[param_key(p)])
+    return model

@@ -1,0 +1,77 @@
+"""`seeker-jax convert` (HF folder -> orbax checkpoint) and `export` (checkpoint -> HF folder).
+
+Both walk the one mapping table (models/qwen3_vl/params.py) and stream: convert reads one
+tensor at a time into the output parameters; export restores the parameters and writes one
+tensor at a time. Memory therefore stays near the size of the parameters themselves. Both
+write into a staged folder renamed into place at the end, and return a one-line summary
+(tensors, bytes, seconds, peak RSS).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from seeker_jax import checkpoint as C
+from seeker_jax.models.qwen3_vl import params as P
+from seeker_jax.models.qwen3_vl.config import ConfigError, load_hf_config
+from seeker_jax.models.qwen3_vl.hf_io import (CheckpointError, IOStats, abstract_model,
+                                              load_into, staged_dir, stored_dtype,
+                                              write_hf_dir)
+
+
+def convert(hf_dir: str, out: str, dtype=None, *, overwrite: bool = False,
+            place: Callable[[tuple, jax.Array], jax.Array] | None = None,
+            progress: bool = True) -> str:
+    """HF Qwen3-VL folder -> checkpoint at `out` (layout in seeker_jax/checkpoint.py).
+
+    dtype: the parameter dtype (default: the dtype stored in the HF files). place(path, array)
+    may shard each parameter as it is read. Returns the summary line.
+    """
+    cfg = load_hf_config(hf_dir)
+    with open(os.path.join(hf_dir, "config.json")) as f:
+        config_dict = json.load(f)
+    dtype = jnp.dtype(dtype if dtype is not None else stored_dtype(hf_dir))
+    model = abstract_model(cfg, dtype, dtype)
+    abstract = C.abstract_params(cfg, dtype)
+    nbytes = {e.hf_name: abstract[C.param_key(e.flax_path)].size * dtype.itemsize
+              for e in P.expand(cfg)}
+    stats = IOStats(sum(nbytes.values()), "convert", progress)
+    with staged_dir(out, overwrite, protect=(hf_dir,)) as tmp:
+        load_into(model, hf_dir, cfg, place, progress=lambda name, _: stats.add(nbytes[name]))
+        C.save_params(tmp, model, cfg, config_dict=config_dict, assets_from=hf_dir)
+    return stats.summary(out)
+
+
+def export(ckpt: str, out: str, dtype=None, *, max_shard_size: int | str = "5GB",
+           overwrite: bool = False, progress: bool = True) -> str:
+    """Checkpoint (converted, step folder or training root) -> HF folder transformers loads.
+
+    dtype: the tensor dtype written (default: as stored); the cast happens on restore, so
+    memory is the size of the output. Returns the summary line.
+    """
+    started = time.perf_counter()
+    loc = C.find_params(ckpt)
+    cfg, config_dict = C.read_model_config(loc.config_dir)
+    flat = C.restore_params(ckpt, cfg, dtype)
+    stats = write_hf_dir(lambda path: flat[C.param_key(path)], cfg, out,
+                         config_dict=config_dict, max_shard_size=max_shard_size,
+                         overwrite=overwrite, assets_dir=loc.config_dir, progress=progress,
+                         protect=(loc.config_dir, loc.params_dir))
+    stats.started = started  # the summary counts the restore too
+    return stats.summary(out)
+
+
+def run_reporting_errors(work: Callable[[], str]) -> int:
+    """For the CLI: prints the summary line, or the error (no traceback) and returns 2."""
+    try:
+        print(work())
+    except (CheckpointError, ConfigError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0

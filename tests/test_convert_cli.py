@@ -1,0 +1,61 @@
+"""`seeker-jax convert` / `export` run for real: through `cli.main` and as a subprocess.
+
+Reference: the HF folder transformers wrote (every tensor, cast to bf16 the way torch casts,
+must come back bit for bit) and the tokenizer files next to it (copied through unchanged).
+"""
+import json
+import os
+import subprocess
+import sys
+
+import torch
+
+from hf_reference import save_tiny_hf
+from seeker_jax.cli import main
+from seeker_jax.models.qwen3_vl.hf_io import INDEX
+from test_checkpoint import assert_bit_exact, hf_tensors, no_partials
+
+ASSETS = {"tokenizer_config.json": '{"model_max_length": 1024}',
+          "chat_template.jinja": "{% for m in messages %}{{ m.content }}{% endfor %}"}
+
+
+def test_convert_then_export_from_the_command_line(tmp_path, capsys):
+    hf_dir, ckpt, out = (str(tmp_path / n) for n in ("hf", "ckpt", "out"))
+    hf = save_tiny_hf(hf_dir, tied=False, seed=8)
+    for name, text in ASSETS.items():
+        with open(os.path.join(hf_dir, name), "w") as f:
+            f.write(text)
+
+    assert main(["convert", "--hf-dir", hf_dir, "--out", ckpt, "--dtype", "bfloat16"]) == 0
+    assert "convert: 93 tensors" in capsys.readouterr().out
+    assert set(ASSETS) <= set(os.listdir(ckpt))
+
+    # the exported folder: bf16 tensors equal to torch's own cast, sharded, assets back
+    proc = subprocess.run([sys.executable, "-m", "seeker_jax.cli", "export", "--ckpt", ckpt,
+                           "--out", out, "--max-shard-size", "200KB"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "export: 93 tensors" in proc.stdout
+    want = {k: v.to(torch.bfloat16) for k, v in hf.state_dict().items()}
+    assert_bit_exact(want, hf_tensors(out))
+    assert len(set(json.load(open(os.path.join(out, INDEX)))["weight_map"].values())) > 1
+    for name, text in ASSETS.items():
+        assert open(os.path.join(out, name)).read() == text
+    assert json.load(open(os.path.join(out, "config.json")))["dtype"] == "bfloat16"
+
+    # a second export onto the same folder is refused with the reason, and changes nothing
+    assert main(["export", "--ckpt", ckpt, "--out", out]) == 2
+    assert "already holds files" in capsys.readouterr().err
+    assert_bit_exact(want, hf_tensors(out))
+    assert main(["export", "--ckpt", ckpt, "--out", out, "--overwrite"]) == 0
+    assert os.listdir(out).count("model.safetensors") == 1 and no_partials(str(tmp_path))
+
+
+def test_bad_folder_reports_an_error_not_a_traceback(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["convert", "--hf-dir", str(empty), "--out", str(tmp_path / "c")]) == 2
+    assert "has no config.json" in capsys.readouterr().err
+    assert main(["export", "--ckpt", str(empty), "--out", str(tmp_path / "e")]) == 2
+    assert "holds no parameters" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "c") and not os.path.exists(tmp_path / "e")
