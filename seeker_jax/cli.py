@@ -143,5 +143,23 @@ def _parity(args: argparse.Namespace) -> int:
     return 0 if max(errors.values()) <= args.tol else 1
 
 
+def _sft_arguments(p: argparse.ArgumentParser) -> None:
+    from seeker_jax.config import add_config_arguments
+
+    p.add_argument("--workdir", required=True, help="checkpoints, metrics.jsonl, tb/, config; "
+                   "rerunning the same command resumes from the latest checkpoint")
+    add_config_arguments(p, "configs/sft.py:tiny_synth")
+
+
+@command("sft", "supervised fine-tuning on multi-turn tool trajectories (resumable)",
+         _sft_arguments)
+def _sft(args: argparse.Namespace) -> int:
+    from seeker_jax.config import load_config
+    from seeker_jax.sft import train
+
+    train(load_config(args.config, args.config_overrides), args.workdir)
+    return 0
+
+
 if __name__ == "__main__":
     sys.exit(main())

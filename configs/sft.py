@@ -1,0 +1,74 @@
+"""SFT on multi-turn tool trajectories (`seeker-jax sft --config configs/sft.py:PRESET`).
+
+Presets:
+  tiny_synth    tiny model (configs/qwen3_vl.py:tiny), random init, on a tiny synthetic world
+                written into WORKDIR/data: validation loss falls within minutes on a CPU.
+  qwen3_vl_4b / qwen3_vl_8b   the paper's recipe (lr 1e-5, vision frozen, bf16 compute over
+                fp32 master weights) from a converted checkpoint (init_from).
+"""
+import ml_collections
+
+
+def get_config(preset: str = "tiny_synth") -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+
+    c.model = ml_collections.ConfigDict()
+    c.model.size = "tiny"            # configs/qwen3_vl.py size, used when init_from is ""
+    c.model.init_from = ""           # a converted / trained checkpoint to start from
+    c.model.compute_dtype = "float32"
+    c.model.param_dtype = "float32"  # master weights; "float32" with compute "bfloat16"
+    c.model.remat = "none"           # none | full | dots | dots_no_batch
+    c.model.freeze_vision = True
+
+    c.data = ml_collections.ConfigDict()
+    c.data.root = ""                 # dataset root; "" synthesizes one into WORKDIR/data
+    c.data.synth_preset = "tiny"     # configs/synth.py preset for that world
+    c.data.synth_num = 96
+    c.data.batch_size = 2            # per process
+    c.data.buckets = (1024, 2048)
+    c.data.prefetch = 2
+    c.data.val_batches = 4
+
+    c.optimizer = ml_collections.ConfigDict()
+    c.optimizer.lr = 1e-5
+    c.optimizer.warmup_steps = 10
+    c.optimizer.total_steps = 1000
+    c.optimizer.final_lr_fraction = 0.1
+    c.optimizer.weight_decay = 0.0
+    c.optimizer.b1, c.optimizer.b2, c.optimizer.eps = 0.9, 0.999, 1e-8
+    c.optimizer.clip_norm = 1.0
+    c.optimizer.accum_steps = 1
+
+    c.mesh = ml_collections.ConfigDict()
+    c.mesh.data = -1                 # -1: whatever devices fsdp * tensor leave
+    c.mesh.fsdp = 1
+    c.mesh.tensor = 1
+
+    c.steps = 1000                   # micro-batch steps
+    c.log_every = 1
+    c.eval_every = 50
+    c.checkpoint_every = 100
+    c.keep_checkpoints = 2
+
+    if preset == "tiny_synth":
+        c.model.freeze_vision = False  # a random vision tower has nothing to keep
+        c.optimizer.lr = 3e-3
+        c.optimizer.warmup_steps = 5
+        c.optimizer.total_steps = 120
+        c.steps = 120
+        c.eval_every = 20
+        c.checkpoint_every = 40
+    elif preset in ("qwen3_vl_4b", "qwen3_vl_8b"):
+        c.model.size = preset.split("_")[-1]
+        c.model.compute_dtype = "bfloat16"
+        c.model.remat = "full"
+        c.mesh.data, c.mesh.fsdp = 1, -1
+        c.data.batch_size = 1
+        c.data.buckets = (4096, 8192)
+        c.optimizer.total_steps = c.steps = 2000
+        c.optimizer.warmup_steps = 50
+        c.optimizer.accum_steps = 8
+    else:
+        raise ValueError(f"unknown sft preset {preset!r}: tiny_synth, qwen3_vl_4b, qwen3_vl_8b")
+    return c

@@ -1,0 +1,189 @@
+"""Teacher trajectories for SFT, built by running the environment, and a Grain loader of them.
+
+Why through the Episode: SFT must see exactly the tokens a rollout sees. The prompt, every
+assistant turn and every tool response come from the environment's one formatter, and the tool
+responses come from really running the tools on the record's video and frame.
+
+Teacher trajectory of a synthetic record (3 assistant turns, 2 tool rounds):
+  <think>...</think><tool_call>view_visual_prompt</tool_call>
+  <think>...</think><tool_call>crop_video(evidence_window)</tool_call>
+  <think>...</think><answer>X</answer>
+
+Batches: examples are padded to the smallest length bucket that holds them (a vision span is
+never cut: an example longer than the largest bucket is dropped, with a count). Pixel arrays
+are concatenated over the batch, as transformers does; the jitted step compiles once per
+(bucket length, vision grids) signature, and the synthetic world's fixed resolution makes that
+one signature per bucket.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Sequence
+
+import numpy as np
+
+from seeker_jax.env.episode import Episode, EpisodeConfig
+from seeker_jax.env.records import SampleRecord
+from seeker_jax.env.tools import ToolConfig
+from seeker_jax.env.video import Sampling
+from seeker_jax.models.chat import ChatFormatter, Segment, concat_segments
+
+PIXEL_FIELDS = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw")
+
+
+def _call(name: str, **arguments: Any) -> str:
+    return "<tool_call>\n" + json.dumps({"name": name, "arguments": arguments}) + "\n</tool_call>"
+
+
+def teacher_turns(record: dict) -> list[str]:
+    """The assistant turns a teacher writes for a synthetic record (see module doc)."""
+    start, end = (float(x) for x in record["evidence_window"])
+    if end - start < 0.5:  # crop_video needs end > start; widen tiny windows to half a second
+        end = min(float(record.get("duration") or end + 0.5), start + 0.5)
+        start = min(start, end - 0.5)
+    return [
+        "<think>First I look at the frame where the instance is marked.</think>\n"
+        + _call("view_visual_prompt", frame_path=record["frame_path"]),
+        f"<think>The evidence is between {start:.1f} and {end:.1f} seconds; I watch that "
+        "window closely.</think>\n"
+        + _call("crop_video", video_path=record["video_path"], start_time=round(start, 2),
+                end_time=round(end, 2)),
+        f"<think>I have seen what I need.</think>\n<answer>{record['answer']}</answer>",
+    ]
+
+
+def build_trajectory(record: dict, formatter: ChatFormatter, root: str | os.PathLike,
+                     config: EpisodeConfig) -> Segment:
+    """Runs the teacher's turns through an Episode; the whole conversation as one Segment.
+
+    Raises if a tool call fails (a teacher trajectory with an error is not one to learn).
+    """
+    episode = Episode(SampleRecord.from_dict(record), formatter, root, config)
+    episode.prompt_segment()
+    for turn in teacher_turns(record):
+        result = episode.step(turn)
+        errors = [o.error for o in result.observations if o.error]
+        if errors:
+            raise ValueError(f"teacher trajectory of {record.get('id')}: tool error {errors[0]}")
+        if result.done:
+            break
+    return concat_segments(episode.segments)
+
+
+def grid_signature(segment: Segment) -> tuple:
+    """What the jitted step specializes on besides length: the vision grids."""
+    def key(grid):
+        return () if grid is None else tuple(map(tuple, np.asarray(grid).tolist()))
+    return key(segment.image_grid_thw), key(segment.video_grid_thw)
+
+
+def bucket_length(n: int, buckets: Sequence[int]) -> int | None:
+    """The smallest bucket >= n, None if n is longer than every bucket."""
+    return next((b for b in sorted(buckets) if b >= n), None)
+
+
+def pad_example(segment: Segment, length: int, pad_id: int) -> dict[str, np.ndarray]:
+    """One example as arrays of `length` tokens (right padding, attention_mask 0 there)."""
+    n = len(segment)
+    if n > length:
+        raise ValueError(f"example of {n} tokens does not fit length {length}; cutting it could "
+                         "split a vision span, so raise the bucket sizes instead")
+    def pad(a, value):
+        return np.pad(np.asarray(a, np.int32), (0, length - n), constant_values=value)
+    out = {"input_ids": pad(segment.input_ids, pad_id),
+           "attention_mask": pad(np.ones(n), 0),
+           "mm_token_type_ids": pad(segment.mm_token_type_ids, 0),
+           "loss_mask": pad(segment.loss_mask, 0)}
+    for name in PIXEL_FIELDS:
+        value = getattr(segment, name)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def collate(examples: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Stacks token arrays (B, L) (padded to the longest) and concatenates pixel arrays."""
+    length = max(len(e["input_ids"]) for e in examples)
+    batch = {}
+    for key in ("input_ids", "attention_mask", "mm_token_type_ids", "loss_mask"):
+        batch[key] = np.stack([np.pad(e[key], (0, length - len(e[key]))) for e in examples])
+    for name in PIXEL_FIELDS:
+        parts = [e[name] for e in examples if name in e]
+        if parts:
+            batch[name] = np.concatenate(parts)
+    return batch
+
+
+@dataclasses.dataclass(frozen=True)
+class TrajectoryConfig:
+    """prompt_video / crop: frame sampling of the user video and of crop_video."""
+
+    buckets: tuple[int, ...] = (512, 1024, 2048)
+    prompt_video: Sampling = Sampling(fps=1.0, min_frames=4, max_frames=16, min_pixels=32 * 32,
+                                      max_frame_pixels=64 * 64)
+    crop: Sampling = Sampling(fps=1.0, min_frames=4, max_frames=16, min_pixels=32 * 32,
+                              max_frame_pixels=64 * 64)
+    frame_max_pixels: int = 64 * 64
+
+    def episode_config(self) -> EpisodeConfig:
+        return EpisodeConfig(video=self.prompt_video,
+                             tools=ToolConfig(crop=self.crop, frame_max_pixels=self.frame_max_pixels))
+
+
+class _BuildAndPad:
+    """Grain map: record -> padded example (or None when it fits no bucket / a tool failed).
+
+    The tokenizer is built lazily so the transform pickles into Grain worker processes.
+    """
+
+    def __init__(self, root: str, config: TrajectoryConfig):
+        self.root, self.config = root, config
+        self._formatter = None
+
+    def __call__(self, record: dict) -> dict | None:
+        if self._formatter is None:
+            from seeker_jax.env.episode import make_formatter
+            from seeker_jax.models.tokenizer import offline_qwen_tokenizer
+            self._formatter = make_formatter(offline_qwen_tokenizer(), self.config.episode_config())
+        try:
+            segment = build_trajectory(record, self._formatter, self.root,
+                                       self.config.episode_config())
+        except ValueError:
+            return None
+        length = bucket_length(len(segment), self.config.buckets)
+        if length is None:
+            return None
+        return pad_example(segment, length, self._formatter.ids.im_end)
+
+
+def make_loader(root: str | os.PathLike, split: str, batch_size: int, config: TrajectoryConfig,
+                *, seed: int = 0, shuffle: bool = True, num_epochs: int | None = None,
+                prefetch: int = 2, shard_options=None):
+    """Grain IterDataset of padded, collated batches (process-local batch_size examples).
+
+    Records are sharded by JAX process, shuffled per epoch and repeated; trajectories are built
+    on the fly (tools run in Grain's threads); consecutive examples are batched and padded to
+    the longest bucket among them. `iter(...)` has get_state()/set_state() for exact resume.
+    """
+    import grain
+
+    from seeker_jax.data.records import RecordSource
+
+    if shard_options is None:
+        shard_options = grain.sharding.ShardByJaxProcess(drop_remainder=True)
+    ds = grain.MapDataset.source(RecordSource(root, split, resolve=False))
+    count, index = shard_options.shard_count, shard_options.shard_index
+    ds = ds[index:(len(ds) // count) * count:count]
+    if shuffle:
+        ds = ds.shuffle(seed=seed)
+    ds = ds.repeat(num_epochs).map(_BuildAndPad(str(root), config))
+    ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=max(prefetch, 1),
+                                              prefetch_buffer_size=max(prefetch, 1)))
+    ds = ds.filter(lambda e: e is not None)
+    return ds.batch(batch_size, drop_remainder=True, batch_fn=collate)
+
+
+__all__ = ["TrajectoryConfig", "build_trajectory", "bucket_length", "collate", "grid_signature",
+           "make_loader", "pad_example", "teacher_turns"]

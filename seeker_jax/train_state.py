@@ -1,0 +1,228 @@
+"""Train state and the jitted SFT step, sharded over a (data, fsdp, tensor) mesh.
+
+The model is split once into a graph definition and three states:
+  trainable  Params that get gradients (all of them, or all but `model.visual` when frozen)
+  frozen     the other Params (no gradients, no optimizer state)
+  rest       every non-Param variable
+Only `trainable` and its optimizer state change in a step. Every array is placed by the
+logical-axis rules of seeker_jax.sharding; the batch is sharded over ("data", "fsdp").
+
+Loss: next-token cross entropy on tokens whose loss_mask is 1, averaged over those tokens.
+The vocabulary projection runs in sequence chunks under jax.checkpoint, so (B, L, vocab)
+logits never exist at once (151,936 columns make them the largest tensor of a small model).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from seeker_jax.sharding import DEFAULT_RULES, Rules, array_sharding, model_shardings
+
+VISION = "visual"
+
+
+def trainable_filter(freeze_vision: bool):
+    """Params that train: everything, or everything outside the vision tower."""
+    if freeze_vision:
+        return nnx.All(nnx.Param, nnx.Not(nnx.PathContains(VISION)))
+    return nnx.Param
+
+
+@dataclasses.dataclass
+class TrainState:
+    """Everything a step reads and writes. step counts micro-batches (optimizer calls)."""
+
+    graphdef: Any
+    trainable: nnx.State
+    frozen: nnx.State
+    rest: nnx.State
+    opt_state: Any
+    step: int = 0
+
+    def model(self) -> nnx.Module:
+        return nnx.merge(self.graphdef, self.trainable, self.frozen, self.rest)
+
+
+def create_train_state(model: nnx.Module, tx: optax.GradientTransformation, mesh: Mesh | None,
+                       freeze_vision: bool = True, rules: Rules = DEFAULT_RULES) -> TrainState:
+    """Splits `model`, places it on `mesh` (if given) and initializes the optimizer state there."""
+    if mesh is not None:
+        shardings = model_shardings(model, mesh, rules)
+        nnx.update(model, jax.tree.map(lambda v, s: jax.device_put(v[...], s), nnx.state(model),
+                                       shardings, is_leaf=lambda x: isinstance(x, nnx.Variable)))
+    graphdef, trainable, frozen, rest = nnx.split(model, trainable_filter(freeze_vision),
+                                                  nnx.Param, ...)
+    opt_state = jax.jit(tx.init)(trainable)  # zeros_like inherits each parameter's sharding
+    if mesh is not None:  # scalars (step counts) are made on one device: replicate them
+        replicated = NamedSharding(mesh, PartitionSpec())
+        opt_state = jax.tree.map(lambda x: x if isinstance(x.sharding, NamedSharding)
+                                 else jax.device_put(x, replicated), opt_state)
+    return TrainState(graphdef, trainable, frozen, rest, opt_state)
+
+
+def _lm_head_weight(model) -> tuple[jax.Array, bool]:
+    """(weight, transposed): logits = h @ W (untied, (D, V)) or h @ W.T (tied, (V, D))."""
+    if model.lm_head is None:
+        return model.model.language_model.embed_tokens.embedding[...], True
+    return model.lm_head.kernel[...], False
+
+
+def chunked_token_loss(hidden: jax.Array, weight: jax.Array, transposed: bool, labels: jax.Array,
+                       mask: jax.Array, chunk: int = 256) -> tuple[jax.Array, jax.Array]:
+    """Sum of masked next-token NLL and the count of masked tokens.
+
+    hidden (B, L, D) predicts labels (B, L); mask (B, L) in {0, 1}. Logits are computed in
+    fp32-accumulated `hidden.dtype`, chunk positions at a time, and recomputed in backward.
+    """
+    B, L, D = hidden.shape
+    chunk = min(chunk, L)
+    pad = (-L) % chunk
+    if pad:
+        hidden = jnp.pad(hidden, ((0, 0), (0, pad), (0, 0)))
+        labels, mask = jnp.pad(labels, ((0, 0), (0, pad))), jnp.pad(mask, ((0, 0), (0, pad)))
+    n = hidden.shape[1] // chunk
+
+    @jax.checkpoint
+    def one(h, y, m):
+        w = weight.astype(h.dtype)
+        logits = (h @ w.T if transposed else h @ w).astype(jnp.float32)
+        nll = jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, y[..., None], -1)[..., 0]
+        return jnp.sum(nll * m)
+
+    hs = hidden.reshape(B, n, chunk, D).swapaxes(0, 1)
+    ys, ms = (a.reshape(B, n, chunk).swapaxes(0, 1) for a in (labels, mask))
+    total = jax.lax.map(lambda args: one(*args), (hs, ys, ms)).sum()
+    return total, jnp.sum(mask)
+
+
+def sft_loss(model, batch: dict[str, jax.Array], image_grid, video_grid) -> tuple[jax.Array, jax.Array]:
+    """(mean masked NLL, masked token count) of one batch.
+
+    batch["loss_index"] (B, K) lists the positions t whose next token t+1 is learned (its
+    loss_mask is 1), padded with weight 0 (batch["loss_weight"]); only those K positions go
+    through the vocabulary projection.
+    """
+    out = model(batch["input_ids"], batch["attention_mask"], batch["position_ids"],
+                batch.get("pixel_values"), image_grid, batch.get("pixel_values_videos"),
+                video_grid, compute_logits=False)
+    index = batch["loss_index"]
+    hidden = jnp.take_along_axis(out.last_hidden_state, index[..., None], axis=1)
+    labels = jnp.take_along_axis(batch["input_ids"], index + 1, axis=1)
+    weight, transposed = _lm_head_weight(model)
+    total, count = chunked_token_loss(hidden, weight, transposed, labels,
+                                      batch["loss_weight"].astype(jnp.float32))
+    return total / jnp.maximum(count, 1.0), count
+
+
+def loss_positions(loss_mask: np.ndarray, attention_mask: np.ndarray, multiple: int = 128
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Host side of sft_loss: (B, K) positions predicting a learned token, and their weights.
+
+    K is the largest count in the batch rounded up to `multiple` (few compile signatures).
+    """
+    learned = (loss_mask[:, 1:] * attention_mask[:, 1:]) > 0
+    counts = learned.sum(1)
+    K = max(multiple, -(-int(counts.max()) // multiple) * multiple)
+    index = np.zeros((len(learned), K), np.int32)
+    weight = np.zeros((len(learned), K), np.float32)
+    for b, row in enumerate(learned):
+        pos = np.flatnonzero(row)
+        index[b, :len(pos)], weight[b, :len(pos)] = pos, 1.0
+    return index, weight
+
+
+def make_train_step(tx: optax.GradientTransformation):
+    """A jitted step(state_arrays, batch, grids) -> (new arrays, metrics).
+
+    Grids are static (host tuples): one compile per vision-grid signature. Donates the old
+    trainable params and optimizer state.
+    """
+    def step(graphdef, trainable, frozen, rest, opt_state, batch, image_grid, video_grid):
+        image_grid = None if image_grid is None else np.array(image_grid)
+        video_grid = None if video_grid is None else np.array(video_grid)
+
+        def loss_fn(params):
+            model = nnx.merge(graphdef, params, frozen, rest)
+            return sft_loss(model, batch, image_grid, video_grid)
+
+        (loss, count), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
+        updates, opt_state = tx.update(grads, opt_state, trainable)
+        trainable = optax.apply_updates(trainable, updates)
+        metrics = {"loss": loss, "loss_tokens": count, "grad_norm": optax.global_norm(grads)}
+        return trainable, opt_state, metrics
+
+    compiled: dict[str, Callable] = {}
+
+    def run(state: TrainState, batch: dict[str, jax.Array], image_grid, video_grid):
+        if "step" not in compiled:  # outputs keep the inputs' shardings: one executable
+            shardings = jax.tree.map(lambda x: x.sharding, (state.trainable, state.opt_state))
+            compiled["step"] = jax.jit(step, static_argnums=(0, 6, 7), donate_argnums=(1, 4),
+                                       out_shardings=(*shardings, None))
+        trainable, opt_state, metrics = compiled["step"](
+            state.graphdef, state.trainable, state.frozen, state.rest, state.opt_state, batch,
+            image_grid, video_grid)
+        state.trainable, state.opt_state, state.step = trainable, opt_state, state.step + 1
+        return metrics
+
+    return run
+
+
+def make_eval_step():
+    """A jitted (mean loss, token count) on one batch, no gradients."""
+    def ev(graphdef, trainable, frozen, rest, batch, image_grid, video_grid):
+        model = nnx.merge(graphdef, trainable, frozen, rest)
+        return sft_loss(model, batch, None if image_grid is None else np.array(image_grid),
+                        None if video_grid is None else np.array(video_grid))
+
+    jitted = jax.jit(ev, static_argnums=(0, 5, 6))
+    return lambda state, batch, ig, vg: jitted(state.graphdef, state.trainable, state.frozen,
+                                               state.rest, batch, ig, vg)
+
+
+def _grid_key(grid) -> tuple | None:
+    return None if grid is None else tuple(tuple(int(x) for x in row) for row in np.asarray(grid))
+
+
+def place_batch(batch: dict[str, np.ndarray], model, mesh: Mesh | None,
+                rules: Rules = DEFAULT_RULES) -> tuple[dict[str, jax.Array], tuple | None, tuple | None]:
+    """Host batch -> (global device arrays, image grids, video grids).
+
+    Adds MRoPE position_ids (3, B, L), computed on the host. Token arrays are sharded over the
+    "batch" logical axis; each process passes its own rows (jax.make_array_from_process_local_data).
+    Pixel rows are sharded the same way when every device gets whole rows, else replicated.
+    Grids are the process's own, repeated per process: multi-host runs need the same grid
+    signature on every process (true when a bucket holds one signature).
+    """
+    positions, _ = model.get_rope_index(batch["input_ids"], batch["mm_token_type_ids"],
+                                        batch.get("image_grid_thw"), batch.get("video_grid_thw"),
+                                        batch["attention_mask"])
+    host = {k: v for k, v in batch.items() if k not in ("image_grid_thw", "video_grid_thw")}
+    host["position_ids"] = positions.astype(np.int32)
+    host["loss_index"], host["loss_weight"] = loss_positions(batch["loss_mask"],
+                                                             batch["attention_mask"])
+    nproc = jax.process_count()
+    grids = tuple(None if batch.get(k) is None else _grid_key(np.tile(batch[k], (nproc, 1)))
+                  for k in ("image_grid_thw", "video_grid_thw"))
+    if mesh is None:
+        return {k: jnp.asarray(v) for k, v in host.items()}, *grids
+    out = {}
+    for k, v in host.items():
+        shape = list(v.shape)
+        batch_dim = 1 if k == "position_ids" else 0
+        shape[batch_dim] *= nproc
+        axes = [None] * len(shape)
+        axes[batch_dim] = "batch"
+        sharding = array_sharding(mesh, axes, shape, rules)
+        out[k] = jax.make_array_from_process_local_data(sharding, v, tuple(shape))
+    return out, *grids
+
+
+__all__ = ["TrainState", "chunked_token_loss", "loss_positions", "create_train_state", "make_eval_step",
+           "make_train_step", "place_batch", "sft_loss", "trainable_filter"]
