@@ -218,14 +218,32 @@ def batch_conversations(convs: Sequence[Conversation], length: int | None = None
                 video_grid_thw=pixels.video_grid_thw)
 
 
+@partial(jax.jit, static_argnames=("graphdef", "params", "chunk"))
+def _token_logprobs(state, hidden, targets, *, graphdef, params, chunk):
+    """Policy log-probs of targets (B, L) from hidden states (B, L, D), `chunk` positions at a
+    time so that (B, chunk, V) logits are the most ever held."""
+    model = nnx.merge(graphdef, state)
+    B, L, D = hidden.shape
+    h = hidden.reshape(B, L // chunk, chunk, D).swapaxes(0, 1)
+    t = targets.reshape(B, L // chunk, chunk).swapaxes(0, 1)
+    lp = jax.lax.map(lambda xs: policy_logprobs(model.logits(xs[0]), xs[1], params), (h, t))
+    return lp.swapaxes(0, 1).reshape(B, L)
+
+
 def recompute_logprobs(model: Qwen3VLForConditionalGeneration, convs: Sequence[Conversation],
-                       params: SamplingParams, length: int | None = None) -> list[np.ndarray]:
+                       params: SamplingParams, length: int | None = None, chunk: int = 128
+                       ) -> list[np.ndarray]:
     """Log-probs (L,) of every conversation's tokens under the sampling policy, from one full
     forward (0 at the first token). Where policy_mask is 1 they must equal `logprobs`."""
-    inputs = batch_conversations(convs, length)
-    logits = forward(model, **inputs).logits
-    lp = policy_logprobs(logits[:, :-1], jnp.asarray(inputs["input_ids"][:, 1:]), params)
-    lp = np.asarray(lp)
+    n = length or max(len(c.input_ids) for c in convs)
+    L = -(-n // chunk) * chunk
+    inputs = batch_conversations(convs, L)
+    hidden = forward(model, **inputs, compute_logits=False).last_hidden_state
+    targets = np.zeros_like(inputs["input_ids"])
+    targets[:, :-1] = inputs["input_ids"][:, 1:]
+    graphdef, state = nnx.split(model)
+    lp = np.asarray(_token_logprobs(state, hidden, jnp.asarray(targets), graphdef=graphdef,
+                                    params=params, chunk=min(chunk, L)))
     return [np.concatenate([[0.0], lp[b, :len(c.input_ids) - 1]]).astype(np.float32)
             for b, c in enumerate(convs)]
 

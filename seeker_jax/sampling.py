@@ -17,11 +17,13 @@ NEG_INF = -1e30
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """temperature 0 = greedy; top_k 0 = off; top_p 1.0 = off. Hashable: static under jit."""
+    """temperature 0 = greedy; top_k 0 = off; top_p 1.0 = off; suppress_ids: tokens the
+    policy never emits (e.g. vision placeholders). Hashable: static under jit."""
 
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
+    suppress_ids: tuple[int, ...] = ()
 
     def __post_init__(self):
         if self.temperature < 0:
@@ -61,6 +63,8 @@ def top_p_mask(logits: jax.Array, p: float) -> jax.Array:
 def policy_logits(logits: jax.Array, params: SamplingParams) -> jax.Array:
     """The logits the sampler draws from: (..., V) float32, filtered tokens at -inf."""
     x = logits.astype(jnp.float32)
+    if params.suppress_ids:
+        x = x.at[..., jnp.asarray(params.suppress_ids)].set(NEG_INF)
     if params.greedy:
         return x
     x = x / params.temperature

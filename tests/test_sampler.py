@@ -97,7 +97,7 @@ def test_appends_match_full_forward_and_logprobs_reproduce(models, sampler):
     logits = np.asarray(forward(models[1], **inputs).logits)
     for i in range(4):
         np.testing.assert_allclose(after_append[i], logits[i, ends[i] - 1], atol=1e-4, rtol=0)
-    recomputed = recompute_logprobs(models[1], convs, s.params, length=MAX_LEN)
+    recomputed = recompute_logprobs(models[1], convs, s.params, length=MAX_LEN, chunk=32)
     for c, lp, n in zip(convs, recomputed, (3 + 6, 12 + 6, 12 + 6, 12 + 6)):
         assert c.policy_mask.sum() == n and (c.logprobs[c.policy_mask == 0] == 0).all()
         np.testing.assert_allclose(c.logprobs[c.policy_mask == 1], lp[c.policy_mask == 1],

@@ -1,0 +1,274 @@
+"""The rollout engine: many episodes at once through the jitted sampler and the environment.
+
+Rows of one `Sampler` hold episodes. When a row's turn ends, the episode's `step` (parse the
+turn, run its tools: 50-300 ms of video decoding) runs on a host thread while the other rows
+keep decoding; when the observation is ready, it is appended to that row's cache (never
+re-prefilling earlier turns) and the row decodes again. Prompts (which decode the video) are
+built on the threads too. A finished episode frees its row for the next one.
+
+An episode ends on an answer or on whatever else the environment decides (no call, the round
+limit), on `max_turns`, or on the length limit: a turn that fills the row, or an observation
+that would not fit, ends the episode; a vision span is never cut.
+
+Episodes follow a small protocol (what `seeker_jax.env.episode.Episode` provides):
+  prompt_segment() -> Segment
+  step(text, ids) -> result with .done, .answer, .segment (to append), .end_reason
+  segments: list[Segment] (optional: the env's own view, used to close turns exactly as it did)
+  calls: list (optional: the tool-call log)
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+
+from seeker_jax.models.chat import Segment
+from seeker_jax.sampler import Conversation, Sampler, Turn
+from seeker_jax.sampling import SamplingParams
+
+log = logging.getLogger(__name__)
+
+# (episode index, turn index) -> text or token ids the turn must start with, or None.
+Script = Callable[[int, int], "str | Sequence[int] | None"]
+
+
+class EpisodeLike(Protocol):
+    def prompt_segment(self) -> Segment: ...
+
+    def step(self, text: str, ids: Sequence[int] | None = None) -> Any: ...
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """max_new_tokens: per turn; max_turns: model turns per episode (the environment may end
+    it sooner); num_workers: tool threads."""
+
+    max_new_tokens: int = 1024
+    max_turns: int = 8
+    num_workers: int = 8
+
+
+@dataclass
+class EpisodeResult:
+    """One finished episode.
+
+    conversation: all token ids, the policy mask (1 on tokens the policy sampled; prompts,
+    tool outputs and the `<|im_end|>` added after a stop string are 0), the sampling
+    log-probs and the pixels for re-running the forward. turns: the model's turns as text, with
+    why each stopped. calls: the environment's tool-call log.
+    """
+
+    index: int
+    conversation: Conversation
+    turns: list[str]
+    turn_stop_reasons: list[str]
+    answer: str | None
+    end_reason: str
+    calls: list = field(default_factory=list)
+
+
+@dataclass
+class RolloutStats:
+    wall_s: float = 0.0
+    wait_tools_s: float = 0.0   # the decoder had nothing to run: every live row awaited a tool
+    decode_s: float = 0.0
+    prefill_s: float = 0.0
+    end_reasons: Counter = field(default_factory=Counter)
+    turns: int = 0
+    tool_calls: int = 0
+
+    @property
+    def wait_fraction(self) -> float:
+        return self.wait_tools_s / self.wall_s if self.wall_s else 0.0
+
+
+def stop_tokens(tokenizer, stop_strings: Sequence[str]) -> tuple[list[int], list[str]]:
+    """Splits stop strings into single-token ones (stopped on device) and the rest (host)."""
+    ids, rest = [], []
+    for s in stop_strings:
+        enc = tokenizer.encode(s, add_special_tokens=False)
+        (ids.append(enc[0]) if len(enc) == 1 else rest.append(s))
+    return ids, rest
+
+
+def env_sampler(model, tokenizer, *, batch_size: int, max_len: int,
+                params: SamplingParams = SamplingParams(),
+                stop_strings: Sequence[str] = ("</tool_call>", "</answer>"), **kwargs) -> Sampler:
+    """A sampler for tool episodes: stops on `<|im_end|>`, `<|endoftext|>` and the stop
+    strings; never emits vision placeholders (they would need pixels)."""
+    from seeker_jax.models.tokenizer import special_ids
+
+    sp = special_ids(tokenizer)
+    ids, rest = stop_tokens(tokenizer, stop_strings)
+    suppress = tuple(sorted({sp.vision_start, sp.vision_end, sp.image_pad, sp.video_pad,
+                             *params.suppress_ids}))
+    params = SamplingParams(params.temperature, params.top_k, params.top_p, suppress)
+    return Sampler(model, batch_size=batch_size, max_len=max_len, params=params,
+                   stop_token_ids=[sp.im_end, sp.endoftext, *ids], stop_strings=rest,
+                   decode=lambda t: tokenizer.decode(t, skip_special_tokens=False),
+                   pad_id=sp.endoftext, **kwargs)
+
+
+@dataclass
+class _Live:
+    index: int
+    episode: EpisodeLike
+    turns: list[str] = field(default_factory=list)
+    stops: list[str] = field(default_factory=list)
+    closing: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    last_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+
+
+class Rollout:
+    """Runs episodes through a sampler; `run` returns them in input order."""
+
+    def __init__(self, sampler: Sampler, config: RolloutConfig = RolloutConfig(),
+                 script: Script | None = None, encode: Callable[[str], list[int]] | None = None):
+        if script is not None and encode is None:
+            raise ValueError("a script needs `encode` (text -> ids) for its text turns")
+        self.sampler, self.config = sampler, config
+        self.script, self.encode = script, encode
+        self.decode_text = sampler.decode_text or (lambda ids: " ".join(map(str, ids)))
+
+    def run(self, episodes: Sequence[EpisodeLike]) -> tuple[list[EpisodeResult], RolloutStats]:
+        s, cfg = self.sampler, self.config
+        start = time.perf_counter()
+        base = Counter(s.stats)
+        stats = RolloutStats()
+        queue = deque(range(len(episodes)))
+        live: dict[int, _Live] = {}
+        futures: dict[Future, tuple[int, str]] = {}
+        results: dict[int, EpisodeResult] = {}
+        ready: dict[int, Segment] = {}
+        s.reset()
+
+        def admit(row: int) -> None:
+            if queue:
+                i = queue.popleft()
+                live[row] = _Live(i, episodes[i])
+                futures[pool.submit(episodes[i].prompt_segment)] = (row, "prompt")
+
+        def finish(row: int, reason: str, answer: str | None = None) -> None:
+            ep = live.pop(row)
+            results[ep.index] = EpisodeResult(
+                ep.index, self._record(row, ep.closing), ep.turns, ep.stops, answer, reason,
+                list(getattr(ep.episode, "calls", [])))
+            stats.end_reasons[reason] += 1
+            s.reset_row(row)
+            admit(row)
+
+        def offer(row: int, segment: Segment) -> None:
+            """Queues a segment for the next append, or ends the episode if it cannot fit."""
+            if len(segment) > s.room(row):
+                finish(row, "max_len")  # the record keeps the turn's closing tokens
+            else:
+                live[row].closing = np.zeros(0, np.int32)  # now part of the segment
+                ready[row] = segment
+
+        def turn_ended(row: int, turn: Turn) -> None:
+            ep = live[row]
+            text = self.decode_text(turn.ids.tolist())
+            ep.turns.append(text)
+            ep.stops.append(turn.stop_reason)
+            ep.last_ids = turn.ids
+            stats.turns += 1
+            if turn.stop_reason == "max_len":
+                finish(row, "max_len")
+            else:
+                futures[pool.submit(ep.episode.step, text, turn.ids.tolist())] = (row, "step")
+
+        def harvest(done: set[Future]) -> None:
+            for fut in done:
+                row, kind = futures.pop(fut)
+                ep = live[row]
+                if kind == "prompt":
+                    offer(row, fut.result())
+                    continue
+                result = fut.result()
+                ep.closing = self._closing(ep, result.done)
+                if result.done:
+                    finish(row, result.end_reason, result.answer)
+                elif len(ep.turns) >= cfg.max_turns:
+                    finish(row, "max_turns")
+                else:
+                    offer(row, _join(ep.closing, result.segment))
+
+        with ThreadPoolExecutor(cfg.num_workers) as pool:
+            for row in range(s.batch_size):
+                admit(row)
+            while live:
+                harvest({f for f in futures if f.done()})
+                if ready:
+                    forced = self._forced({row: live[row] for row in ready})
+                    rows = list(ready)
+                    s.append(ready, cfg.max_new_tokens, forced)
+                    ready.clear()
+                    for row in rows:
+                        if not s.rows[row].active:
+                            turn_ended(row, s.rows[row].result)
+                if s.active_rows:
+                    for row, turn in s.step().items():
+                        turn_ended(row, turn)
+                elif futures and not ready:
+                    t0 = time.perf_counter()
+                    done, _ = wait(list(futures), return_when=FIRST_COMPLETED)
+                    stats.wait_tools_s += time.perf_counter() - t0
+                    harvest(done)
+        stats.wall_s = time.perf_counter() - start
+        delta = Counter(s.stats)
+        delta.subtract(base)
+        stats.decode_s, stats.prefill_s = delta["decode_s"], delta["prefill_s"]
+        stats.tool_calls = sum(len(r.calls) for r in results.values())
+        return [results[i] for i in range(len(episodes))], stats
+
+    def _forced(self, rows: dict[int, _Live]) -> dict[int, list[int]]:
+        out = {}
+        for row, ep in rows.items():
+            want = self.script(ep.index, len(ep.turns)) if self.script else None
+            if want:
+                out[row] = self.encode(want) if isinstance(want, str) else [int(t) for t in want]
+        return out
+
+    def _closing(self, ep: _Live, done: bool) -> np.ndarray:
+        """Tokens the environment put after the generated ids to close the turn (the
+        `<|im_end|>` after a stop string), read from its own assistant segment."""
+        segments = getattr(ep.episode, "segments", None)
+        if not segments:
+            return np.zeros(0, np.int32)
+        assistant = np.asarray(segments[-1 if done else -2].input_ids, np.int32)
+        n = len(ep.last_ids)
+        if not np.array_equal(assistant[:n], ep.last_ids):
+            raise RuntimeError(f"episode {ep.index}: the environment's assistant turn is not the "
+                               "generated ids (token drift); it must keep generated ids as-is")
+        return assistant[n:]
+
+    def _record(self, row: int, closing: np.ndarray) -> Conversation:
+        conv = self.sampler.conversation(row)
+        if not len(closing):
+            return conv
+        n = len(closing)
+        return Conversation(np.concatenate([conv.input_ids, closing]),
+                            np.concatenate([conv.mm_token_type_ids, np.zeros(n, np.int32)]),
+                            np.concatenate([conv.policy_mask, np.zeros(n, np.int32)]),
+                            np.concatenate([conv.logprobs, np.zeros(n, np.float32)]),
+                            conv.segments)
+
+
+def _join(closing: np.ndarray, segment: Segment) -> Segment:
+    if not len(closing):
+        return segment
+    n = len(closing)
+    return Segment(np.concatenate([closing, segment.input_ids]).astype(np.int32),
+                   np.concatenate([np.zeros(n, np.int32), segment.mm_token_type_ids]),
+                   np.concatenate([np.zeros(n, np.int32), segment.loss_mask]),
+                   segment.pixel_values, segment.image_grid_thw, segment.pixel_values_videos,
+                   segment.video_grid_thw)
+
+
+__all__ = ["EpisodeResult", "Rollout", "RolloutConfig", "RolloutStats", "Script", "env_sampler",
+           "stop_tokens"]
