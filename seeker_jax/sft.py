@@ -164,6 +164,18 @@ def evaluate(eval_step, state: TrainState, model, mesh, batches: list[dict]) -> 
     return total / max(count, 1.0)
 
 
+def validation_batches(root: str, c: ml_collections.ConfigDict, tcfg: TrajectoryConfig) -> list:
+    """The first c.val_batches batches of the val split, fixed for the whole run ([] if none)."""
+    import itertools
+
+    from seeker_jax.data.records import split_path
+    if c.val_batches <= 0 or not split_path(root, "val").is_file():
+        return []
+    loader = make_loader(root, "val", c.batch_size, tcfg, shuffle=False, num_epochs=1,
+                         prefetch=c.prefetch)
+    return list(itertools.islice(iter(loader), c.val_batches))
+
+
 def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | None = None,
           progress: bool = True) -> list[dict[str, Any]]:
     """Runs (or resumes) SFT; returns the metrics logged by this call.
@@ -189,9 +201,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
     tcfg = TrajectoryConfig(buckets=tuple(config.data.buckets))
     data_iter = iter(make_loader(root, "train", config.data.batch_size, tcfg, seed=config.seed,
                                  prefetch=config.data.prefetch))
-    val_iter = iter(make_loader(root, "val", config.data.batch_size, tcfg, shuffle=False,
-                                num_epochs=None, prefetch=config.data.prefetch))
-    val_batches = [next(val_iter) for _ in range(config.data.val_batches)]
+    val_batches = validation_batches(root, config.data, tcfg)
     rng = jax.random.key(config.seed)
 
     ckpt_root = os.path.abspath(os.path.join(workdir, "checkpoints"))
@@ -221,7 +231,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
                    "step_time": dt}
             writer.write(step, row)
             logged.append({"step": step, **row})
-        if step % config.eval_every == 0 or step == config.steps:
+        if val_batches and (step % config.eval_every == 0 or step == config.steps):
             val = evaluate(eval_step, state, model, mesh, val_batches)
             writer.write(step, {"val_loss": val})
             logged.append({"step": step, "val_loss": val})
