@@ -1,0 +1,117 @@
+"""Generation figures: decode tokens/s (ours vs transformers' `generate`, same process, same
+random model) and prefill work per turn (cache appends vs re-prefilling the conversation).
+
+    python bench/generate.py [--hidden 256 --layers 4 --batch 8 --new 128]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+
+import numpy as np
+import torch
+
+from hf_reference import build_hf, tiny_hf_config
+from test_sampler import segment  # segments in hf_reference's token layout
+from seeker_jax.models.chat import Segment
+from seeker_jax.models.qwen3_vl import from_pretrained
+from seeker_jax.sampler import Sampler
+from seeker_jax.sampling import SamplingParams
+
+
+
+def decode_speed(hf, model, batch: int, prompt: int, new: int) -> None:
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 980, (batch, prompt))
+    sampler = Sampler(model, batch_size=batch, max_len=prompt + new + 8, params=SamplingParams(0.0),
+                      decode_steps=32, max_chunk=max(prompt, 16))
+    prompts = [Segment(r.astype(np.int32), np.zeros(prompt, np.int32), np.zeros(prompt, np.int32))
+               for r in ids]
+    t0 = time.perf_counter()
+    sampler.generate(prompts, max_new_tokens=new)
+    compile_s = time.perf_counter() - t0
+    sampler.stats.clear()
+    t0 = time.perf_counter()
+    ours = sampler.generate(prompts, max_new_tokens=new)
+    ours_s = time.perf_counter() - t0
+    ours_decode = sampler.stats["decode_tokens"] / sampler.stats["decode_s"]
+    torch.set_num_threads(os.cpu_count() or 1)
+    with torch.no_grad():
+        x = torch.from_numpy(ids)
+        hf.generate(input_ids=x, do_sample=False, max_new_tokens=4, min_new_tokens=4,
+                    eos_token_id=999, pad_token_id=0)
+        t0 = time.perf_counter()
+        out = hf.generate(input_ids=x, do_sample=False, max_new_tokens=new, min_new_tokens=new,
+                          eos_token_id=999, pad_token_id=0)
+        hf_s = time.perf_counter() - t0
+    same = sum(np.array_equal(t.ids, o[prompt:].numpy()) for t, o in zip(ours, out))
+    total = batch * new
+    print(f"decode, batch {batch}, prompt {prompt}, {new} new tokens (greedy):")
+    print(f"  ours: {total / ours_s:8.1f} tok/s end to end ({ours_decode:.1f} tok/s in decode "
+          f"calls); first call incl. compilation {compile_s:.1f} s")
+    print(f"  transformers generate: {total / hf_s:8.1f} tok/s")
+    print(f"  speed-up: {hf_s / ours_s:.2f}x; identical sequences: {same}/{batch}")
+
+
+def prefill_work(model, turns: int = 5) -> None:
+    """A 5-turn episode: prompt (text, image, video), then per turn 24 generated tokens and a
+    tool response alternating text+image and text+video."""
+    sampler = Sampler(model, batch_size=1, max_len=2048, params=SamplingParams(0.0),
+                      stop_token_ids=(999,), decode_steps=32, max_chunk=256)
+    prompt = segment([("text", 40), ("image", (8, 8)), ("text", 20), ("video", (4, 8, 8)),
+                      ("text", 10)], 0)
+    tools = [segment([("text", 12), ("image", (8, 8)), ("text", 4)] if k % 2 == 0 else
+                     [("text", 12), ("video", (2, 8, 8)), ("text", 4)], k + 1)
+             for k in range(turns)]
+    print(f"prefill work per turn ({turns}-turn episode, tokens computed before each turn):")
+    print("  turn   appended   full re-prefill   append s")
+    total_app = total_full = 0
+    seg = prompt
+    for k in range(turns + 1):
+        before = sampler.stats["prefill_tokens"]
+        t0 = time.perf_counter()
+        sampler.append({0: seg}, max_new_tokens=24)
+        dt = time.perf_counter() - t0
+        appended = sampler.stats["prefill_tokens"] - before
+        full = len(sampler.conversation(0).input_ids)
+        total_app, total_full = total_app + appended, total_full + full
+        print(f"  {k:4d}   {appended:8d}   {full:15d}   {dt:8.3f}")
+        while sampler.active_rows:
+            sampler.step()
+        if k < turns:
+            seg = tools[k]
+    print(f"  total  {total_app:8d}   {total_full:15d}   -> {total_full / total_app:.2f}x "
+          "fewer tokens with appends")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--prompt", type=int, default=64)
+    ap.add_argument("--new", type=int, default=128)
+    args = ap.parse_args()
+    cfg = tiny_hf_config(hidden_size=args.hidden, intermediate_size=4 * args.hidden,
+                         num_hidden_layers=args.layers, num_attention_heads=8,
+                         num_key_value_heads=4, head_dim=32,
+                         rope_parameters=dict(rope_type="default", rope_theta=10000.0,
+                                              mrope_section=[6, 5, 5], mrope_interleaved=True))
+    hf = build_hf(cfg)
+    with tempfile.TemporaryDirectory() as d:
+        hf.save_pretrained(d)
+        model = from_pretrained(d)
+    print(f"model: hidden {args.hidden}, {args.layers} layers, vocab 1000; CPU, "
+          f"{os.cpu_count()} cores")
+    decode_speed(hf, model, args.batch, args.prompt, args.new)
+    prefill_work(model)
+
+
+if __name__ == "__main__":
+    main()
