@@ -39,8 +39,8 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from seeker_jax.models.chat import Segment, concat_segments
-from seeker_jax.models.qwen3_vl.modeling import (Qwen3VLForConditionalGeneration, Qwen3VLModel,
-                                                 _scatter_features, forward)
+from seeker_jax.models.qwen3_vl.modeling import (Qwen3VLForConditionalGeneration, forward,
+                                                 scatter_features, visibility_mask)
 from seeker_jax.models.qwen3_vl.rope import get_rope_index_np
 from seeker_jax.models.qwen3_vl.text import init_cache
 from seeker_jax.sampling import SamplingParams, policy_logprobs, sample
@@ -92,12 +92,12 @@ def _language_model(model: Qwen3VLForConditionalGeneration, cache, ids, position
     extra = None
     if feats is not None:
         is_visual = (ids == cfg.image_token_id) | (ids == cfg.video_token_id)
-        embeds = _scatter_features(embeds, is_visual, feats)
+        embeds = scatter_features(embeds, is_visual, feats)
         zeros = jnp.zeros_like(embeds)
-        extra = [_scatter_features(zeros, is_visual, d) for d in deepstack]
+        extra = [scatter_features(zeros, is_visual, d) for d in deepstack]
     S = cache[0].key.shape[1]
     valid = jnp.arange(S)[None, :] < (write_index + n_valid)[:, None]
-    mask = Qwen3VLModel._mask(valid, B, L, cache, write_index)
+    mask = visibility_mask(valid, B, L, cache, write_index)
     return lm(embeds, positions, mask, extra, cache, write_index)
 
 

@@ -40,12 +40,34 @@ def token_type_ids(input_ids, cfg: Qwen3VLConfig):
             + xp.where(input_ids == cfg.video_token_id, 2, 0)).astype(xp.int32)
 
 
-def _scatter_features(embeds: jax.Array, is_token: jax.Array, features: jax.Array) -> jax.Array:
+def scatter_features(embeds: jax.Array, is_token: jax.Array, features: jax.Array) -> jax.Array:
     """Puts features (N, D) at the positions where is_token (B, L) holds, row-major order."""
     flat = is_token.reshape(-1)
     idx = jnp.clip(jnp.cumsum(flat) - 1, 0, features.shape[0] - 1)
     gathered = jnp.take(features, idx, axis=0).reshape(embeds.shape).astype(embeds.dtype)
     return jnp.where(is_token[..., None], gathered, embeds)
+
+
+def visibility_mask(attention_mask, B: int, L: int, cache, write_index) -> jax.Array:
+    """(B, L, S) visibility: causal, and only keys the attention mask marks as real.
+
+    Without a cache, attention_mask is (B, L) over the input. With a cache, it is (B, S)
+    over the cache slots as they will be after this write, and query i of sequence b sits
+    at slot write_index[b] + i.
+    """
+    if cache is None:
+        causal = jnp.tril(jnp.ones((L, L), bool))[None]
+        if attention_mask is None:
+            return jnp.broadcast_to(causal, (B, L, L))
+        return causal & jnp.asarray(attention_mask).astype(bool)[:, None, :]
+    S = cache[0].key.shape[1]
+    if write_index is None:
+        raise ValueError("a cache needs write_index (B,): where each sequence's new tokens go")
+    q_slot = jnp.asarray(write_index, jnp.int32)[:, None] + jnp.arange(L)[None]
+    visible = jnp.arange(S)[None, None, :] <= q_slot[:, :, None]
+    if attention_mask is not None:
+        visible = visible & jnp.asarray(attention_mask).astype(bool)[:, None, :]
+    return visible
 
 
 class Qwen3VLModel(nnx.Module):
@@ -77,7 +99,7 @@ class Qwen3VLModel(nnx.Module):
                 raise ValueError(f"{name} features and {name} tokens do not match: "
                                  f"{n_tokens} tokens, {out.embeds.shape[0]} features. A vision "
                                  "span was cut or duplicated.")
-        return _scatter_features(embeds, is_token, out.embeds), is_token, out.deepstack
+        return scatter_features(embeds, is_token, out.embeds), is_token, out.deepstack
 
     def _positions(self, input_ids, attention_mask, position_ids, mm_token_type_ids,
                    image_grid_thw, video_grid_thw, write_index, has_vision):
@@ -116,35 +138,13 @@ class Qwen3VLModel(nnx.Module):
             embeds, is_token, feats = self._vision(input_ids, embeds, jnp.asarray(pixels), grid,
                                                    token_id, name)
             zeros = [jnp.zeros_like(embeds) for _ in feats] if deepstack is None else deepstack
-            deepstack = [_scatter_features(z, jnp.asarray(is_token), f)
+            deepstack = [scatter_features(z, jnp.asarray(is_token), f)
                          for z, f in zip(zeros, feats)]
 
         positions = self._positions(input_ids, attention_mask, position_ids, mm_token_type_ids,
                                     image_grid_thw, video_grid_thw, write_index, has_vision)
-        mask = self._mask(attention_mask, B, L, cache, write_index)
+        mask = visibility_mask(attention_mask, B, L, cache, write_index)
         return self.language_model(embeds, positions, mask, deepstack, cache, write_index)
-
-    @staticmethod
-    def _mask(attention_mask, B: int, L: int, cache, write_index) -> jax.Array:
-        """(B, L, S) visibility: causal, and only keys the attention mask marks as real.
-
-        Without a cache, attention_mask is (B, L) over the input. With a cache, it is (B, S)
-        over the cache slots as they will be after this write, and query i of sequence b sits
-        at slot write_index[b] + i.
-        """
-        if cache is None:
-            causal = jnp.tril(jnp.ones((L, L), bool))[None]
-            if attention_mask is None:
-                return jnp.broadcast_to(causal, (B, L, L))
-            return causal & jnp.asarray(attention_mask).astype(bool)[:, None, :]
-        S = cache[0].key.shape[1]
-        if write_index is None:
-            raise ValueError("a cache needs write_index (B,): where each sequence's new tokens go")
-        q_slot = jnp.asarray(write_index, jnp.int32)[:, None] + jnp.arange(L)[None]
-        visible = jnp.arange(S)[None, None, :] <= q_slot[:, :, None]
-        if attention_mask is not None:
-            visible = visible & jnp.asarray(attention_mask).astype(bool)[:, None, :]
-        return visible
 
 
 class Qwen3VLForConditionalGeneration(nnx.Module):
