@@ -3,7 +3,11 @@
 Same model config (configs/qwen3_vl.py:SIZE, random init), same text batch (B, L), loss on
 every token, one process, fp32. Prints one JSON line per framework.
 
-    python bench/train_step.py --size small --batch 2 --length 512 --steps 5
+    python bench/train_step.py --size small --batch 2 --length 512 --steps 4
+
+Measured (2 CPU cores, small, B=2, L=512): jax 259 tokens/s (3.95 s/step, compile 10.5 s),
+torch 382 tokens/s (2.68 s/step). Our step recomputes the 151,936-column vocabulary
+projection in backward (jax.checkpoint per chunk, to bound memory), which costs here.
 """
 from __future__ import annotations
 
@@ -56,7 +60,7 @@ def bench_torch(cfg_dict: dict, ids: np.ndarray, steps: int) -> dict:
         opt.step()
         opt.zero_grad(set_to_none=True)
         times.append(time.perf_counter() - t0)
-    return {"framework": "torch", "compile_and_first_s": times[0], "loss": float(loss),
+    return {"framework": "torch", "compile_and_first_s": times[0], "loss": float(loss.detach()),
             "threads": torch.get_num_threads(), **_rate(times[1:], ids.size)}
 
 
