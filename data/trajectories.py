@@ -10,7 +10,8 @@ Teacher trajectory of a synthetic record (3 assistant turns, 2 tool rounds):
   <think>...</think><answer>X</answer>
 
 Batches: examples are padded to the smallest length bucket that holds them (a vision span is
-never cut: an example longer than the largest bucket is dropped, with a count). Pixel arrays
+never cut: an example longer than the largest bucket, or whose tool call failed, is dropped;
+no count is kept yet). Pixel arrays
 are concatenated over the batch, as transformers does; the jitted step compiles once per
 (bucket length, vision grids) signature, and the synthetic world's fixed resolution makes that
 one signature per bucket.
