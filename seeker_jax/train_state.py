@@ -138,12 +138,10 @@ def loss_positions(loss_mask: np.ndarray, attention_mask: np.ndarray, multiple: 
     return index, weight
 
 
-def make_train_step(tx: optax.GradientTransformation):
-    """A jitted step(state_arrays, batch, grids) -> (new arrays, metrics).
-
-    Grids are static (host tuples): one compile per vision-grid signature. Donates the old
-    trainable params and optimizer state.
-    """
+def train_step_fn(tx: optax.GradientTransformation) -> Callable:
+    """The un-jitted SFT step(graphdef, trainable, frozen, rest, opt_state, batch, image_grid,
+    video_grid) -> (trainable, opt_state, metrics); make_train_step jits it, seeker_jax.aot
+    compiles it ahead of time for TPU topologies. graphdef and the grids are static."""
     def step(graphdef, trainable, frozen, rest, opt_state, batch, image_grid, video_grid):
         image_grid = None if image_grid is None else np.array(image_grid)
         video_grid = None if video_grid is None else np.array(video_grid)
@@ -158,6 +156,16 @@ def make_train_step(tx: optax.GradientTransformation):
         metrics = {"loss": loss, "loss_tokens": count, "grad_norm": optax.global_norm(grads)}
         return trainable, opt_state, metrics
 
+    return step
+
+
+def make_train_step(tx: optax.GradientTransformation):
+    """A jitted step(state_arrays, batch, grids) -> (new arrays, metrics).
+
+    Grids are static (host tuples): one compile per vision-grid signature. Donates the old
+    trainable params and optimizer state.
+    """
+    step = train_step_fn(tx)
     compiled: dict[str, Callable] = {}
 
     def run(state: TrainState, batch: dict[str, jax.Array], image_grid, video_grid):
@@ -225,4 +233,4 @@ def place_batch(batch: dict[str, np.ndarray], model, mesh: Mesh | None,
 
 
 __all__ = ["TrainState", "chunked_token_loss", "loss_positions", "create_train_state", "make_eval_step",
-           "make_train_step", "place_batch", "sft_loss", "trainable_filter"]
+           "make_train_step", "place_batch", "sft_loss", "train_step_fn", "trainable_filter"]
