@@ -70,7 +70,7 @@ class ToolConfig:
                               max_frame_pixels=336 * 336, max_total_pixels=336 * 336 * 64)
     frame_min_pixels: int = 32 * 32
     frame_max_pixels: int = 512 * 32 * 32
-    video_backends: tuple[str, ...] = ("decord", "pyav")  # tried in order; see env/video.py
+    video_backends: tuple[str, ...] = ("pyav", "decord")  # tried in order; see env/video.py
 
 
 @dataclass

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seeker_jax.models.processing import ProcessedVideo, preprocess_video
+from seeker_jax.models.processing import (TEMPORAL_PATCH_SIZE, ProcessedVideo, preprocess_video,
+                                         video_frame_size)
 
 
 class VideoError(Exception):
@@ -119,11 +120,16 @@ class VideoFile:
         assert self._info is not None
         return self._info
 
-    def read(self, indices: np.ndarray) -> np.ndarray:
-        """(T, H, W, 3) uint8 frames at the given indices."""
+    def read(self, indices: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+        """(T, H, W, 3) uint8 frames at the given indices.
+
+        size: (height, width) to scale to while decoding, where the backend can (PyAV scales in
+        swscale before the RGB conversion, far cheaper than decoding full frames and resizing
+        them after); a backend that cannot returns full frames, which preprocessing resizes.
+        """
         self._open()
         try:
-            return self._reader.read(np.asarray(indices, np.int64))
+            return self._reader.read(np.asarray(indices, np.int64), size)
         except VideoError:
             raise
         except Exception as exc:
@@ -134,7 +140,12 @@ class VideoFile:
         """Samples [start, end] seconds with the given sampling rules."""
         indices = sample_frame_indices(self.info, start, end, sampling.fps,
                                        sampling.min_frames, sampling.max_frames)
-        return Clip(self.read(indices), indices / self.info.fps, indices)
+        n = len(indices) + len(indices) % TEMPORAL_PATCH_SIZE  # padded to whole groups
+        size = video_frame_size(n, self.info.height, self.info.width,
+                                min_pixels=sampling.min_pixels,
+                                max_total_pixels=sampling.max_total_pixels,
+                                max_frame_pixels=sampling.max_frame_pixels)
+        return Clip(self.read(indices, size), indices / self.info.fps, indices)
 
     def processed(self, start: float, end: float, sampling: Sampling) -> ProcessedVideo:
         """Sampled, resized and patchified: ready to be a video part of a chat turn."""
@@ -157,8 +168,8 @@ class _DecordReader:
         self._vr.seek(0)
         self.info = VideoInfo(len(self._vr), float(self._vr.get_avg_fps()), width, height)
 
-    def read(self, indices: np.ndarray) -> np.ndarray:
-        return self._vr.get_batch(indices.tolist()).asnumpy()
+    def read(self, indices: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+        return self._vr.get_batch(indices.tolist()).asnumpy()  # full size; resized later
 
 
 class _PyAVReader:
@@ -184,7 +195,7 @@ class _PyAVReader:
             self.info = VideoInfo(int(count), fps, stream.codec_context.width,
                                   stream.codec_context.height)
 
-    def read(self, indices: np.ndarray) -> np.ndarray:
+    def read(self, indices: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
         import av
 
         fps = self.info.fps
@@ -210,7 +221,11 @@ class _PyAVReader:
                         break
                 if frame is None:
                     raise VideoError(f"frame {i} could not be decoded")
-                out.append(frame.to_ndarray(format="rgb24"))
+                if size is None:
+                    out.append(frame.to_ndarray(format="rgb24"))
+                else:
+                    out.append(frame.to_ndarray(format="rgb24", height=size[0], width=size[1],
+                                                interpolation="BICUBIC"))
         return np.stack(out)
 
 
