@@ -161,5 +161,48 @@ def _sft(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workdir", default="runs/demo", help="where everything is written")
+    p.add_argument("--steps", type=int, default=60, help="SFT steps")
+    p.add_argument("--episodes", type=int, default=8, help="held-out episodes to run")
+
+
+@command("demo", "end to end on the embedded default: synth world, SFT, tool episodes, export",
+         _demo_arguments)
+def _demo(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from seeker_jax.rl.demo import run_demo
+
+    run_demo(args.workdir, args.steps, args.episodes)
+    return 0
+
+
+def _aot_arguments(p: argparse.ArgumentParser) -> None:
+    from seeker_jax.config import add_config_arguments
+
+    add_config_arguments(p, "configs/sft.py:qwen3_vl_8b")
+    p.add_argument("--topology", required=True, help="TPU topology, e.g. v5p:2x2x1 (v5p-8), "
+                   "v5p:2x2x4, v5e:2x2, v6e:4x4 (needs jax[tpu])")
+    p.add_argument("--batch-per-chip", type=int, default=1, help="examples per data/fsdp shard")
+    p.add_argument("--frames", type=int, default=64, help="video frames per example")
+    p.add_argument("--seq-len", type=int, default=None, help="tokens per example (default: "
+                   "the video's tokens + timestamps + --text-tokens, rounded up to 256)")
+    p.add_argument("--text-tokens", type=int, default=1024, help="prompt, tool calls, answers")
+    p.add_argument("--json", default=None, metavar="OUT", help="also save the figures here")
+
+
+@command("aot", "compile the SFT step for a TPU topology on this CPU: will it fit? (exit 2 if not)",
+         _aot_arguments)
+def _aot(args: argparse.Namespace) -> int:
+    from seeker_jax.aot import run_aot
+    from seeker_jax.config import load_config
+
+    return run_aot(load_config(args.config, args.config_overrides), args.topology, args.json,
+                   batch_per_chip=args.batch_per_chip, frames=args.frames, seq_len=args.seq_len,
+                   text_tokens=args.text_tokens)
+
+
 if __name__ == "__main__":
     sys.exit(main())
