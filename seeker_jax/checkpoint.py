@@ -31,16 +31,21 @@ from typing import Any, Callable, Mapping, Union
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx, traverse_util
 
 from seeker_jax.models.qwen3_vl import params as P
 from seeker_jax.models.qwen3_vl.config import ConfigError, Qwen3VLConfig, from_hf_dict, to_hf_dict
-from seeker_jax.models.qwen3_vl.hf_io import CheckpointError, abstract_model, copy_assets
+from seeker_jax.models.qwen3_vl.hf_io import (CheckpointError, ParamSource, abstract_model,
+                                              copy_assets)
 from seeker_jax.models.qwen3_vl.modeling import Qwen3VLForConditionalGeneration
 
 PARAMS_ITEM = "params"
 CONFIG_FILE = "model_config.json"
+# Bytes in flight while orbax writes arrays out (save) or reads them in (restore): without a
+# bound, a save first copies every array to host buffers, doubling the process's memory.
+SAVE_GB, RESTORE_GB = 0.25, 0.5
 _STEP_DIR = re.compile(r"(?:[^.]*_)?(\d+)")
 
 # How restored parameters are placed: one sharding for all, one per key, or a function of the
@@ -103,9 +108,23 @@ def save_params(directory: str, source: Any, cfg: Qwen3VLConfig, *,
         raise CheckpointError(f"the parameters do not match the config: "
                               f"{_name_diff(expected, set(tree))}")
     write_model_config(directory, cfg, config_dict, assets_from)
-    checkpointer = ocp.StandardCheckpointer()
-    checkpointer.save(os.path.abspath(os.path.join(directory, PARAMS_ITEM)), tree)
-    checkpointer.wait_until_finished()
+    _checkpointer(tree).save(os.path.abspath(os.path.join(directory, PARAMS_ITEM)),
+                         args=ocp.args.PyTreeSave(tree))
+
+
+def _checkpointer(tree: Mapping[str, Any]) -> ocp.Checkpointer:
+    """Synchronous, with bounded memory in flight (the on-disk format StandardSave writes).
+
+    The bound must admit the largest array (orbax refuses one larger than its budget).
+    Without compression: with zstd a save held about half a checkpoint of extra buffers and
+    ran at half the speed, for 20% less disk on bf16 weights (bench/convert.py). Restore
+    reads either, so trainers' default (compressed) StandardSave items load the same way.
+    """
+    largest = max(int(np.prod(t.shape)) * jnp.dtype(t.dtype).itemsize for t in tree.values())
+    save, restore = (max(gb, largest / 1e9 + 0.001) for gb in (SAVE_GB, RESTORE_GB))
+    return ocp.Checkpointer(ocp.PyTreeCheckpointHandler(
+        save_concurrent_gb=save, save_device_host_concurrent_gb=save,
+        restore_concurrent_gb=restore, use_compression=False))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,28 +208,64 @@ def abstract_params(cfg: Qwen3VLConfig, dtype=None, shardings: Shardings = None,
     return out
 
 
+def check_params(loc: ParamsLocation, cfg: Qwen3VLConfig) -> dict[str, Any]:
+    """The stored metadata, after checking names and shapes against cfg (nothing is read)."""
+    stored = stored_metadata(loc.params_dir)
+    expected = abstract_params(cfg, jnp.float32)
+    if set(stored) != set(expected):
+        raise CheckpointError(f"{loc.params_dir} does not fit the config: "
+                              f"{_name_diff(set(expected), set(stored))}")
+    bad = [f"{k}: stored {tuple(stored[k].shape)}, the config expects {t.shape}"
+           for k, t in expected.items() if tuple(stored[k].shape) != tuple(t.shape)]
+    if bad:
+        raise CheckpointError(f"{loc.params_dir}: shape mismatch for {len(bad)} tensor(s): "
+                              + "; ".join(bad[:5]))
+    return stored
+
+
 def restore_params(path: str, cfg: Qwen3VLConfig | None = None, dtype=None,
-                   shardings: Shardings = None) -> dict[str, jax.Array]:
+                   shardings: Shardings = None, keys: list[str] | None = None
+                   ) -> dict[str, jax.Array]:
     """Restores the params item (any folder `find_params` accepts) into placed arrays.
 
     Names and shapes are checked against cfg (default: the checkpoint's own config) before
     anything is read, with the offending tensors named. dtype casts on read; None keeps
-    the stored dtypes.
+    the stored dtypes. keys restores only those parameters (e.g. one export shard).
     """
     loc = find_params(path)
     cfg = cfg if cfg is not None else read_model_config(loc.config_dir)[0]
-    stored = stored_metadata(loc.params_dir)
-    expected = {param_key(e.flax_path) for e in P.expand(cfg)}
-    if set(stored) != expected:
-        raise CheckpointError(f"{loc.params_dir} does not fit the config: "
-                              f"{_name_diff(expected, set(stored))}")
+    stored = check_params(loc, cfg)
     target = abstract_params(cfg, dtype, shardings, stored)
-    bad = [f"{k}: stored {tuple(stored[k].shape)}, the config expects {t.shape}"
-           for k, t in target.items() if tuple(stored[k].shape) != tuple(t.shape)]
-    if bad:
-        raise CheckpointError(f"{loc.params_dir}: shape mismatch for {len(bad)} tensor(s): "
-                              + "; ".join(bad[:5]))
-    return ocp.StandardCheckpointer().restore(loc.params_dir, target)
+    return _restore(loc.params_dir, target if keys is None else {k: target[k] for k in keys})
+
+
+def _restore(params_dir: str, target: dict[str, jax.ShapeDtypeStruct], host: bool = False
+             ) -> dict[str, Any]:
+    """Restores `target`'s keys (all, or a subset) with its dtypes and shardings.
+
+    host=True gives numpy arrays, skipping the copy onto a device (for export).
+    """
+    args = ({k: ocp.RestoreArgs(restore_type=np.ndarray, dtype=t.dtype) for k, t in target.items()}
+            if host else ocp.checkpoint_utils.construct_restore_args(target))
+    return _checkpointer(target).restore(params_dir, args=ocp.args.PyTreeRestore(
+        item=target, restore_args=args, partial_restore=True))
+
+
+def params_source(path: str, cfg: Qwen3VLConfig, dtype=None) -> ParamSource:
+    """A checkpoint as an export source: restores one shard's parameters at a time."""
+    loc = find_params(path)
+    target = abstract_params(cfg, dtype, None, check_params(loc, cfg))
+
+    def shape_dtype(p: tuple):
+        t = target[param_key(p)]
+        return tuple(t.shape), t.dtype
+
+    def fetch(paths: list[tuple]) -> dict[tuple, jax.Array]:
+        got = _restore(loc.params_dir, {param_key(p): target[param_key(p)] for p in paths},
+                       host=True)
+        return {p: got[param_key(p)] for p in paths}
+
+    return ParamSource(shape_dtype, fetch)
 
 
 def load_model(path: str, dtype=None, shardings: Shardings = None, compute_dtype=None,

@@ -1,8 +1,9 @@
 """`seeker-jax convert` (HF folder -> orbax checkpoint) and `export` (checkpoint -> HF folder).
 
 Both walk the one mapping table (models/qwen3_vl/params.py) and stream: convert reads one
-tensor at a time into the output parameters; export restores the parameters and writes one
-tensor at a time. Memory therefore stays near the size of the parameters themselves. Both
+tensor at a time into the output parameters (memory: the parameters plus one tensor, plus
+orbax's bounded write buffer); export restores one output shard at a time and writes one
+tensor at a time (memory: about one shard). Both
 write into a staged folder renamed into place at the end, and return a one-line summary
 (tensors, bytes, seconds, peak RSS).
 """
@@ -21,8 +22,8 @@ from seeker_jax import checkpoint as C
 from seeker_jax.models.qwen3_vl import params as P
 from seeker_jax.models.qwen3_vl.config import ConfigError, load_hf_config
 from seeker_jax.models.qwen3_vl.hf_io import (CheckpointError, IOStats, abstract_model,
-                                              load_into, staged_dir, stored_dtype,
-                                              write_hf_dir)
+                                              load_into, release_freed_memory, staged_dir,
+                                              stored_dtype, write_hf_dir)
 
 
 def convert(hf_dir: str, out: str, dtype=None, *, overwrite: bool = False,
@@ -43,7 +44,12 @@ def convert(hf_dir: str, out: str, dtype=None, *, overwrite: bool = False,
               for e in P.expand(cfg)}
     stats = IOStats(sum(nbytes.values()), "convert", progress)
     with staged_dir(out, overwrite, protect=(hf_dir,)) as tmp:
-        load_into(model, hf_dir, cfg, place, progress=lambda name, _: stats.add(nbytes[name]))
+        def tick(name: str, _) -> None:
+            stats.add(nbytes[name])
+            if nbytes[name] > 16 << 20:
+                release_freed_memory()  # the input tensor and its transpose just went
+
+        load_into(model, hf_dir, cfg, place, progress=tick)
         C.save_params(tmp, model, cfg, config_dict=config_dict, assets_from=hf_dir)
     return stats.summary(out)
 
@@ -52,16 +58,16 @@ def export(ckpt: str, out: str, dtype=None, *, max_shard_size: int | str = "5GB"
            overwrite: bool = False, progress: bool = True) -> str:
     """Checkpoint (converted, step folder or training root) -> HF folder transformers loads.
 
-    dtype: the tensor dtype written (default: as stored); the cast happens on restore, so
-    memory is the size of the output. Returns the summary line.
+    dtype: the tensor dtype written (default: as stored); the cast happens on restore.
+    Parameters are restored one output shard at a time, so memory stays near one shard.
+    Returns the summary line.
     """
     started = time.perf_counter()
     loc = C.find_params(ckpt)
     cfg, config_dict = C.read_model_config(loc.config_dir)
-    flat = C.restore_params(ckpt, cfg, dtype)
-    stats = write_hf_dir(lambda path: flat[C.param_key(path)], cfg, out,
-                         config_dict=config_dict, max_shard_size=max_shard_size,
-                         overwrite=overwrite, assets_dir=loc.config_dir, progress=progress,
+    stats = write_hf_dir(C.params_source(ckpt, cfg, dtype), cfg, out, config_dict=config_dict,
+                         max_shard_size=max_shard_size, overwrite=overwrite,
+                         assets_dir=loc.config_dir, progress=progress,
                          protect=(loc.config_dir, loc.params_dir))
     stats.started = started  # the summary counts the restore too
     return stats.summary(out)

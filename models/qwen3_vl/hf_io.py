@@ -1,8 +1,9 @@
 """Hugging Face folders in and out: `from_pretrained` and `save_pretrained`.
 
 Reading streams one tensor at a time from the safetensors files (single `model.safetensors`
-or sharded with `model.safetensors.index.json`), through the mapping table in params.py.
-bf16 tensors are read with `framework="flax"` (numpy cannot hold bf16).
+or sharded with `model.safetensors.index.json`), through the mapping table in params.py;
+big matrices are read and transposed a block of rows at a time (safetensors_io.py), so
+memory holds the parameters read so far plus one block (bf16 via ml_dtypes' numpy dtype).
 
 Writing walks the same table the other way and streams too: each safetensors file's header
 is computed from the shapes up front, then tensors are converted and written one at a time,
@@ -13,77 +14,82 @@ complete.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import json
 import os
 import re
 import resource
 import shutil
-import struct
 import tempfile
 import time
-from typing import Callable, Iterator
+from typing import BinaryIO, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from safetensors import SafetensorError, safe_open
 from tqdm.auto import tqdm
 
 from seeker_jax.models.qwen3_vl import params as P
 from seeker_jax.models.qwen3_vl.config import (Qwen3VLConfig, from_hf_dict, load_hf_config,
                                                to_hf_dict)
 from seeker_jax.models.qwen3_vl.modeling import Qwen3VLForConditionalGeneration
+from seeker_jax.models.qwen3_vl.safetensors_io import (BLOCK_BYTES, CheckpointError,
+                                                       StoredTensor, TensorSpec, read_header,
+                                                       read_rows, write_safetensors)
 
 SINGLE, INDEX = "model.safetensors", "model.safetensors.index.json"
 
 
-class CheckpointError(ValueError):
-    """A checkpoint whose tensors do not fit the model: named, with what was expected."""
-
-
-def weight_files(hf_dir: str) -> dict[str, str]:
-    """Maps every tensor name to the safetensors file that holds it."""
+def stored_tensors(hf_dir: str) -> dict[str, StoredTensor]:
+    """Every tensor of an HF folder (single file or sharded index): file, dtype, shape, offset."""
     index = os.path.join(hf_dir, INDEX)
-    if os.path.isfile(index):
-        try:
-            with open(index) as f:
-                weight_map = json.load(f)["weight_map"]
-        except (json.JSONDecodeError, KeyError) as e:
-            raise CheckpointError(f"{index} is not a valid safetensors index: {e}") from e
-        files = {name: os.path.join(hf_dir, fn) for name, fn in weight_map.items()}
-        for fn in sorted(set(files.values())):
-            if not os.path.isfile(fn):
-                raise CheckpointError(f"the index names {os.path.basename(fn)}, which is missing "
-                                      f"from {hf_dir}")
-        return files
-    single = os.path.join(hf_dir, SINGLE)
-    if not os.path.isfile(single):
-        raise CheckpointError(f"{hf_dir} has neither {SINGLE} nor {INDEX}")
-    with _open(single) as f:
-        return {name: single for name in f.keys()}
-
-
-def _open(path: str):
+    if not os.path.isfile(index):
+        single = os.path.join(hf_dir, SINGLE)
+        if not os.path.isfile(single):
+            raise CheckpointError(f"{hf_dir} has neither {SINGLE} nor {INDEX}")
+        return read_header(single)
     try:
-        return safe_open(path, framework="flax")
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"cannot read {path}: {e} (truncated or corrupt safetensors?)") from e
+        with open(index) as f:
+            weight_map = json.load(f)["weight_map"]
+    except (json.JSONDecodeError, KeyError) as e:
+        raise CheckpointError(f"{index} is not a valid safetensors index: {e}") from e
+    out: dict[str, StoredTensor] = {}
+    for fn in sorted(set(weight_map.values())):
+        path = os.path.join(hf_dir, fn)
+        if not os.path.isfile(path):
+            raise CheckpointError(f"the index names {fn}, which is missing from {hf_dir}")
+        held = read_header(path)
+        listed = {n for n, f in weight_map.items() if f == fn}
+        if listed - set(held):
+            raise CheckpointError(f"the index puts {sorted(listed - set(held))[:3]} in {fn}, "
+                                  "which does not hold them")
+        out.update({n: held[n] for n in listed})
+    return out
 
 
-def iter_hf_tensors(files: dict[str, str], names: list[str]) -> Iterator[tuple[str, jax.Array]]:
-    """Yields (name, tensor) grouped by file, so one file is open at a time."""
-    by_file: dict[str, list[str]] = {}
-    for name in names:
-        by_file.setdefault(files[name], []).append(name)
-    for path, group in by_file.items():
-        with _open(path) as f:
-            for name in group:
-                try:
-                    yield name, f.get_tensor(name)
-                except (SafetensorError, OSError, ValueError) as e:
-                    raise CheckpointError(f"cannot read tensor {name} from {path}: {e}") from e
+def _read_flax(f: BinaryIO, t: StoredTensor, entry: P.Entry, shape: tuple[int, ...], dtype,
+               cfg: Qwen3VLConfig) -> np.ndarray:
+    """One HF tensor in Flax layout and `dtype`, read a block of rows at a time.
+
+    A block of HF rows is a slice of the Flax array: along axis 0 as stored, along the last
+    axis once a Linear is transposed. So big matrices never exist twice in memory.
+    """
+    n = t.spec.shape[0] if t.spec.shape else 1
+    if entry.transform not in (P.LINEAR, P.IDENTITY) or len(shape) != 2 \
+            or t.spec.nbytes <= BLOCK_BYTES:
+        return np.asarray(P.to_flax(entry, read_rows(f, t, 0, n), cfg)).astype(dtype)
+    out = np.empty(shape, dtype)
+    rows = max(1, BLOCK_BYTES * n // t.spec.nbytes)
+    for lo in range(0, n, rows):
+        hi = min(n, lo + rows)
+        block = P.to_flax(entry, read_rows(f, t, lo, hi), cfg)
+        if entry.transform == P.LINEAR:
+            out[:, lo:hi] = block
+        else:
+            out[lo:hi] = block
+    return out
 
 
 def check_names(expected: list[str], found: set[str], cfg: Qwen3VLConfig, where: str) -> None:
@@ -111,23 +117,31 @@ def abstract_model(cfg: Qwen3VLConfig, dtype=jnp.float32, param_dtype=jnp.float3
 def load_into(model: Qwen3VLForConditionalGeneration, hf_dir: str, cfg: Qwen3VLConfig,
               place: Callable[[tuple, jax.Array], jax.Array] | None = None,
               progress: Callable[[str, int], None] | None = None) -> None:
-    """Fills an (abstract) model's parameters from an HF folder, tensor by tensor."""
+    """Fills an (abstract) model's parameters from an HF folder, tensor by tensor.
+
+    Names and shapes are all checked (from the headers) before any tensor is read.
+    """
     entries = P.expand(cfg)
-    files = weight_files(hf_dir)
-    check_names([e.hf_name for e in entries], set(files), cfg, hf_dir)
+    stored = stored_tensors(hf_dir)
+    check_names([e.hf_name for e in entries], set(stored), cfg, hf_dir)
     flat = dict(nnx.to_flat_state(nnx.state(model, nnx.Param)))
-    by_name = {e.hf_name: e for e in entries}
-    for name, tensor in iter_hf_tensors(files, [e.hf_name for e in entries]):
-        entry = by_name[name]
-        var = flat[entry.flax_path]
-        want = P.hf_shape(entry, tuple(var.shape), cfg)
-        if tuple(tensor.shape) != want:
-            raise CheckpointError(f"{name}: shape {tuple(tensor.shape)} in the checkpoint, the "
-                                  f"config expects {want}")
-        value = P.to_flax(entry, tensor, cfg).astype(var.dtype)
-        var.set_value(place(entry.flax_path, value) if place else value)
-        if progress:
-            progress(name, int(tensor.size * tensor.dtype.itemsize))
+    for e in entries:
+        want = P.hf_shape(e, tuple(flat[e.flax_path].shape), cfg)
+        if stored[e.hf_name].spec.shape != want:
+            raise CheckpointError(f"{e.hf_name}: shape {stored[e.hf_name].spec.shape} in the "
+                                  f"checkpoint, the config expects {want}")
+    by_file: dict[str, list[P.Entry]] = {}
+    for e in entries:
+        by_file.setdefault(stored[e.hf_name].path, []).append(e)
+    for path, group in by_file.items():
+        with open(path, "rb") as f:
+            for e in group:
+                var = flat[e.flax_path]
+                value = jnp.asarray(_read_flax(f, stored[e.hf_name], e, tuple(var.shape),
+                                               var.dtype, cfg))
+                var.set_value(place(e.flax_path, value) if place else value)
+                if progress:
+                    progress(e.hf_name, stored[e.hf_name].spec.nbytes)
 
 
 def from_pretrained(hf_dir: str, dtype=jnp.float32, *, compute_dtype=None, remat: str = "none",
@@ -150,23 +164,13 @@ def flax_param_getter(model: Qwen3VLForConditionalGeneration) -> Callable[[tuple
 
 
 def stored_dtype(hf_dir: str) -> jnp.dtype:
-    """The dtype of the checkpoint's tensors (read from the first file's header, no data)."""
-    files = weight_files(hf_dir)
-    name = next(iter(files))
-    with _open(files[name]) as f:
-        code = f.get_slice(name).get_dtype()
-    if code not in _FROM_ST:
-        raise CheckpointError(f"{name} has dtype {code}; expected one of {sorted(_FROM_ST)}")
-    return jnp.dtype(_FROM_ST[code])
+    """The dtype of the checkpoint's tensors (of the first one; read from a header)."""
+    return jnp.dtype(next(iter(stored_tensors(hf_dir).values())).spec.dtype)
 
 
 # ---------------------------------------------------------------------------------------------
 # Writing: safetensors streamed tensor by tensor, sharded by size, into a staged folder.
 
-_TO_ST = {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "float64": "F64",
-          "int64": "I64", "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8",
-          "bool": "BOOL"}
-_FROM_ST = {v: k for k, v in _TO_ST.items()}
 # Files of an HF model folder that travel with the weights (tokenizer, processor, template).
 _ASSET_SUFFIXES = (".json", ".txt", ".jinja", ".model", ".tiktoken")
 _NOT_ASSETS = {"config.json", INDEX, "model_config.json"}
@@ -182,45 +186,6 @@ def parse_size(size: int | str) -> int:
     unit = (m.group(2) or "B").upper()
     base = 1024 if "I" in unit else 1000
     return int(float(m.group(1)) * base ** "BKMGT".index(unit[0]))
-
-
-@dataclasses.dataclass(frozen=True)
-class TensorSpec:
-    name: str
-    shape: tuple[int, ...]
-    dtype: np.dtype
-
-    @property
-    def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
-
-
-def write_safetensors(path: str, specs: list[TensorSpec], produce: Callable[[str], np.ndarray],
-                      on_tensor: Callable[[int], None] | None = None) -> None:
-    """Writes one safetensors file, asking `produce(name)` for one tensor at a time.
-
-    The header (names, dtypes, shapes, offsets) is known up front from `specs`, so the file is
-    written in one pass and only the tensor in hand is in memory beyond the caller's own.
-    """
-    header: dict = {"__metadata__": {"format": "pt"}}
-    offset = 0
-    for s in specs:
-        header[s.name] = {"dtype": _TO_ST[s.dtype.name], "shape": list(s.shape),
-                          "data_offsets": [offset, offset + s.nbytes]}
-        offset += s.nbytes
-    blob = json.dumps(header, separators=(",", ":")).encode()
-    blob += b" " * (-len(blob) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(blob)))
-        f.write(blob)
-        for s in specs:
-            arr = np.ascontiguousarray(produce(s.name))
-            if arr.shape != s.shape or arr.dtype != s.dtype:
-                raise CheckpointError(f"{s.name}: produced {arr.shape} {arr.dtype}, the header "
-                                      f"says {s.shape} {s.dtype}")
-            f.write(arr.reshape(-1).view(np.uint8))
-            if on_tensor:
-                on_tensor(s.nbytes)
 
 
 def plan_shards(specs: list[TensorSpec], max_bytes: int) -> list[list[TensorSpec]]:
@@ -290,6 +255,18 @@ def staged_dir(out_dir: str, overwrite: bool = False, protect: tuple[str, ...] =
         os.rename(tmp, out)
 
 
+def release_freed_memory() -> None:
+    """Hands memory freed by the allocator back to the OS (glibc keeps it otherwise).
+
+    Converting big tensors one by one frees a lot of mid-sized blocks; without this the
+    process's RSS keeps them, and peak memory grows by about a checkpoint's worth.
+    """
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def peak_rss_bytes() -> int:
     """This process's peak resident set size so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -343,41 +320,64 @@ def _with_dtype(config_dict: dict, dtype: str) -> dict:
     return d
 
 
-def write_hf_dir(get: Callable[[tuple], jax.Array], cfg: Qwen3VLConfig, out_dir: str, *,
+@dataclasses.dataclass(frozen=True)
+class ParamSource:
+    """Where an export reads Flax parameters: shapes and dtypes up front, values in groups.
+
+    `fetch(paths)` is called once per output shard, so a source backed by a checkpoint needs
+    to hold only one shard's worth of parameters at a time.
+    """
+    shape_dtype: Callable[[tuple], tuple[tuple[int, ...], np.dtype]]
+    fetch: Callable[[list[tuple]], dict[tuple, jax.Array]]
+
+
+def model_source(model: Qwen3VLForConditionalGeneration) -> ParamSource:
+    """The parameters of a live model (fetching hands out references, no copies)."""
+    get = flax_param_getter(model)
+    return ParamSource(lambda p: (tuple(get(p).shape), np.dtype(get(p).dtype)),
+                       lambda paths: {p: get(p) for p in paths})
+
+
+def write_hf_dir(source: ParamSource, cfg: Qwen3VLConfig, out_dir: str, *,
                  config_dict: dict | None = None, dtype=None, max_shard_size: int | str = "5GB",
                  overwrite: bool = False, assets_dir: str | None = None, progress: bool = False,
                  protect: tuple[str, ...] = ()) -> IOStats:
-    """Writes an HF folder from Flax parameters read through `get(flax_path)`, via params.py.
+    """Writes an HF folder from Flax parameters, walking the table in params.py.
 
-    One tensor is converted at a time (HF layout, cast to `dtype` or kept as stored), so
-    memory beyond the parameters stays at one tensor. Shards above max_shard_size come with
-    model.safetensors.index.json. config_dict (e.g. the one a checkpoint was converted from)
-    is written back with only its dtype changed; it must describe `cfg`.
+    Shards are planned from shapes alone; each shard's parameters are fetched, converted one
+    tensor at a time (HF layout, cast to `dtype` or kept as stored) and written. Shards above
+    max_shard_size come with model.safetensors.index.json. config_dict (e.g. the one a
+    checkpoint was converted from) is written back with only its dtype changed; it must
+    describe `cfg`.
     """
-    entries = P.expand(cfg)
-    by_name = {e.hf_name: e for e in entries}
-    arrays = {e.hf_name: get(e.flax_path) for e in entries}  # references, no copies
-    out_dtype = lambda a: np.dtype(jnp.dtype(dtype if dtype is not None else a.dtype))
-    specs = [TensorSpec(n, P.hf_shape(by_name[n], tuple(a.shape), cfg), out_dtype(a))
-             for n, a in arrays.items()]
+    by_name = {e.hf_name: e for e in P.expand(cfg)}
+    specs = []
+    for name, entry in by_name.items():
+        shape, stored = source.shape_dtype(entry.flax_path)
+        specs.append(TensorSpec(name, P.hf_shape(entry, shape, cfg),
+                                np.dtype(jnp.dtype(dtype if dtype is not None else stored))))
     dtypes = {s.dtype.name for s in specs}
     config_dict = to_hf_dict(cfg) if config_dict is None else config_dict
     if from_hf_dict(config_dict) != cfg:
         raise CheckpointError("the config given does not describe these parameters")
     config_dict = _with_dtype(config_dict, dtypes.pop() if len(dtypes) == 1 else "float32")
 
-    def produce(name: str) -> np.ndarray:
-        a = arrays[name]
-        a = a if dtype is None else jnp.asarray(a).astype(dtype)
-        return P.to_hf(by_name[name], np.asarray(a), cfg)
-
     shards = plan_shards(specs, parse_size(max_shard_size))
     stats = IOStats(sum(s.nbytes for s in specs), "export", progress)
+    names = ([SINGLE] if len(shards) == 1 else
+             [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))])
     with staged_dir(out_dir, overwrite, protect) as tmp:
-        names = ([SINGLE] if len(shards) == 1 else
-                 [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))])
         for fn, shard in zip(names, shards):
+            arrays = source.fetch([by_name[s.name].flax_path for s in shard])
+
+            def produce(name: str) -> np.ndarray:
+                a = arrays.pop(by_name[name].flax_path)  # dropped once written
+                a = a if dtype is None else jnp.asarray(a).astype(dtype)
+                return P.to_hf(by_name[name], np.asarray(a), cfg)  # a view where it can be
+
             write_safetensors(os.path.join(tmp, fn), shard, produce, stats.add)
+            del arrays
+            release_freed_memory()
         if len(shards) > 1:
             index = {"metadata": {"total_size": stats.bytes},
                      "weight_map": {s.name: fn for fn, shard in zip(names, shards) for s in shard}}
@@ -402,6 +402,6 @@ def save_pretrained(model: Qwen3VLForConditionalGeneration, out_dir: str, dtype=
     renamed into place at the end; an out_dir that already holds files is refused unless
     overwrite. See `write_hf_dir` for the rest.
     """
-    return write_hf_dir(flax_param_getter(model), model.config, out_dir,
+    return write_hf_dir(model_source(model), model.config, out_dir,
                         config_dict=config_dict, dtype=dtype, max_shard_size=max_shard_size,
                         overwrite=overwrite, assets_dir=assets_dir, progress=progress)
