@@ -1,0 +1,350 @@
+"""Will the SFT step fit a TPU pod? Compile it for one, on this CPU, and read the compiler's figures.
+
+`seeker-jax aot --config configs/sft.py:qwen3_vl_8b --topology v5p:2x2x1`
+
+With `jax[tpu]` installed, `jax.experimental.topologies.get_topology_desc` gives the devices of
+a TPU topology without the TPUs. We build the config's (data, fsdp, tensor) mesh on them,
+describe params, optimizer state and a batch as ShapeDtypeStructs with their NamedShardings
+(nothing real-sized is allocated), and lower + compile the SAME jitted step that training runs
+(`train_state.jit_train_step`). XLA's TPU compiler then reports per-chip memory, or refuses
+with "Ran out of memory in memory space hbm", which is the answer "does not fit".
+
+The batch is a video SFT batch: per example one `frames`-frame video at <= max_pixels per frame
+(Qwen3-VL's smart resize of a 16:9 source), each temporal group of 2 frames written as
+`<t seconds><|vision_start|><|video_pad|>*n<|vision_end|>`, plus `text_tokens` of prompt,
+tool calls and answers. The global batch is batch_per_chip * data * fsdp examples (tensor
+parallel chips share theirs).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec
+
+GIB = 1024**3
+# HBM per chip, by the topology name's prefix.
+HBM_GIB = {"v5p": 95.0, "v5e": 16.0, "v5litepod": 16.0, "v6e": 32.0, "v4": 32.0}
+PATCH_VALUES = 3 * 2 * 16 * 16  # columns of pixel_values_videos: C * temporal * patch * patch
+
+
+class AotError(ValueError):
+    """A request the check cannot answer (no compiler, unknown topology, impossible shapes)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoBatch:
+    """Shapes of one video SFT batch. grid: (t, h, w) in 16-px patches, per example."""
+
+    batch: int            # global examples
+    seq_len: int          # L, tokens per example (padded)
+    loss_len: int         # K, positions through the vocabulary projection per example
+    grid: tuple[int, int, int]
+    video_tokens: int     # <|video_pad|> tokens per example
+    timestamp_tokens: int  # `<t seconds>` and vision start/end tokens per example
+
+    @property
+    def patches(self) -> int:
+        return int(np.prod(self.grid))
+
+
+def timestamp_tokens(seconds: float) -> int:
+    """Qwen BPE tokens of `<{t:.1f} seconds>`: '<', one per digit, '.', ' seconds', '>'
+    (Qwen2's pre-tokenizer splits every digit)."""
+    return len(f"{seconds:.1f}".replace(".", "")) + 4
+
+
+def video_batch(batch: int, frames: int = 64, height: int = 720, width: int = 1280,
+                max_pixels: int = 336 * 336, text_tokens: int = 1024, seconds_per_frame: float = 2.0,
+                seq_len: int | None = None, multiple: int = 256) -> VideoBatch:
+    """The token count of a `frames`-frame video SFT example, computed as the processor does.
+
+    seq_len None: video + timestamps + text rounded up to `multiple` (a data bucket).
+    """
+    from seeker_jax.models.processing import MERGE_SIZE, PATCH_SIZE, smart_resize
+
+    if frames % 2:
+        raise AotError(f"frames must be even (2-frame temporal patches), got {frames}")
+    h, w = smart_resize(height, width, max_pixels=max_pixels)
+    grid = (frames // 2, h // PATCH_SIZE, w // PATCH_SIZE)
+    per_group = grid[1] * grid[2] // MERGE_SIZE**2
+    stamps = sum(timestamp_tokens((2 * g + 0.5) * seconds_per_frame) + 2 for g in range(grid[0]))
+    need = grid[0] * per_group + stamps + text_tokens
+    if seq_len is None:
+        seq_len = -(-need // multiple) * multiple
+    elif seq_len < grid[0] * per_group + stamps + 2:
+        raise AotError(f"seq_len {seq_len} is shorter than the video alone "
+                         f"({grid[0] * per_group + stamps} tokens): raise it or lower --frames")
+    loss_len = max(128, -(-min(text_tokens, seq_len) // 2 // 128) * 128)
+    return VideoBatch(batch, seq_len, loss_len, grid, grid[0] * per_group, stamps)
+
+
+def topology_devices(topology: str) -> list:
+    """TPU devices of a topology name like "v5p:2x2x1" (needs jax[tpu]: libtpu)."""
+    import os
+
+    from jax.experimental import topologies
+
+    # libtpu takes a lock file per process; compiling (no TPU is touched) needs none.
+    os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
+    if not tpu_compiler_available():
+        raise AotError("no TPU compiler here: pip install 'jax[tpu]' (libtpu) into this "
+                           "environment, the same version as jax")
+    try:
+        return list(topologies.get_topology_desc(platform="tpu", topology_name=topology).devices)
+    except Exception as e:  # a name the compiler does not know
+        raise AotError(f"no TPU topology {topology!r}: {e}. Names look like v5p:2x2x1 "
+                           "(v5p-8), v5p:2x2x4, v5e:2x2, v6e:4x4") from e
+
+
+def tpu_compiler_available() -> bool:
+    """Whether libtpu (from jax[tpu]) is importable."""
+    import importlib.util
+
+    return importlib.util.find_spec("libtpu") is not None
+
+
+def hbm_gib(topology: str) -> float:
+    prefix = topology.split(":")[0].split("-")[0]
+    if prefix not in HBM_GIB:
+        raise AotError(f"unknown chip {prefix!r} in {topology!r}; known: {sorted(HBM_GIB)}")
+    return HBM_GIB[prefix]
+
+
+def _with_sharding(x, sharding) -> jax.ShapeDtypeStruct:
+    return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
+
+
+def abstract_train_state(c: ml_collections.ConfigDict, mesh, tx):
+    """(graphdef, trainable, frozen, rest, opt_state) as sharded ShapeDtypeStructs.
+
+    Params are placed by the logical-axis rules, as create_train_state places real ones; an
+    optimizer leaf whose path ends in a trainable param's path (mu, nu, accumulated grads)
+    takes that param's sharding, other leaves (step counts) are replicated.
+    """
+    from seeker_jax.config import load_config
+    from seeker_jax.models.qwen3_vl import from_hf_dict
+    from seeker_jax.models.qwen3_vl.hf_io import abstract_model
+    from seeker_jax.sharding import array_sharding
+    from seeker_jax.train_state import trainable_filter
+
+    cfg = from_hf_dict(load_config(f"configs/qwen3_vl.py:{c.model.size}").to_dict())
+    model = abstract_model(cfg, jnp.dtype(c.model.compute_dtype), jnp.dtype(c.model.param_dtype),
+                           c.model.remat)
+    replicated = NamedSharding(mesh, PartitionSpec())
+
+    def place(var: nnx.Variable) -> jax.ShapeDtypeStruct:  # as sharding.model_shardings does
+        x, axes = var.get_value(), getattr(var, "logical_axes", None)
+        return _with_sharding(x, replicated if axes is None else
+                              array_sharding(mesh, axes, x.shape))
+
+    nnx.update(model, jax.tree.map(place, nnx.state(model),
+                                   is_leaf=lambda x: isinstance(x, nnx.Variable)))
+    graphdef, trainable, frozen, rest = nnx.split(model, trainable_filter(c.model.freeze_vision),
+                                                  nnx.Param, ...)
+    by_path = {tuple(str(k) for k in path): x.sharding for path, x in
+               jax.tree_util.tree_flatten_with_path(trainable)[0]}
+
+    def opt_sharding(path, x):
+        keys = tuple(str(k) for k in path)
+        for start in range(len(keys)):
+            if keys[start:] in by_path:
+                return _with_sharding(x, by_path[keys[start:]])
+        return _with_sharding(x, replicated)
+
+    opt_state = jax.tree_util.tree_map_with_path(opt_sharding, jax.eval_shape(tx.init, trainable))
+    return cfg, graphdef, trainable, frozen, rest, opt_state
+
+
+def abstract_batch(b: VideoBatch, mesh) -> dict[str, jax.ShapeDtypeStruct]:
+    """The arrays place_batch makes for a video batch, sharded over the "batch" axis."""
+    from seeker_jax.sharding import array_sharding
+
+    B, L, K = b.batch, b.seq_len, b.loss_len
+    shapes = {"input_ids": ((B, L), jnp.int32, 0), "attention_mask": ((B, L), jnp.int32, 0),
+              "mm_token_type_ids": ((B, L), jnp.int32, 0), "loss_mask": ((B, L), jnp.int32, 0),
+              "position_ids": ((3, B, L), jnp.int32, 1), "loss_index": ((B, K), jnp.int32, 0),
+              "loss_weight": ((B, K), jnp.float32, 0),
+              "pixel_values_videos": ((B * b.patches, PATCH_VALUES), jnp.float32, 0)}
+    out = {}
+    for k, (shape, dtype, batch_dim) in shapes.items():
+        axes = [None] * len(shape)
+        axes[batch_dim] = "batch"
+        out[k] = jax.ShapeDtypeStruct(shape, dtype, sharding=array_sharding(mesh, axes, shape))
+    return out
+
+
+def per_chip_bytes(tree) -> int:
+    """Bytes one chip holds of sharded ShapeDtypeStructs (the largest shard of each)."""
+    total = 0
+    for x in jax.tree.leaves(tree):
+        shard = x.sharding.shard_shape(x.shape)
+        total += int(np.prod(shard)) * jnp.dtype(x.dtype).itemsize
+    return total
+
+
+def tiled_bytes(shape: tuple[int, ...], itemsize: int, major_to_minor: tuple[int, ...],
+                tile: tuple[int, ...]) -> int:
+    """Bytes of one array in a TPU layout: dimensions in major_to_minor order, the minor ones
+    padded up to the tile (e.g. (8, 128)); a scalar is one (128,) tile."""
+    dims = [shape[d] for d in major_to_minor] or [1]
+    for i, t in enumerate(tile[-len(dims):][::-1]):
+        dims[-1 - i] = -(-dims[-1 - i] // t) * t
+    return int(np.prod(dims)) * itemsize
+
+
+def argument_bytes_by_hand(compiled, args) -> int:
+    """Per-chip bytes of the compiled step's arguments: each kept argument's shard shape
+    (from its sharding) in the layout the compiler chose for it. jit drops arguments the step
+    never reads (loss_mask, mm_token_type_ids): they cost HBM in training, not here."""
+    formats = jax.tree.leaves(compiled.input_formats[0],
+                              is_leaf=lambda x: hasattr(x, "layout") and hasattr(x, "sharding"))
+    leaves = jax.tree.leaves(args)
+    kept = compiled._executable._kept_var_idx  # noqa: SLF001 (which flat arguments survived)
+    total = 0
+    for i, x in enumerate(leaves):
+        if i not in kept:
+            continue
+        layout = formats[i].layout
+        total += tiled_bytes(tuple(x.sharding.shard_shape(x.shape)), jnp.dtype(x.dtype).itemsize,
+                             tuple(layout.major_to_minor), tuple(layout.tiling[0]))
+    return total
+
+
+def count_params(tree) -> int:
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+_OOM = re.compile(r"Used ([\d.]+)([KMGT]?) of ([\d.]+)([KMGT]?) hbm")
+
+
+def _oom_figures(message: str) -> tuple[float | None, float | None]:
+    """(used, capacity) in GiB from XLA's "Ran out of memory in memory space hbm" message."""
+    m = _OOM.search(message)
+    if not m:
+        return None, None
+    scale = {"": 1 / GIB, "K": 1 / 1024**2, "M": 1 / 1024, "G": 1.0, "T": 1024.0}
+    return float(m.group(1)) * scale[m.group(2)], float(m.group(3)) * scale[m.group(4)]
+
+
+def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_chip: int = 1,
+                       frames: int = 64, seq_len: int | None = None, text_tokens: int = 1024,
+                       max_pixels: int = 336 * 336) -> dict[str, Any]:
+    """Compiles the SFT step for `topology`; returns its figures (see `format_report`).
+
+    fits False carries the compiler's refusal (used / capacity GiB when it says them).
+    """
+    from seeker_jax.optim import make_optimizer
+    from seeker_jax.sft import resolve_mesh_shape
+    from seeker_jax.train_state import jit_train_step
+
+    devices = topology_devices(topology)
+    shape = resolve_mesh_shape(c.mesh, len(devices))
+    mesh = jax.make_mesh(tuple(shape.values()), tuple(shape), devices=devices,
+                         axis_types=(jax.sharding.AxisType.Auto,) * len(shape))
+    tx = make_optimizer(c.optimizer)
+    cfg, graphdef, trainable, frozen, rest, opt_state = abstract_train_state(c, mesh, tx)
+    b = video_batch(batch_per_chip * shape["data"] * shape["fsdp"], frames,
+                    text_tokens=text_tokens, max_pixels=max_pixels, seq_len=seq_len)
+    batch = abstract_batch(b, mesh)
+    video_grid = (b.grid,) * b.batch
+    n_trainable = count_params(trainable)
+    tokens = b.batch * b.seq_len
+    figures: dict[str, Any] = {
+        "topology": topology, "chips": len(devices), "hbm_gib": hbm_gib(topology),
+        "model": c.model.size, "mesh": shape, "batch_per_chip": batch_per_chip,
+        "global_batch": b.batch, "seq_len": b.seq_len, "frames": frames,
+        "video_grid": list(b.grid), "video_tokens": b.video_tokens, "loss_positions": b.loss_len,
+        "trainable_params": n_trainable, "frozen_params": count_params(frozen),
+        "tokens_per_step": tokens, "remat": c.model.remat,
+        "state_bytes_per_chip": per_chip_bytes((trainable, frozen, rest, opt_state)),
+        "batch_bytes_per_chip": per_chip_bytes(batch),
+    }
+    step = jit_train_step(tx, jax.tree.map(lambda x: x.sharding, trainable),
+                          jax.tree.map(lambda x: x.sharding, opt_state))
+    lowered = step.lower(graphdef, trainable, frozen, rest, opt_state, batch, None, video_grid)
+    try:
+        compiled = lowered.compile()
+    except Exception as e:  # XlaRuntimeError: RESOURCE_EXHAUSTED
+        message = str(e)
+        if "Ran out of memory" not in message and "RESOURCE_EXHAUSTED" not in message:
+            raise
+        used, capacity = _oom_figures(message)
+        figures.update(fits=False, used_gib=used, capacity_gib=capacity,
+                       error=message.strip().splitlines()[0][:500])
+        return figures
+    figures["argument_bytes_by_hand"] = argument_bytes_by_hand(
+        compiled, (trainable, frozen, rest, opt_state, batch))
+    mem = compiled.memory_analysis()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    args, out = mem.argument_size_in_bytes, mem.output_size_in_bytes
+    alias, temp = mem.alias_size_in_bytes, mem.temp_size_in_bytes
+    code = mem.generated_code_size_in_bytes
+    total = args + out - alias + temp + code
+    flops = float(cost.get("flops", 0.0)) if cost else 0.0
+    figures.update(
+        fits=total <= hbm_gib(topology) * GIB, argument_bytes=args, output_bytes=out,
+        alias_bytes=alias, temp_bytes=temp, code_bytes=code, total_bytes=total,
+        flops_per_chip=flops, flops_6nt_per_chip=6.0 * n_trainable * tokens / len(devices))
+    figures["flops_ratio"] = flops / figures["flops_6nt_per_chip"]
+    return figures
+
+
+def format_report(f: dict[str, Any]) -> str:
+    """Human-readable figures of compile_train_step."""
+    mesh = " x ".join(f"{k}={v}" for k, v in f["mesh"].items())
+    head = (f"{f['model']} SFT step on {f['topology']} ({f['chips']} chips, {f['hbm_gib']:.0f} GiB "
+            f"HBM each), mesh {mesh}\n"
+            f"  batch {f['batch_per_chip']}/chip ({f['global_batch']} global) x {f['seq_len']} "
+            f"tokens: {f['frames']}-frame video grid {tuple(f['video_grid'])} = "
+            f"{f['video_tokens']} video tokens + timestamps + text; {f['loss_positions']} loss "
+            f"positions\n"
+            f"  params: {f['trainable_params'] / 1e9:.2f} B trainable, "
+            f"{f['frozen_params'] / 1e9:.2f} B frozen; remat {f['remat']}\n"
+            f"  by hand: state {f['state_bytes_per_chip'] / GIB:.2f} GiB/chip, "
+            f"batch {f['batch_bytes_per_chip'] / GIB:.3f} GiB/chip\n")
+    if not f["fits"]:
+        used = ("" if f.get("used_gib") is None else
+                f": needs {f['used_gib']:.1f} GiB of {f['capacity_gib']:.1f} GiB")
+        return head + f"  DOES NOT FIT{used}\n  compiler: {f['error']}"
+    g = lambda k: f[k] / GIB  # noqa: E731
+    return head + (
+        f"  per chip: arguments {g('argument_bytes'):.2f} GiB, outputs {g('output_bytes'):.2f} "
+        f"(aliased {g('alias_bytes'):.2f}), temporaries {g('temp_bytes'):.2f}, code "
+        f"{g('code_bytes'):.3f}\n"
+        f"  total {g('total_bytes'):.2f} GiB of {f['hbm_gib']:.0f} GiB: FITS "
+        f"({100 * f['total_bytes'] / (f['hbm_gib'] * GIB):.0f}%)\n"
+        f"  FLOPs per chip per step {f['flops_per_chip']:.3e} = {f['flops_ratio']:.2f} x 6*N*tokens "
+        f"({f['flops_6nt_per_chip']:.3e}); above 1: remat recompute, attention (L^2) and the "
+        f"frozen vision forward; below: embeddings and the LM head (only on loss positions) "
+        f"do not cost 6 FLOPs per param per token")
+
+
+def run_aot(config: ml_collections.ConfigDict, topology: str, json_out: str | None = None,
+            **kwargs) -> int:
+    """The `aot` command: prints the figures, saves them as JSON; 0 fits, 2 does not fit."""
+    import json
+
+    try:
+        figures = compile_train_step(config, topology, **kwargs)
+    except ValueError as e:  # AotError, or a mesh the topology cannot hold
+        print(f"aot: {e}")
+        return 1
+    print(format_report(figures))
+    if json_out:
+        with open(json_out, "w") as f:
+            json.dump(figures, f, indent=1)
+    return 0 if figures["fits"] else 2
+
+
+__all__ = ["AotError", "VideoBatch", "abstract_batch", "abstract_train_state", "compile_train_step",
+           "argument_bytes_by_hand", "format_report", "per_chip_bytes", "run_aot", "timestamp_tokens", "topology_devices",
+           "tiled_bytes", "tpu_compiler_available", "video_batch"]

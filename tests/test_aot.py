@@ -1,0 +1,87 @@
+"""seeker_jax.aot: the SFT step compiled for a TPU topology on this CPU (needs jax[tpu]).
+
+One compile of the tiny model's step for v5e:2x2 (4 chips, fsdp=4) serves the figure checks;
+a second, with an absurd sequence length, must come back as "does not fit".
+"""
+import numpy as np
+import pytest
+
+from seeker_jax import aot
+from seeker_jax.config import load_config
+
+pytestmark = pytest.mark.skipif(not aot.tpu_compiler_available(),
+                                reason="no TPU compiler: pip install 'jax[tpu]' (libtpu)")
+
+TOPOLOGY = "v5e:2x2"
+
+
+def tiny_config():
+    c = load_config("configs/sft.py:tiny_synth")
+    c.mesh.data, c.mesh.fsdp = 1, -1
+    c.model.freeze_vision = True  # as the real presets: no backward through the tower
+    return c
+
+
+@pytest.fixture(scope="module")
+def figures():
+    return aot.compile_train_step(tiny_config(), TOPOLOGY, frames=2, text_tokens=128)
+
+
+def test_video_batch_token_count():
+    # 1280x720 under 336*336 px -> 224x448 (multiples of 32): 14x28 patches, 7x14 = 98 tokens
+    # per 2-frame group; 32 groups; `<t seconds>` at t = 1, 5, ..., 125 s plus start/end.
+    b = aot.video_batch(2, 64)
+    assert b.grid == (32, 14, 28) and b.video_tokens == 32 * 98
+    # "<1.0 seconds>" -> '<' '1' '.' '0' ' seconds' '>'
+    assert aot.timestamp_tokens(1.0) == 6 and aot.timestamp_tokens(125.0) == 8
+    stamps = 3 * 8 + 22 * 9 + 7 * 10  # 1..9 s, 13..97 s, 101..125 s, each + start/end
+    assert b.timestamp_tokens == stamps
+    assert b.seq_len == -(-(32 * 98 + stamps + 1024) // 256) * 256 == 4608
+    with pytest.raises(aot.AotError, match="shorter than the video"):
+        aot.video_batch(2, 64, seq_len=1024)
+
+
+def test_tiled_bytes_closed_form():
+    assert aot.tiled_bytes((3, 64), 4, (0, 1), (4, 128)) == 4 * 128 * 4
+    assert aot.tiled_bytes((32, 8), 4, (1, 0), (8, 128)) == 8 * 128 * 4  # transposed layout
+    assert aot.tiled_bytes((), 4, (), (128,)) == 512
+    assert aot.tiled_bytes((1024, 256), 2, (0, 1), (8, 128)) == 1024 * 256 * 2
+
+
+def test_memory_figures(figures):
+    f = figures
+    assert f["fits"] and f["mesh"] == {"data": 1, "fsdp": 4, "tensor": 1}
+    for k in ("argument_bytes", "output_bytes", "temp_bytes", "code_bytes", "total_bytes"):
+        assert f[k] > 0, k
+    # Arguments: every kept array's per-chip shard, padded to the compiler's TPU tiles.
+    assert f["argument_bytes"] == f["argument_bytes_by_hand"]
+    # ... and, up to that padding, fp32 params + AdamW's mu and nu, sharded 4 ways (each
+    # tiny-model matrix has a dimension the 4 chips divide), plus the batch.
+    state = 4 * (3 * f["trainable_params"] + f["frozen_params"]) / 4
+    assert state * 0.97 < f["state_bytes_per_chip"] < state * 1.03
+    unpadded = f["state_bytes_per_chip"] + f["batch_bytes_per_chip"]
+    assert unpadded - 2 * 4 * 256 <= f["argument_bytes"] <= unpadded * 1.01  # 2 unused (1, 256)
+    # donated params and optimizer state come back in the same buffers
+    assert f["alias_bytes"] == f["output_bytes"] or f["alias_bytes"] > 0.9 * f["output_bytes"]
+
+
+def test_flops_near_6nt(figures):
+    # Per chip: 6 N T / 4 chips. The tiny model is mostly its 151,936 x 64 embedding, which
+    # costs no matmul FLOPs per token (only on the 128 loss positions), so the ratio is < 1,
+    # but within a sane factor.
+    assert 0.2 < figures["flops_ratio"] < 5.0
+    assert figures["flops_6nt_per_chip"] == pytest.approx(
+        6 * figures["trainable_params"] * figures["tokens_per_step"] / 4)
+
+
+def test_does_not_fit_is_a_result(capsys):
+    code = aot.run_aot(tiny_config(), TOPOLOGY, None, frames=2, seq_len=1 << 20,
+                       text_tokens=128)
+    out = capsys.readouterr().out
+    assert code == 2 and "DOES NOT FIT" in out and "Traceback" not in out
+    assert "Ran out of memory" in out or "RESOURCE_EXHAUSTED" in out
+
+
+def test_unknown_topology_is_a_message(capsys):
+    assert aot.run_aot(tiny_config(), "v5e:3x7x9", None, frames=2) == 1
+    assert "no TPU topology" in capsys.readouterr().out
