@@ -92,15 +92,21 @@ def _convert_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
                    help="parameter dtype (default: as stored in the HF files)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    p.add_argument("--mesh", default=None, help="shard parameters as they are read, over a "
+                   "mesh of this host's devices, e.g. fsdp=4,tensor=2 (logical-axis rules of "
+                   "seeker_jax/sharding.py)")
 
 
 @command("convert", "HF safetensors folder -> orbax checkpoint (streamed, tensor by tensor)",
          _convert_arguments)
 def _convert(args: argparse.Namespace) -> int:
-    from seeker_jax.convert import convert, run_reporting_errors
+    from seeker_jax.convert import convert, mesh_placer, parse_mesh, run_reporting_errors
 
-    return run_reporting_errors(lambda: convert(args.hf_dir, args.out, args.dtype,
-                                                overwrite=args.overwrite))
+    def work() -> str:
+        place = mesh_placer(args.hf_dir, parse_mesh(args.mesh)) if args.mesh else None
+        return convert(args.hf_dir, args.out, args.dtype, overwrite=args.overwrite, place=place)
+
+    return run_reporting_errors(work)
 
 
 def _export_arguments(p: argparse.ArgumentParser) -> None:

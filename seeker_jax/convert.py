@@ -17,6 +17,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from seeker_jax import checkpoint as C
 from seeker_jax.models.qwen3_vl import params as P
@@ -73,11 +74,51 @@ def export(ckpt: str, out: str, dtype=None, *, max_shard_size: int | str = "5GB"
     return stats.summary(out)
 
 
+def parse_mesh(spec: str) -> dict[str, int]:
+    """"fsdp=4,tensor=2" -> {"fsdp": 4, "tensor": 2}; a clear error for anything else."""
+    shape = {}
+    for item in filter(None, (x.strip() for x in spec.split(","))):
+        name, _, size = item.partition("=")
+        if not name or not size.isdigit() or int(size) < 1:
+            raise ValueError(f"--mesh {spec!r}: expected AXIS=SIZE[,AXIS=SIZE...], e.g. fsdp=4,tensor=2")
+        shape[name] = int(size)
+    if not shape:
+        raise ValueError(f"--mesh {spec!r} names no axis")
+    return shape
+
+
+def mesh_placer(hf_dir: str, mesh_shape: dict[str, int]) -> Callable[[tuple, jax.Array], jax.Array]:
+    """place(flax_path, array) putting each parameter on a mesh by its logical axes.
+
+    Uses the project's rule table (seeker_jax/sharding.py), so parameters land the way the
+    trainers and the sampler shard them.
+    """
+    from flax import nnx
+    from jax.sharding import NamedSharding
+
+    from seeker_jax.sharding import DEFAULT_RULES, logical_to_pspec, make_mesh
+
+    devices = int(np.prod(list(mesh_shape.values())))
+    if devices != jax.device_count():
+        raise ValueError(f"--mesh {mesh_shape} has {devices} devices; this host has "
+                         f"{jax.device_count()}")
+    mesh = make_mesh(mesh_shape)
+    model = abstract_model(load_hf_config(hf_dir))
+    axes = {path: var.get_metadata()["logical_axes"]
+            for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param))}
+
+    def place(path: tuple, array: jax.Array) -> jax.Array:
+        spec = logical_to_pspec(axes[path], DEFAULT_RULES, mesh, array.shape)
+        return jax.device_put(array, NamedSharding(mesh, spec))
+
+    return place
+
+
 def run_reporting_errors(work: Callable[[], str]) -> int:
     """For the CLI: prints the summary line, or the error (no traceback) and returns 2."""
     try:
         print(work())
-    except (CheckpointError, ConfigError) as e:
+    except (CheckpointError, ConfigError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -59,3 +59,29 @@ def test_bad_folder_reports_an_error_not_a_traceback(tmp_path, capsys):
     assert main(["export", "--ckpt", str(empty), "--out", str(tmp_path / "e")]) == 2
     assert "holds no parameters" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "c") and not os.path.exists(tmp_path / "e")
+
+
+def test_convert_with_a_mesh_places_parameters_sharded(tmp_path, capsys):
+    """--mesh fsdp=4,tensor=2 on 8 fake devices: parameters are sharded by the logical-axis
+    rules as they are read, and the checkpoint still exports bit-exact."""
+    import jax
+    from jax.sharding import PartitionSpec
+
+    from seeker_jax.convert import mesh_placer, parse_mesh
+
+    hf_dir, ckpt, out = (str(tmp_path / n) for n in ("hf", "ckpt", "out"))
+    hf = save_tiny_hf(hf_dir, tied=False, seed=9)
+    place = mesh_placer(hf_dir, parse_mesh("fsdp=4,tensor=2"))
+    up = place(("model", "language_model", "layers", 0, "mlp", "up_proj", "kernel"),
+               jax.numpy.zeros((64, 128)))
+    assert up.sharding.spec == PartitionSpec("fsdp", "tensor")  # (embed, mlp)
+    assert len(up.sharding.device_set) == 8
+
+    assert main(["convert", "--hf-dir", hf_dir, "--out", ckpt, "--mesh", "fsdp=4,tensor=2"]) == 0
+    assert main(["export", "--ckpt", ckpt, "--out", out]) == 0
+    assert_bit_exact(hf.state_dict(), hf_tensors(out))
+
+    capsys.readouterr()
+    assert main(["convert", "--hf-dir", hf_dir, "--out", str(tmp_path / "x"),
+                 "--mesh", "fsdp=3"]) == 2
+    assert "has 3 devices; this host has 8" in capsys.readouterr().err
