@@ -22,16 +22,22 @@ _REPO_ROOT = Path(__file__).resolve().parents[1]
 OVERRIDE_PREFIX = "--config."
 
 
+_INSTALLED = Path(__file__).resolve().parent  # configs/ installs as seeker_jax/configs
+
+
 def _find_file(path: str) -> Path:
-    """The config file as given, else relative to the repository root (for `pip install -e`)."""
+    """The config file as given, else relative to the repository root (`pip install -e`), else
+    the installed copy of configs/ (`pip install .`): `configs/sft.py` works from anywhere."""
     p = Path(path)
     if p.is_file():
         return p
-    if not p.is_absolute() and (_REPO_ROOT / p).is_file():
-        return _REPO_ROOT / p
+    if not p.is_absolute():
+        for base in (_REPO_ROOT, _INSTALLED):
+            if (base / p).is_file():
+                return base / p
     raise FileNotFoundError(
-        f"config file {path!r} not found (looked in {Path.cwd()} and {_REPO_ROOT}); "
-        "give a path like configs/synth.py:tiny")
+        f"config file {path!r} not found (looked in {Path.cwd()}, {_REPO_ROOT} and the installed "
+        "seeker_jax/configs); give a path like configs/synth.py:tiny")
 
 
 def _load_module(path: Path):
