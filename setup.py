@@ -40,7 +40,8 @@ setup(
         # torch is the CPU build (a local wheel here); it is the parity reference only.
         # qwen-agent carries the Qwen BPE ranks for the offline tokenizer; .ci/run installs it
         # with --no-deps, since its own dependencies are not needed.
-        "test": ["pytest>=8.0", "hypothesis>=6.100", "torch==2.13.0"],
+        # jax[tpu] brings libtpu, the TPU compiler: tests/test_aot.py compiles for TPU pods on CPU.
+        "test": ["pytest>=8.0", "hypothesis>=6.100", "torch==2.13.0", "jax[tpu]>=0.7.0"],
         "tpu": ["jax[tpu]>=0.7.0"],
     },
     entry_points={"console_scripts": ["seeker-jax=seeker_jax.cli:main"]},
