@@ -222,12 +222,16 @@ def count_params(tree) -> int:
     return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
 
 
-_OOM = re.compile(r"Used ([\d.]+)([KMGT]?) of ([\d.]+)([KMGT]?) hbm")
+_SIZE = r"([\d.]+)([KMGT]?)(?:i?B)?"
+_OOM = [re.compile(p) for p in (  # the wordings of XLA TPU's refusal, seen in this version and before
+    rf"Used {_SIZE} of {_SIZE} hbm",
+    rf"\({_SIZE}\) exceeds available HBM \({_SIZE}\)",
+    rf"{_SIZE} > {_SIZE}")]
 
 
 def _oom_figures(message: str) -> tuple[float | None, float | None]:
-    """(used, capacity) in GiB from XLA's "Ran out of memory in memory space hbm" message."""
-    m = _OOM.search(message)
+    """(used, capacity) in GiB from XLA's "Ran out of memory ... HBM" message."""
+    m = next((m for p in _OOM if (m := p.search(message))), None)
     if not m:
         return None, None
     scale = {"": 1 / GIB, "K": 1 / 1024**2, "M": 1 / 1024, "G": 1.0, "T": 1024.0}

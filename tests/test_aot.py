@@ -80,6 +80,7 @@ def test_does_not_fit_is_a_result(capsys):
     out = capsys.readouterr().out
     assert code == 2 and "DOES NOT FIT" in out and "Traceback" not in out
     assert "Ran out of memory" in out or "RESOURCE_EXHAUSTED" in out
+    assert "needs" in out  # the compiler's figures, read from its message (GiB)
 
 
 def test_unknown_topology_is_a_message(capsys):
