@@ -3,7 +3,9 @@
 `seeker-jax sft --config configs/sft.py:tiny_synth --workdir W`. The same command continues a
 killed run exactly: the latest checkpoint restores params, optimizer state, the data
 iterator's position, the RNG and the step, so the batches and losses after a restart are the
-ones an uninterrupted run would have seen.
+ones an uninterrupted run would have seen. A latest checkpoint that cannot be read (a
+damaged disk, a hand-truncated file) is an error naming it, never skipped silently: delete that
+step's directory to resume from the one before.
 
 Workdir:
   config.json                 the resolved config
@@ -117,7 +119,18 @@ def _restore(manager, state: TrainState, data_iter, rng, freeze_vision: bool):
 
     step = manager.latest_step()
     model = state.model()
-    restored = manager.restore(step, args=_checkpoint_args(state, model, data_iter, step, rng, False))
+    try:
+        restored = manager.restore(step, args=_checkpoint_args(state, model, data_iter, step, rng,
+                                                               False))
+    except Exception as e:  # noqa: BLE001 - any failure here means the same to the user
+        where = os.path.join(str(manager.directory), str(step))
+        earlier = [s for s in manager.all_steps() if s < step]
+        reason = " ".join(str(e).split())
+        fallback = (f"delete {where} to resume from step {max(earlier)}" if earlier else
+                    f"delete {where} to start over")
+        raise RuntimeError(f"checkpoint step {step} in {manager.directory} could not be restored "
+                           f"({type(e).__name__}: {reason[:200]}); it is damaged or incomplete: "
+                           f"{fallback}") from e
     for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param)):
         var.set_value(restored.params[ckpt.param_key(path)])
     _, state.trainable, state.frozen, state.rest = nnx.split(

@@ -8,12 +8,14 @@ Only `trainable` and its optimizer state change in a step. Every array is placed
 logical-axis rules of seeker_jax.sharding; the batch is sharded over ("data", "fsdp").
 
 Loss: next-token cross entropy on tokens whose loss_mask is 1, averaged over those tokens.
-The vocabulary projection runs in sequence chunks under jax.checkpoint, so (B, L, vocab)
-logits never exist at once (151,936 columns make them the largest tensor of a small model).
+The vocabulary projection runs in sequence chunks, so (B, L, vocab) logits never exist at
+once (151,936 columns make them the largest tensor of a small model), and its gradients are
+formed in the same pass (a fused cross entropy): no recomputed logits in backward.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable
 
 import jax
@@ -74,12 +76,59 @@ def _lm_head_weight(model) -> tuple[jax.Array, bool]:
     return model.lm_head.kernel[...], False
 
 
+def _chunk_nll(h, w, transposed, y):
+    """(B, c, V) float32 logits, their logsumexp and the NLL of labels y (B, c)."""
+    logits = jnp.einsum("bcd,vd->bcv" if transposed else "bcd,dv->bcv", h, w,
+                        preferred_element_type=jnp.float32)
+    lse = jax.nn.logsumexp(logits, -1)
+    return logits, lse, lse - jnp.take_along_axis(logits, y[..., None], -1)[..., 0]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _fused_nll_sum(hs, w, transposed, ys, ms):
+    """Sum over chunks of masked NLL; hs (n, B, c, D), ys / ms (n, B, c)."""
+    return jax.lax.map(lambda a: jnp.sum(_chunk_nll(a[0], w, transposed, a[1])[2] * a[2]),
+                       (hs, ys, ms)).sum()
+
+
+def _fused_fwd(hs, w, transposed, ys, ms):
+    """Forward that also forms both gradients, chunk by chunk: d(sum)/dlogits is
+    (softmax - onehot) * mask, known as soon as the chunk's logits are; so backward needs no
+    logits (no (n, B, c, V) residual) and no second vocabulary projection."""
+    V = w.shape[0] if transposed else w.shape[1]
+
+    def one(dw, args):
+        h, y, m = args
+        logits, lse, nll = _chunk_nll(h, w, transposed, y)
+        d = jnp.exp(logits - lse[..., None]) - (jnp.arange(V) == y[..., None])
+        d = (d * m[..., None]).astype(h.dtype)
+        dh = jnp.einsum("bcv,vd->bcd" if transposed else "bcv,dv->bcd", d, w)
+        dw = dw + jnp.einsum("bcv,bcd->vd" if transposed else "bcd,bcv->dv",
+                             *((d, h) if transposed else (h, d)),
+                             preferred_element_type=jnp.float32)
+        return dw, (jnp.sum(nll * m), dh)
+
+    dw, (totals, dhs) = jax.lax.scan(one, jnp.zeros(w.shape, jnp.float32), (hs, ys, ms))
+    return totals.sum(), (dhs, dw.astype(w.dtype))
+
+
+def _fused_bwd(transposed, res, g):
+    dhs, dw = res
+    return (g * dhs).astype(dhs.dtype), (g * dw).astype(dw.dtype), None, None
+
+
+_fused_nll_sum.defvjp(_fused_fwd, _fused_bwd)
+
+
 def chunked_token_loss(hidden: jax.Array, weight: jax.Array, transposed: bool, labels: jax.Array,
                        mask: jax.Array, chunk: int = 256) -> tuple[jax.Array, jax.Array]:
     """Sum of masked next-token NLL and the count of masked tokens.
 
-    hidden (B, L, D) predicts labels (B, L); mask (B, L) in {0, 1}. Logits are computed in
-    fp32-accumulated `hidden.dtype`, chunk positions at a time, and recomputed in backward.
+    hidden (B, L, D) predicts labels (B, L); mask (B, L) in {0, 1} (not differentiated).
+    Logits are fp32-accumulated products of `hidden.dtype` operands, `chunk` positions at a
+    time. Under differentiation the gradients are formed in the forward pass (a fused
+    cross entropy): three vocabulary-sized matmuls per step, like an unchunked loss, with
+    only one chunk's logits alive at once.
     """
     B, L, D = hidden.shape
     chunk = min(chunk, L)
@@ -88,17 +137,10 @@ def chunked_token_loss(hidden: jax.Array, weight: jax.Array, transposed: bool, l
         hidden = jnp.pad(hidden, ((0, 0), (0, pad), (0, 0)))
         labels, mask = jnp.pad(labels, ((0, 0), (0, pad))), jnp.pad(mask, ((0, 0), (0, pad)))
     n = hidden.shape[1] // chunk
-
-    @jax.checkpoint
-    def one(h, y, m):
-        w = weight.astype(h.dtype)
-        logits = (h @ w.T if transposed else h @ w).astype(jnp.float32)
-        nll = jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, y[..., None], -1)[..., 0]
-        return jnp.sum(nll * m)
-
     hs = hidden.reshape(B, n, chunk, D).swapaxes(0, 1)
     ys, ms = (a.reshape(B, n, chunk).swapaxes(0, 1) for a in (labels, mask))
-    total = jax.lax.map(lambda args: one(*args), (hs, ys, ms)).sum()
+    total = _fused_nll_sum(hs, weight.astype(hidden.dtype), transposed, ys,
+                           jax.lax.stop_gradient(ms.astype(jnp.float32)))
     return total, jnp.sum(mask)
 
 
