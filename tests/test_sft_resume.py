@@ -1,6 +1,9 @@
 """SFT end to end on a tiny synthetic world: exact resume and export of the checkpoint to HF.
 
 Slow (each `train` call compiles the step, ~1 min on 2 CPU cores): `pytest -m slow`.
+tests/test_sft_resume_fast.py checks the same resume property in the default suite (one
+device, child processes, a shared compilation cache); this one keeps the sharded mesh
+(fsdp 4 x tensor 2), validation and the export.
 """
 import json
 import os
