@@ -6,7 +6,9 @@ Each row is one `seeker-jax aot` subprocess (one at a time: a real-size compile 
 and ~3-5 GB of host memory), its figures saved as OUT/<model>_<topology>.json; rows already
 saved are reused. Prints the markdown table.
 
-Measured (this CPU, 2 cores): see the table in the README.
+Measured (this CPU, 2 cores, shared): 4B on v5p:2x2x1 fits at 26.9 GiB/chip (compile 13 min,
+13 GB host peak, under load); 8B on v5p:2x2x1 fits at 50.0 GiB/chip (compile 7 min). The
+README's table has every row measured so far.
 """
 from __future__ import annotations
 
