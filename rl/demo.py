@@ -28,9 +28,11 @@ def say(msg: str) -> None:
 
 
 def sft_config(steps: int, overrides: Sequence[str] = ()):
-    """The tiny_synth SFT preset, shortened to `steps`, checkpointed at the end."""
+    """The tiny_synth SFT preset, shortened to `steps` (with a higher peak learning rate, so a
+    from-scratch model picks up the trajectory format in ~100 steps), checkpointed at the end."""
     return load_config("configs/sft.py:tiny_synth", [
         f"--config.steps={steps}", f"--config.optimizer.total_steps={steps}",
+        "--config.optimizer.lr=0.01",
         f"--config.checkpoint_every={steps}", f"--config.eval_every={max(steps // 4, 1)}",
         *overrides])
 
@@ -88,7 +90,7 @@ def compare_with_transformers(hf_dir: str, model) -> float | None:
     return float(np.abs(ours - torch_logits(ref, inputs)).max())
 
 
-def run_demo(workdir: str, steps: int = 60, episodes: int = 8,
+def run_demo(workdir: str, steps: int = 100, episodes: int = 8,
              overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Runs the four stages; returns (and writes) the summary."""
     from seeker_jax import checkpoint as ckpt
@@ -124,7 +126,8 @@ def run_demo(workdir: str, steps: int = 60, episodes: int = 8,
                            "seconds": round(time.perf_counter() - t1, 1)}
     for res, rec in list(zip(results, records))[:2]:
         say(f"    Q: {rec['question'].splitlines()[0][:90]}")
-        say(f"    model: {' | '.join(t.strip()[:70] for t in res.turns)}")
+        turns = " | ".join(" ".join(t.split())[:100] for t in res.turns)
+        say(f"    model: {turns}")
         say(f"    -> answer {res.answer!r} (truth {rec['answer']!r}), {res.end_reason}")
 
     t2 = time.perf_counter()

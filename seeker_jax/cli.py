@@ -169,7 +169,7 @@ def _sft(args: argparse.Namespace) -> int:
 
 def _demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", default="runs/demo", help="where everything is written")
-    p.add_argument("--steps", type=int, default=60, help="SFT steps")
+    p.add_argument("--steps", type=int, default=100, help="SFT steps")
     p.add_argument("--episodes", type=int, default=8, help="held-out episodes to run")
 
 
