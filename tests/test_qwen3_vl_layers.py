@@ -166,3 +166,16 @@ def test_vision_tower_with_deepstack(pair):
     assert len(out.deepstack) == len(ref.deepstack_features) == 2
     for ours, theirs in zip(out.deepstack, ref.deepstack_features):
         close(ours, theirs)
+
+
+def test_same_size_grids_share_one_batched_attention(pair):
+    """Consecutive grids of one h x w run as one attention; the result is unchanged."""
+    from seeker_jax.models.qwen3_vl.vision import attention_runs
+
+    grid = np.array([[2, 4, 4], [1, 4, 4], [3, 4, 4], [1, 6, 4], [2, 4, 4]])
+    assert attention_runs(grid) == [(6, 16), (1, 24), (2, 16)]
+    hf, m = pair
+    x = patches(int(grid.prod(-1).sum()), seed=9)
+    with torch.no_grad():
+        ref = hf.model.visual(torch.from_numpy(x), grid_thw=torch.from_numpy(grid))
+    close(m.model.visual(jnp.asarray(x), grid).embeds, ref.pooler_output)

@@ -72,14 +72,29 @@ class Qwen3VLVisionAttention(nnx.Module):
         q = apply_rotary(q.astype(jnp.float32), c, s).astype(self.dtype)
         k = apply_rotary(k.astype(jnp.float32), c, s).astype(self.dtype)
         outs, start = [], 0
-        for t, h, w in grid_thw.tolist():
-            size = t * h * w
+        for t, hw in attention_runs(grid_thw):
+            size = t * hw
             # (t, h*w, heads, D): attention never crosses a temporal patch.
-            seg = [a[start:start + size].reshape(t, h * w, self.num_heads, self.head_dim)
+            seg = [a[start:start + size].reshape(t, hw, self.num_heads, self.head_dim)
                    for a in (q, k, v)]
             outs.append(_full_attention(*seg).reshape(size, -1))
             start += size
         return self.proj(jnp.concatenate(outs, axis=0))
+
+
+def attention_runs(grid_thw: np.ndarray) -> list[tuple[int, int]]:
+    """(temporal patches, tokens per patch) of each run of consecutive grids of one size.
+
+    Attention is per temporal patch, so consecutive images / videos of the same h x w are one
+    batched attention: a batch of 16 same-size videos compiles one attention, not 16.
+    """
+    runs: list[tuple[int, int]] = []
+    for t, h, w in np.asarray(grid_thw).tolist():
+        if runs and runs[-1][1] == h * w:
+            runs[-1] = (runs[-1][0] + t, h * w)
+        else:
+            runs.append((t, h * w))
+    return runs
 
 
 def _full_attention(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
