@@ -12,7 +12,8 @@ from hf_reference import make_inputs, save_tiny_hf
 from seeker_jax.models.chat import Segment
 from seeker_jax.models.qwen3_vl import forward, from_pretrained
 from seeker_jax.models.qwen3_vl.rope import get_rope_index_np
-from seeker_jax.sampler import Sampler, batch_conversations, recompute_logprobs, segment_positions
+from seeker_jax.conversation import batch_conversations, recompute_logprobs
+from seeker_jax.sampler import Sampler, segment_positions
 from seeker_jax.sampling import SamplingParams
 
 MAX_LEN = 160
