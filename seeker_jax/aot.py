@@ -18,7 +18,6 @@ parallel chips share theirs).
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from typing import Any
 
