@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from hf_reference import build_hf, tiny_hf_config
-from test_sampler import segment  # segments in hf_reference's token layout
+from hf_reference import segment  # segments in hf_reference's token layout
 from seeker_jax.models.chat import Segment
 from seeker_jax.models.qwen3_vl import from_pretrained
 from seeker_jax.sampler import Sampler

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 import numpy as np
 
 from hf_reference import save_tiny_hf
-from test_sampler import segment  # segments in hf_reference's token layout
+from hf_reference import segment  # segments in hf_reference's token layout
 from seeker_jax.models.chat import Segment
 from seeker_jax.models.qwen3_vl import from_pretrained
 from seeker_jax.rl.rollout import Rollout, RolloutConfig

@@ -67,3 +67,14 @@ def torch_kwargs(inputs: Inputs) -> dict:
 
 
 hf_logits = parity.torch_logits
+
+
+def segment(parts, seed) -> "Segment":
+    """A segment of this module's layout (text, images, timestamped video groups)."""
+    from seeker_jax.models.chat import Segment
+
+    inp = make_inputs([parts], seed=seed)
+    ids = inp.input_ids[0].astype(np.int32)
+    return Segment(ids, inp.mm_token_type_ids[0].astype(np.int32), np.zeros_like(ids),
+                   inp.pixel_values, inp.image_grid_thw, inp.pixel_values_videos,
+                   inp.video_grid_thw)

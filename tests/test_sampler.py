@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from hf_reference import make_inputs, save_tiny_hf
-from seeker_jax.models.chat import Segment
+from hf_reference import save_tiny_hf, segment
 from seeker_jax.models.qwen3_vl import forward, from_pretrained
 from seeker_jax.models.qwen3_vl.rope import get_rope_index_np
 from seeker_jax.conversation import batch_conversations, recompute_logprobs
@@ -17,15 +16,6 @@ from seeker_jax.sampler import Sampler, segment_positions
 from seeker_jax.sampling import SamplingParams
 
 MAX_LEN = 160
-
-
-def segment(parts, seed) -> Segment:
-    """A segment of hf_reference's layout (text, images, timestamped video groups)."""
-    inp = make_inputs([parts], seed=seed)
-    ids = inp.input_ids[0].astype(np.int32)
-    return Segment(ids, inp.mm_token_type_ids[0].astype(np.int32), np.zeros_like(ids),
-                   inp.pixel_values, inp.image_grid_thw, inp.pixel_values_videos,
-                   inp.video_grid_thw)
 
 
 def text_of(ids) -> str:
