@@ -7,10 +7,10 @@ and ~3-5 GB of host memory), its figures saved as OUT/<model>_<topology>.json; r
 saved are reused. Prints the markdown table.
 
 Measured (this CPU, 2 cores, shared): 4B on v5p:2x2x1 fits at 26.9 GiB/chip (compile 13 min,
-13 GB host peak, under load); 8B on v5p:2x2x1 fits at 50.0 GiB/chip (compile 7 min). 8B on
-v6e:4x4 with fsdp 16 (16 videos per step) passed 21 GB of host memory after 20 CPU-minutes
-and was stopped: the 16-chip fsdp rows need a bigger host than this 24 GB machine. The
-README's table has every row measured so far.
+13 GB host peak, under load); 8B on v5p:2x2x1 fits at 50.0 GiB/chip (compile 7 min). With
+same-size videos batched into one vision attention, the 16-chip fsdp rows compile in 6-7 min
+at 9-10 GB host peak: 4B v5p:2x2x4 31.6 GiB, 4B v6e:4x4 24.7 GiB, 8B v5p:2x2x4 38.6 GiB,
+8B v6e:4x4 30.7 GiB of 32 (all fit). The README's table has every row.
 """
 from __future__ import annotations
 
