@@ -25,6 +25,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from seeker_jax.models.qwen3_vl.modeling import grid_key
 from seeker_jax.sharding import DEFAULT_RULES, Rules, array_sharding, model_shardings
 
 VISION = "visual"
@@ -241,10 +242,6 @@ def make_eval_step():
                                                state.rest, batch, ig, vg)
 
 
-def _grid_key(grid) -> tuple | None:
-    return None if grid is None else tuple(tuple(int(x) for x in row) for row in np.asarray(grid))
-
-
 def place_batch(batch: dict[str, np.ndarray], model, mesh: Mesh | None,
                 rules: Rules = DEFAULT_RULES) -> tuple[dict[str, jax.Array], tuple | None, tuple | None]:
     """Host batch -> (global device arrays, image grids, video grids).
@@ -263,7 +260,7 @@ def place_batch(batch: dict[str, np.ndarray], model, mesh: Mesh | None,
     host["loss_index"], host["loss_weight"] = loss_positions(batch["loss_mask"],
                                                              batch["attention_mask"])
     nproc = jax.process_count()
-    grids = tuple(None if batch.get(k) is None else _grid_key(np.tile(batch[k], (nproc, 1)))
+    grids = tuple(None if batch.get(k) is None else grid_key(np.tile(batch[k], (nproc, 1)))
                   for k in ("image_grid_thw", "video_grid_thw"))
     if mesh is None:
         return {k: jnp.asarray(v) for k, v in host.items()}, *grids

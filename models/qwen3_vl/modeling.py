@@ -180,7 +180,8 @@ class Qwen3VLForConditionalGeneration(nnx.Module):
         return Qwen3VLOutput(logits, hidden, cache)
 
 
-def _grid_key(grid) -> tuple[tuple[int, int, int], ...] | None:
+def grid_key(grid) -> tuple[tuple[int, int, int], ...] | None:
+    """A grid_thw as a hashable tuple of (t, h, w) rows: the static jit argument for grids."""
     return None if grid is None else tuple(tuple(int(x) for x in row)
                                            for row in np.asarray(grid).reshape(-1, 3))
 
@@ -220,4 +221,4 @@ def forward(model: Qwen3VLForConditionalGeneration, input_ids, attention_mask=No
     return _jitted_forward(model, input_ids, attention_mask, position_ids,
                            None if pixel_values is None else jnp.asarray(pixel_values),
                            None if pixel_values_videos is None else jnp.asarray(pixel_values_videos),
-                           _grid_key(image_grid_thw), _grid_key(video_grid_thw), compute_logits)
+                           grid_key(image_grid_thw), grid_key(video_grid_thw), compute_logits)
