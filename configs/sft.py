@@ -5,8 +5,32 @@ Presets:
                 written into WORKDIR/data: validation loss falls within minutes on a CPU.
   qwen3_vl_4b / qwen3_vl_8b   the paper's recipe (lr 1e-5, vision frozen, bf16 compute over
                 fp32 master weights) from a converted checkpoint (init_from).
+
+c.env is what the model sees (configs/env.py: the paper's budgets, the tiny preset's 64x64
+frames); it is written into every checkpoint (env_config.json), and episodes of that
+checkpoint (demo, GRPO, eval, serve) replay it. c.tokenizer: "model" = the tokenizer files of
+the model folder (init_from; convert copies them there), "offline_qwen" = the offline
+fallback for tests and the demo. c.mesh.rules: logical axis -> mesh axes, first rule wins.
 """
 import ml_collections
+
+from seeker_jax.configs.env import env_group
+
+# FSDP over the model width, tensor parallelism over heads / MLP / vocab (big_vision style:
+# the table lives in the config; seeker_jax/sharding.py checks it).
+MESH_RULES = (
+    ("batch", ("data", "fsdp")),
+    ("embed", "fsdp"),
+    ("vocab", "tensor"),
+    ("mlp", "tensor"),
+    ("q_heads", "tensor"),
+    ("kv_heads", "tensor"),
+    ("head_dim", None),
+    ("vision_embed", "fsdp"),
+    ("vision_mlp", "tensor"),
+    ("vision_qkv", "tensor"),
+    ("vision_merged", "fsdp"),
+)
 
 
 def get_config(preset: str = "tiny_synth") -> ml_collections.ConfigDict:
@@ -30,6 +54,9 @@ def get_config(preset: str = "tiny_synth") -> ml_collections.ConfigDict:
     c.data.prefetch = 2
     c.data.val_batches = 4
 
+    c.env = env_group("paper")
+    c.tokenizer = "model"            # model | offline_qwen
+
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.lr = 1e-5
     c.optimizer.warmup_steps = 10
@@ -44,6 +71,7 @@ def get_config(preset: str = "tiny_synth") -> ml_collections.ConfigDict:
     c.mesh.data = -1                 # -1: whatever devices fsdp * tensor leave
     c.mesh.fsdp = 1
     c.mesh.tensor = 1
+    c.mesh.rules = MESH_RULES
 
     c.steps = 1000                   # micro-batch steps
     c.log_every = 1
@@ -53,6 +81,8 @@ def get_config(preset: str = "tiny_synth") -> ml_collections.ConfigDict:
 
     if preset == "tiny_synth":
         c.model.freeze_vision = False  # a random vision tower has nothing to keep
+        c.env = env_group("tiny")      # 64x64 frames: minutes on a CPU
+        c.tokenizer = "offline_qwen"   # a random model has no folder of its own
         c.optimizer.lr = 3e-3
         c.optimizer.warmup_steps = 5
         c.optimizer.total_steps = 120

@@ -25,10 +25,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from seeker_jax.env.config import EnvConfig
 from seeker_jax.env.episode import Episode, EpisodeConfig
 from seeker_jax.env.records import SampleRecord
-from seeker_jax.env.tools import ToolConfig
-from seeker_jax.env.video import Sampling
 from seeker_jax.models.chat import ChatFormatter, Segment, concat_segments
 
 PIXEL_FIELDS = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw")
@@ -119,18 +118,17 @@ def collate(examples: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 @dataclasses.dataclass(frozen=True)
 class TrajectoryConfig:
-    """prompt_video / crop: frame sampling of the user video and of crop_video."""
+    """env: the run's environment (no default: SFT and episodes must share the one from the
+    config, env/config.py); tokenizer / model_dir: models/tokenizer.py's tokenizer_from_config
+    arguments (kept as names so the transform pickles into Grain workers)."""
 
+    env: EnvConfig
     buckets: tuple[int, ...] = (512, 1024, 2048)
-    prompt_video: Sampling = Sampling(fps=1.0, min_frames=4, max_frames=16, min_pixels=32 * 32,
-                                      max_frame_pixels=64 * 64)
-    crop: Sampling = Sampling(fps=1.0, min_frames=4, max_frames=16, min_pixels=32 * 32,
-                              max_frame_pixels=64 * 64)
-    frame_max_pixels: int = 64 * 64
+    tokenizer: str = "offline_qwen"
+    model_dir: str | None = None
 
     def episode_config(self) -> EpisodeConfig:
-        return EpisodeConfig(video=self.prompt_video,
-                             tools=ToolConfig(crop=self.crop, frame_max_pixels=self.frame_max_pixels))
+        return self.env.episode_config()
 
 
 class _BuildAndPad:
@@ -145,9 +143,9 @@ class _BuildAndPad:
 
     def __call__(self, record: dict) -> dict | None:
         if self._formatter is None:
-            from seeker_jax.env.episode import make_formatter
-            from seeker_jax.models.tokenizer import offline_qwen_tokenizer
-            self._formatter = make_formatter(offline_qwen_tokenizer(), self.config.episode_config())
+            from seeker_jax.models.tokenizer import tokenizer_from_config
+            self._formatter = self.config.env.formatter(
+                tokenizer_from_config(self.config.tokenizer, self.config.model_dir))
         try:
             segment = build_trajectory(record, self._formatter, self.root,
                                        self.config.episode_config())

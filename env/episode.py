@@ -19,35 +19,37 @@ from seeker_jax.env.parser import (FormatCheck, ParseError, ToolCall, extract_an
                                    parse_tool_calls, validate_trajectory)
 from seeker_jax.env.records import SampleRecord
 from seeker_jax.env.sandbox import Sandbox
-from seeker_jax.env.tools import TOOL_SCHEMAS, Observation, ToolConfig, ToolRunner
+from seeker_jax.env.profiles import DEFAULT_PROFILE, SYSTEM_PROMPT, get_profile, seeker_user_text
+from seeker_jax.env.tools import Observation, ToolConfig, ToolRunner
 from seeker_jax.env.video import Sampling, VideoError
 from seeker_jax.models.chat import ChatFormatter, Content, Segment
-
-SYSTEM_PROMPT = (
-    "You answer questions about one instance in a video. The instance is marked by a visual "
-    "prompt (a box, point, contour, arrow, scribble or another mark) drawn on one frame.\n"
-    "In every turn, first think inside <think></think>. Then either call tools, or give your "
-    "final answer inside <answer></answer>. Call view_visual_prompt to see the marked frame, "
-    "and crop_video to watch a time window again at a finer frame rate. Times are in seconds "
-    "of the original video.")
 
 
 @dataclass(frozen=True)
 class EpisodeConfig:
     """video: how the whole video in the user turn is sampled; tools: tool settings;
-    max_rounds: tool rounds allowed; max_calls_per_turn: calls run per round."""
+    max_rounds: tool rounds allowed; max_calls_per_turn: calls run per round; profile: the
+    prompt profile (env/profiles.py) fixing the texts and layouts.
+
+    Built from the run's config by env/config.py's EnvConfig (`env.episode_config()`), so that
+    SFT, rollouts and evaluation of one checkpoint share it.
+    """
 
     video: Sampling = Sampling()
     tools: ToolConfig = ToolConfig()
     max_rounds: int = 5
     max_calls_per_turn: int = 4
-    system_prompt: str = SYSTEM_PROMPT
+    profile: str = DEFAULT_PROFILE
+
+    def __post_init__(self):
+        get_profile(self.profile)  # an unknown name fails here, not at the first episode
 
 
 def make_formatter(tokenizer: PreTrainedTokenizerBase,
                    config: EpisodeConfig = EpisodeConfig()) -> ChatFormatter:
-    """The formatter every episode of this config uses (system prompt + the two tools)."""
-    return ChatFormatter(tokenizer, config.system_prompt, TOOL_SCHEMAS)
+    """The formatter every episode of this config uses (the profile's system prompt + tools)."""
+    profile = get_profile(config.profile)
+    return ChatFormatter(tokenizer, profile.system_prompt, profile.tools)
 
 
 @dataclass
@@ -72,11 +74,9 @@ class StepResult:
 
 
 def user_content(record: SampleRecord, video: Content, duration: float) -> Content:
-    """The user turn: the video first (Qwen's order), then where the assets are, the question."""
-    lines = [f"Video: {record.video_path} ({duration:.1f} seconds)"]
-    if record.frame_path:
-        lines.append(f"Visual-prompt frame: {record.frame_path}")
-    return [*video, "\n".join(lines) + "\n\n" + record.question]
+    """The default profile's user turn: the video first (Qwen's order), then where the assets
+    are, the question."""
+    return [*video, seeker_user_text(record, duration)]
 
 
 class Episode:
@@ -87,7 +87,9 @@ class Episode:
         self.record = record
         self.formatter = formatter
         self.config = config
-        self.tools = ToolRunner(Sandbox(root, record.assets()), config.tools)
+        self.profile = get_profile(config.profile)
+        self.tools = ToolRunner(Sandbox(root, record.assets()), config.tools,
+                                layout=self.profile.layout, tools=self.profile.tool_names)
         self.segments: list[Segment] = []
         self.turns: list[str] = []
         self.calls: list[CallRecord] = []
@@ -101,9 +103,9 @@ class Episode:
         A video that cannot be read is a data error: it raises VideoError (the sample should be
         dropped), unlike tool calls, which never raise.
         """
-        video = self.tools.video(self.record.video_path, tool="prompt")
-        processed = video.processed(0.0, video.info.duration, self.config.video)
-        segment = self.formatter.system_and_user_segment(user_content(self.record, [processed], video.info.duration))
+        video, duration = self.tools.prompt_video(self.record.video_path, self.config.video)
+        content = self.profile.user_content(self.record, video, duration)
+        segment = self.formatter.system_and_user_segment(content)
         self.segments = [segment]
         return segment
 
@@ -125,7 +127,7 @@ class Episode:
         self.rounds += 1
         observations = [self._run(call) for call in calls]
         responses = [obs.parts for obs in observations]
-        if self.rounds == self.config.max_rounds:
+        if self.rounds == self.config.max_rounds and self.profile.round_note:
             responses[-1] = [*responses[-1], f"\n(This was tool round {self.rounds} of "
                                              f"{self.config.max_rounds}; answer now.)"]
         segment = self.formatter.tool_response_segment(responses)

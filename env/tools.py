@@ -1,9 +1,15 @@
-"""The two tools the model can call, their JSON schemas, and argument checking.
+"""The two tools the model can call, their JSON schemas, argument checking, and the layouts of
+what they return.
 
 - view_visual_prompt(frame_path): the frame on which the instance is marked, as an image.
 - crop_video(video_path, start_time, end_time): that window again at a finer rate (1 fps,
-  4 to 64 frames, at most 336*336 pixels each), as a video whose timestamps are on the
-  original video's clock.
+  4 to 64 frames, at most 336*336 pixels each), with timestamps on the original video's clock.
+
+How results are laid out is a `ResponseLayout`, picked by the prompt profile (env/profiles.py):
+ours ("seeker_jax") gives a crop as one video with a timestamp per 2-frame group and a caption;
+VideoSeeker's eval code ("videoseeker") gives one image per frame, each preceded by
+`<{start + i:.1f} seconds>`, then "The tool executed successfully. Here are the processed
+result: ". The same layout lays out the prompt video, so the user turn and crops agree.
 
 `ToolRunner.run(call)` never raises for anything the model wrote: malformed calls, unknown
 tools, missing / extra / mistyped arguments, NaN or out-of-range times, refused paths, missing
@@ -13,13 +19,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
 
 from seeker_jax.env.parser import ParseError, Parsed
 from seeker_jax.env.sandbox import Sandbox, SandboxError
-from seeker_jax.env.video import Sampling, VideoError, VideoFile, process_clip
+from seeker_jax.env.video import Clip, Sampling, VideoError, VideoFile, process_clip
 from seeker_jax.models.chat import Part
 from seeker_jax.models.processing import ProcessedVideo, preprocess_image
 
@@ -57,6 +64,48 @@ CROP_VIDEO = {
     },
 }
 TOOL_SCHEMAS = (VIEW_VISUAL_PROMPT, CROP_VIDEO)
+
+
+@dataclass(frozen=True)
+class ResponseLayout:
+    """How tool results and videos become chat parts.
+
+    video: "video" (one ProcessedVideo, `<t seconds>` per 2-frame group, t the group's mean
+    time) or "frames" (one image per frame, each after `<{start + i / fps:.1f} seconds>`, as
+    VideoSeeker's eval code writes it); captions: our one-line captions before a result;
+    success: text after a successful result; error_prefix: before an error message.
+    """
+
+    name: str
+    video: str = "video"
+    captions: bool = True
+    success: str = ""
+    error_prefix: str = "Error: "
+
+    def video_parts(self, clip: Clip, sampling: Sampling, start: float) -> list[Part]:
+        """A sampled clip as parts: one video, or per frame its timestamp and an image."""
+        if self.video == "video":
+            return [process_clip(clip, sampling)]
+        parts: list[Part] = []
+        for i, frame in enumerate(clip.frames):
+            parts.append(f"<{start + i / sampling.fps:.1f} seconds>")
+            parts.append(preprocess_image(frame, sampling.min_pixels, sampling.max_frame_pixels))
+        return parts
+
+
+LAYOUTS: dict[str, ResponseLayout] = {
+    "seeker_jax": ResponseLayout("seeker_jax"),
+    "videoseeker": ResponseLayout(
+        "videoseeker", video="frames", captions=False,
+        success="The tool executed successfully. Here are the processed result: ",
+        error_prefix="Tool execution failed: "),
+}
+
+
+def get_layout(name: str) -> ResponseLayout:
+    if name not in LAYOUTS:
+        raise ValueError(f"unknown tool-response layout {name!r}; known: {sorted(LAYOUTS)}")
+    return LAYOUTS[name]
 
 
 @dataclass(frozen=True)
@@ -101,8 +150,8 @@ class Observation:
         return "".join(out)
 
     @classmethod
-    def failure(cls, message: str) -> "Observation":
-        return cls([f"Error: {message}"], error=message)
+    def failure(cls, message: str, prefix: str = "Error: ") -> "Observation":
+        return cls([f"{prefix}{message}"], error=message)
 
 
 def _check_arguments(name: str, args: dict, schema: dict) -> str | None:
@@ -129,34 +178,58 @@ def _check_arguments(name: str, args: dict, schema: dict) -> str | None:
 
 
 class ToolRunner:
-    """Runs the tools of ONE sample: its sandbox, its video (opened once, lazily)."""
+    """Runs the tools of ONE sample: its sandbox, its video (opened once, lazily).
 
-    def __init__(self, sandbox: Sandbox, config: ToolConfig = ToolConfig()):
+    layout: a LAYOUTS name (the prompt profile's); tools: the tool names this profile enables
+    (None: both). A call to a tool not enabled is answered like an unknown tool.
+    """
+
+    def __init__(self, sandbox: Sandbox, config: ToolConfig = ToolConfig(),
+                 layout: str = "seeker_jax", tools: Sequence[str] | None = None):
         self.sandbox = sandbox
         self.config = config
+        self.layout = get_layout(layout)
         self._videos: dict[str, VideoFile] = {}
-        self._handlers = {"view_visual_prompt": (VIEW_VISUAL_PROMPT, self._view_visual_prompt),
-                          "crop_video": (CROP_VIDEO, self._crop_video)}
+        handlers = {"view_visual_prompt": (VIEW_VISUAL_PROMPT, self._view_visual_prompt),
+                    "crop_video": (CROP_VIDEO, self._crop_video)}
+        unknown = sorted(set(tools or ()) - set(handlers))
+        if unknown:
+            raise ValueError(f"ToolRunner: no tool(s) {unknown}; the tools are {sorted(handlers)}")
+        self._handlers = {k: v for k, v in handlers.items() if tools is None or k in tools}
+
+    def _failure(self, message: str) -> Observation:
+        return Observation.failure(message, self.layout.error_prefix)
 
     def run(self, call: Parsed) -> Observation:
         """One parsed call -> its observation. Never raises on model input."""
         if isinstance(call, ParseError):
-            return Observation.failure(call.message)
+            return self._failure(call.message)
         entry = self._handlers.get(call.name)
         if entry is None:
             known = ", ".join(self._handlers)
-            return Observation.failure(f"unknown tool '{call.name[:60]}'; the tools are {known}")
+            return self._failure(f"unknown tool '{call.name[:60]}'; the tools are {known}")
         schema, handler = entry
         problem = _check_arguments(call.name, call.arguments, schema)
         if problem:
-            return Observation.failure(problem)
+            return self._failure(problem)
         try:
             return handler(**call.arguments)
         except (SandboxError, VideoError, ValueError) as exc:
-            return Observation.failure(str(exc))
+            return self._failure(str(exc))
         except Exception as exc:  # a bug of ours must not end the episode either
-            return Observation.failure(f"{call.name}: the tool failed ({type(exc).__name__}: "
-                                       f"{str(exc)[:120]})")
+            return self._failure(f"{call.name}: the tool failed ({type(exc).__name__}: "
+                                 f"{str(exc)[:120]})")
+
+    def prompt_video(self, requested: object, sampling: Sampling) -> tuple[list[Part], float]:
+        """The whole video of the user turn, in this layout; (parts, duration in seconds)."""
+        video = self.video(requested, tool="prompt")
+        duration = video.info.duration
+        return self.layout.video_parts(video.clip(0.0, duration, sampling), sampling, 0.0), duration
+
+    def _result(self, caption: str, parts: list[Part]) -> list[Part]:
+        head = [caption] if self.layout.captions else []
+        tail = [self.layout.success] if self.layout.success else []
+        return [*head, *parts, *tail]
 
     def video(self, requested: object, tool: str = "crop_video") -> VideoFile:
         """The sample's video, if `requested` names it (opened once per runner)."""
@@ -179,7 +252,8 @@ class ToolRunner:
             raise VideoError(f"view_visual_prompt: frame '{shown}' is not a readable image "
                              f"({type(exc).__name__})") from None
         image = preprocess_image(rgb, self.config.frame_min_pixels, self.config.frame_max_pixels)
-        return Observation([f"The visual-prompt frame '{shown}':\n", image], [rgb], [None])
+        return Observation(self._result(f"The visual-prompt frame '{shown}':\n", [image]),
+                           [rgb], [None])
 
     def _crop_video(self, video_path: str, start_time: float, end_time: float) -> Observation:
         video = self.video(video_path)
@@ -199,11 +273,10 @@ class ToolRunner:
                              f"({duration:.1f} s)")
         crop = self.config.crop
         clip = video.clip(start, end, crop)
-        processed = process_clip(clip, crop)
         text = (f"Frames of '{video.name}' from {start:.1f} s to {end:.1f} s "
                 f"({len(clip.indices)} frames at {crop.fps:g} fps):\n")
-        return Observation([text, processed], list(clip.frames),
-                           [float(t) for t in clip.timestamps])
+        return Observation(self._result(text, self.layout.video_parts(clip, crop, start)),
+                           list(clip.frames), [float(t) for t in clip.timestamps])
 
 
 def with_crop(config: ToolConfig, **changes) -> ToolConfig:

@@ -150,6 +150,36 @@ def load_tokenizer(path: str | os.PathLike) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
+TOKENIZER_KINDS = ("model", "offline_qwen")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json")
+
+
+def tokenizer_from_config(kind: str, model_dir: str | os.PathLike | None = None
+                          ) -> PreTrainedTokenizerBase:
+    """The tokenizer a config names (`c.tokenizer`).
+
+    "model": the tokenizer files of the model folder (an HF folder, or a converted / trained
+    checkpoint, which carry the HF folder's tokenizer files); "offline_qwen": the Qwen3
+    tokenizer built from qwen-agent's ranks, a fallback for tests and the demo (whose random
+    models have no folder). A missing tokenizer is an error saying which.
+    """
+    if kind == "offline_qwen":
+        return offline_qwen_tokenizer()
+    if kind != "model":
+        raise ValueError(f"tokenizer {kind!r}: choose one of {TOKENIZER_KINDS} ('model' reads "
+                         "the model folder's own tokenizer files)")
+    if not model_dir:
+        raise ValueError("tokenizer 'model' needs a model folder (config.model.init_from) to read "
+                         "tokenizer.json from; a randomly initialized model has none: set "
+                         "--config.tokenizer=offline_qwen (tests, demo)")
+    if not any((Path(model_dir) / name).is_file() for name in TOKENIZER_FILES):
+        raise FileNotFoundError(
+            f"tokenizer 'model': {model_dir} has no tokenizer files ({', '.join(TOKENIZER_FILES)}); "
+            "`seeker-jax convert` copies them from the Hugging Face folder: copy them in, or set "
+            "--config.tokenizer=offline_qwen")
+    return load_tokenizer(model_dir)
+
+
 def default_ranks_path() -> Path:
     """Where qwen-agent keeps `qwen.tiktoken` (found without importing qwen_agent)."""
     spec = importlib.util.find_spec("qwen_agent")

@@ -37,22 +37,25 @@ def sft_config(steps: int, overrides: Sequence[str] = ()):
         *overrides])
 
 
-def run_episodes(model, root: str, records: list[dict], batch_size: int = 4,
+def run_episodes(model, root: str, records: list[dict], ckpt_dir: str, batch_size: int = 4,
                  max_len: int = 2048, max_new_tokens: int = 160):
-    """Greedy tool-using episodes of `model` on `records` (paths relative to root)."""
-    from seeker_jax.env.episode import Episode, make_formatter
+    """Greedy tool-using episodes of `model` on `records` (paths relative to root), in the
+    environment and with the tokenizer saved in the SFT checkpoint `ckpt_dir` (the frames,
+    prompt and rounds SFT trained on)."""
+    from seeker_jax import checkpoint as ckpt
+    from seeker_jax.env.episode import Episode
     from seeker_jax.env.records import SampleRecord
-    from seeker_jax.models.tokenizer import offline_qwen_tokenizer
     from seeker_jax.rl.rollout import Rollout, RolloutConfig, env_sampler
     from seeker_jax.sampling import SamplingParams
 
-    tokenizer = offline_qwen_tokenizer()
-    formatter = make_formatter(tokenizer)
-    episodes = [Episode(SampleRecord.from_dict(r), formatter, root) for r in records]
+    env, tokenizer = ckpt.read_env_config(ckpt_dir), ckpt.read_tokenizer(ckpt_dir)
+    formatter, episode_config = env.formatter(tokenizer), env.episode_config()
+    episodes = [Episode(SampleRecord.from_dict(r), formatter, root, episode_config)
+                for r in records]
     sampler = env_sampler(model, tokenizer, batch_size=batch_size, max_len=max_len,
                           params=SamplingParams(temperature=0.0))
-    rollout = Rollout(sampler, RolloutConfig(max_new_tokens=max_new_tokens, max_turns=6,
-                                             num_workers=2))
+    rollout = Rollout(sampler, RolloutConfig(max_new_tokens=max_new_tokens,
+                                             max_turns=env.max_rounds + 1, num_workers=2))
     return rollout.run(episodes)
 
 
@@ -120,7 +123,7 @@ def run_demo(workdir: str, steps: int = 100, episodes: int = 8,
                read_records(root, "val", resolve=False))[:episodes]
     model = ckpt.load_model(os.path.join(sft_dir, "checkpoints"))
     say(f"3/4 running {len(records)} tool-using episodes with the trained model (greedy)")
-    results, stats = run_episodes(model, root, records)
+    results, stats = run_episodes(model, root, records, os.path.join(sft_dir, "checkpoints"))
     summary["episodes"] = {**score(results, records),
                            "tool_wait_fraction": round(stats.wait_fraction, 3),
                            "seconds": round(time.perf_counter() - t1, 1)}

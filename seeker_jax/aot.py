@@ -60,14 +60,22 @@ def timestamp_tokens(seconds: float) -> int:
     return len(f"{seconds:.1f}".replace(".", "")) + 4
 
 
-def video_batch(batch: int, frames: int = 64, height: int = 720, width: int = 1280,
-                max_pixels: int = 336 * 336, text_tokens: int = 1024, seconds_per_frame: float = 2.0,
-                seq_len: int | None = None, multiple: int = 256) -> VideoBatch:
+def video_batch(batch: int, frames: int | None = None, height: int = 720, width: int = 1280,
+                max_pixels: int | None = None, text_tokens: int = 1024,
+                seconds_per_frame: float = 2.0, seq_len: int | None = None, multiple: int = 256,
+                env=None) -> VideoBatch:
     """The token count of a `frames`-frame video SFT example, computed as the processor does.
 
+    frames / max_pixels None: the prompt video of `env` (an EnvConfig; default the paper's:
+    256 frames at <= 112,896 px each), so the check compiles what training will see.
     seq_len None: video + timestamps + text rounded up to `multiple` (a data bucket).
     """
+    from seeker_jax.env.config import EnvConfig
     from seeker_jax.models.processing import MERGE_SIZE, PATCH_SIZE, smart_resize
+
+    video = (env if env is not None else EnvConfig()).video
+    frames = video.max_frames if frames is None else frames
+    max_pixels = video.max_frame_pixels if max_pixels is None else max_pixels
 
     if frames % 2:
         raise AotError(f"frames must be even (2-frame temporal patches), got {frames}")
@@ -238,8 +246,8 @@ def _oom_figures(message: str) -> tuple[float | None, float | None]:
 
 
 def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_chip: int = 1,
-                       frames: int = 64, seq_len: int | None = None, text_tokens: int = 1024,
-                       max_pixels: int = 336 * 336) -> dict[str, Any]:
+                       frames: int | None = None, seq_len: int | None = None,
+                       text_tokens: int = 1024, max_pixels: int | None = None) -> dict[str, Any]:
     """Compiles the SFT step for `topology`; returns its figures (see `format_report`).
 
     fits False carries the compiler's refusal (used / capacity GiB when it says them).
@@ -254,8 +262,12 @@ def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_ch
                          axis_types=(jax.sharding.AxisType.Auto,) * len(shape))
     tx = make_optimizer(c.optimizer)
     cfg, graphdef, trainable, frozen, rest, opt_state = abstract_train_state(c, mesh, tx)
+    from seeker_jax.env.config import EnvConfig
+
+    env = EnvConfig.from_config(c.env) if "env" in c else None
     b = video_batch(batch_per_chip * shape["data"] * shape["fsdp"], frames,
-                    text_tokens=text_tokens, max_pixels=max_pixels, seq_len=seq_len)
+                    text_tokens=text_tokens, max_pixels=max_pixels, seq_len=seq_len, env=env)
+    frames = b.grid[0] * 2
     batch = abstract_batch(b, mesh)
     video_grid = (b.grid,) * b.batch
     n_trainable = count_params(trainable)

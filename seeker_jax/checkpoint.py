@@ -13,6 +13,8 @@ step, next to whatever else it needs::
 
     ROOT/
       model_config.json, assets     written once, by `write_model_config`
+      env_config.json               what the model saw ({"env": c.env, "tokenizer": ...}),
+                                    by `write_env_config`; episodes replay it (`read_env_config`)
       <step>/params/                `params_tree(model)`, saved as the item named "params"
       <step>/opt_state/, ...        optimizer state, data iterator, rng, ...
 
@@ -27,7 +29,7 @@ import dataclasses
 import json
 import os
 import re
-from typing import Any, Callable, Mapping, Union
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
 
 import jax
 import jax.numpy as jnp
@@ -41,8 +43,12 @@ from seeker_jax.models.qwen3_vl.hf_io import (CheckpointError, ParamSource, abst
                                               copy_assets)
 from seeker_jax.models.qwen3_vl.modeling import Qwen3VLForConditionalGeneration
 
+if TYPE_CHECKING:
+    from seeker_jax.env.config import EnvConfig
+
 PARAMS_ITEM = "params"
 CONFIG_FILE = "model_config.json"
+ENV_CONFIG_FILE = "env_config.json"
 # Bytes in flight while orbax writes arrays out (save) or reads them in (restore): without a
 # bound, a save first copies every array to host buffers, doubling the process's memory.
 SAVE_GB, RESTORE_GB = 0.25, 0.5
@@ -97,6 +103,51 @@ def read_model_config(directory: str) -> tuple[Qwen3VLConfig, dict]:
     with open(path) as f:
         d = json.load(f)
     return from_hf_dict(d), d
+
+
+def write_env_config(directory: str, env: "EnvConfig", tokenizer: str) -> None:
+    """Writes env_config.json next to model_config.json: the environment and the tokenizer kind
+    (models/tokenizer.py's `tokenizer_from_config`) training saw, so evaluation and serving of
+    this checkpoint replay exactly that."""
+    from seeker_jax.models.tokenizer import TOKENIZER_KINDS
+
+    if tokenizer not in TOKENIZER_KINDS:
+        raise ValueError(f"tokenizer {tokenizer!r}: choose one of {TOKENIZER_KINDS}")
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, ENV_CONFIG_FILE), "w") as f:
+        json.dump({"env": env.to_dict(), "tokenizer": tokenizer}, f, indent=2, sort_keys=True)
+
+
+def _env_config_path(path: str) -> str:
+    """env_config.json of any folder `find_params` accepts (it sits beside model_config.json)."""
+    direct = os.path.join(path, ENV_CONFIG_FILE)
+    if os.path.isfile(direct):
+        return direct
+    found = os.path.join(find_params(path).config_dir, ENV_CONFIG_FILE)
+    if not os.path.isfile(found):
+        raise CheckpointError(f"{path} has no {ENV_CONFIG_FILE} (checkpoints written before the "
+                              "env config was saved, or converted ones, lack it): pass the env "
+                              "config explicitly, e.g. EnvConfig.from_config(c.env)")
+    return found
+
+
+def read_env_config(path: str) -> "EnvConfig":
+    """The EnvConfig a checkpoint was trained with (a workdir, manager root or step folder)."""
+    from seeker_jax.env.config import EnvConfig
+
+    with open(_env_config_path(path)) as f:
+        return EnvConfig.from_config(json.load(f)["env"])
+
+
+def read_tokenizer(path: str):
+    """The tokenizer a checkpoint was trained with: its env_config.json's kind, with "model"
+    read from the checkpoint's own tokenizer files (copied from the model folder)."""
+    from seeker_jax.models.tokenizer import tokenizer_from_config
+
+    env_path = _env_config_path(path)
+    with open(env_path) as f:
+        kind = json.load(f)["tokenizer"]
+    return tokenizer_from_config(kind, os.path.dirname(env_path))
 
 
 def save_params(directory: str, source: Any, cfg: Qwen3VLConfig, *,

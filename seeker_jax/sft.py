@@ -12,7 +12,8 @@ Workdir:
   metrics.jsonl               {"step", "loss", "tokens_per_s", "lr", "grad_norm", "step_time"}
                               per logged step, {"step", "val_loss"} per evaluation
   tb/                         the same as TensorBoard events
-  checkpoints/model_config.json, checkpoints/<step>/{params,opt_state,data,meta}
+  checkpoints/model_config.json, checkpoints/env_config.json (c.env + c.tokenizer),
+  checkpoints/<step>/{params,opt_state,data,meta}
                               (seeker_jax.checkpoint's layout: `seeker-jax export --ckpt W`)
   data/                       the synthetic world, when the config asks for one
 """
@@ -33,7 +34,9 @@ from seeker_jax import checkpoint as ckpt
 from seeker_jax.config import to_json
 from seeker_jax.data.trajectories import TrajectoryConfig, make_loader
 from seeker_jax.optim import make_optimizer, make_schedule
-from seeker_jax.sharding import make_mesh
+from seeker_jax.env.config import EnvConfig
+from seeker_jax.models.tokenizer import tokenizer_from_config
+from seeker_jax.sharding import make_mesh, rules_from_config
 from seeker_jax.train_state import (TrainState, create_train_state, make_eval_step,
                                     make_train_step, place_batch)
 
@@ -166,11 +169,12 @@ class MetricsWriter:
             self.tb.close()
 
 
-def evaluate(eval_step, state: TrainState, model, mesh, batches: list[dict]) -> float:
+def evaluate(eval_step, state: TrainState, model, mesh, batches: list[dict],
+             rules=None) -> float:
     """Token-weighted mean loss over fixed validation batches."""
     total = count = 0.0
     for batch in batches:
-        placed, ig, vg = place_batch(batch, model, mesh)
+        placed, ig, vg = place_batch(batch, model, mesh, *([rules] if rules else []))
         loss, n = eval_step(state, placed, ig, vg)
         total += float(loss) * float(n)
         count += float(n)
@@ -205,13 +209,17 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
             f.write(to_json(config))
     root = prepare_data(config, workdir)
     mesh = make_mesh(resolve_mesh_shape(config.mesh, jax.device_count()))
+    rules = rules_from_config(config.mesh.rules)
+    env = EnvConfig.from_config(config.env)
+    model_dir = ckpt.find_params(config.model.init_from).config_dir if config.model.init_from else None
+    tokenizer_from_config(config.tokenizer, model_dir)  # a missing tokenizer fails before training
     model, cfg = build_model(config.model)
     tx = make_optimizer(config.optimizer)
     schedule = make_schedule(config.optimizer)
-    state = create_train_state(model, tx, mesh, config.model.freeze_vision)
+    state = create_train_state(model, tx, mesh, config.model.freeze_vision, rules)
     train_step, eval_step = make_train_step(tx), make_eval_step()
 
-    tcfg = TrajectoryConfig(buckets=tuple(config.data.buckets))
+    tcfg = TrajectoryConfig(env, tuple(config.data.buckets), config.tokenizer, model_dir)
     data_iter = iter(make_loader(root, "train", config.data.batch_size, tcfg, seed=config.seed,
                                  prefetch=config.data.prefetch))
     val_batches = validation_batches(root, config.data, tcfg)
@@ -219,7 +227,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
 
     ckpt_root = os.path.abspath(os.path.join(workdir, "checkpoints"))
     if jax.process_index() == 0:
-        ckpt.write_model_config(ckpt_root, cfg)
+        ckpt.write_model_config(ckpt_root, cfg, assets_from=model_dir)
+        ckpt.write_env_config(ckpt_root, env, config.tokenizer)
     manager = ocp.CheckpointManager(ckpt_root, options=ocp.CheckpointManagerOptions(
         max_to_keep=config.keep_checkpoints, create=True))
     if manager.latest_step() is not None:
@@ -233,7 +242,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
         batch = next(data_iter)
         rng, _ = jax.random.split(rng)  # kept in the state for stochastic variants (dropout)
         t0 = time.perf_counter()
-        placed, ig, vg = place_batch(batch, model, mesh)
+        placed, ig, vg = place_batch(batch, model, mesh, rules)
         metrics = jax.device_get(train_step(state, placed, ig, vg))
         dt = time.perf_counter() - t0
         step = state.step
@@ -245,7 +254,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
             writer.write(step, row)
             logged.append({"step": step, **row})
         if val_batches and (step % config.eval_every == 0 or step == config.steps):
-            val = evaluate(eval_step, state, model, mesh, val_batches)
+            val = evaluate(eval_step, state, model, mesh, val_batches, rules)
             writer.write(step, {"val_loss": val})
             logged.append({"step": step, "val_loss": val})
         if step % config.checkpoint_every == 0 or step == config.steps:

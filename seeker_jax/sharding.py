@@ -34,6 +34,30 @@ DEFAULT_RULES: tuple[tuple[str, MeshAxes], ...] = (
 )
 
 
+MESH_AXES = ("data", "fsdp", "tensor")
+
+
+def rules_from_config(rules: Sequence) -> tuple[tuple[str, MeshAxes], ...]:
+    """A config's `c.mesh.rules` (pairs of logical name and mesh axes) as a checked Rules.
+
+    Why checked: a typo in a mesh axis ("fdsp") would otherwise replicate that dimension
+    silently, and the run would just be slower or out of memory.
+    """
+    out = []
+    for i, rule in enumerate(rules):
+        if not (isinstance(rule, (tuple, list)) and len(rule) == 2 and isinstance(rule[0], str)):
+            raise ValueError(f"mesh.rules[{i}] = {rule!r}: a rule is (logical_name, mesh_axes), "
+                             "e.g. ('embed', 'fsdp') or ('batch', ('data', 'fsdp'))")
+        name, axes = rule
+        axes = tuple(axes) if isinstance(axes, list) else axes
+        bad = [a for a in _as_tuple(axes) if a not in MESH_AXES]
+        if bad:
+            raise ValueError(f"mesh.rules[{i}] ({name!r}): unknown mesh axis {bad}; the mesh "
+                             f"axes are {MESH_AXES}")
+        out.append((name, axes))
+    return tuple(out)
+
+
 def make_mesh(shape: dict[str, int]) -> Mesh:
     """A mesh with Auto (GSPMD-style) axes, e.g. make_mesh({"fsdp": 4, "tensor": 2})."""
     names = tuple(shape)
@@ -110,5 +134,5 @@ def array_sharding(mesh: Mesh | None, logical_axes: Sequence[str | None], shape:
     return NamedSharding(mesh, logical_to_pspec(logical_axes, rules, mesh, shape))
 
 
-__all__ = ["DEFAULT_RULES", "Rules", "array_sharding", "logical_to_pspec", "make_mesh",
+__all__ = ["DEFAULT_RULES", "MESH_AXES", "Rules", "rules_from_config", "array_sharding", "logical_to_pspec", "make_mesh",
            "model_shardings", "shard_model"]

@@ -99,6 +99,24 @@ def test_resume_is_exact_fast(runs):
         assert [json.loads(line)["step"] for line in f] == [1, 2, 3, 4]
 
 
+def test_sft_checkpoint_holds_its_env_config(runs):
+    """The checkpoint SFT wrote carries env_config.json beside model_config.json, and reading
+    it back (from the workdir, as the demo and evaluation do) gives the run's EnvConfig."""
+    from seeker_jax.env.config import EnvConfig
+
+    tmp, _ = runs
+    b = os.path.join(tmp, "b")
+    root = os.path.join(b, "checkpoints")
+    assert sorted(f for f in os.listdir(root) if f.endswith(".json")) == [
+        "env_config.json", "model_config.json"]
+    expected = EnvConfig.from_config(_config(os.path.join(tmp, "world")).env)
+    assert ckpt.read_env_config(b) == ckpt.read_env_config(root) == expected
+    assert expected.video.max_frame_pixels == 64 * 64  # the tiny preset's, not the paper's
+    text = "<think>x</think><|im_end|>"
+    from seeker_jax.models.tokenizer import offline_qwen_tokenizer
+    assert ckpt.read_tokenizer(b).encode(text) == offline_qwen_tokenizer().encode(text)
+
+
 def _largest_file(directory: str) -> str:
     files = [os.path.join(d, f) for d, _, fs in os.walk(directory) for f in fs]
     return max(files, key=os.path.getsize)

@@ -1,0 +1,41 @@
+"""The environment group `c.env` shared by every config that builds episodes (sft, demo, grpo,
+eval): what the model sees. Read by seeker_jax.env.config.EnvConfig.from_config, written into
+every checkpoint as env_config.json.
+
+Presets:
+  paper  VideoSeeker's budgets: prompt video 1 fps, 4-256 frames, <= 112,896 px per frame;
+         crop_video 1 fps, 4-64 frames, <= 336x336 px; at most 5 tool rounds.
+  tiny   tests and the demo on a 2-core CPU: 64x64 px frames, <= 16 frames.
+"""
+import ml_collections
+
+
+def _sampling(fps, min_frames, max_frames, min_pixels, max_frame_pixels, max_total_pixels):
+    return ml_collections.ConfigDict(dict(
+        fps=fps, min_frames=min_frames, max_frames=max_frames, min_pixels=min_pixels,
+        max_frame_pixels=max_frame_pixels, max_total_pixels=max_total_pixels))
+
+
+def env_group(preset: str = "paper") -> ml_collections.ConfigDict:
+    env = ml_collections.ConfigDict()
+    env.profile = "seeker_jax"       # env/profiles.py: seeker_jax | videoseeker_official
+    env.video = _sampling(1.0, 4, 256, 32 * 32, 112_896, 256 * 112_896)
+    env.crop = _sampling(1.0, 4, 64, 32 * 32, 336 * 336, 336 * 336 * 64)
+    env.frame = ml_collections.ConfigDict(dict(min_pixels=32 * 32, max_pixels=512 * 32 * 32))
+    env.max_rounds = 5
+    env.max_calls_per_turn = 4
+    env.video_backends = ("pyav", "decord")
+    if preset == "paper":
+        pass
+    elif preset == "tiny":
+        budget = 32 * 32 * 768 * 64  # no total cap: 16 frames of 64x64 stay under it
+        env.video = _sampling(1.0, 4, 16, 32 * 32, 64 * 64, budget)
+        env.crop = _sampling(1.0, 4, 16, 32 * 32, 64 * 64, budget)
+        env.frame.max_pixels = 64 * 64
+    else:
+        raise ValueError(f"configs/env.py: unknown env preset {preset!r}; use paper or tiny")
+    return env
+
+
+def get_config(preset: str = "paper") -> ml_collections.ConfigDict:
+    return env_group(preset)
