@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 from flax import nnx, traverse_util
 
 from seeker_jax.models.qwen3_vl import params as P
@@ -237,8 +238,13 @@ def _sharding_for(shardings: Shardings, key: str, path: tuple, axes: tuple):
 
 
 def stored_metadata(params_dir: str) -> dict[str, Any]:
-    """key -> orbax ArrayMetadata (shape, dtype) of a params item, without reading data."""
-    meta = ocp.StandardCheckpointer().metadata(params_dir).item_metadata
+    """key -> orbax ArrayMetadata (shape, dtype) of a params item, without reading data.
+
+    Asks the item's handler, not a Checkpointer: a Checkpointer also reads the step's
+    _CHECKPOINT_METADATA, which a CheckpointManager writes one level up (in the step folder,
+    not in the item), and warns "Metadata file does not exist" for every trained checkpoint.
+    """
+    meta = ocp.PyTreeCheckpointHandler().metadata(epath.Path(params_dir))
     return dict(getattr(meta, "tree", meta))
 
 

@@ -6,11 +6,16 @@ override leaves from the command line with the leaf's own type. This module is a
 project imports), so any layer may use it.
 
 A config file defines `get_config(preset: str = "default") -> ConfigDict` (big_vision style).
+
+Every mistake in `--config` or an override (a missing file, an unknown preset, a misspelt key,
+a value of the wrong type) raises `ConfigArgumentError`, a `UserError`: the CLI prints it as
+one line and exits 2.
 """
 from __future__ import annotations
 
 import argparse
 import ast
+import difflib
 import importlib.util
 import json
 from pathlib import Path
@@ -18,11 +23,17 @@ from typing import Any, Sequence
 
 import ml_collections
 
+from seeker_jax.errors import UserError
+
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 OVERRIDE_PREFIX = "--config."
 
 
 _INSTALLED = Path(__file__).resolve().parent  # configs/ installs as seeker_jax/configs
+
+
+class ConfigArgumentError(UserError, ValueError):
+    """A bad `--config path.py:preset` or `--config.a.b=value`: says which and what to do."""
 
 
 def _find_file(path: str) -> Path:
@@ -35,7 +46,7 @@ def _find_file(path: str) -> Path:
         for base in (_REPO_ROOT, _INSTALLED):
             if (base / p).is_file():
                 return base / p
-    raise FileNotFoundError(
+    raise ConfigArgumentError(
         f"config file {path!r} not found (looked in {Path.cwd()}, {_REPO_ROOT} and the installed "
         "seeker_jax/configs); give a path like configs/synth.py:tiny")
 
@@ -59,17 +70,17 @@ def parse_value(text: str, current: Any, key: str = "?") -> Any:
             return True
         if low in ("false", "0", "no", "off"):
             return False
-        raise ValueError(f"config.{key}: {text!r} is not a bool (use true/false)")
+        raise ConfigArgumentError(f"config.{key}: {text!r} is not a bool (use true/false)")
     if isinstance(current, int):
         try:
             return int(text)
         except ValueError:
-            raise ValueError(f"config.{key}: {text!r} is not an int") from None
+            raise ConfigArgumentError(f"config.{key}: {text!r} is not an int (give a whole number)") from None
     if isinstance(current, float):
         try:
             return float(text)
         except ValueError:
-            raise ValueError(f"config.{key}: {text!r} is not a float") from None
+            raise ConfigArgumentError(f"config.{key}: {text!r} is not a float (give a number, e.g. 1e-5)") from None
     if isinstance(current, str):
         return text
     if isinstance(current, (tuple, list)):
@@ -85,7 +96,12 @@ def parse_value(text: str, current: Any, key: str = "?") -> Any:
             return ast.literal_eval(text)
         except (ValueError, SyntaxError):
             return text
-    raise TypeError(f"config.{key}: cannot override a field of type {type(current).__name__}")
+    raise ConfigArgumentError(f"config.{key}: cannot override a field of type {type(current).__name__}")
+
+
+def _did_you_mean(name: str, choices) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def apply_override(config: ml_collections.ConfigDict, override: str) -> None:
@@ -93,24 +109,31 @@ def apply_override(config: ml_collections.ConfigDict, override: str) -> None:
     item = override[len(OVERRIDE_PREFIX):] if override.startswith(OVERRIDE_PREFIX) else override
     item = item[len("config."):] if item.startswith("config.") else item
     if "=" not in item:
-        raise ValueError(f"override {override!r} has no '=': write --config.a.b=value")
+        raise ConfigArgumentError(f"override {override!r} has no '=': write --config.a.b=value")
     dotted, text = item.split("=", 1)
     *parents, leaf = dotted.split(".")
     node = config
     for i, name in enumerate(parents):
         if name not in node or not isinstance(node[name], ml_collections.ConfigDict):
-            raise KeyError(f"config.{'.'.join(parents[:i + 1])} is not a group of the config; "
-                           f"groups there: {sorted(k for k, v in node.items() if isinstance(v, ml_collections.ConfigDict))}")
+            groups = sorted(k for k, v in node.items() if isinstance(v, ml_collections.ConfigDict))
+            raise ConfigArgumentError(f"config.{'.'.join(parents[:i + 1])} is not a group of the "
+                                      f"config{_did_you_mean(name, groups)}; groups there: {groups}")
         node = node[name]
     if leaf not in node:
-        raise KeyError(f"config.{dotted} does not exist; keys there: {sorted(node.keys())}")
+        raise ConfigArgumentError(f"config.{dotted} does not exist{_did_you_mean(leaf, node.keys())}; "
+                                  f"keys there: {sorted(node.keys())}")
     if isinstance(node[leaf], ml_collections.ConfigDict):
-        raise ValueError(f"config.{dotted} is a group; override one of its leaves: {sorted(node[leaf].keys())}")
+        raise ConfigArgumentError(f"config.{dotted} is a group; override one of its leaves: "
+                                  f"{sorted(node[leaf].keys())}")
     node[leaf] = parse_value(text, node[leaf], dotted)
 
 
 def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
     """Loads `path.py[:preset]` (preset defaults to "default") and applies `overrides` in order.
+
+    A ValueError or KeyError raised by the file's get_config is taken as an unknown preset
+    (the config files raise them for that) and comes back as a ConfigArgumentError naming
+    the spec; the original stays chained as its cause.
 
     >>> load_config("configs/synth.py:tiny", ["--config.video.fps=10"]).video.fps
     10
@@ -118,8 +141,14 @@ def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
     path, _, preset = spec.partition(":")
     module = _load_module(_find_file(path))
     if not hasattr(module, "get_config"):
-        raise AttributeError(f"{path} defines no get_config(preset)")
-    config = module.get_config(preset or "default")
+        raise ConfigArgumentError(f"config file {path} defines no get_config(preset); "
+                                  "a config file is a Python file with def get_config(preset)")
+    try:
+        config = module.get_config(preset or "default")
+    except (ValueError, KeyError) as e:
+        if isinstance(e, ConfigArgumentError):
+            raise
+        raise ConfigArgumentError(f"--config {spec}: {e.args[0] if e.args else e}") from e
     for override in overrides:
         apply_override(config, override)
     return config
@@ -139,7 +168,7 @@ def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
         if arg.startswith(OVERRIDE_PREFIX):
             if "=" not in arg:
                 if i + 1 >= len(argv):
-                    raise ValueError(f"{arg} needs a value: {arg}=VALUE")
+                    raise ConfigArgumentError(f"{arg} needs a value: {arg}=VALUE")
                 arg = f"{arg}={argv[i + 1]}"
                 i += 1
             overrides.append(arg)

@@ -5,7 +5,9 @@ import argparse
 
 import pytest
 
-from seeker_jax.config import add_config_arguments, load_config, parse_value, split_overrides
+from seeker_jax.config import (ConfigArgumentError, add_config_arguments, load_config, parse_value,
+                               split_overrides)
+from seeker_jax.errors import UserError
 
 CONFIG = '''
 import ml_collections
@@ -41,9 +43,9 @@ def test_presets_and_typed_overrides(path):
 
 
 def test_errors_say_what_to_do(path):
-    with pytest.raises(KeyError, match="does not exist; keys there"):
+    with pytest.raises(ConfigArgumentError, match=r"does not exist \(did you mean 'layers'\?\); keys there"):
         load_config(path, ["--config.model.layer=3"])
-    with pytest.raises(KeyError, match="not a group"):
+    with pytest.raises(ConfigArgumentError, match=r"not a group of the config \(did you mean 'model'\?\)"):
         load_config(path, ["--config.modle.layers=3"])
     with pytest.raises(ValueError, match="is not an int"):
         load_config(path, ["--config.model.layers=1.5"])
@@ -51,10 +53,18 @@ def test_errors_say_what_to_do(path):
         load_config(path, ["--config.model=3"])
     with pytest.raises(ValueError, match="no '='"):
         load_config(path, ["--config.model.layers"])
-    with pytest.raises(FileNotFoundError, match="not found"):
+    with pytest.raises(ConfigArgumentError, match="not found"):
         load_config("nope/missing.py:tiny")
+    with pytest.raises(ConfigArgumentError, match=r"--config configs/synth.py:tinyy: .*unknown preset 'tinyy'"):
+        load_config("configs/synth.py:tinyy")
+    empty = path.replace("exp.py", "empty.py")
+    open(empty, "w").write("x = 1\n")
+    with pytest.raises(ConfigArgumentError, match="no get_config"):
+        load_config(empty)
     with pytest.raises(ValueError, match="not a bool"):
         parse_value("maybe", True)
+    # every one of them is a user error: the CLI prints it as one line, exit 2
+    assert issubclass(ConfigArgumentError, UserError) and issubclass(ConfigArgumentError, ValueError)
 
 
 def test_repo_configs_resolve_from_anywhere(tmp_path, monkeypatch):
