@@ -54,8 +54,8 @@ def jax_step(cfg_dict: dict, ids: np.ndarray):
              "mm_token_type_ids": np.zeros_like(ids), "loss_mask": np.ones_like(ids)}
 
     def run() -> float:
-        placed, ig, vg = place_batch(batch, model, None)
-        return float(step(state, placed, ig, vg)["loss"])
+        placed, vision = place_batch(batch, model, None)
+        return float(step(state, placed, vision)["loss"])
     return run
 
 
