@@ -170,6 +170,25 @@ def gather_per_token(rows: Sequence[np.ndarray], index: np.ndarray, weight: np.n
     return out
 
 
+def pad_to(batch: Batch, length: int, loss_len: int) -> Batch:
+    """The same batch right-padded to `length` tokens and `loss_len` loss positions (padding as
+    collate's: PAD_ID, masks and weights 0). Processes of a multi-host step must agree on both."""
+    B, L = batch.shape
+    K = batch.loss_index.shape[1]
+    if length < L or loss_len < K:
+        raise ValueError(f"pad_to: cannot shrink a ({L} tokens, {K} loss positions) batch to "
+                         f"({length}, {loss_len})")
+    out = dataclasses.replace(batch)
+    for name in TOKEN_FIELDS:
+        value = PAD_ID if name == "input_ids" else 0
+        setattr(out, name, np.pad(getattr(batch, name), ((0, 0), (0, length - L)),
+                                  constant_values=value))
+    for name in ("loss_index", "loss_weight", *PER_TOKEN_FIELDS):
+        if getattr(batch, name) is not None:
+            setattr(out, name, np.pad(getattr(batch, name), ((0, 0), (0, loss_len - K))))
+    return out
+
+
 def from_arrays(arrays: Mapping[str, np.ndarray], multiple: int = LOSS_MULTIPLE) -> Batch:
     """A Batch from already padded token arrays (B, L) and pixels (tests, benches)."""
     missing = [k for k in TOKEN_FIELDS if k not in arrays]
@@ -211,4 +230,4 @@ def batch_dim(name: str) -> int:
 
 __all__ = ["Batch", "LOSS_MULTIPLE", "PAD_ID", "PER_TOKEN_FIELDS", "PIXEL_FIELDS", "array_specs",
            "batch_dim", "bucket_length", "collate", "from_arrays", "gather_per_token",
-           "loss_positions"]
+           "loss_positions", "pad_to"]

@@ -23,7 +23,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from seeker_jax.data.batch import Batch, batch_dim, from_arrays
+from seeker_jax.data.batch import Batch, batch_dim, from_arrays, pad_to
 from seeker_jax.losses import LossFn, get_loss
 from seeker_jax.models.qwen3_vl.modeling import grid_key
 from seeker_jax.sharding import DEFAULT_RULES, Rules, array_sharding, model_shardings
@@ -151,6 +151,17 @@ def make_eval_step(loss_fn: str | LossFn = "sft"):
                                                state.rest, batch, vision)
 
 
+def agree_across_processes(batch: Batch) -> Batch:
+    """`batch` padded to the largest (L, K) over all processes (they may draw different buckets
+    or learned-token counts); every process must call it."""
+    from jax.experimental import multihost_utils
+
+    K = batch.loss_index.shape[1]
+    sizes = multihost_utils.process_allgather(np.array([batch.shape[1], K], np.int32))
+    L_max, K_max = (int(x) for x in np.asarray(sizes).reshape(-1, 2).max(0))
+    return batch if (L_max, K_max) == (batch.shape[1], K) else pad_to(batch, L_max, K_max)
+
+
 def place_batch(batch: Batch | Mapping[str, np.ndarray], model, mesh: Mesh | None,
                 rules: Rules = DEFAULT_RULES) -> tuple[dict[str, jax.Array], Vision]:
     """Host batch (a Batch, or padded token arrays for from_arrays) -> (global device arrays,
@@ -159,12 +170,16 @@ def place_batch(batch: Batch | Mapping[str, np.ndarray], model, mesh: Mesh | Non
     Adds MRoPE position_ids (3, B, L), computed on the host. Arrays are sharded over the
     "batch" logical axis on the dimension seeker_jax.data.batch.batch_dim names; each process
     passes its own rows (jax.make_array_from_process_local_data). Pixel rows are sharded the
-    same way when every device gets whole rows, else replicated. Grids are the process's own,
+    same way when every device gets whole rows, else replicated. With several processes the
+    token length and loss positions are padded to the largest any process has (one small
+    all-gather), since a global array needs one shape. Grids are the process's own,
     repeated per process: multi-host runs need the same grid signature on every process (true
     when a bucket holds one signature).
     """
     if not isinstance(batch, Batch):
         batch = from_arrays(batch)
+    if jax.process_count() > 1:
+        batch = agree_across_processes(batch)
     positions, _ = model.get_rope_index(batch.input_ids, batch.mm_token_type_ids,
                                         batch.image_grid_thw, batch.video_grid_thw,
                                         batch.attention_mask)
@@ -187,5 +202,5 @@ def place_batch(batch: Batch | Mapping[str, np.ndarray], model, mesh: Mesh | Non
     return out, vision
 
 
-__all__ = ["TrainState", "Vision", "create_train_state", "jit_train_step", "make_eval_step",
+__all__ = ["TrainState", "Vision", "agree_across_processes", "create_train_state", "jit_train_step", "make_eval_step",
            "make_train_step", "place_batch", "train_step_fn", "trainable_filter", "with_vision"]
