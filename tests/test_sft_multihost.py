@@ -16,6 +16,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 STEPS = 2
 ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -117,6 +118,7 @@ def _env() -> dict:
             "JAX_PLATFORMS": "cpu"}
 
 
+@pytest.mark.slow  # three child processes, each compiling the step: 242 s on a loaded 2-core host
 def test_two_processes_match_one(tmp_path):
     from seeker_jax import checkpoint as ckpt
 
