@@ -12,8 +12,8 @@ Where the time goes (small, B=2, L=512; 151,936 x 256 tied embedding = 39M of th
 parameters): the vocabulary projection is ~90% of the step's FLOPs. transformers does three
 vocab-sized matmuls per step (logits, dX, dW). Our step used to do four: each loss chunk was
 under jax.checkpoint, so backward recomputed the logits. The loss now forms its gradients in
-the forward pass (seeker_jax.train_state.chunked_token_loss), three matmuls, memory still one
-chunk.
+the forward pass (seeker_jax.losses.token_logprob_sum, under the "sft" loss), three matmuls,
+memory still one chunk.
 
 Measured (2 CPU cores shared with other jobs, load average 5-7; small, B=2, L=512;
 XLA and torch both on 2 intra-op threads; medians of 7 interleaved steps, one process,
@@ -54,8 +54,8 @@ def jax_step(cfg_dict: dict, ids: np.ndarray):
              "mm_token_type_ids": np.zeros_like(ids), "loss_mask": np.ones_like(ids)}
 
     def run() -> float:
-        placed, ig, vg = place_batch(batch, model, None)
-        return float(step(state, placed, ig, vg)["loss"])
+        placed, vision = place_batch(batch, model, None)
+        return float(step(state, placed, vision)["loss"])
     return run
 
 

@@ -9,28 +9,28 @@ Teacher trajectory of a synthetic record (3 assistant turns, 2 tool rounds):
   <think>...</think><tool_call>crop_video(evidence_window)</tool_call>
   <think>...</think><answer>X</answer>
 
-Batches: examples are padded to the smallest length bucket that holds them (a vision span is
-never cut: an example longer than the largest bucket, or whose tool call failed, is dropped;
-no count is kept yet). Pixel arrays
-are concatenated over the batch, as transformers does; the jitted step compiles once per
+Batches (`seeker_jax.data.batch.collate`, the one path from conversations to a batch): examples
+are padded to the smallest length bucket that holds them (a vision span is never cut: an example
+longer than the largest bucket, or whose tool call failed, is dropped; no count is kept yet).
+Pixel arrays are concatenated over the batch, as transformers does; the jitted step compiles once per
 (bucket length, vision grids) signature, and the synthetic world's fixed resolution makes that
 one signature per bucket.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from seeker_jax.env.config import EnvConfig
 from seeker_jax.env.episode import Episode, EpisodeConfig
 from seeker_jax.env.records import SampleRecord
+from seeker_jax.data.batch import bucket_length, collate
 from seeker_jax.models.chat import ChatFormatter, Segment, concat_segments
-
-PIXEL_FIELDS = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw")
 
 
 def _call(name: str, **arguments: Any) -> str:
@@ -79,43 +79,6 @@ def grid_signature(segment: Segment) -> tuple:
     return key(segment.image_grid_thw), key(segment.video_grid_thw)
 
 
-def bucket_length(n: int, buckets: Sequence[int]) -> int | None:
-    """The smallest bucket >= n, None if n is longer than every bucket."""
-    return next((b for b in sorted(buckets) if b >= n), None)
-
-
-def pad_example(segment: Segment, length: int, pad_id: int) -> dict[str, np.ndarray]:
-    """One example as arrays of `length` tokens (right padding, attention_mask 0 there)."""
-    n = len(segment)
-    if n > length:
-        raise ValueError(f"example of {n} tokens does not fit length {length}; cutting it could "
-                         "split a vision span, so raise the bucket sizes instead")
-    def pad(a, value):
-        return np.pad(np.asarray(a, np.int32), (0, length - n), constant_values=value)
-    out = {"input_ids": pad(segment.input_ids, pad_id),
-           "attention_mask": pad(np.ones(n), 0),
-           "mm_token_type_ids": pad(segment.mm_token_type_ids, 0),
-           "loss_mask": pad(segment.loss_mask, 0)}
-    for name in PIXEL_FIELDS:
-        value = getattr(segment, name)
-        if value is not None:
-            out[name] = value
-    return out
-
-
-def collate(examples: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Stacks token arrays (B, L) (padded to the longest) and concatenates pixel arrays."""
-    length = max(len(e["input_ids"]) for e in examples)
-    batch = {}
-    for key in ("input_ids", "attention_mask", "mm_token_type_ids", "loss_mask"):
-        batch[key] = np.stack([np.pad(e[key], (0, length - len(e[key]))) for e in examples])
-    for name in PIXEL_FIELDS:
-        parts = [e[name] for e in examples if name in e]
-        if parts:
-            batch[name] = np.concatenate(parts)
-    return batch
-
-
 @dataclasses.dataclass(frozen=True)
 class TrajectoryConfig:
     """env: the run's environment (no default: SFT and episodes must share the one from the
@@ -131,8 +94,8 @@ class TrajectoryConfig:
         return self.env.episode_config()
 
 
-class _BuildAndPad:
-    """Grain map: record -> padded example (or None when it fits no bucket / a tool failed).
+class _Build:
+    """Grain map: record -> trajectory Segment (or None when it fits no bucket / a tool failed).
 
     The tokenizer is built lazily so the transform pickles into Grain worker processes.
     """
@@ -141,7 +104,7 @@ class _BuildAndPad:
         self.root, self.config = root, config
         self._formatter = None
 
-    def __call__(self, record: dict) -> dict | None:
+    def __call__(self, record: dict) -> Segment | None:
         if self._formatter is None:
             from seeker_jax.models.tokenizer import tokenizer_from_config
             self._formatter = self.config.env.formatter(
@@ -151,20 +114,20 @@ class _BuildAndPad:
                                        self.config.episode_config())
         except ValueError:
             return None
-        length = bucket_length(len(segment), self.config.buckets)
-        if length is None:
+        if bucket_length(len(segment), self.config.buckets) is None:
             return None
-        return pad_example(segment, length, self._formatter.ids.im_end)
+        return segment
 
 
 def make_loader(root: str | os.PathLike, split: str, batch_size: int, config: TrajectoryConfig,
                 *, seed: int = 0, shuffle: bool = True, num_epochs: int | None = None,
                 prefetch: int = 2, shard_options=None):
-    """Grain IterDataset of padded, collated batches (process-local batch_size examples).
+    """Grain IterDataset of `seeker_jax.data.batch.Batch`es (process-local batch_size rows).
 
     Records are sharded by JAX process, shuffled per epoch and repeated; trajectories are built
-    on the fly (tools run in Grain's threads); consecutive examples are batched and padded to
-    the longest bucket among them. `iter(...)` has get_state()/set_state() for exact resume.
+    on the fly (tools run in Grain's threads); consecutive examples are collated and padded
+    to the smallest bucket holding the longest of them (`seeker_jax.data.batch.collate`).
+    `iter(...)` has get_state()/set_state() for exact resume.
     """
     import grain
 
@@ -177,12 +140,13 @@ def make_loader(root: str | os.PathLike, split: str, batch_size: int, config: Tr
     ds = ds[index:(len(ds) // count) * count:count]
     if shuffle:
         ds = ds.shuffle(seed=seed)
-    ds = ds.repeat(num_epochs).map(_BuildAndPad(str(root), config))
+    ds = ds.repeat(num_epochs).map(_Build(str(root), config))
     ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=max(prefetch, 1),
                                               prefetch_buffer_size=max(prefetch, 1)))
     ds = ds.filter(lambda e: e is not None)
-    return ds.batch(batch_size, drop_remainder=True, batch_fn=collate)
+    return ds.batch(batch_size, drop_remainder=True,
+                    batch_fn=functools.partial(collate, bucket=tuple(config.buckets)))
 
 
-__all__ = ["TrajectoryConfig", "build_trajectory", "bucket_length", "collate", "grid_signature",
-           "make_loader", "pad_example", "teacher_turns"]
+__all__ = ["TrajectoryConfig", "build_trajectory", "grid_signature", "make_loader",
+           "teacher_turns"]

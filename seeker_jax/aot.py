@@ -31,7 +31,6 @@ from jax.sharding import NamedSharding, PartitionSpec
 GIB = 1024**3
 # HBM per chip, by the topology name's prefix.
 HBM_GIB = {"v5p": 95.0, "v5e": 16.0, "v5litepod": 16.0, "v6e": 32.0, "v4": 32.0}
-PATCH_VALUES = 3 * 2 * 16 * 16  # columns of pixel_values_videos: C * temporal * patch * patch
 
 
 class AotError(ValueError):
@@ -171,17 +170,15 @@ def abstract_train_state(c: ml_collections.ConfigDict, mesh, tx):
 
 
 def abstract_batch(b: VideoBatch, mesh) -> dict[str, jax.ShapeDtypeStruct]:
-    """The arrays place_batch makes for a video batch, sharded over the "batch" axis."""
+    """The arrays place_batch makes for a video batch, sharded over the "batch" axis: shapes,
+    dtypes and batch dimensions from seeker_jax.data.batch.array_specs, the table place_batch
+    itself places by."""
+    from seeker_jax.data.batch import array_specs
     from seeker_jax.sharding import array_sharding
 
-    B, L, K = b.batch, b.seq_len, b.loss_len
-    shapes = {"input_ids": ((B, L), jnp.int32, 0), "attention_mask": ((B, L), jnp.int32, 0),
-              "mm_token_type_ids": ((B, L), jnp.int32, 0), "loss_mask": ((B, L), jnp.int32, 0),
-              "position_ids": ((3, B, L), jnp.int32, 1), "loss_index": ((B, K), jnp.int32, 0),
-              "loss_weight": ((B, K), jnp.float32, 0),
-              "pixel_values_videos": ((B * b.patches, PATCH_VALUES), jnp.float32, 0)}
+    specs = array_specs(b.batch, b.seq_len, b.loss_len, video_patches=b.batch * b.patches)
     out = {}
-    for k, (shape, dtype, batch_dim) in shapes.items():
+    for k, (shape, dtype, batch_dim) in specs.items():
         axes = [None] * len(shape)
         axes[batch_dim] = "batch"
         out[k] = jax.ShapeDtypeStruct(shape, dtype, sharding=array_sharding(mesh, axes, shape))
@@ -253,8 +250,8 @@ def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_ch
     fits False carries the compiler's refusal (used / capacity GiB when it says them).
     """
     from seeker_jax.optim import make_optimizer
-    from seeker_jax.sft import resolve_mesh_shape
-    from seeker_jax.train_state import jit_train_step
+    from seeker_jax.train_state import Vision, jit_train_step
+    from seeker_jax.trainer import resolve_mesh_shape
 
     devices = topology_devices(topology)
     shape = resolve_mesh_shape(c.mesh, len(devices))
@@ -284,7 +281,8 @@ def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_ch
     }
     step = jit_train_step(tx, jax.tree.map(lambda x: x.sharding, trainable),
                           jax.tree.map(lambda x: x.sharding, opt_state))
-    lowered = step.lower(graphdef, trainable, frozen, rest, opt_state, batch, None, video_grid)
+    lowered = step.lower(graphdef, trainable, frozen, rest, opt_state, batch,
+                         Vision(None, video_grid))
     try:
         compiled = lowered.compile()
     except Exception as e:  # XlaRuntimeError: RESOURCE_EXHAUSTED

@@ -1,6 +1,9 @@
 """What a sampler row holds once generated: the conversation's tokens, policy mask, sampling
 log-probs and pixels, and the full-forward recomputation of those log-probs (what a learner
 does, and what checks that the cache path and the plain forward agree).
+
+A Conversation collates like any other conversation (seeker_jax.data.batch.collate): its
+policy_mask is the batch's loss_mask, its segments' pixels are its pixels.
 """
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from seeker_jax.data.batch import collate
+from seeker_jax.losses import lm_head_weight, token_logprobs
 from seeker_jax.models.chat import Segment, concat_segments
 from seeker_jax.models.qwen3_vl.modeling import Qwen3VLForConditionalGeneration, forward
 from seeker_jax.sampling import SamplingParams, policy_logprobs
@@ -39,6 +44,19 @@ class Conversation:
     logprobs: np.ndarray
     segments: list[Segment]
 
+    @property
+    def loss_mask(self) -> np.ndarray:
+        """What a batch learns from a rollout: the policy's tokens (collate reads loss_mask)."""
+        return self.policy_mask
+
+    def _pixels(self, name: str):
+        return getattr(concat_segments(self.segments), name)
+
+    pixel_values = property(lambda self: self._pixels("pixel_values"))
+    image_grid_thw = property(lambda self: self._pixels("image_grid_thw"))
+    pixel_values_videos = property(lambda self: self._pixels("pixel_values_videos"))
+    video_grid_thw = property(lambda self: self._pixels("video_grid_thw"))
+
     def model_inputs(self) -> dict:
         """Keyword arguments for the model's forward over the whole conversation (batch 1)."""
         pixels = concat_segments(self.segments)
@@ -48,54 +66,69 @@ class Conversation:
                     video_grid_thw=pixels.video_grid_thw)
 
 
-def batch_conversations(convs: Sequence[Conversation], length: int | None = None,
-                        pad_id: int = 0) -> dict:
-    """Right-padded model inputs (B, L) for several conversations, pixels in row order.
+def batch_conversations(convs: Sequence[Conversation], length: int | None = None) -> dict:
+    """Right-padded model inputs (B, L) for several conversations, pixels in row order: the
+    forward's keyword arguments of `collate(convs, length)` (the one batch path)."""
+    return collate(convs, length).model_inputs()
 
-    Pass `length` to pad to a fixed size (fewer compilations of the forward).
-    """
-    L = length or max(len(c.input_ids) for c in convs)
-    B = len(convs)
-    ids = np.full((B, L), pad_id, np.int32)
-    types, mask = np.zeros((B, L), np.int32), np.zeros((B, L), np.int32)
-    for b, c in enumerate(convs):
-        n = len(c.input_ids)
-        ids[b, :n], types[b, :n], mask[b, :n] = c.input_ids, c.mm_token_type_ids, 1
-    pixels = concat_segments([s for c in convs for s in c.segments])
-    return dict(input_ids=ids, attention_mask=mask, mm_token_type_ids=types,
-                pixel_values=pixels.pixel_values, image_grid_thw=pixels.image_grid_thw,
-                pixel_values_videos=pixels.pixel_values_videos,
-                video_grid_thw=pixels.video_grid_thw)
+
+def _temperature_only(params: SamplingParams) -> bool:
+    """Whether the policy is softmax(logits / T) (no top-k / top-p / suppressed ids): then
+    token_logprobs computes it without ever holding (B, chunk, V) probabilities twice."""
+    return params.top_k == 0 and params.top_p == 1.0 and not params.suppress_ids
 
 
 @partial(jax.jit, static_argnames=("graphdef", "params", "chunk"))
-def _token_logprobs(state, hidden, targets, *, graphdef, params, chunk):
-    """Policy log-probs of targets (B, L) from hidden states (B, L, D), `chunk` positions at a
-    time so that (B, chunk, V) logits are the most ever held."""
+def _filtered_logprobs(state, hidden, targets, *, graphdef, params, chunk):
+    """Log-probs under a top-k / top-p policy (sampling.policy_logprobs), `chunk` loss
+    positions at a time: hidden (B, K, D), targets (B, K)."""
     model = nnx.merge(graphdef, state)
-    B, L, D = hidden.shape
-    h = hidden.reshape(B, L // chunk, chunk, D).swapaxes(0, 1)
-    t = targets.reshape(B, L // chunk, chunk).swapaxes(0, 1)
+    B, K, D = hidden.shape
+    h = hidden.reshape(B, K // chunk, chunk, D).swapaxes(0, 1)
+    t = targets.reshape(B, K // chunk, chunk).swapaxes(0, 1)
     lp = jax.lax.map(lambda xs: policy_logprobs(model.logits(xs[0]), xs[1], params), (h, t))
-    return lp.swapaxes(0, 1).reshape(B, L)
+    return lp.swapaxes(0, 1).reshape(B, K)
+
+
+@partial(jax.jit, static_argnames=("graphdef", "temperature", "chunk"))
+def _tempered_logprobs(state, hidden, targets, *, graphdef, temperature, chunk):
+    model = nnx.merge(graphdef, state)
+    weight, transposed = lm_head_weight(model)
+    return token_logprobs(hidden, weight, transposed, targets, chunk, temperature)
 
 
 def recompute_logprobs(model: Qwen3VLForConditionalGeneration, convs: Sequence[Conversation],
                        params: SamplingParams, length: int | None = None, chunk: int = 128
                        ) -> list[np.ndarray]:
-    """Log-probs (L,) of every conversation's tokens under the sampling policy, from one full
-    forward (0 at the first token). Where policy_mask is 1 they must equal `logprobs`."""
-    n = length or max(len(c.input_ids) for c in convs)
-    L = -(-n // chunk) * chunk
-    inputs = batch_conversations(convs, L)
+    """Log-probs (L,) of every conversation's policy tokens under the sampling policy, from one
+    full forward over `collate(convs, length)` (0 where policy_mask is 0). Where policy_mask is
+    1 they must equal `logprobs`.
+
+    Only the loss positions (the tokens before policy tokens) go through the vocabulary
+    projection. Greedy tokens are scored at temperature 1 (as the sampler records them).
+    """
+    batch = collate(convs, length, multiple=chunk)
+    inputs = batch.model_inputs()
     hidden = forward(model, **inputs, compute_logits=False).last_hidden_state
-    targets = np.zeros_like(inputs["input_ids"])
-    targets[:, :-1] = inputs["input_ids"][:, 1:]
+    index = jnp.asarray(batch.loss_index)
+    h = jnp.take_along_axis(hidden, index[..., None], axis=1)
+    targets = jnp.take_along_axis(jnp.asarray(batch.input_ids), index + 1, axis=1)
     graphdef, state = nnx.split(model)
-    lp = np.asarray(_token_logprobs(state, hidden, jnp.asarray(targets), graphdef=graphdef,
-                                    params=params, chunk=min(chunk, L)))
-    return [np.concatenate([[0.0], lp[b, :len(c.input_ids) - 1]]).astype(np.float32)
-            for b, c in enumerate(convs)]
+    K = index.shape[1]
+    if _temperature_only(params):
+        lp = _tempered_logprobs(state, h, targets, graphdef=graphdef, chunk=min(chunk, K),
+                                temperature=1.0 if params.greedy else float(params.temperature))
+    else:
+        lp = _filtered_logprobs(state, h, targets, graphdef=graphdef, params=params,
+                                chunk=min(chunk, K))
+    lp = np.asarray(lp)
+    out = []
+    for b, c in enumerate(convs):
+        row = np.zeros(len(c.input_ids), np.float32)
+        n = int(batch.loss_weight[b].sum())
+        row[batch.loss_index[b, :n] + 1] = lp[b, :n]
+        out.append(row)
+    return out
 
 
 __all__ = ["Conversation", "Turn", "batch_conversations", "recompute_logprobs"]

@@ -19,16 +19,12 @@ Workdir:
 """
 from __future__ import annotations
 
-import json
 import os
 import time
-from typing import Any
+from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 import ml_collections
-import numpy as np
-import orbax.checkpoint as ocp
 
 from seeker_jax import checkpoint as ckpt
 from seeker_jax.config import to_json
@@ -39,48 +35,11 @@ from seeker_jax.models.tokenizer import tokenizer_from_config
 from seeker_jax.sharding import make_mesh, rules_from_config
 from seeker_jax.train_state import (TrainState, create_train_state, make_eval_step,
                                     make_train_step, place_batch)
+from seeker_jax.trainer import (MetricsWriter, build_model, maybe_initialize_distributed,
+                                open_manager, resolve_mesh_shape, restore_latest,
+                                save_checkpoint, state_items)
 
-
-def maybe_initialize_distributed() -> None:
-    """jax.distributed.initialize() when the environment describes a multi-process job."""
-    if any(os.environ.get(k) for k in ("JAX_COORDINATOR_ADDRESS", "COORDINATOR_ADDRESS",
-                                        "TPU_WORKER_HOSTNAMES", "SLURM_NTASKS")):
-        if jax.process_count() == 1 and not jax.distributed.is_initialized():
-            jax.distributed.initialize()
-
-
-def resolve_mesh_shape(c: ml_collections.ConfigDict, num_devices: int) -> dict[str, int]:
-    """{"data", "fsdp", "tensor"} sizes; one -1 entry takes the devices the others leave."""
-    shape = {"data": int(c.data), "fsdp": int(c.fsdp), "tensor": int(c.tensor)}
-    free = [k for k, v in shape.items() if v == -1]
-    if len(free) > 1:
-        raise ValueError(f"mesh: at most one axis may be -1, got {shape}")
-    known = int(np.prod([v for v in shape.values() if v != -1]))
-    if free:
-        if num_devices % known:
-            raise ValueError(f"mesh {shape}: {num_devices} devices are not a multiple of {known}")
-        shape[free[0]] = num_devices // known
-    if int(np.prod(list(shape.values()))) != num_devices:
-        raise ValueError(f"mesh {shape} needs {np.prod(list(shape.values()))} devices; "
-                         f"there are {num_devices}: set one axis to -1")
-    return shape
-
-
-def build_model(c: ml_collections.ConfigDict):
-    """(model, cfg) from a checkpoint (init_from) or random init of a configs/qwen3_vl.py size."""
-    from seeker_jax.models.qwen3_vl.config import from_hf_dict
-    from seeker_jax.models.qwen3_vl.modeling import Qwen3VLForConditionalGeneration
-    from flax import nnx
-
-    compute, param = jnp.dtype(c.compute_dtype), jnp.dtype(c.param_dtype)
-    if c.init_from:
-        model = ckpt.load_model(c.init_from, dtype=param, compute_dtype=compute, remat=c.remat)
-        return model, model.config
-    from seeker_jax.config import load_config
-    cfg = from_hf_dict(load_config(f"configs/qwen3_vl.py:{c.size}").to_dict())
-    model = Qwen3VLForConditionalGeneration(cfg, dtype=compute, param_dtype=param,
-                                            rngs=nnx.Rngs(0), remat=c.remat)
-    return model, cfg
+LOSS = "sft"  # seeker_jax.losses: mean NLL of the learned tokens
 
 
 def prepare_data(config: ml_collections.ConfigDict, workdir: str) -> str:
@@ -96,86 +55,14 @@ def prepare_data(config: ml_collections.ConfigDict, workdir: str) -> str:
     return root
 
 
-def _checkpoint_args(state: TrainState, model, data_iter, step: int, rng: jax.Array, save: bool):
-    """The CheckpointManager items of a training checkpoint (save, or restore into the current
-    arrays' shapes and shardings)."""
-    opt_leaves = {str(i): x for i, x in enumerate(jax.tree.leaves(state.opt_state))}
-    if save:
-        return ocp.args.Composite(
-            params=ocp.args.StandardSave(ckpt.params_tree(model)),
-            opt_state=ocp.args.StandardSave(opt_leaves),
-            data=ocp.args.JsonSave(data_iter.get_state()),
-            meta=ocp.args.JsonSave({"step": step, "rng": np.asarray(
-                jax.random.key_data(rng)).tolist()}))
-    abstract = lambda tree: jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)  # noqa: E731
-    return ocp.args.Composite(
-        params=ocp.args.StandardRestore(abstract(ckpt.params_tree(model))),
-        opt_state=ocp.args.StandardRestore(abstract(opt_leaves)),
-        data=ocp.args.JsonRestore(), meta=ocp.args.JsonRestore())
-
-
-def _restore(manager, state: TrainState, data_iter, rng, freeze_vision: bool):
-    """Loads the latest checkpoint into `state` and `data_iter`; returns (step, rng)."""
-    from flax import nnx
-
-    from seeker_jax.train_state import trainable_filter
-
-    step = manager.latest_step()
-    model = state.model()
-    try:
-        restored = manager.restore(step, args=_checkpoint_args(state, model, data_iter, step, rng,
-                                                               False))
-    except Exception as e:  # noqa: BLE001 - any failure here means the same to the user
-        where = os.path.join(str(manager.directory), str(step))
-        earlier = [s for s in manager.all_steps() if s < step]
-        reason = " ".join(str(e).split())
-        fallback = (f"delete {where} to resume from step {max(earlier)}" if earlier else
-                    f"delete {where} to start over")
-        raise RuntimeError(f"checkpoint step {step} in {manager.directory} could not be restored "
-                           f"({type(e).__name__}: {reason[:200]}); it is damaged or incomplete: "
-                           f"{fallback}") from e
-    for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param)):
-        var.set_value(restored.params[ckpt.param_key(path)])
-    _, state.trainable, state.frozen, state.rest = nnx.split(
-        model, trainable_filter(freeze_vision), nnx.Param, ...)
-    leaves = [restored.opt_state[str(i)] for i in range(len(restored.opt_state))]
-    state.opt_state = jax.tree.unflatten(jax.tree.structure(state.opt_state), leaves)
-    data_iter.set_state(restored.data)
-    state.step = int(restored.meta["step"])
-    return state.step, jax.random.wrap_key_data(jnp.asarray(restored.meta["rng"], jnp.uint32))
-
-
-class MetricsWriter:
-    """metrics.jsonl (append) and TensorBoard, written by process 0 only."""
-
-    def __init__(self, workdir: str):
-        self.active = jax.process_index() == 0
-        if self.active:
-            from tensorboardX import SummaryWriter
-            self.file = open(os.path.join(workdir, "metrics.jsonl"), "a")
-            self.tb = SummaryWriter(os.path.join(workdir, "tb"))
-
-    def write(self, step: int, metrics: dict[str, float]) -> None:
-        if not self.active:
-            return
-        self.file.write(json.dumps({"step": step, **metrics}) + "\n")
-        self.file.flush()
-        for k, v in metrics.items():
-            self.tb.add_scalar(k, v, step)
-
-    def close(self) -> None:
-        if self.active:
-            self.file.close()
-            self.tb.close()
-
-
 def evaluate(eval_step, state: TrainState, model, mesh, batches: list[dict],
              rules=None) -> float:
     """Token-weighted mean loss over fixed validation batches."""
     total = count = 0.0
     for batch in batches:
-        placed, ig, vg = place_batch(batch, model, mesh, *([rules] if rules else []))
-        loss, n = eval_step(state, placed, ig, vg)
+        placed, vision = place_batch(batch, model, mesh, *([rules] if rules else []))
+        loss, aux = eval_step(state, placed, vision)
+        n = aux["loss_tokens"]
         total += float(loss) * float(n)
         count += float(n)
     return total / max(count, 1.0)
@@ -194,11 +81,13 @@ def validation_batches(root: str, c: ml_collections.ConfigDict, tcfg: Trajectory
 
 
 def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | None = None,
-          progress: bool = True) -> list[dict[str, Any]]:
+          progress: bool = True, on_step: Callable[[int], None] | None = None
+          ) -> list[dict[str, Any]]:
     """Runs (or resumes) SFT; returns the metrics logged by this call.
 
     stop_after: leave after that many steps of this call (a simulated kill, for tests);
     checkpoints are written as configured, so the next call resumes from the last one.
+    on_step(step): called after each step (its metrics written, its checkpoint started).
     """
     from tqdm import tqdm
 
@@ -217,7 +106,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
     tx = make_optimizer(config.optimizer)
     schedule = make_schedule(config.optimizer)
     state = create_train_state(model, tx, mesh, config.model.freeze_vision, rules)
-    train_step, eval_step = make_train_step(tx), make_eval_step()
+    train_step, eval_step = make_train_step(tx, LOSS), make_eval_step(LOSS)
 
     tcfg = TrajectoryConfig(env, tuple(config.data.buckets), config.tokenizer, model_dir)
     data_iter = iter(make_loader(root, "train", config.data.batch_size, tcfg, seed=config.seed,
@@ -225,15 +114,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
     val_batches = validation_batches(root, config.data, tcfg)
     rng = jax.random.key(config.seed)
 
-    ckpt_root = os.path.abspath(os.path.join(workdir, "checkpoints"))
-    if jax.process_index() == 0:
-        ckpt.write_model_config(ckpt_root, cfg, assets_from=model_dir)
-        ckpt.write_env_config(ckpt_root, env, config.tokenizer)
-    manager = ocp.CheckpointManager(ckpt_root, options=ocp.CheckpointManagerOptions(
-        max_to_keep=config.keep_checkpoints, create=True))
-    if manager.latest_step() is not None:
-        _, rng = _restore(manager, state, data_iter, rng, config.model.freeze_vision)
-    writer = MetricsWriter(workdir)
+    manager = open_manager(workdir, cfg, config.keep_checkpoints, assets_from=model_dir,
+                           env=env, tokenizer=config.tokenizer)
+    _, rng, _ = restore_latest(manager, state, data_iter, rng, config.model.freeze_vision)
+    writer = MetricsWriter(workdir, resume_step=state.step)
     logged: list[dict[str, Any]] = []
     start = state.step
     end = config.steps if stop_after is None else min(config.steps, start + stop_after)
@@ -241,9 +125,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
     while state.step < end:
         batch = next(data_iter)
         rng, _ = jax.random.split(rng)  # kept in the state for stochastic variants (dropout)
+        if state.step == start and jax.process_index() == 0:
+            print("compiling the train step (first step only)…", flush=True)
         t0 = time.perf_counter()
-        placed, ig, vg = place_batch(batch, model, mesh, rules)
-        metrics = jax.device_get(train_step(state, placed, ig, vg))
+        placed, vision = place_batch(batch, model, mesh, rules)
+        metrics = jax.device_get(train_step(state, placed, vision))
         dt = time.perf_counter() - t0
         step = state.step
         if step % config.log_every == 0 or step == config.steps:
@@ -258,7 +144,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
             writer.write(step, {"val_loss": val})
             logged.append({"step": step, "val_loss": val})
         if step % config.checkpoint_every == 0 or step == config.steps:
-            manager.save(step, args=_checkpoint_args(state, state.model(), data_iter, step, rng, True))
+            save_checkpoint(manager, step, state_items(state, data_iter, step, rng))
+        if on_step is not None:
+            on_step(step)
         bar.update(1)
         bar.set_postfix(loss=f"{float(metrics['loss']):.3f}")
     bar.close()
@@ -268,4 +156,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
     return logged
 
 
-__all__ = ["build_model", "evaluate", "maybe_initialize_distributed", "resolve_mesh_shape", "train"]
+# build_model, resolve_mesh_shape and maybe_initialize_distributed live in seeker_jax.trainer;
+# they stay importable from here for callers of the SFT module.
+__all__ = ["build_model", "evaluate", "maybe_initialize_distributed", "prepare_data",
+           "resolve_mesh_shape", "train", "validation_batches"]

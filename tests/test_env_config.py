@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from seeker_jax import checkpoint as ckpt
-from seeker_jax.config import load_config
+from seeker_jax.config import ConfigArgumentError, load_config
 from seeker_jax.env.config import PAPER_CROP, PAPER_VIDEO, EnvConfig, EnvConfigError
 from seeker_jax.env.episode import Episode, EpisodeConfig, make_formatter
 from seeker_jax.env.profiles import PROFILES, VIDEOSEEKER_TOOLS, get_profile
@@ -79,7 +79,7 @@ def test_bad_env_groups_are_clear_errors():
     with pytest.raises(EnvConfigError, match=r"unknown prompt profile 'nope'; known: \["):
         EnvConfig.from_config(load_config("configs/sft.py:tiny_synth",
                                           ["--config.env.profile=nope"]).env)
-    with pytest.raises(KeyError, match=r"config.env.vidoe is not a group"):
+    with pytest.raises(ConfigArgumentError, match=r"config.env.vidoe is not a group.*did you mean .video."):
         load_config("configs/sft.py:tiny_synth", ["--config.env.vidoe.fps=2"])
     with pytest.raises(EnvConfigError, match=r"env: unknown key\(s\) \['vidoe'\]"):
         EnvConfig.from_config({"vidoe": {"fps": 2.0}})
@@ -136,12 +136,12 @@ def test_sft_example_and_episode_prompt_have_the_same_grids(world, tok, tmp_path
     """SFT's example of a record and an episode of it from the env config SFT saved (what the
     demo's episodes do) see the same vision grids: the user video's, and the tools'."""
     from seeker_jax.data.records import read_records
-    from seeker_jax.data.trajectories import TrajectoryConfig, _BuildAndPad
+    from seeker_jax.data.trajectories import TrajectoryConfig, _Build
 
     c = load_config("configs/sft.py:tiny_synth")
     env = EnvConfig.from_config(c.env)
     record = read_records(world, "train", resolve=False)[0]
-    example = _BuildAndPad(world, TrajectoryConfig(env, (4096,), c.tokenizer))(record)
+    example = _Build(world, TrajectoryConfig(env, (4096,), c.tokenizer))(record)
     assert example is not None
 
     ckpt.write_env_config(str(tmp_path), env, c.tokenizer)  # what SFT writes
@@ -149,12 +149,12 @@ def test_sft_example_and_episode_prompt_have_the_same_grids(world, tok, tmp_path
     episode = Episode(SampleRecord.from_dict(record), saved.formatter(ckpt.read_tokenizer(
         str(tmp_path))), world, saved.episode_config())
     prompt = episode.prompt_segment()
-    np.testing.assert_array_equal(example["video_grid_thw"][:1], prompt.video_grid_thw)
+    np.testing.assert_array_equal(example.video_grid_thw[:1], prompt.video_grid_thw)
     # 96x64 frames under 64*64 px -> 64x32 (multiples of 32): 4x2 patches; 16 frames -> t = 8
     t, h, w = prompt.video_grid_thw[0]
     assert h * w * 16 * 16 <= 64 * 64 and t <= 8
     n = len(prompt)
-    np.testing.assert_array_equal(example["input_ids"][:n], prompt.input_ids)
+    np.testing.assert_array_equal(example.input_ids[:n], prompt.input_ids)
     # the old demo built episodes from EpisodeConfig() (2 fps, 768 frames): other grids
     old = Episode(SampleRecord.from_dict(record), make_formatter(tok), world).prompt_segment()
     assert old.video_grid_thw.tolist() != prompt.video_grid_thw.tolist()

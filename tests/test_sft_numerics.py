@@ -41,8 +41,8 @@ def _run(model, tx, batches):
     step = make_train_step(tx)
     metrics, after = [], []
     for batch in batches:
-        placed, ig, vg = place_batch(batch, model, None)
-        metrics.append(jax.device_get(step(state, placed, ig, vg)))
+        placed, vision = place_batch(batch, model, None)
+        metrics.append(jax.device_get(step(state, placed, vision)))
         after.append(_flat(state))
     return before, after[-1], metrics, state, after
 

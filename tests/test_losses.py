@@ -1,0 +1,99 @@
+"""seeker_jax.losses: chunked per-token log-probs (custom VJP) against dense autodiff, the fused
+weighted sum against the per-token path, and the loss registry.
+
+Dense reference: jax.nn.log_softmax of the whole (B, K, V) logits, differentiated by jax.grad.
+fp32 throughout; tolerance 1e-5 (largest absolute errors seen: 9.5e-7 on log-probs of size ~4,
+3.8e-6 on gradients, K = 37, V = 50, chunk 8).
+"""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from seeker_jax.losses import (get_loss, register_loss, registered_losses, sft_loss,
+                               token_logprob_sum, token_logprobs)
+
+B, K, D, V = 2, 37, 8, 50  # K = 37 with chunk 8 leaves a padded last chunk
+
+
+def _inputs(seed=0):
+    rng = np.random.default_rng(seed)
+    h = jnp.asarray(rng.normal(size=(B, K, D)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(D, V)), jnp.float32)
+    y = jnp.asarray(rng.integers(0, V, (B, K)), jnp.int32)
+    g = jnp.asarray(rng.normal(size=(B, K)), jnp.float32)  # an arbitrary per-token cotangent
+    return h, w, y, g
+
+
+def _dense(h, w, y, temperature):
+    logp = jax.nn.log_softmax((h @ w) / temperature, axis=-1)
+    return jnp.take_along_axis(logp, y[..., None], -1)[..., 0]
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_token_logprobs_value_and_vjp_equal_dense(transposed, temperature):
+    h, w, y, g = _inputs()
+
+    def chunked(h, w):
+        return token_logprobs(h, w.T if transposed else w, transposed, y, chunk=8,
+                              temperature=temperature)
+
+    got, vjp = jax.vjp(jax.jit(chunked), h, w)
+    ref, ref_vjp = jax.vjp(lambda h, w: _dense(h, w, y, temperature), h, w)
+    assert got.shape == (B, K) and got.dtype == jnp.float32
+    np.testing.assert_allclose(got, ref, atol=1e-5, rtol=0)
+    for a, b in zip(vjp(g), ref_vjp(g)):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
+        assert float(jnp.abs(b).max()) > 1e-2  # the gradients compared are not all ~0
+
+
+def test_token_logprobs_second_use_of_output():
+    """A nonlinear function of the log-probs (a GRPO-like ratio * advantage) differentiates the
+    same through the chunked VJP as through dense autodiff."""
+    h, w, y, g = _inputs(1)
+    old = _dense(h, w, y, 1.0) - 0.1
+
+    def objective(lp):
+        ratio = jnp.exp(lp - old)
+        return -jnp.sum(jnp.minimum(ratio * g, jnp.clip(ratio, 0.8, 1.2) * g))
+
+    got = jax.grad(lambda h, w: objective(token_logprobs(h, w, False, y, chunk=16)), (0, 1))(h, w)
+    ref = jax.grad(lambda h, w: objective(_dense(h, w, y, 1.0)), (0, 1))(h, w)
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_fused_sum_equals_weighted_token_logprobs(transposed):
+    h, w, y, _ = _inputs(2)
+    m = jnp.asarray(np.random.default_rng(3).integers(0, 2, (B, K)), jnp.float32)
+    w_in = w.T if transposed else w
+
+    def fused(h, w_in):
+        return token_logprob_sum(h, w_in, transposed, y, m, chunk=8, temperature=0.9)
+
+    def per_token(h, w_in):
+        return jnp.sum(token_logprobs(h, w_in, transposed, y, chunk=8, temperature=0.9) * m)
+
+    np.testing.assert_allclose(fused(h, w_in), per_token(h, w_in), rtol=1e-6)
+    for a, b in zip(jax.grad(fused, (0, 1))(h, w_in), jax.grad(per_token, (0, 1))(h, w_in)):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_bf16_operands_keep_fp32_logprobs():
+    h, w, y, _ = _inputs(4)
+    lp = token_logprobs(h.astype(jnp.bfloat16), w, False, y, chunk=8)
+    assert lp.dtype == jnp.float32
+    np.testing.assert_allclose(lp, _dense(h, w, y, 1.0), atol=0.1)  # bf16 operand rounding
+
+
+def test_registry_and_errors():
+    assert "sft" in registered_losses() and get_loss("sft") is sft_loss
+    with pytest.raises(KeyError, match="unknown loss 'nope'.*sft"):
+        get_loss("nope")
+    with pytest.raises(ValueError, match="already registered"):
+        register_loss("sft")(lambda model, batch: (0.0, {}))
+    h, w, y, _ = _inputs()
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        token_logprobs(h, w, False, y, temperature=0.0)
