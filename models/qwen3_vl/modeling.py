@@ -259,7 +259,7 @@ def forward(model: Qwen3VLForConditionalGeneration, input_ids, attention_mask=No
             raise ValueError(f"{name} pixel values need {name}_grid_thw")
         check_vision_tokens(input_ids, grid, token_id, name, cfg.vision.spatial_merge_size)
         px, inputs = prepare_vision(model, np.asarray(pixels), grid, buckets)
-        vision[name] = (jnp.asarray(px), jax.tree.map(jnp.asarray, inputs))
+        vision[name] = jax.device_put((px, inputs))  # (jnp.asarray would compile a copy)
     if position_ids is None and (has_vision or mm_token_type_ids is not None):
         position_ids, _ = model.get_rope_index(input_ids, mm_token_type_ids, image_grid_thw,
                                                video_grid_thw, attention_mask)
