@@ -14,7 +14,8 @@ from transformers import vision_utils
 from hf_reference import IMAGE, VIDEO, make_inputs, save_tiny_hf
 from seeker_jax.models.qwen3_vl import from_pretrained
 from seeker_jax.models.qwen3_vl.rope import (get_rope_index_np, mrope_cos_sin,
-                                             vision_position_ids_np)
+                                             vision_position_ids_np, vision_rotary_cos_sin)
+from seeker_jax.models.qwen3_vl.vision_inputs import layout_pixels
 
 TOL = 1e-4
 GRID = np.array([[1, 4, 6], [2, 6, 4]])  # an image and a 2-group video, non-square
@@ -70,7 +71,15 @@ def test_vision_rotary(pair):
     close(ours_cos, cos), close(ours_sin, sin)
 
 
+def in_patch_order(vi):
+    """The slots of the packed layout that hold patches 0, 1, 2, ... of the flat order."""
+    real = np.flatnonzero(vi.valid)
+    return real[np.argsort(vi.patch_index[real])]
+
+
 def test_vision_block_attends_within_temporal_groups(pair):
+    """One block on the packed layout (two groups share a block, padding present) vs HF's
+    block with cu_seqlens on the flat patches."""
     hf, m = pair
     n = int(GRID.prod(-1).sum())
     x = np.random.default_rng(1).standard_normal((n, 32)).astype(np.float32)
@@ -81,8 +90,14 @@ def test_vision_block_attends_within_temporal_groups(pair):
     with torch.no_grad():
         ref = hf.model.visual.blocks[1](torch.from_numpy(x), cu_seqlens=cu,
                                         position_embeddings=(cos, sin))
-    ours_cos, ours_sin = m.model.visual.rotary(GRID)
-    close(m.model.visual.blocks[1](jnp.asarray(x), ours_cos, ours_sin, GRID), ref)
+    vi = m.model.visual.vision_inputs(GRID)
+    B, S = vi.block_shape
+    assert (B, S) == (2, 64) and not vi.valid.all()  # 3 groups of 24: 2 + 1, padding
+    ours_cos, ours_sin = vision_rotary_cos_sin(jnp.asarray(vi.rotary_pos), 16, 10000.0)
+    out = m.model.visual.blocks[1](jnp.asarray(layout_pixels(x, vi)).reshape(B, S, 32),
+                                   ours_cos.reshape(B, S, 16), ours_sin.reshape(B, S, 16),
+                                   jnp.asarray(vi.segment_ids))
+    close(np.asarray(out).reshape(B * S, 32)[in_patch_order(vi)], ref)
 
 
 @pytest.mark.parametrize("which", ["merger", "deepstack_merger"])
@@ -168,13 +183,18 @@ def test_vision_tower_with_deepstack(pair):
         close(ours, theirs)
 
 
-def test_same_size_grids_share_one_batched_attention(pair):
-    """Consecutive grids of one h x w run as one attention; the result is unchanged."""
-    from seeker_jax.models.qwen3_vl.vision import attention_runs
+def test_same_size_grids_share_packed_attention_blocks(pair):
+    """Groups of many grids pack into a few attention blocks; the result is unchanged.
 
+    Hand-worked: 8 groups of 16 patches and one of 24 into blocks of 64, largest first:
+    [24,16,16], [16,16,16,16], [16,16] -> 3 blocks.
+    """
     grid = np.array([[2, 4, 4], [1, 4, 4], [3, 4, 4], [1, 6, 4], [2, 4, 4]])
-    assert attention_runs(grid) == [(6, 16), (1, 24), (2, 16)]
     hf, m = pair
+    vi = m.model.visual.vision_inputs(grid)
+    assert vi.block_shape == (3, 64)
+    assert [sorted(set(row[row >= 0].tolist())) for row in vi.segment_ids] == \
+        [[0, 1, 6], [2, 3, 4, 5], [7, 8]]
     x = patches(int(grid.prod(-1).sum()), seed=9)
     with torch.no_grad():
         ref = hf.model.visual(torch.from_numpy(x), grid_thw=torch.from_numpy(grid))

@@ -5,7 +5,9 @@ placeholder tokens in order; DeepStack features are added to the hidden states a
 positions after the first decoder layers.
 
 Host-side work (the MRoPE index, vision grids) needs concrete inputs. Under jit, pass
-`position_ids` (from `get_rope_index`) and the grids as static values.
+`position_ids` (from `get_rope_index`) and the grids as data: `prepare_vision` gives the
+slot-layout pixels and `VisionInputs` for `image_inputs=` / `video_inputs=` (a concrete grid
+as a static argument still works, but compiles once per grid).
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ from seeker_jax.models.qwen3_vl.layers import Linear
 from seeker_jax.models.qwen3_vl.rope import get_rope_index_np
 from seeker_jax.models.qwen3_vl.text import LayerCache, Qwen3VLTextModel
 from seeker_jax.models.qwen3_vl.vision import Qwen3VLVisionModel
+from seeker_jax.models.qwen3_vl.vision_inputs import (DEFAULT_BUCKETS, VisionBuckets,
+                                                      VisionInputs, is_concrete, layout_pixels)
 
 
 class Qwen3VLOutput(NamedTuple):
@@ -89,15 +93,21 @@ class Qwen3VLModel(nnx.Module):
                                  None if attention_mask is None else np.asarray(attention_mask),
                                  self.config.vision.spatial_merge_size)
 
-    def _vision(self, input_ids, embeds, pixel_values, grid_thw, token_id, name):
-        """Runs the tower on one modality and scatters its features; returns deepstack too."""
-        out = self.visual(pixel_values, grid_thw)
+    def _vision(self, input_ids, embeds, pixel_values, grid_thw, inputs, token_id, name):
+        """Runs the tower on one modality and scatters its features; returns deepstack too.
+
+        With `inputs` (VisionInputs), pixel_values is in its slot layout and the features come
+        back padded (real first); the scatter takes the first n in order, n = token count.
+        """
+        out = self.visual(pixel_values, grid_thw, inputs=inputs)
         is_token = input_ids == token_id
         if _is_concrete(input_ids):
             n_tokens = int(np.asarray(is_token).sum())
-            if n_tokens != out.embeds.shape[0]:
+            n_feats = (out.embeds.shape[0] if inputs is None
+                       else int(inputs.num_features) if is_concrete(inputs) else None)
+            if n_feats is not None and n_tokens != n_feats:
                 raise ValueError(f"{name} features and {name} tokens do not match: "
-                                 f"{n_tokens} tokens, {out.embeds.shape[0]} features. A vision "
+                                 f"{n_tokens} tokens, {n_feats} features. A vision "
                                  "span was cut or duplicated.")
         return scatter_features(embeds, is_token, out.embeds), is_token, out.deepstack
 
@@ -123,20 +133,20 @@ class Qwen3VLModel(nnx.Module):
 
     def __call__(self, input_ids, attention_mask=None, position_ids=None, pixel_values=None,
                  image_grid_thw=None, pixel_values_videos=None, video_grid_thw=None,
-                 mm_token_type_ids=None, cache=None, write_index=None
-                 ) -> tuple[jax.Array, list[LayerCache] | None]:
+                 mm_token_type_ids=None, cache=None, write_index=None, image_inputs=None,
+                 video_inputs=None) -> tuple[jax.Array, list[LayerCache] | None]:
         cfg = self.config
         embeds = self.language_model.embed_tokens(jnp.asarray(input_ids))
         B, L = embeds.shape[:2]
         deepstack = None
         has_vision = pixel_values is not None or pixel_values_videos is not None
-        for pixels, grid, token_id, name in (
-                (pixel_values, image_grid_thw, cfg.image_token_id, "image"),
-                (pixel_values_videos, video_grid_thw, cfg.video_token_id, "video")):
+        for pixels, grid, inputs, token_id, name in (
+                (pixel_values, image_grid_thw, image_inputs, cfg.image_token_id, "image"),
+                (pixel_values_videos, video_grid_thw, video_inputs, cfg.video_token_id, "video")):
             if pixels is None:
                 continue
             embeds, is_token, feats = self._vision(input_ids, embeds, jnp.asarray(pixels), grid,
-                                                   token_id, name)
+                                                   inputs, token_id, name)
             zeros = [jnp.zeros_like(embeds) for _ in feats] if deepstack is None else deepstack
             deepstack = [scatter_features(z, jnp.asarray(is_token), f)
                          for z, f in zip(zeros, feats)]
@@ -172,10 +182,16 @@ class Qwen3VLForConditionalGeneration(nnx.Module):
     def __call__(self, input_ids, attention_mask=None, position_ids=None, pixel_values=None,
                  image_grid_thw=None, pixel_values_videos=None, video_grid_thw=None,
                  mm_token_type_ids=None, *, cache: list[LayerCache] | None = None,
-                 write_index=None, compute_logits: bool = True) -> Qwen3VLOutput:
+                 write_index=None, compute_logits: bool = True,
+                 image_inputs: VisionInputs | None = None,
+                 video_inputs: VisionInputs | None = None) -> Qwen3VLOutput:
+        """transformers' arguments; or, for grids as data under jit, `image_inputs` /
+        `video_inputs` from `prepare_vision` with pixel values in their slot layout (then
+        `position_ids` is needed and the grids may be omitted)."""
         hidden, cache = self.model(input_ids, attention_mask, position_ids, pixel_values,
                                    image_grid_thw, pixel_values_videos, video_grid_thw,
-                                   mm_token_type_ids, cache, write_index)
+                                   mm_token_type_ids, cache, write_index, image_inputs,
+                                   video_inputs)
         logits = self.logits(hidden) if compute_logits else None
         return Qwen3VLOutput(logits, hidden, cache)
 
@@ -186,39 +202,67 @@ def grid_key(grid) -> tuple[tuple[int, int, int], ...] | None:
                                            for row in np.asarray(grid).reshape(-1, 3))
 
 
-@nnx.jit(static_argnames=("image_grid", "video_grid", "compute_logits"))
+def check_vision_tokens(input_ids: np.ndarray, grid_thw, token_id: int, name: str,
+                        merge: int) -> None:
+    """Host check: as many placeholder tokens as the grids give features."""
+    want = int(np.asarray(grid_thw).reshape(-1, 3).prod(-1).sum()) // merge**2
+    got = int((np.asarray(input_ids) == token_id).sum())
+    if want != got:
+        raise ValueError(f"{name} features and {name} tokens do not match: {got} tokens, "
+                         f"{want} features. A vision span was cut or duplicated.")
+
+
+def prepare_vision(model: Qwen3VLForConditionalGeneration, pixel_values, grid_thw,
+                   buckets: VisionBuckets = DEFAULT_BUCKETS, **sizes
+                   ) -> tuple[np.ndarray | jax.Array, VisionInputs]:
+    """Host side, one modality: (flat pixels, grid_thw) -> (slot-layout pixels, VisionInputs).
+
+    The pair is what the jitted model takes as `pixel_values=` / `image_inputs=` (or the video
+    ones); its shapes depend only on the bucket, so batches of other grids reuse the program.
+    """
+    inputs = model.model.visual.vision_inputs(grid_thw, buckets, **sizes)
+    n_patches = int(np.asarray(grid_thw).reshape(-1, 3).prod(-1).sum())
+    if pixel_values.shape[0] != n_patches:
+        raise ValueError(f"pixel values have {pixel_values.shape[0]} rows but grid_thw "
+                         f"{np.asarray(grid_thw).tolist()} has {n_patches} patches")
+    return layout_pixels(pixel_values, inputs), inputs
+
+
+@nnx.jit(static_argnames=("compute_logits",))
 def _jitted_forward(model, input_ids, attention_mask, position_ids, pixel_values,
-                    pixel_values_videos, image_grid, video_grid, compute_logits):
+                    pixel_values_videos, image_inputs, video_inputs, compute_logits):
     return model(input_ids, attention_mask, position_ids, pixel_values,
-                 None if image_grid is None else np.array(image_grid), pixel_values_videos,
-                 None if video_grid is None else np.array(video_grid),
-                 compute_logits=compute_logits)
+                 pixel_values_videos=pixel_values_videos, compute_logits=compute_logits,
+                 image_inputs=image_inputs, video_inputs=video_inputs)
 
 
 def forward(model: Qwen3VLForConditionalGeneration, input_ids, attention_mask=None,
             position_ids=None, pixel_values=None, image_grid_thw=None, pixel_values_videos=None,
-            video_grid_thw=None, mm_token_type_ids=None, compute_logits: bool = True
-            ) -> Qwen3VLOutput:
+            video_grid_thw=None, mm_token_type_ids=None, compute_logits: bool = True,
+            buckets: VisionBuckets = DEFAULT_BUCKETS) -> Qwen3VLOutput:
     """Jitted forward with transformers' arguments: host work here, the rest compiled.
 
-    Compiles once per (shapes, grids) combination. Checks placeholder counts on the host.
+    The grids become bucketed arrays on the host (`prepare_vision`), so this compiles once
+    per (token shape, vision bucket), not once per grid. Checks placeholder counts here.
     """
     input_ids = np.asarray(input_ids)
     has_vision = pixel_values is not None or pixel_values_videos is not None
     cfg = model.config
-    for grid, token_id, name in ((image_grid_thw, cfg.image_token_id, "image"),
-                                 (video_grid_thw, cfg.video_token_id, "video")):
-        if grid is not None:
-            want = int(np.asarray(grid).reshape(-1, 3).prod(-1).sum()) // \
-                cfg.vision.spatial_merge_size**2
-            got = int((input_ids == token_id).sum())
-            if want != got:
-                raise ValueError(f"{name} features and {name} tokens do not match: {got} tokens, "
-                                 f"{want} features. A vision span was cut or duplicated.")
+    vision = {}
+    for pixels, grid, token_id, name in ((pixel_values, image_grid_thw, cfg.image_token_id,
+                                          "image"),
+                                         (pixel_values_videos, video_grid_thw,
+                                          cfg.video_token_id, "video")):
+        if pixels is None:
+            continue
+        if grid is None:
+            raise ValueError(f"{name} pixel values need {name}_grid_thw")
+        check_vision_tokens(input_ids, grid, token_id, name, cfg.vision.spatial_merge_size)
+        px, inputs = prepare_vision(model, np.asarray(pixels), grid, buckets)
+        vision[name] = jax.device_put((px, inputs))  # (jnp.asarray would compile a copy)
     if position_ids is None and (has_vision or mm_token_type_ids is not None):
         position_ids, _ = model.get_rope_index(input_ids, mm_token_type_ids, image_grid_thw,
                                                video_grid_thw, attention_mask)
-    return _jitted_forward(model, input_ids, attention_mask, position_ids,
-                           None if pixel_values is None else jnp.asarray(pixel_values),
-                           None if pixel_values_videos is None else jnp.asarray(pixel_values_videos),
-                           grid_key(image_grid_thw), grid_key(video_grid_thw), compute_logits)
+    image, video = vision.get("image", (None, None)), vision.get("video", (None, None))
+    return _jitted_forward(model, input_ids, attention_mask, position_ids, image[0], video[0],
+                           image[1], video[1], compute_logits)

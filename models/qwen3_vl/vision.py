@@ -1,8 +1,10 @@
 """Qwen3-VL vision tower in Flax NNX (mirrors transformers' Qwen3VLVisionModel).
 
 Patches arrive flattened, (N, C*T*P*P) = (N, 1536), grouped per grid (image or video) and laid
-out in spatial-merge-block order. `grid_thw` must be concrete (numpy): it fixes shapes, so
-under jit pass it as a static argument.
+out in spatial-merge-block order. The grids reach the device as data: `vision_inputs.py` turns
+them (on the host) into bucketed arrays, and the tower runs on packed attention blocks, so one
+program serves every mix of grids that lands in the same bucket. A concrete `grid_thw` still
+works: the arrays are then built on the spot.
 """
 from __future__ import annotations
 
@@ -17,13 +19,17 @@ from seeker_jax.models.qwen3_vl.config import VisionConfig
 from seeker_jax.models.qwen3_vl.layers import Embed, LayerNorm, Linear, activation, gelu_erf
 from seeker_jax.models.qwen3_vl.rope import (apply_rotary, pos_embed_interpolation_np,
                                              vision_position_ids_np, vision_rotary_cos_sin)
+from seeker_jax.models.qwen3_vl.vision_inputs import (DEFAULT_BUCKETS, VisionBuckets,
+                                                      VisionInputs, build_vision_inputs,
+                                                      layout_pixels)
 
 
 def concrete_grid(grid_thw, name: str = "grid_thw") -> np.ndarray:
     """grid_thw as an (n, 3) numpy array; a traced value is refused with a clear message."""
     if isinstance(grid_thw, jax.core.Tracer):
-        raise TypeError(f"{name} must be concrete (numpy or a tuple): it fixes array shapes. "
-                        "Under jit, pass it as a static argument.")
+        raise TypeError(f"{name} must be concrete (numpy or a tuple): it is read on the host. "
+                        "Under jit, pass the arrays from build_vision_inputs instead "
+                        "(inputs=/image_inputs=/video_inputs=), or the grid as a static argument.")
     return np.asarray(grid_thw, dtype=np.int64).reshape(-1, 3)
 
 
@@ -52,7 +58,11 @@ class Qwen3VLVisionMLP(nnx.Module):
 
 
 class Qwen3VLVisionAttention(nnx.Module):
-    """Bidirectional attention inside each temporal patch (h*w tokens); fused qkv with bias."""
+    """Bidirectional attention inside each temporal patch; fused qkv with bias.
+
+    x (B, S, C) in the packed block layout of `vision_inputs`; segment_ids (B, S) say which
+    temporal patch each slot holds (-1 padding), so attention never crosses a group.
+    """
 
     def __init__(self, cfg: VisionConfig, *, dtype, param_dtype, rngs: nnx.Rngs):
         kw = dict(use_bias=True, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
@@ -64,45 +74,30 @@ class Qwen3VLVisionAttention(nnx.Module):
         self.dtype = dtype
 
     def __call__(self, x: jax.Array, cos: jax.Array, sin: jax.Array,
-                 grid_thw: np.ndarray) -> jax.Array:
-        n = x.shape[0]
-        qkv = self.qkv(x).reshape(n, 3, self.num_heads, self.head_dim)
-        q, k, v = qkv[:, 0], qkv[:, 1], qkv[:, 2]
-        c, s = cos[:, None, :], sin[:, None, :]
+                 segment_ids: jax.Array) -> jax.Array:
+        B, S, _ = x.shape
+        qkv = self.qkv(x).reshape(B, S, 3, self.num_heads, self.head_dim)
+        q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        c, s = cos[:, :, None, :], sin[:, :, None, :]
         q = apply_rotary(q.astype(jnp.float32), c, s).astype(self.dtype)
         k = apply_rotary(k.astype(jnp.float32), c, s).astype(self.dtype)
-        outs, start = [], 0
-        for t, hw in attention_runs(grid_thw):
-            size = t * hw
-            # (t, h*w, heads, D): attention never crosses a temporal patch.
-            seg = [a[start:start + size].reshape(t, hw, self.num_heads, self.head_dim)
-                   for a in (q, k, v)]
-            outs.append(_full_attention(*seg).reshape(size, -1))
-            start += size
-        return self.proj(jnp.concatenate(outs, axis=0))
+        return self.proj(block_attention(q, k, v, segment_ids).reshape(B, S, -1))
 
 
-def attention_runs(grid_thw: np.ndarray) -> list[tuple[int, int]]:
-    """(temporal patches, tokens per patch) of each run of consecutive grids of one size.
+def block_attention(q: jax.Array, k: jax.Array, v: jax.Array, segment_ids: jax.Array
+                    ) -> jax.Array:
+    """Segment-masked attention per block, (B, S, H, D) -> (B, S, H, D), float32 softmax.
 
-    Attention is per temporal patch, so consecutive images / videos of the same h x w are one
-    batched attention: a batch of 16 same-size videos compiles one attention, not 16.
+    A query sees the keys of its own segment only. Padding slots share segment -1, so their
+    rows stay finite (no NaN into gradients) and never touch real ones. Memory is
+    (B, H, S, S): per group, not per sequence. The place to plug in a fused kernel.
     """
-    runs: list[tuple[int, int]] = []
-    for t, h, w in np.asarray(grid_thw).tolist():
-        if runs and runs[-1][1] == h * w:
-            runs[-1] = (runs[-1][0] + t, h * w)
-        else:
-            runs.append((t, h * w))
-    return runs
-
-
-def _full_attention(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
-    """Unmasked attention, (G, S, H, D) -> (G, S, H, D), float32 softmax."""
     scale = q.shape[-1] ** -0.5
-    scores = jnp.einsum("gqhd,gkhd->ghqk", q, k).astype(jnp.float32) * scale
+    scores = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) * scale
+    same = segment_ids[:, None, :, None] == segment_ids[:, None, None, :]
+    scores = jnp.where(same, scores, jnp.finfo(jnp.float32).min)
     probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-    return jnp.einsum("ghqk,gkhd->gqhd", probs, v)
+    return jnp.einsum("bhqk,bkhd->bqhd", probs, v)
 
 
 class Qwen3VLVisionBlock(nnx.Module):
@@ -113,8 +108,9 @@ class Qwen3VLVisionBlock(nnx.Module):
         self.attn = Qwen3VLVisionAttention(cfg, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.mlp = Qwen3VLVisionMLP(cfg, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
 
-    def __call__(self, x, cos, sin, grid_thw: np.ndarray) -> jax.Array:
-        x = x + self.attn(self.norm1(x), cos, sin, grid_thw)
+    def __call__(self, x, cos, sin, segment_ids: jax.Array) -> jax.Array:
+        """x (B, S, C), cos/sin (B, S, head_dim), segment_ids (B, S)."""
+        x = x + self.attn(self.norm1(x), cos, sin, segment_ids)
         return x + self.mlp(self.norm2(x))
 
 
@@ -145,8 +141,8 @@ class Qwen3VLVisionPatchMerger(nnx.Module):
 
 
 class VisionOutput(NamedTuple):
-    embeds: jax.Array              # (N / m^2, out_hidden)
-    deepstack: list[jax.Array]     # one (N / m^2, out_hidden) per deepstack index
+    embeds: jax.Array              # (F, out_hidden): real features first, in HF order
+    deepstack: list[jax.Array]     # one (F, out_hidden) per deepstack index
 
 
 class Qwen3VLVisionModel(nnx.Module):
@@ -163,32 +159,77 @@ class Qwen3VLVisionModel(nnx.Module):
             [Qwen3VLVisionPatchMerger(cfg, True, **kw) for _ in cfg.deepstack_visual_indexes])
         self.dtype = dtype
 
-    def position_embedding(self, grid_thw: np.ndarray) -> jax.Array:
-        """Learned 48x48 table bilinearly resized to each grid, (N, C)."""
-        idx, w = pos_embed_interpolation_np(grid_thw, self.config.num_grid_per_side,
-                                            self.config.spatial_merge_size)
+    def vision_inputs(self, grid_thw, buckets: VisionBuckets = DEFAULT_BUCKETS,
+                      **sizes) -> VisionInputs:
+        """Host-side: the bucketed arrays for these grids (see `vision_inputs.py`)."""
+        return build_vision_inputs(concrete_grid(grid_thw), merge=self.config.spatial_merge_size,
+                                   side=self.config.num_grid_per_side, buckets=buckets, **sizes)
+
+    def interpolate_pos_embed(self, index, weight) -> jax.Array:
+        """sum_k table[index[:, k]] * weight[:, k]: (N, 4) taps -> (N, C) float32."""
         table = self.pos_embed.embedding[...]
-        return (jnp.take(table, jnp.asarray(idx), axis=0).astype(jnp.float32)
-                * jnp.asarray(w)[:, :, None]).sum(1)
+        return (jnp.take(table, jnp.asarray(index), axis=0).astype(jnp.float32)
+                * jnp.asarray(weight)[:, :, None]).sum(1)
+
+    def position_embedding(self, grid_thw: np.ndarray) -> jax.Array:
+        """Learned 48x48 table bilinearly resized to each grid, (N, C), flat patch order."""
+        idx, w = pos_embed_interpolation_np(concrete_grid(grid_thw), self.config.num_grid_per_side,
+                                            self.config.spatial_merge_size)
+        return self.interpolate_pos_embed(idx, w)
 
     def rotary(self, grid_thw: np.ndarray) -> tuple[jax.Array, jax.Array]:
-        pos = vision_position_ids_np(grid_thw, self.config.spatial_merge_size)
+        """cos, sin (N, head_dim) in flat patch order."""
+        pos = vision_position_ids_np(concrete_grid(grid_thw), self.config.spatial_merge_size)
         return vision_rotary_cos_sin(jnp.asarray(pos), self.config.head_dim,
                                      self.config.rope_theta)
 
-    def __call__(self, pixel_values: jax.Array, grid_thw) -> VisionOutput:
-        grid_thw = concrete_grid(grid_thw)
-        expected = int(grid_thw.prod(-1).sum())
+    def __call__(self, pixel_values: jax.Array, grid_thw=None, *,
+                 inputs: VisionInputs | None = None) -> VisionOutput:
+        """Two ways in.
+
+        - `inputs=` (grids as data, jit-friendly): pixel_values is already in the slot layout,
+          (N, patch_dim) = `layout_pixels(flat, inputs)`; returns F = N / m^2 features, the
+          first `inputs.num_features` real.
+        - `grid_thw` (concrete): pixel_values is the flat (n_patches, patch_dim) array as HF
+          takes it; the inputs are built here and exactly the real features come back.
+        """
+        if inputs is not None:
+            if pixel_values.shape != (inputs.num_slots, self.config.patch_dim):
+                raise ValueError(f"pixel values have shape {tuple(pixel_values.shape)} but the "
+                                 f"vision inputs need ({inputs.num_slots}, "
+                                 f"{self.config.patch_dim}); lay them out with layout_pixels")
+            return self.encode(pixel_values, inputs)
+        if grid_thw is None:
+            raise ValueError("the vision tower needs grid_thw or inputs=VisionInputs")
+        grid = concrete_grid(grid_thw)
+        expected = int(grid.prod(-1).sum())
         if pixel_values.shape != (expected, self.config.patch_dim):
             raise ValueError(f"pixel values have shape {tuple(pixel_values.shape)} but grid_thw "
-                             f"{grid_thw.tolist()} needs ({expected}, {self.config.patch_dim})")
+                             f"{grid.tolist()} needs ({expected}, {self.config.patch_dim})")
+        inputs = self.vision_inputs(grid)
+        out = self.encode(layout_pixels(pixel_values, inputs), inputs)
+        n = int(inputs.num_features)
+        return VisionOutput(out.embeds[:n], [d[:n] for d in out.deepstack])
+
+    def encode(self, pixel_values: jax.Array, inputs: VisionInputs) -> VisionOutput:
+        """The tower on the slot layout: no Python loop over grids, shapes from buckets only."""
+        B, S = inputs.segment_ids.shape
         x = self.patch_embed(pixel_values)
-        x = x + self.position_embedding(grid_thw).astype(x.dtype)
-        cos, sin = self.rotary(grid_thw)
+        x = x + self.interpolate_pos_embed(inputs.pos_embed_index,
+                                           inputs.pos_embed_weight).astype(x.dtype)
+        cos, sin = vision_rotary_cos_sin(jnp.asarray(inputs.rotary_pos), self.config.head_dim,
+                                         self.config.rope_theta)
+        x, cos, sin = (a.reshape(B, S, -1) for a in (x, cos, sin))
+        segment_ids = jnp.asarray(inputs.segment_ids)
+        order = jnp.asarray(inputs.feature_index)
+
+        def merge(merger, h):
+            return jnp.take(merger(h.reshape(B * S, -1)), order, axis=0)
+
         deepstack = []
         for i, block in enumerate(self.blocks):
-            x = block(x, cos, sin, grid_thw)
+            x = block(x, cos, sin, segment_ids)
             if i in self.config.deepstack_visual_indexes:
                 j = self.config.deepstack_visual_indexes.index(i)
-                deepstack.append(self.deepstack_merger_list[j](x))
-        return VisionOutput(self.merger(x), deepstack)
+                deepstack.append(merge(self.deepstack_merger_list[j], x))
+        return VisionOutput(merge(self.merger, x), deepstack)
