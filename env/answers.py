@@ -60,7 +60,8 @@ def extract_choice(text: str | None, letters: str = DEFAULT_LETTERS,
             return found
     # standalone capital letters, minus the article "A" before a lowercase word ("A man")
     tokens = {m.group(1) for m in re.finditer(rf"(?<![A-Za-z])([{letters}])(?![A-Za-z])", text)
-              if not (m.group(1) == "A" and re.match(r"\s+[a-z]", text[m.end():]))}
+              if not (m.group(1) == "A" and re.match(r"\s+(?!(?:or|and|nor|vs)\b)[a-z]",
+                                                   text[m.end():]))}
     if len(tokens) == 1:
         return tokens.pop()
     if options:
