@@ -199,7 +199,7 @@ class ToolRunner:
                              f"({duration:.1f} s)")
         crop = self.config.crop
         clip = video.clip(start, end, crop)
-        processed = process_clip(clip, crop)
+        processed = process_clip(clip)
         text = (f"Frames of '{video.name}' from {start:.1f} s to {end:.1f} s "
                 f"({len(clip.indices)} frames at {crop.fps:g} fps):\n")
         return Observation([text, processed], list(clip.frames),

@@ -15,8 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seeker_jax.models.processing import (TEMPORAL_PATCH_SIZE, ProcessedVideo, preprocess_video,
-                                         video_frame_size)
+from seeker_jax.models.processing import (VIDEO_MAX_FRAME_PIXELS, VIDEO_MAX_TOTAL_PIXELS,
+                                          VIDEO_MIN_PIXELS, ProcessedVideo, preprocess_video,
+                                          resize_frames, video_frame_size)
+
+READ_CHUNK = 64  # frames decoded at native size at once before resizing (bounds memory)
 
 
 class VideoError(Exception):
@@ -38,24 +41,31 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class Sampling:
-    """How to turn a time window into model input.
+    """How to turn a time window into model input; the defaults are Qwen3-VL's released ones.
 
     fps: target sampling rate; min_frames/max_frames: frame-count bounds (before padding to an
-    even count); min_pixels/max_frame_pixels: per-frame area bounds; max_total_pixels: budget
-    over all frames of the clip.
+    even count). Sizes follow transformers' Qwen3VLVideoProcessor with cap_pixels_per_frame
+    (see `video_frame_size`): min_pixels bounds the whole clip (t x h x w, its
+    `shortest_edge`); max_total_pixels is the clip's budget (`longest_edge`); max_frame_pixels
+    caps one frame (qwen-vl-utils' 768 tokens), None for no per-frame cap.
+    decoder_scaling: opt-in fast path, where PyAV scales frames in swscale (in YUV) while
+    decoding instead of resizing RGB frames like transformers does. Pixels then deviate from
+    transformers' (README: video preprocessing); grids and token counts do not change.
     """
 
     fps: float = 2.0
     min_frames: int = 4
     max_frames: int = 768
-    min_pixels: int = 4096
-    max_frame_pixels: int = 32 * 32 * 768
-    max_total_pixels: int = 32 * 32 * 768 * 64
+    min_pixels: int = VIDEO_MIN_PIXELS
+    max_frame_pixels: int | None = VIDEO_MAX_FRAME_PIXELS
+    max_total_pixels: int = VIDEO_MAX_TOTAL_PIXELS
+    decoder_scaling: bool = False
 
 
 @dataclass(frozen=True)
 class Clip:
-    """Decoded frames (T, H, W, 3) uint8 and their times (T,) in seconds of the original video."""
+    """Sampled frames (T, h, w, 3) uint8 at the model's size, their times (T,) in seconds of the
+    original video, and their indices (T,) in it."""
 
     frames: np.ndarray
     timestamps: np.ndarray
@@ -124,8 +134,8 @@ class VideoFile:
         """(T, H, W, 3) uint8 frames at the given indices.
 
         size: (height, width) to scale to while decoding, where the backend can (PyAV scales in
-        swscale before the RGB conversion, far cheaper than decoding full frames and resizing
-        them after); a backend that cannot returns full frames, which preprocessing resizes.
+        swscale, in YUV before the RGB conversion: cheaper, but not transformers' pixels; see
+        Sampling.decoder_scaling); a backend that cannot returns full frames.
         """
         self._open()
         try:
@@ -137,26 +147,30 @@ class VideoFile:
                              f"{indices[:3].tolist()}... ({type(exc).__name__})") from None
 
     def clip(self, start: float, end: float, sampling: Sampling) -> Clip:
-        """Samples [start, end] seconds with the given sampling rules."""
+        """Samples [start, end] seconds and sizes the frames for the model.
+
+        One size for the clip from the video's native size (`video_frame_size`), then each
+        chunk of frames is decoded at native size and resized like transformers does (or,
+        with sampling.decoder_scaling, scaled while decoding where the backend can).
+        """
         indices = sample_frame_indices(self.info, start, end, sampling.fps,
                                        sampling.min_frames, sampling.max_frames)
-        n = len(indices) + len(indices) % TEMPORAL_PATCH_SIZE  # padded to whole groups
-        size = video_frame_size(n, self.info.height, self.info.width,
+        size = video_frame_size(len(indices), self.info.height, self.info.width,
                                 min_pixels=sampling.min_pixels,
                                 max_total_pixels=sampling.max_total_pixels,
                                 max_frame_pixels=sampling.max_frame_pixels)
-        return Clip(self.read(indices, size), indices / self.info.fps, indices)
+        chunks = [resize_frames(self.read(part, size if sampling.decoder_scaling else None), *size)
+                  for part in np.array_split(indices, -(-len(indices) // READ_CHUNK))]
+        return Clip(np.concatenate(chunks), indices / self.info.fps, indices)
 
     def processed(self, start: float, end: float, sampling: Sampling) -> ProcessedVideo:
         """Sampled, resized and patchified: ready to be a video part of a chat turn."""
-        return process_clip(self.clip(start, end, sampling), sampling)
+        return process_clip(self.clip(start, end, sampling))
 
 
-def process_clip(clip: Clip, sampling: Sampling) -> ProcessedVideo:
-    """Decoded clip -> patches, sized under the sampling's pixel bounds."""
-    return preprocess_video(clip.frames, clip.timestamps, min_pixels=sampling.min_pixels,
-                            max_total_pixels=sampling.max_total_pixels,
-                            max_frame_pixels=sampling.max_frame_pixels)
+def process_clip(clip: Clip) -> ProcessedVideo:
+    """A clip (already at the model's size) -> patches and per-group timestamps."""
+    return preprocess_video(clip.frames, clip.timestamps, size=clip.frames.shape[1:3])
 
 
 class _DecordReader:
