@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import math
 import os
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
 
 from seeker_jax.models.processing import (VIDEO_MAX_FRAME_PIXELS, VIDEO_MAX_TOTAL_PIXELS,
                                           VIDEO_MIN_PIXELS, ProcessedVideo, preprocess_video,
-                                          resize_frames, video_frame_size)
+                                          resize_frame, resize_frames, resize_pool,
+                                          video_frame_size)
 
 READ_CHUNK = 64  # frames decoded at native size at once before resizing (bounds memory)
 
@@ -130,16 +132,18 @@ class VideoFile:
         assert self._info is not None
         return self._info
 
-    def read(self, indices: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
-        """(T, H, W, 3) uint8 frames at the given indices.
+    def read(self, indices: np.ndarray, size: tuple[int, int] | None = None,
+             decoder_scaling: bool = False) -> np.ndarray:
+        """(T, H, W, 3) uint8 frames at the given indices, at native size or at `size`.
 
-        size: (height, width) to scale to while decoding, where the backend can (PyAV scales in
-        swscale, in YUV before the RGB conversion: cheaper, but not transformers' pixels; see
-        Sampling.decoder_scaling); a backend that cannot returns full frames.
+        size: (height, width) to resize to. By default each frame is converted to RGB at native
+        size and resized with `resize_frame` (transformers' pixels); PyAV overlaps that with
+        decoding. decoder_scaling: PyAV scales in swscale instead (in YUV, before the RGB
+        conversion: cheaper, not transformers' pixels; see Sampling.decoder_scaling).
         """
         self._open()
         try:
-            return self._reader.read(np.asarray(indices, np.int64), size)
+            return self._reader.read(np.asarray(indices, np.int64), size, decoder_scaling)
         except VideoError:
             raise
         except Exception as exc:
@@ -159,7 +163,7 @@ class VideoFile:
                                 min_pixels=sampling.min_pixels,
                                 max_total_pixels=sampling.max_total_pixels,
                                 max_frame_pixels=sampling.max_frame_pixels)
-        chunks = [resize_frames(self.read(part, size if sampling.decoder_scaling else None), *size)
+        chunks = [self.read(part, size, sampling.decoder_scaling)
                   for part in np.array_split(indices, -(-len(indices) // READ_CHUNK))]
         return Clip(np.concatenate(chunks), indices / self.info.fps, indices)
 
@@ -182,8 +186,10 @@ class _DecordReader:
         self._vr.seek(0)
         self.info = VideoInfo(len(self._vr), float(self._vr.get_avg_fps()), width, height)
 
-    def read(self, indices: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
-        return self._vr.get_batch(indices.tolist()).asnumpy()  # full size; resized later
+    def read(self, indices: np.ndarray, size: tuple[int, int] | None = None,
+             decoder_scaling: bool = False) -> np.ndarray:
+        frames = self._vr.get_batch(indices.tolist()).asnumpy()  # decord cannot scale
+        return frames if size is None else resize_frames(frames, *size)
 
 
 class _PyAVReader:
@@ -209,7 +215,8 @@ class _PyAVReader:
             self.info = VideoInfo(int(count), fps, stream.codec_context.width,
                                   stream.codec_context.height)
 
-    def read(self, indices: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+    def read(self, indices: np.ndarray, size: tuple[int, int] | None = None,
+             decoder_scaling: bool = False) -> np.ndarray:
         import av
 
         fps = self.info.fps
@@ -237,10 +244,17 @@ class _PyAVReader:
                     raise VideoError(f"frame {i} could not be decoded")
                 if size is None:
                     out.append(frame.to_ndarray(format="rgb24"))
-                else:
+                elif decoder_scaling:
                     out.append(frame.to_ndarray(format="rgb24", height=size[0], width=size[1],
                                                 interpolation="BICUBIC"))
-        return np.stack(out)
+                else:  # RGB at native size, then resized on the pool while decoding goes on
+                    out.append(resize_pool().submit(_rgb_resized, frame, size))
+        return np.stack([f.result() if isinstance(f, Future) else f for f in out])
+
+
+def _rgb_resized(frame, size: tuple[int, int]) -> np.ndarray:
+    """A decoded PyAV frame -> RGB at native size (as decord gives) -> resized for the model."""
+    return resize_frame(frame.to_ndarray(format="rgb24"), *size)
 
 
 _READERS = {"decord": _DecordReader, "pyav": _PyAVReader}

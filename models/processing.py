@@ -166,7 +166,8 @@ def to_rgb_uint8(image: Image.Image | np.ndarray) -> np.ndarray:
 _POOL: tuple[int, ThreadPoolExecutor] | None = None  # (owner pid, pool): rebuilt after a fork
 
 
-def _resize_pool() -> ThreadPoolExecutor:
+def resize_pool() -> ThreadPoolExecutor:
+    """The process's thread pool for frame resizing (PIL releases the GIL while resampling)."""
     global _POOL
     if _POOL is None or _POOL[0] != os.getpid():  # a forked child must not use the parent's
         _POOL = (os.getpid(), ThreadPoolExecutor(min(8, os.cpu_count() or 1),
@@ -174,26 +175,26 @@ def _resize_pool() -> ThreadPoolExecutor:
     return _POOL[1]
 
 
-def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(T, H, W, 3) uint8 -> (T, height, width, 3) uint8, bicubic with antialiasing (PIL).
+def resize_frame(frame: np.ndarray | Image.Image, height: int, width: int) -> np.ndarray:
+    """(H, W, 3) uint8 (or an RGB PIL image) -> (height, width, 3) uint8, bicubic, antialiased.
 
     This is transformers' resize for both images and videos: its PIL image processor calls PIL,
     and its video processor calls torchvision, whose CPU uint8 bicubic-antialias kernel is a
-    port of PIL's (tests/test_video_processor_hf.py: at most 1 level apart). Frames run on a
-    thread pool, since PIL releases the GIL while it resamples.
+    port of PIL's (tests/test_video_processor_hf.py: at most 2 levels apart, mean 0.004).
     """
+    image = frame if isinstance(frame, Image.Image) else Image.fromarray(frame)
+    if image.size == (width, height):
+        return np.asarray(image)
+    return np.asarray(image.resize((width, height), Image.BICUBIC))
+
+
+def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(T, H, W, 3) uint8 -> (T, height, width, 3) uint8 with `resize_frame`, on `resize_pool`."""
     if frames.shape[1:3] == (height, width):
         return frames
-    out = np.empty((frames.shape[0], height, width, 3), np.uint8)
-
-    def one(i: int) -> None:
-        out[i] = np.asarray(Image.fromarray(frames[i]).resize((width, height), Image.BICUBIC))
-
     if len(frames) == 1:
-        one(0)
-    else:
-        list(_resize_pool().map(one, range(len(frames))))
-    return out
+        return resize_frame(frames[0], height, width)[None]
+    return np.stack(list(resize_pool().map(lambda f: resize_frame(f, height, width), frames)))
 
 
 def _normalize_table() -> np.ndarray:
