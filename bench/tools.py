@@ -5,6 +5,9 @@
 Generates the video once (cached in /tmp), then times random 30 s crop_video calls through the
 real tool path (sandbox, decode, resize, patchify) and splits one call into its stages.
 Prints p50/p95 latency and frames/s. Target: p50 under 300 ms on the 2-core dev machine.
+Paths, interleaved call by call: the default (decode at native size, PIL bicubic: transformers'
+pixels), the opt-in `decoder_scaling` (PyAV scales in swscale: not transformers' pixels), and
+decord first.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import numpy as np
 from seeker_jax.env.parser import ToolCall
 from seeker_jax.env.sandbox import Sandbox
 from seeker_jax.env.testing import write_index_video
-from seeker_jax.env.tools import ToolConfig, ToolRunner
+from seeker_jax.env.tools import ToolConfig, ToolRunner, with_crop
 from seeker_jax.env.video import VideoFile, sample_frame_indices
 from seeker_jax.models.processing import normalize, patchify, resize_frames, video_frame_size
 
@@ -43,54 +46,60 @@ def main() -> None:
                         args.minutes, args.fps, args.gop)
 
     print(f"crop_video {args.window:g} s windows on {path.name} (640x360, {args.fps} fps, "
-          f"keyframe every {args.gop} frames), {args.crops} random calls per decoder:")
-    for backends in (("decord", "pyav"), ("pyav", "decord")):
-        config = ToolConfig(video_backends=backends)
-        tools = ToolRunner(Sandbox(path.parent, {"video": path.name}), config)
-        duration = tools.video(path.name).info.duration
-        rng = np.random.default_rng(0)
-        latencies, frames = [], 0
-        for _ in range(args.crops):
-            start = float(rng.uniform(0, duration - args.window))
+          f"keyframe every {args.gop} frames), {args.crops} random calls per path, interleaved:")
+    paths = {"pyav (default)": ToolConfig(),
+             "pyav decoder_scaling": with_crop(ToolConfig(), decoder_scaling=True),
+             "decord": ToolConfig(video_backends=("decord", "pyav"))}
+    runners = {k: ToolRunner(Sandbox(path.parent, {"video": path.name}), c)
+               for k, c in paths.items()}
+    duration = next(iter(runners.values())).video(path.name).info.duration
+    rng = np.random.default_rng(0)
+    latencies = {k: [] for k in paths}
+    frames = 0
+    for _ in range(args.crops):
+        start = float(rng.uniform(0, duration - args.window))
+        call = ToolCall("crop_video", {"video_path": path.name, "start_time": start,
+                                       "end_time": start + args.window})
+        for name, tools in runners.items():
             t = time.perf_counter()
-            obs = tools.run(ToolCall("crop_video", {"video_path": path.name, "start_time": start,
-                                                    "end_time": start + args.window}))
-            latencies.append(time.perf_counter() - t)
+            obs = tools.run(call)
+            latencies[name].append(time.perf_counter() - t)
             assert obs.error is None, obs.error
-            frames += len(obs.frames)
-        ms = np.array(latencies) * 1000
-        print(f"  {backends[0]:<7} p50 {np.percentile(ms, 50):5.0f} ms  p95 "
-              f"{np.percentile(ms, 95):5.0f} ms  ({frames // args.crops} frames per call; "
-              f"target p50 < 300 ms)")
+            frames = len(obs.frames)
+    for name, times in latencies.items():
+        ms = np.array(times) * 1000
+        print(f"  {name:<21} p50 {np.percentile(ms, 50):5.0f} ms  p95 "
+              f"{np.percentile(ms, 95):5.0f} ms  ({frames} frames per call; target p50 < 300 ms)")
 
-    # Where the time goes, for one window (median of 10): the tool's path scales while
-    # decoding (swscale); decoding full frames and resizing with PIL is shown for comparison.
+    # Where the time goes, for one window (median of 10): the default decodes full frames and
+    # resizes them with PIL; decoder_scaling scales in swscale instead.
     video = VideoFile(path, backends=("pyav",))
-    crop = config.crop
-    stages = {"decode+scale (pyav)": [], "decode full frames": [], "PIL bicubic resize": [],
+    crop = ToolConfig().crop
+    stages = {"decode full frames": [], "PIL bicubic resize": [], "decode+scale (swscale)": [],
               "normalize+patchify": []}
     for _ in range(10):
         start = float(rng.uniform(0, duration - args.window))
         idx = sample_frame_indices(video.info, start, start + args.window, crop.fps,
                                    crop.min_frames, crop.max_frames)
-        h, w = video_frame_size(len(idx) + len(idx) % 2, 360, 640, min_pixels=crop.min_pixels,
+        h, w = video_frame_size(len(idx), 360, 640, min_pixels=crop.min_pixels,
                                 max_total_pixels=crop.max_total_pixels,
                                 max_frame_pixels=crop.max_frame_pixels)
         t0 = time.perf_counter()
-        small = video.read(idx, (h, w))
-        t1 = time.perf_counter()
         raw = video.read(idx)
+        t1 = time.perf_counter()
+        small = resize_frames(raw, h, w)
         t2 = time.perf_counter()
-        resize_frames(raw, h, w)
+        video.read(idx, (h, w))
         t3 = time.perf_counter()
-        patchify(normalize(small[: len(small) // 2 * 2]))
+        patches, _ = patchify(small[: len(small) // 2 * 2])
+        normalize(patches)
         t4 = time.perf_counter()
         for times, dt in zip(stages.values(), (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
             times.append(dt)
     n = len(idx)
     for k, v in stages.items():
         med = float(np.median(v))
-        print(f"  {k:<20} {med * 1000:6.1f} ms  ({n / med:7.0f} frames/s)")
+        print(f"  {k:<22} {med * 1000:6.1f} ms  ({n / med:7.0f} frames/s)")
 
     # Preprocessing throughput alone (decoded frames in memory -> patches).
     raw = video.read(np.arange(0, 64 * 30, 30))
@@ -100,7 +109,7 @@ def main() -> None:
         h, w = video_frame_size(64, 360, 640, min_pixels=crop.min_pixels,
                                 max_total_pixels=crop.max_total_pixels,
                                 max_frame_pixels=crop.max_frame_pixels)
-        patchify(normalize(resize_frames(raw, h, w)))
+        normalize(patchify(resize_frames(raw, h, w))[0])
     dt = (time.perf_counter() - t) / reps
     print(f"preprocessing 640x360 -> {h}x{w}: {64 / dt:.0f} frames/s "
           f"({dt * 1000:.0f} ms per 64 frames)")

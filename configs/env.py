@@ -11,16 +11,19 @@ import ml_collections
 
 
 def _sampling(fps, min_frames, max_frames, min_pixels, max_frame_pixels, max_total_pixels):
+    """env/video.py's Sampling: min_pixels / max_total_pixels bound the whole clip (t x h x w),
+    as transformers' Qwen3VLVideoProcessor does; decoder_scaling is the opt-in swscale path."""
     return ml_collections.ConfigDict(dict(
         fps=fps, min_frames=min_frames, max_frames=max_frames, min_pixels=min_pixels,
-        max_frame_pixels=max_frame_pixels, max_total_pixels=max_total_pixels))
+        max_frame_pixels=max_frame_pixels, max_total_pixels=max_total_pixels,
+        decoder_scaling=False))
 
 
 def env_group(preset: str = "paper") -> ml_collections.ConfigDict:
     env = ml_collections.ConfigDict()
     env.profile = "seeker_jax"       # env/profiles.py: seeker_jax | videoseeker_official
-    env.video = _sampling(1.0, 4, 256, 32 * 32, 112_896, 256 * 112_896)
-    env.crop = _sampling(1.0, 4, 64, 32 * 32, 336 * 336, 336 * 336 * 64)
+    env.video = _sampling(1.0, 4, 256, 4096, 112_896, 256 * 112_896)
+    env.crop = _sampling(1.0, 4, 64, 4096, 336 * 336, 336 * 336 * 64)
     env.frame = ml_collections.ConfigDict(dict(min_pixels=32 * 32, max_pixels=512 * 32 * 32))
     env.max_rounds = 5
     env.max_calls_per_turn = 4
@@ -28,7 +31,7 @@ def env_group(preset: str = "paper") -> ml_collections.ConfigDict:
     if preset == "paper":
         pass
     elif preset == "tiny":
-        budget = 32 * 32 * 768 * 64  # no total cap: 16 frames of 64x64 stay under it
+        budget = 25_165_824  # Qwen3-VL's clip budget; 16 frames of 64x64 stay far under it
         env.video = _sampling(1.0, 4, 16, 32 * 32, 64 * 64, budget)
         env.crop = _sampling(1.0, 4, 16, 32 * 32, 64 * 64, budget)
         env.frame.max_pixels = 64 * 64

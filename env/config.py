@@ -31,9 +31,9 @@ from seeker_jax.env.video import Sampling
 from seeker_jax.models.chat import ChatFormatter
 
 # The paper's budgets (VideoSeeker, arXiv 2605.16079): 112,896 = 336 * 336.
-PAPER_VIDEO = Sampling(fps=1.0, min_frames=4, max_frames=256, min_pixels=32 * 32,
+PAPER_VIDEO = Sampling(fps=1.0, min_frames=4, max_frames=256, min_pixels=4096,
                        max_frame_pixels=112_896, max_total_pixels=256 * 112_896)
-PAPER_CROP = Sampling(fps=1.0, min_frames=4, max_frames=64, min_pixels=32 * 32,
+PAPER_CROP = Sampling(fps=1.0, min_frames=4, max_frames=64, min_pixels=4096,
                       max_frame_pixels=336 * 336, max_total_pixels=336 * 336 * 64)
 _GROUPS = ("video", "crop", "frame")
 

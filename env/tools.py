@@ -85,7 +85,7 @@ class ResponseLayout:
     def video_parts(self, clip: Clip, sampling: Sampling, start: float) -> list[Part]:
         """A sampled clip as parts: one video, or per frame its timestamp and an image."""
         if self.video == "video":
-            return [process_clip(clip, sampling)]
+            return [process_clip(clip)]
         parts: list[Part] = []
         for i, frame in enumerate(clip.frames):
             parts.append(f"<{start + i / sampling.fps:.1f} seconds>")

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import math
 import os
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
 
-from seeker_jax.models.processing import (TEMPORAL_PATCH_SIZE, ProcessedVideo, preprocess_video,
-                                         video_frame_size)
+from seeker_jax.models.processing import (VIDEO_MAX_FRAME_PIXELS, VIDEO_MAX_TOTAL_PIXELS,
+                                          VIDEO_MIN_PIXELS, ProcessedVideo, preprocess_video,
+                                          resize_frame, resize_frames, resize_pool,
+                                          video_frame_size)
+
+READ_CHUNK = 64  # frames decoded at native size at once before resizing (bounds memory)
 
 
 class VideoError(Exception):
@@ -38,24 +43,31 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class Sampling:
-    """How to turn a time window into model input.
+    """How to turn a time window into model input; the defaults are Qwen3-VL's released ones.
 
     fps: target sampling rate; min_frames/max_frames: frame-count bounds (before padding to an
-    even count); min_pixels/max_frame_pixels: per-frame area bounds; max_total_pixels: budget
-    over all frames of the clip.
+    even count). Sizes follow transformers' Qwen3VLVideoProcessor with cap_pixels_per_frame
+    (see `video_frame_size`): min_pixels bounds the whole clip (t x h x w, its
+    `shortest_edge`); max_total_pixels is the clip's budget (`longest_edge`); max_frame_pixels
+    caps one frame (qwen-vl-utils' 768 tokens), None for no per-frame cap.
+    decoder_scaling: opt-in fast path, where PyAV scales frames in swscale (in YUV) while
+    decoding instead of resizing RGB frames like transformers does. Pixels then deviate from
+    transformers' (README: video preprocessing); grids and token counts do not change.
     """
 
     fps: float = 2.0
     min_frames: int = 4
     max_frames: int = 768
-    min_pixels: int = 4096
-    max_frame_pixels: int = 32 * 32 * 768
-    max_total_pixels: int = 32 * 32 * 768 * 64
+    min_pixels: int = VIDEO_MIN_PIXELS
+    max_frame_pixels: int | None = VIDEO_MAX_FRAME_PIXELS
+    max_total_pixels: int = VIDEO_MAX_TOTAL_PIXELS
+    decoder_scaling: bool = False
 
 
 @dataclass(frozen=True)
 class Clip:
-    """Decoded frames (T, H, W, 3) uint8 and their times (T,) in seconds of the original video."""
+    """Sampled frames (T, h, w, 3) uint8 at the model's size, their times (T,) in seconds of the
+    original video, and their indices (T,) in it."""
 
     frames: np.ndarray
     timestamps: np.ndarray
@@ -120,16 +132,18 @@ class VideoFile:
         assert self._info is not None
         return self._info
 
-    def read(self, indices: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
-        """(T, H, W, 3) uint8 frames at the given indices.
+    def read(self, indices: np.ndarray, size: tuple[int, int] | None = None,
+             decoder_scaling: bool = False) -> np.ndarray:
+        """(T, H, W, 3) uint8 frames at the given indices, at native size or at `size`.
 
-        size: (height, width) to scale to while decoding, where the backend can (PyAV scales in
-        swscale before the RGB conversion, far cheaper than decoding full frames and resizing
-        them after); a backend that cannot returns full frames, which preprocessing resizes.
+        size: (height, width) to resize to. By default each frame is converted to RGB at native
+        size and resized with `resize_frame` (transformers' pixels); PyAV overlaps that with
+        decoding. decoder_scaling: PyAV scales in swscale instead (in YUV, before the RGB
+        conversion: cheaper, not transformers' pixels; see Sampling.decoder_scaling).
         """
         self._open()
         try:
-            return self._reader.read(np.asarray(indices, np.int64), size)
+            return self._reader.read(np.asarray(indices, np.int64), size, decoder_scaling)
         except VideoError:
             raise
         except Exception as exc:
@@ -137,26 +151,30 @@ class VideoFile:
                              f"{indices[:3].tolist()}... ({type(exc).__name__})") from None
 
     def clip(self, start: float, end: float, sampling: Sampling) -> Clip:
-        """Samples [start, end] seconds with the given sampling rules."""
+        """Samples [start, end] seconds and sizes the frames for the model.
+
+        One size for the clip from the video's native size (`video_frame_size`), then each
+        chunk of frames is decoded at native size and resized like transformers does (or,
+        with sampling.decoder_scaling, scaled while decoding where the backend can).
+        """
         indices = sample_frame_indices(self.info, start, end, sampling.fps,
                                        sampling.min_frames, sampling.max_frames)
-        n = len(indices) + len(indices) % TEMPORAL_PATCH_SIZE  # padded to whole groups
-        size = video_frame_size(n, self.info.height, self.info.width,
+        size = video_frame_size(len(indices), self.info.height, self.info.width,
                                 min_pixels=sampling.min_pixels,
                                 max_total_pixels=sampling.max_total_pixels,
                                 max_frame_pixels=sampling.max_frame_pixels)
-        return Clip(self.read(indices, size), indices / self.info.fps, indices)
+        chunks = [self.read(part, size, sampling.decoder_scaling)
+                  for part in np.array_split(indices, -(-len(indices) // READ_CHUNK))]
+        return Clip(np.concatenate(chunks), indices / self.info.fps, indices)
 
     def processed(self, start: float, end: float, sampling: Sampling) -> ProcessedVideo:
         """Sampled, resized and patchified: ready to be a video part of a chat turn."""
-        return process_clip(self.clip(start, end, sampling), sampling)
+        return process_clip(self.clip(start, end, sampling))
 
 
-def process_clip(clip: Clip, sampling: Sampling) -> ProcessedVideo:
-    """Decoded clip -> patches, sized under the sampling's pixel bounds."""
-    return preprocess_video(clip.frames, clip.timestamps, min_pixels=sampling.min_pixels,
-                            max_total_pixels=sampling.max_total_pixels,
-                            max_frame_pixels=sampling.max_frame_pixels)
+def process_clip(clip: Clip) -> ProcessedVideo:
+    """A clip (already at the model's size) -> patches and per-group timestamps."""
+    return preprocess_video(clip.frames, clip.timestamps, size=clip.frames.shape[1:3])
 
 
 class _DecordReader:
@@ -168,8 +186,10 @@ class _DecordReader:
         self._vr.seek(0)
         self.info = VideoInfo(len(self._vr), float(self._vr.get_avg_fps()), width, height)
 
-    def read(self, indices: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
-        return self._vr.get_batch(indices.tolist()).asnumpy()  # full size; resized later
+    def read(self, indices: np.ndarray, size: tuple[int, int] | None = None,
+             decoder_scaling: bool = False) -> np.ndarray:
+        frames = self._vr.get_batch(indices.tolist()).asnumpy()  # decord cannot scale
+        return frames if size is None else resize_frames(frames, *size)
 
 
 class _PyAVReader:
@@ -195,7 +215,8 @@ class _PyAVReader:
             self.info = VideoInfo(int(count), fps, stream.codec_context.width,
                                   stream.codec_context.height)
 
-    def read(self, indices: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+    def read(self, indices: np.ndarray, size: tuple[int, int] | None = None,
+             decoder_scaling: bool = False) -> np.ndarray:
         import av
 
         fps = self.info.fps
@@ -223,10 +244,17 @@ class _PyAVReader:
                     raise VideoError(f"frame {i} could not be decoded")
                 if size is None:
                     out.append(frame.to_ndarray(format="rgb24"))
-                else:
+                elif decoder_scaling:
                     out.append(frame.to_ndarray(format="rgb24", height=size[0], width=size[1],
                                                 interpolation="BICUBIC"))
-        return np.stack(out)
+                else:  # RGB at native size, then resized on the pool while decoding goes on
+                    out.append(resize_pool().submit(_rgb_resized, frame, size))
+        return np.stack([f.result() if isinstance(f, Future) else f for f in out])
+
+
+def _rgb_resized(frame, size: tuple[int, int]) -> np.ndarray:
+    """A decoded PyAV frame -> RGB at native size (as decord gives) -> resized for the model."""
+    return resize_frame(frame.to_ndarray(format="rgb24"), *size)
 
 
 _READERS = {"decord": _DecordReader, "pyav": _PyAVReader}

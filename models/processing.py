@@ -1,10 +1,11 @@
 """Qwen3-VL pixel preprocessing for images and videos: smart resize, normalize, patchify.
 
-Why our own: HF's Qwen3-VL video processor needs torchvision, which cannot load here, and the
+Why our own: HF's Qwen3-VL video processor needs torchvision (not a dependency of ours), and the
 whole environment (SFT, RL rollouts, evaluation) must share ONE pixel path. Images match
 transformers' `Qwen2VLImageProcessorPil(patch_size=16, image_mean=[.5]*3, image_std=[.5]*3)`
-bit for bit (PIL bicubic on uint8, then /255, then (x-0.5)/0.5). Video frames go through the
-same per-frame path, with one size for the whole clip.
+bit for bit (PIL bicubic on uint8, then /255, then (x-0.5)/0.5). Videos match its
+`Qwen3VLVideoProcessor(cap_pixels_per_frame=True)`: the same size arithmetic (grids and token
+counts exactly) and pixels within 1 uint8 level (torchvision's uint8 bicubic is PIL's kernel).
 
 Patch layout (both images and videos), per (t, h, w) grid with m = merge_size:
   rows ordered (t, h//m, w//m, m, m)  -> every 2x2 merge block is contiguous;
@@ -13,6 +14,8 @@ Patch layout (both images and videos), per (t, h, w) grid with m = merge_size:
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +30,11 @@ IMAGE_STD = 0.5
 # Qwen3-VL's preprocessor_config.json: images between 64k and 16M pixels.
 IMAGE_MIN_PIXELS = 65536
 IMAGE_MAX_PIXELS = 16777216
+# Its video_preprocessor_config.json: size {shortest_edge: 4096, longest_edge: 25165824} over
+# the whole clip (t x h x w), and qwen-vl-utils' cap of 768 tokens (786,432 px) per frame.
+VIDEO_MIN_PIXELS = 4096
+VIDEO_MAX_TOTAL_PIXELS = 25165824
+VIDEO_MAX_FRAME_PIXELS = 768 * FACTOR * FACTOR
 
 
 @dataclass(frozen=True)
@@ -87,18 +95,62 @@ def smart_resize(height: int, width: int, factor: int = FACTOR, min_pixels: int 
     return h_bar, w_bar
 
 
-def video_frame_size(num_frames: int, height: int, width: int, *, min_pixels: int,
-                     max_total_pixels: int, max_frame_pixels: int | None = None,
-                     factor: int = FACTOR) -> tuple[int, int]:
-    """One (height, width) for a whole clip under a total pixel budget over its frames.
+def video_smart_resize(num_frames: int, height: int, width: int,
+                       temporal_factor: int = TEMPORAL_PATCH_SIZE, factor: int = FACTOR,
+                       min_pixels: int = VIDEO_MIN_PIXELS,
+                       max_pixels: int = VIDEO_MAX_TOTAL_PIXELS) -> tuple[int, int]:
+    """One (height, width) for a clip of num_frames: bounds on t x h x w, not on one frame.
 
-    Each frame gets min(max_frame_pixels, max_total_pixels / num_frames) pixels at most, and
-    min_pixels at least (the floor wins if the budget is smaller).
+    Same arithmetic as transformers' qwen3_vl `smart_resize` (video_processing_qwen3_vl.py):
+    a side under `factor` is first scaled up to `factor` (int-truncated, aspect kept); then
+    t_bar x h_bar x w_bar (t_bar = num_frames rounded to the temporal factor) must lie in
+    [min_pixels, max_pixels], where beta is taken over the unrounded num_frames x h x w.
     """
-    per_frame = max_total_pixels // max(num_frames, 1)
+    if num_frames < temporal_factor:
+        raise ValueError(f"a video needs at least {temporal_factor} frames to be sized, got "
+                         f"{num_frames}; repeat the frame (pad_to_temporal_multiple) first")
+    if min(height, width) <= 0:
+        raise ValueError(f"video frames have no pixels: {height}x{width}")
+    if height < factor or width < factor:
+        scale = max(factor / height, factor / width)
+        height, width = int(height * scale), int(width * scale)
+    if max(height, width) / min(height, width) > 200:
+        raise ValueError(f"absolute aspect ratio must be smaller than 200, got {height}x{width}")
+    h_bar = round(height / factor) * factor
+    w_bar = round(width / factor) * factor
+    t_bar = round(num_frames / temporal_factor) * temporal_factor
+    if t_bar * h_bar * w_bar > max_pixels:
+        beta = math.sqrt((num_frames * height * width) / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif t_bar * h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (num_frames * height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+def video_frame_size(num_frames: int, height: int, width: int, *,
+                     min_pixels: int = VIDEO_MIN_PIXELS,
+                     max_total_pixels: int = VIDEO_MAX_TOTAL_PIXELS,
+                     max_frame_pixels: int | None = VIDEO_MAX_FRAME_PIXELS,
+                     factor: int = FACTOR) -> tuple[int, int]:
+    """One (height, width) for a clip of num_frames sampled frames (before temporal padding).
+
+    transformers' `Qwen3VLVideoProcessor.resize` with `cap_pixels_per_frame=True` (the
+    qwen-vl-utils caps): a frame gets min(max_frame_pixels, max_total_pixels // num_frames)
+    pixels, floored at int(1.05 * min_pixels); min_pixels bounds the whole clip (t x h x w).
+    max_frame_pixels=None is transformers' uncapped mode: max_total_pixels bounds the clip.
+    A single frame (transformers refuses it) is sized as the 2-frame clip it is padded to.
+    """
+    num_frames = max(num_frames, TEMPORAL_PATCH_SIZE)
+    max_pixels = max_total_pixels
     if max_frame_pixels is not None:
-        per_frame = min(per_frame, max_frame_pixels)
-    return smart_resize(height, width, factor, min_pixels, max(per_frame, min_pixels))
+        per_frame = max(min(max_frame_pixels, max_total_pixels // num_frames),
+                        int(min_pixels * 1.05))
+        max_pixels = per_frame * num_frames
+    return video_smart_resize(num_frames, height, width, TEMPORAL_PATCH_SIZE, factor,
+                              min_pixels, max_pixels)
 
 
 def to_rgb_uint8(image: Image.Image | np.ndarray) -> np.ndarray:
@@ -111,14 +163,38 @@ def to_rgb_uint8(image: Image.Image | np.ndarray) -> np.ndarray:
     return arr
 
 
+_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (owner pid, pool): rebuilt after a fork
+
+
+def resize_pool() -> ThreadPoolExecutor:
+    """The process's thread pool for frame resizing (PIL releases the GIL while resampling)."""
+    global _POOL
+    if _POOL is None or _POOL[0] != os.getpid():  # a forked child must not use the parent's
+        _POOL = (os.getpid(), ThreadPoolExecutor(min(8, os.cpu_count() or 1),
+                                                 thread_name_prefix="seeker-resize"))
+    return _POOL[1]
+
+
+def resize_frame(frame: np.ndarray | Image.Image, height: int, width: int) -> np.ndarray:
+    """(H, W, 3) uint8 (or an RGB PIL image) -> (height, width, 3) uint8, bicubic, antialiased.
+
+    This is transformers' resize for both images and videos: its PIL image processor calls PIL,
+    and its video processor calls torchvision, whose CPU uint8 bicubic-antialias kernel is a
+    port of PIL's (tests/test_video_processor_hf.py: at most 2 levels apart, mean 0.004).
+    """
+    image = frame if isinstance(frame, Image.Image) else Image.fromarray(frame)
+    if image.size == (width, height):
+        return np.asarray(image)
+    return np.asarray(image.resize((width, height), Image.BICUBIC))
+
+
 def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(T, H, W, 3) uint8 -> (T, height, width, 3) uint8 with PIL bicubic (HF's PIL path)."""
+    """(T, H, W, 3) uint8 -> (T, height, width, 3) uint8 with `resize_frame`, on `resize_pool`."""
     if frames.shape[1:3] == (height, width):
         return frames
-    out = np.empty((frames.shape[0], height, width, 3), np.uint8)
-    for i, frame in enumerate(frames):
-        out[i] = np.asarray(Image.fromarray(frame).resize((width, height), Image.BICUBIC))
-    return out
+    if len(frames) == 1:
+        return resize_frame(frames[0], height, width)[None]
+    return np.stack(list(resize_pool().map(lambda f: resize_frame(f, height, width), frames)))
 
 
 def _normalize_table() -> np.ndarray:
@@ -138,7 +214,7 @@ def normalize(frames: np.ndarray) -> np.ndarray:
 def patchify(frames: np.ndarray, patch_size: int = PATCH_SIZE,
              temporal_patch_size: int = TEMPORAL_PATCH_SIZE,
              merge_size: int = MERGE_SIZE) -> tuple[np.ndarray, np.ndarray]:
-    """(T, H, W, C) float32, T a multiple of temporal_patch_size -> ((t*h*w, C*tp*p*p), (t, h, w)).
+    """(T, H, W, C) any dtype, T a multiple of temporal_patch_size -> ((t*h*w, C*tp*p*p), (t, h, w)).
 
     The row order puts each merge_size x merge_size block together; see the module docstring.
     """
@@ -161,9 +237,8 @@ def preprocess_image(image: Image.Image | np.ndarray, min_pixels: int = IMAGE_MI
     rgb = to_rgb_uint8(image)
     height, width = smart_resize(rgb.shape[0], rgb.shape[1], FACTOR, min_pixels, max_pixels)
     resized = resize_frames(rgb[None], height, width)
-    frames = np.repeat(normalize(resized), TEMPORAL_PATCH_SIZE, axis=0)
-    pixel_values, grid = patchify(frames)
-    return ProcessedImage(pixel_values, grid)
+    patches, grid = patchify(np.repeat(resized, TEMPORAL_PATCH_SIZE, axis=0))
+    return ProcessedImage(normalize(patches), grid)
 
 
 def pad_to_temporal_multiple(frames: np.ndarray, timestamps: np.ndarray,
@@ -176,13 +251,19 @@ def pad_to_temporal_multiple(frames: np.ndarray, timestamps: np.ndarray,
     return frames, timestamps
 
 
-def preprocess_video(frames: np.ndarray, timestamps: np.ndarray, *, min_pixels: int = 4096,
-                     max_total_pixels: int = 32 * 32 * 768 * 64,
-                     max_frame_pixels: int | None = 32 * 32 * 768) -> ProcessedVideo:
+def preprocess_video(frames: np.ndarray, timestamps: np.ndarray, *,
+                     min_pixels: int = VIDEO_MIN_PIXELS,
+                     max_total_pixels: int = VIDEO_MAX_TOTAL_PIXELS,
+                     max_frame_pixels: int | None = VIDEO_MAX_FRAME_PIXELS,
+                     size: tuple[int, int] | None = None) -> ProcessedVideo:
     """Sampled frames (T, H, W, 3) uint8 with their times (T,) in seconds -> patches.
 
-    Pads to an even frame count, resizes every frame to one size chosen under the pixel budget,
-    normalizes, patchifies, and averages each group's two frame times.
+    transformers' Qwen3VLVideoProcessor (cap_pixels_per_frame=True) step for step: one size for
+    the clip from `video_frame_size` over the T sampled frames, bicubic antialiased resize,
+    rescale + normalize, pad to an even frame count by repeating the last frame, patchify; and
+    each temporal group's time is the mean of its two frames' times.
+    size: the (height, width) already chosen by the caller (from the video's native size, when
+    frames were scaled while decoding); frames not at that size are resized to it.
     """
     frames = np.asarray(frames)
     timestamps = np.asarray(timestamps, np.float64)
@@ -191,10 +272,12 @@ def preprocess_video(frames: np.ndarray, timestamps: np.ndarray, *, min_pixels: 
                          f"{frames.shape}")
     if timestamps.shape != (len(frames),):
         raise ValueError(f"need one timestamp per frame: {timestamps.shape} vs {len(frames)} frames")
-    frames, timestamps = pad_to_temporal_multiple(frames, timestamps)
-    height, width = video_frame_size(len(frames), frames.shape[1], frames.shape[2],
-                                     min_pixels=min_pixels, max_total_pixels=max_total_pixels,
-                                     max_frame_pixels=max_frame_pixels)
-    pixel_values, grid = patchify(normalize(resize_frames(frames, height, width)))
+    if size is None:
+        size = video_frame_size(len(frames), frames.shape[1], frames.shape[2],
+                                min_pixels=min_pixels, max_total_pixels=max_total_pixels,
+                                max_frame_pixels=max_frame_pixels)
+    frames, timestamps = pad_to_temporal_multiple(resize_frames(frames, *size), timestamps)
+    patches, grid = patchify(frames)  # uint8 moves 4x fewer bytes; normalize is per element
+    pixel_values = normalize(patches)
     group_times = timestamps.reshape(-1, TEMPORAL_PATCH_SIZE).mean(axis=1)
     return ProcessedVideo(pixel_values, grid, group_times)

@@ -6,9 +6,12 @@ from PIL import Image
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
     Qwen2VLImageProcessorPil, smart_resize as hf_smart_resize)
 from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
+from transformers.models.qwen3_vl.video_processing_qwen3_vl import (
+    smart_resize as hf_video_smart_resize)
 
 from seeker_jax.models.processing import (PATCH_SIZE, ProcessedImage, normalize, patchify,
-                                          preprocess_image, preprocess_video, smart_resize)
+                                          preprocess_image, preprocess_video, smart_resize,
+                                          video_frame_size, video_smart_resize)
 
 
 def hf_processor(min_pixels, max_pixels):
@@ -45,6 +48,50 @@ def test_smart_resize_matches_transformers():
         lo = int(rng.integers(32 * 32, 200_000))
         hi = lo + int(rng.integers(0, 4_000_000))
         assert smart_resize(h, w, 32, lo, hi) == hf_smart_resize(h, w, 32, lo, hi)
+
+
+def test_video_smart_resize_matches_transformers():
+    # Bounds over t x h x w, sides under 32 scaled up first (tests/test_video_processor_hf.py
+    # runs the whole processor; this covers the arithmetic over many more shapes).
+    rng = np.random.default_rng(1)
+    for _ in range(500):
+        h, w = (int(x) for x in rng.integers(1, 2500, 2))
+        n = int(rng.integers(2, 200))
+        if max(h, w) / min(h, w) > 150:
+            continue
+        lo = int(rng.integers(1024, 400_000))
+        hi = lo + int(rng.integers(0, 30_000_000))
+        assert video_smart_resize(n, h, w, 2, 32, lo, hi) == hf_video_smart_resize(
+            n, h, w, 2, 32, lo, hi), (n, h, w, lo, hi)
+
+
+def test_video_frame_size_matches_transformers_count():
+    # transformers' own count of patches for a clip, with qwen-vl-utils' per-frame caps on.
+    rng = np.random.default_rng(2)
+    for _ in range(200):
+        n, h, w = int(rng.integers(2, 300)), int(rng.integers(8, 2200)), int(rng.integers(8, 2200))
+        if max(h, w) / min(h, w) > 150:
+            continue
+        lo, total = int(rng.integers(1024, 20_000)), int(rng.integers(10**6, 5 * 10**7))
+        tokens = int(rng.integers(16, 1024))
+        hf = Qwen3VLVideoProcessor(size={"shortest_edge": lo, "longest_edge": total},
+                                   cap_pixels_per_frame=True, max_video_tokens=tokens)
+        height, width = video_frame_size(n, h, w, min_pixels=lo, max_total_pixels=total,
+                                         max_frame_pixels=tokens * 32 * 32)
+        grid_t = -(-n // 2)
+        assert grid_t * (height // 16) * (width // 16) == hf.get_num_of_video_patches(n, h, w)
+
+
+def test_video_size_hand_computed():
+    # The cases. 1280x720, 40 frames, Qwen3-VL's budget 25,165,824 (629,145 a frame):
+    # beta = sqrt(40*720*1280 / 25,165,800) = 1.2103 -> 576 x 1056 (grid 20 x 36 x 66).
+    assert video_frame_size(40, 720, 1280) == (576, 1056)
+    # 30x40: scaled to 32x42 first; 4 * 32 * 32 = 4096 meets min_pixels -> 32 x 32.
+    assert video_frame_size(4, 30, 40) == (32, 32)
+    # One frame (transformers refuses it) is sized as the 2-frame clip it is padded to.
+    assert video_frame_size(1, 30, 40) == video_frame_size(2, 30, 40) == (64, 64)
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        video_smart_resize(1, 30, 40)
 
 
 def test_normalize_is_hf_rescale_then_normalize():

@@ -107,3 +107,26 @@ def test_missing_and_corrupt_files(tmp_path, mp4):
     truncated.write_bytes(mp4.read_bytes()[:600])
     with pytest.raises(VideoError, match="truncated.mp4"):
         VideoFile(truncated).clip(0, 9, Sampling())
+
+
+@pytest.mark.parametrize("backend", ["pyav", "decord"])
+def test_clip_frames_are_native_frames_resized_like_transformers(mp4, monkeypatch, backend):
+    # The default path: decode at native size (96x128), then PIL bicubic (resize_frames), in
+    # chunks of READ_CHUNK frames; PyAV overlaps the resize with decoding. Same bytes either way.
+    from seeker_jax.models.processing import resize_frames
+
+    sampling = Sampling(fps=1.0, min_frames=4, max_frames=64, min_pixels=1024,
+                        max_frame_pixels=64 * 96, max_total_pixels=10**8)
+    monkeypatch.setattr(video_mod, "READ_CHUNK", 3)
+    clip = VideoFile(mp4, backends=(backend,)).clip(1.0, 8.0, sampling)
+    # 96x128 under 6,144 px a frame: beta = sqrt(2); floor(2.12) x floor(2.83) blocks -> 64x64.
+    assert clip.frames.shape == (7, 64, 64, 3)
+    native = VideoFile(mp4, backends=("decord",)).read(clip.indices)
+    np.testing.assert_array_equal(clip.frames, resize_frames(native, 64, 64))
+
+
+def test_one_frame_window_is_one_group(mp4):
+    # A window between two frames holds the nearest one; it is repeated to one temporal group.
+    processed = VideoFile(mp4).processed(1.01, 1.02, Sampling(fps=1.0, min_pixels=1024))
+    np.testing.assert_array_equal(processed.grid_thw, [1, 6, 8])
+    np.testing.assert_allclose(processed.timestamps, [1.0])
