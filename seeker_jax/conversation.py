@@ -15,7 +15,7 @@ from flax import nnx
 
 from seeker_jax.models.chat import Segment, concat_segments
 from seeker_jax.models.qwen3_vl.modeling import Qwen3VLForConditionalGeneration, forward
-from seeker_jax.sampling import SamplingParams, policy_logprobs
+from seeker_jax.sampling import SamplingParams, learner_logprobs
 
 
 @dataclass
@@ -76,7 +76,8 @@ def _token_logprobs(state, hidden, targets, *, graphdef, params, chunk):
     B, L, D = hidden.shape
     h = hidden.reshape(B, L // chunk, chunk, D).swapaxes(0, 1)
     t = targets.reshape(B, L // chunk, chunk).swapaxes(0, 1)
-    lp = jax.lax.map(lambda xs: policy_logprobs(model.logits(xs[0]), xs[1], params), (h, t))
+    lp = jax.lax.map(lambda xs: learner_logprobs(model.logits(xs[0]), xs[1], params.temperature,
+                                                 params.suppress_ids), (h, t))
     return lp.swapaxes(0, 1).reshape(B, L)
 
 
