@@ -80,7 +80,7 @@ def learner_logits(logits: jax.Array, temperature: float,
                    suppress_ids: Sequence[int] = ()) -> jax.Array:
     """logits / temperature in float32 (T = 0 -> 1, see the module doc), suppressed ids at
     -inf, nothing truncated. (..., V) -> (..., V)."""
-    x = logits.astype(jnp.float32)
+    x = jnp.asarray(logits, jnp.float32)
     if suppress_ids:
         x = x.at[..., jnp.asarray(tuple(suppress_ids))].set(NEG_INF)
     return x / temperature if temperature > 0 else x
