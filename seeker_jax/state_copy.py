@@ -5,7 +5,9 @@ sampler was given are deleted. So the sampler never holds a learner array. It ow
 (made when it is built) and refreshes it between rollouts from the learner's current states,
 casting each array to the sampler's dtype for that variable (e.g. float32 master weights ->
 bfloat16 inference weights) and placing it with the sampler's sharding for it (the learner's
-FSDP layout -> the sampler's layout), through a copying `device_put` (may_alias=False).
+FSDP layout -> the sampler's layout), through a copying `device_put` (may_alias=False),
+checked: jax 0.10's device_put of a replicated array onto one of its devices returns that
+device's shard itself despite may_alias=False, so such a result is copied again.
 """
 from __future__ import annotations
 
@@ -52,7 +54,14 @@ def _copy_one(path: Path, value: jax.Array, like: jax.Array, sharding) -> jax.Ar
             raise ValueError(f"variable {name}: dtype {value.dtype} cannot become the "
                              f"sampler's {like.dtype}")
         value = value.astype(like.dtype)
-    return jax.device_put(value, sharding, may_alias=False)
+    placed = jax.device_put(value, sharding, may_alias=False)
+    if _buffers(placed) & _buffers(value):  # seen: replicated -> one device reuses a shard
+        placed = jnp.copy(placed)
+    return placed
+
+
+def _buffers(x: jax.Array) -> set[int]:
+    return {shard.data.unsafe_buffer_pointer() for shard in x.addressable_shards}
 
 
 def copy_state(target: nnx.State, sources: Iterable[Any], shardings: nnx.State | None = None
