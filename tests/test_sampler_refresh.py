@@ -111,6 +111,8 @@ def test_forked_rows_equal_independently_prefilled_rows(model_dir):
         runs.append((logits, [s.conversation(r) for r in range(4)], dict(s.stats), s))
     (lg_a, conv_a, st_a, s_a), (lg_b, conv_b, st_b, _) = runs
     err = np.abs(lg_a - lg_b).max()
+    print(f"forked vs prefilled: largest logit difference {err:.2e}, largest log-prob "
+          f"difference {max(np.abs(a.logprobs - b.logprobs).max() for a, b in zip(conv_a, conv_b)):.2e}")
     assert err <= 1e-5, err
     for a, b in zip(conv_a, conv_b):
         np.testing.assert_array_equal(a.input_ids, b.input_ids)
