@@ -35,13 +35,23 @@ setup(
         "rich>=13.0",
         "psutil>=5.9",
         "tensorboardX>=2.6",
+        "matplotlib>=3.8",      # reward / tool-use / accuracy / funnel plots
+        "pydantic>=2.6",        # the server's wire format, pipeline reply schemas
+        "fastapi>=0.110",       # seeker-jax serve
+        "uvicorn>=0.29",
+        "pycocotools>=2.0.7",   # mask RLE in the data pipeline
+        "pyarrow>=15.0",        # verl parquet interop
     ],
     extras_require={
         # torch is the CPU build (a local wheel here); it is the parity reference only.
         # qwen-agent carries the Qwen BPE ranks for the offline tokenizer; .ci/run installs it
         # with --no-deps, since its own dependencies are not needed.
         # jax[tpu] brings libtpu, the TPU compiler: tests/test_aot.py compiles for TPU pods on CPU.
-        "test": ["pytest>=8.0", "hypothesis>=6.100", "torch==2.13.0", "jax[tpu]>=0.7.0"],
+        # trl: the GRPO loss parity reference; openai: the official client the server is tested
+        # with; ray: the pipeline's scale-out, tested on a local ray.init(num_cpus=2).
+        "test": ["pytest>=8.0", "hypothesis>=6.100", "torch==2.13.0", "jax[tpu]>=0.7.0",
+                 "trl>=1.0", "openai>=1.40", "ray>=2.30"],
+        "ray": ["ray>=2.30"],
         "tpu": ["jax[tpu]>=0.7.0"],
     },
     entry_points={"console_scripts": ["seeker-jax=seeker_jax.cli:main"]},
