@@ -17,7 +17,17 @@ Registered:
   "The tool executed successfully. Here are the processed result: ". Its texts are copied as
   the code writes them (the double spaces in "Format strictly as:  <think>" included).
 
-Later profiles (e.g. V2P-Bench's own, with view_visual_prompt only) register the same way.
+- "v2p_official": V2P-Bench's own inference (gaotiexinqu/V2P-Bench, infer/infer_qwen2.5-vl.py):
+  no system prompt, no tools; the user turn is the video, then the record's question as it is
+  (its options and "Select the best option ..." line are part of the released question). The
+  visual-prompt frame(s) come after the question: the evaluator (seeker_jax/eval) appends them,
+  since they are images of the sample, not text.
+- "videomme": Video-MME's published prompt (not available offline; the text as publicly
+  documented by the Video-MME authors and lmms-eval): no tools, the video, then "Select the best
+  answer ... (A, B, C, or D) of the correct option.", the question with its options, and
+  "The best answer is:".
+- "videoseeker_official_v2p": VideoSeeker's eval as it runs on V2P-Bench: view_visual_prompt
+  only, and its TOOL_PROMPT_TEMPLATE_VP text; otherwise as "videoseeker_official".
 """
 from __future__ import annotations
 
@@ -104,6 +114,33 @@ def videoseeker_user_text(record: SampleRecord, duration: float) -> str:
     return f"{VIDEOSEEKER_INSTRUCTION}\n\n{record.question} {tool_prompt}"
 
 
+# single_inference.py's TOOL_PROMPT_TEMPLATE_VP, verbatim ("and if needed" included): what its
+# V2P-Bench run uses (eval/inference/benchmarks.json: "tools": "view_visual_prompt").
+VIDEOSEEKER_VP_TOOL_PROMPT = (
+    "Think first, call **view_visual_prompt** and if needed, then answer. "
+    "Format strictly as:  <think>...</think>  <tool_call>...</tool_call> (if tools needed)  "
+    "<answer>...</answer>. The visual prompt frame path for this video is: {frame_path}.")
+
+
+def videoseeker_vp_user_text(record: SampleRecord, duration: float) -> str:
+    tool_prompt = VIDEOSEEKER_VP_TOOL_PROMPT.format(frame_path=record.frame_path or "")
+    return f"{VIDEOSEEKER_INSTRUCTION}\n\n{record.question} {tool_prompt}"
+
+
+def v2p_user_text(record: SampleRecord, duration: float) -> str:
+    """V2P-Bench's question field as released (options and instruction included)."""
+    return record.question
+
+
+VIDEOMME_INSTRUCTION = (
+    "Select the best answer to the following multiple-choice question based on the video. "
+    "Respond with only the letter (A, B, C, or D) of the correct option.")
+
+
+def videomme_user_text(record: SampleRecord, duration: float) -> str:
+    return f"{VIDEOMME_INSTRUCTION}\n{record.question}\nThe best answer is:"
+
+
 PROFILES: dict[str, PromptProfile] = {}
 
 
@@ -134,6 +171,14 @@ DEFAULT_PROFILE = register_profile(PromptProfile(
 register_profile(PromptProfile(
     "videoseeker_official", "", VIDEOSEEKER_TOOLS, videoseeker_user_text, "videoseeker",
     round_note=False))
+register_profile(PromptProfile(
+    "videoseeker_official_v2p", "", VIDEOSEEKER_TOOLS[:1], videoseeker_vp_user_text,
+    "videoseeker", round_note=False))
+register_profile(PromptProfile("v2p_official", "", (), v2p_user_text, "seeker_jax",
+                               round_note=False))
+register_profile(PromptProfile("videomme", "", (), videomme_user_text, "seeker_jax",
+                               round_note=False))
 
 __all__ = ["DEFAULT_PROFILE", "PROFILES", "PromptProfile", "SYSTEM_PROMPT", "get_profile",
-           "register_profile", "seeker_user_text", "videoseeker_user_text"]
+           "register_profile", "seeker_user_text", "v2p_user_text", "videomme_user_text",
+           "videoseeker_user_text", "videoseeker_vp_user_text"]

@@ -383,5 +383,47 @@ def _aot(args: argparse.Namespace) -> int:
                    frames=args.frames, seq_len=args.seq_len, text_tokens=args.text_tokens)
 
 
+def _eval_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="ckpt:PATH (our checkpoint or workdir), "
+                   "hf:PATH (a Hugging Face folder) or openai:URL#MODEL (any OpenAI-compatible "
+                   "endpoint, e.g. openai:http://127.0.0.1:8000/v1#seeker)")
+    p.add_argument("--data", required=True, type=existing_file, help="benchmark file: "
+                   "V2P-Bench .jsonl, Video-MME .json, or our records (config.data_format)")
+    p.add_argument("--video-root", default=None, type=existing_dir,
+                   help="where video paths start (default: the data file's folder)")
+    p.add_argument("--frame-root", default=None, type=existing_dir,
+                   help="where visual-prompt frame paths start (default: the data file's folder)")
+    p.add_argument("--workdir", required=True, type=writable_dir, help="results; rerunning "
+                   "the same command skips the samples already done")
+    p.add_argument("--limit", type=positive_int, default=None, help="only the first N samples")
+    _add_config(p, "configs/eval.py:agentic")
+
+
+@command("eval", "evaluate a model on V2P-Bench / Video-MME / our records (resumable)",
+         _eval_arguments,
+         examples=["seeker-jax eval --config configs/eval.py:v2p_official --model ckpt:runs/sft "
+                   "--data v2p/V2P-Bench.jsonl --video-root v2p/videos --frame-root v2p/frames "
+                   "--workdir runs/eval_v2p",
+                   "seeker-jax eval --config configs/eval.py:videomme --model "
+                   "openai:http://127.0.0.1:8000/v1#qwen3-vl --data videomme.json "
+                   "--video-root videomme/videos --workdir runs/eval_mme"],
+         outputs="WORKDIR/results.jsonl (one line per sample: the whole episode, prediction, "
+                 "verdict),\nWORKDIR/summary.json, WORKDIR/summary.md (table), "
+                 "WORKDIR/accuracy.png (bars with 95% CIs), WORKDIR/config.json")
+def _eval(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from seeker_jax.eval.cli import run_eval_command
+
+    summary = run_eval_command(_config(args), args.model, args.data, args.workdir,
+                               args.video_root, args.frame_root, args.limit)
+    o = summary["overall"]
+    acc = "-" if o["accuracy"] is None else f"{100 * o['accuracy']:.1f}%"
+    print(f"eval {summary['protocol']}: {o['correct']}/{o['n']} = {acc} ({o['unparsable']} "
+          f"unparsable, {o['errors']} errors); {args.workdir}/summary.md")
+    return 0
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,43 @@
+"""`seeker-jax eval`'s work, behind the CLI's thin wrapper: config -> env, backend, samples."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from seeker_jax.env.config import EnvConfig
+from seeker_jax.errors import UserError
+from seeker_jax.eval.models import load_backend
+from seeker_jax.eval.protocols import get_protocol
+from seeker_jax.eval.readers import ReadError, read_samples
+from seeker_jax.eval.runner import run_eval
+
+GROUP_KEYS = {"v2p": ("dimension", "duration"), "videomme": ("duration", "task_type"),
+              "synthetic": ("prompt_type", "duration")}
+
+
+def run_eval_command(config, model: str, data: str, workdir: str, video_root: str | None = None,
+                     frame_root: str | None = None, limit: int | None = None) -> dict:
+    """Resolves the config, loads the model and the samples, runs (or resumes) the eval."""
+    try:
+        protocol = get_protocol(config.protocol)
+        samples = read_samples(config.data_format, data, video_root, frame_root)
+    except (ValueError, ReadError) as e:
+        raise UserError(str(e)) from e
+    samples = samples[:limit] if limit else samples
+    max_new = int(config.max_new_tokens) or protocol.max_new_tokens
+    try:
+        backend, saved = load_backend(model, batch_size=int(config.batch_size),
+                                      max_len=int(config.max_len), max_new_tokens=max_new,
+                                      max_turns=protocol.max_turns,
+                                      tool_mode=str(config.tool_mode),
+                                      cache_dir=str(Path(workdir) / "api_cache"))
+    except ValueError as e:
+        raise UserError(str(e)) from e
+    env = saved if (saved is not None and config.use_saved_env) else \
+        EnvConfig.from_config(config.env)
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    (Path(workdir) / "config.json").write_text(config.to_json(indent=2))
+    return run_eval(samples, backend, env, protocol, workdir, batch_size=int(config.batch_size),
+                    group_keys=GROUP_KEYS[config.data_format],
+                    meta={"model": model, "data": str(data), "env": env.to_dict()},
+                    resamples=int(config.resamples))
