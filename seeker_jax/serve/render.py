@@ -37,7 +37,7 @@ LoadPart = Callable[[str, str, str], Part]  # (kind "image"/"video", url, what) 
 def turn_key(content: str | None, tool_calls: Sequence[ToolCallMessage] | None) -> str:
     """What identifies an assistant turn the server returned, as the client sends it back."""
     calls = [(c.id, c.function.name, c.function.arguments) for c in tool_calls or ()]
-    return json.dumps([content or "", calls])
+    return json.dumps([(content or "").strip(), calls])
 
 
 class TurnMemory:
