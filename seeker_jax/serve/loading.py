@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from seeker_jax.errors import UserError
 from seeker_jax.serve.engine import Engine
 from seeker_jax.serve.media import MediaLimits
 from seeker_jax.serve.serving import ChatService
@@ -31,10 +32,10 @@ def load_spec(spec: str):
 
     kind, sep, path = spec.partition(":")
     if not sep or kind not in ("ckpt", "hf") or not path:
-        raise ValueError(f"--model {spec!r}: use ckpt:PATH (a seeker-jax checkpoint or "
+        raise UserError(f"--model {spec!r}: use ckpt:PATH (a seeker-jax checkpoint or "
                          "workdir) or hf:PATH (a Hugging Face folder)")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"--model {spec!r}: {path} does not exist")
+        raise UserError(f"--model {spec!r}: {path} does not exist")
     if kind == "ckpt":
         from seeker_jax.checkpoint import load_model, read_env_config, read_tokenizer
 
