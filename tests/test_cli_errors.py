@@ -104,9 +104,27 @@ def test_aot_checks_before_compiling(capsys):
     assert "unknown chip 'v9x'" in user_error(["aot", "--topology", "v9x:2x2"], capsys)
 
 
+def test_eval_names_the_bad_model_spec_and_missing_data(tmp_path, capsys):
+    data = tmp_path / "bench.jsonl"
+    data.write_text("")
+    line = user_error(["eval", "--model", "foo:bar", "--data", str(data), "--workdir",
+                       str(tmp_path / "w")], capsys)
+    assert "--model 'foo:bar': use ckpt:PATH, hf:PATH or openai:URL#MODEL" in line
+    line = user_error(["eval", "--model", "ckpt:x", "--data", str(tmp_path / "nope.jsonl"),
+                       "--workdir", str(tmp_path / "w")], capsys)
+    assert "argument --data:" in line and "does not exist" in line
+
+
+def test_serve_names_a_missing_checkpoint(tmp_path, capsys):
+    line = user_error(["serve", "--model", f"ckpt:{tmp_path / 'nope'}"], capsys)
+    assert f"{tmp_path / 'nope'} does not exist" in line
+    assert "use ckpt:PATH" in user_error(["serve", "--model", "nope"], capsys)
+
+
 def test_every_subcommand_is_covered_here():
     # a new subcommand gets a typical mistake above (and examples, below)
-    assert set(_COMMANDS) == {"synth", "tool", "convert", "export", "parity", "sft", "demo", "aot"}
+    assert set(_COMMANDS) == {"synth", "tool", "convert", "export", "parity", "sft", "demo", "aot",
+                              "eval", "serve"}
 
 
 def test_debug_shows_the_traceback(tmp_path):
