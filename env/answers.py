@@ -74,7 +74,9 @@ def extract_choice(text: str | None, letters: str = DEFAULT_LETTERS,
 
 
 def _strip_label(option: str, letters: str) -> str:
-    return re.sub(rf"^\s*[\(\[]?[{letters}][\)\]]?\s*[.:)]?\s*", "", option, flags=re.I)
+    """"B. blue", "(B) blue", "B: blue" -> "blue"; a bare "blue" keeps its first letter."""
+    return re.sub(rf"^\s*(?:[\(\[][{letters}][\)\]]|[{letters}]\s*[.:)])\s*", "", option,
+                  flags=re.I)
 
 
 def _normalize(text: str) -> str:

@@ -33,6 +33,11 @@ def test_official_first_character_rule_fails_on_brackets():
     assert not choice_correct("B", "A") and not choice_correct(None, "A")
 
 
+def test_bare_options_keep_their_first_letter():
+    assert extract_choice("blue", options=["red", "blue", "cyan", "dark"]) == "B"
+    assert extract_choice("dark", options={"A": "red", "D": "dark"}) == "D"
+
+
 def test_more_letters():
     assert extract_choice("F)", letters="ABCDEF") == "F"
     assert extract_choice("F)") is None
