@@ -47,7 +47,17 @@ def accuracy_mc(ctx: RewardContext, max_answer_chars: int = MAX_ANSWER_CHARS) ->
     if not _usable(ctx.answer, max_answer_chars):
         return 0.0
     letters = choice_letters(ctx.options)
-    return float(choice_correct(ctx.answer, ctx.reference, letters, ctx.options))
+    options = labeled_options(ctx.options, letters) if ctx.options else None
+    return float(choice_correct(ctx.answer, ctx.reference, letters, options))
+
+
+def labeled_options(options: list[str], letters: str) -> list[str]:
+    """Options as "B. blue". env/answers.py strips a leading letter label from each option
+    before it compares texts, and on a bare option it strips the first letter of the word
+    itself ("blue" -> "lue"); an explicit label keeps the text whole. Options that already
+    carry their label are kept."""
+    return [o if re.match(rf"^\s*(?:[\(\[]{l}[\)\]]|{l}\s*[.:)])", o, re.I) else f"{l}. {o}"
+            for l, o in zip(letters, options)]
 
 
 def normalize_words(text: str) -> list[str]:
