@@ -23,6 +23,7 @@ def _judge() -> ml_collections.ConfigDict:
         timeout_s=60.0, retries=2, backoff_s=1.0,   # per attempt (HTTP), with backoff
         concurrency=8,
         max_failures=3,       # attempts per answer before it falls back to the rule
+        breaker=8,            # this many fallbacks in a row: the rest of the batch skips the judge
         cache_dir=""))        # "" = no on-disk cache
 
 

@@ -121,6 +121,22 @@ def test_recovers_after_transient_failures_and_mixed_trouble():
     assert met["judge/http_retries"] == 8 - met["judge/attempts"]
 
 
+def test_breaker_stops_asking_a_dead_judge_for_the_rest_of_the_batch():
+    with ChatServer(lambda body: Reply(503, b"down")) as server:
+        m = model(server, retries=0, max_failures=1, concurrency=1, breaker=3)
+        scores = m.score([ctx(f"It turns left, take {i}.") for i in range(10)])
+        assert [s["accuracy"] for s in scores] == [1.0] * 10     # all by the rule
+        assert len(server.requests) == 3
+        met = m.metrics()
+        assert met["judge/fallbacks"] == 10 and met["judge/skipped"] == 7
+        m.score([ctx("It turns left, once more.")])               # a new batch asks again
+        assert len(server.requests) == 4
+    with ChatServer(lambda body: Reply(503, b"down")) as server:
+        m = model(server, retries=0, max_failures=1, concurrency=1, breaker=0)   # off
+        m.score([ctx(f"It turns left, take {i}.") for i in range(5)])
+        assert len(server.requests) == 5 and m.metrics()["judge/skipped"] == 0
+
+
 def test_unreachable_judge_never_raises():
     cfg = RewardConfig(judge=JudgeConfig(spec="http://127.0.0.1:9/v1#judge", timeout_s=0.5,
                                          retries=0, backoff_s=0.01, max_failures=1))

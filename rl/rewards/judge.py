@@ -11,7 +11,10 @@ data/openai_api.py's ChatClient. On top of it the judge keeps:
     not a 1, and a reply that merely contains a "1" is nothing;
   - `max_failures` attempts per answer (an attempt fails when the client gives up or the reply
     does not parse); after them the answer falls back to the rule (None is returned) and the
-    fallback is counted. Nothing here raises on judge trouble: the rollout never dies.
+    fallback is counted. Nothing here raises on judge trouble: the rollout never dies;
+  - a breaker: after `breaker` answers in a row fell back within one batch (the judge is down),
+    the rest of that batch falls back without asking (counted as `skipped`), so a dead judge
+    costs one GRPO step a few timeouts, not timeouts times the batch. The next batch asks again.
 
 The prompt is ours (the public code's is not reproduced); it states the rubric and asks for one
 line "Judgement: 1", "Judgement: 0.5" or "Judgement: 0".
@@ -130,6 +133,7 @@ class JudgeStats:
     unparsable: int = 0
     errors: int = 0
     fallbacks: int = 0
+    skipped: int = 0          # fallbacks without a request: the breaker was open
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, **counts: int) -> None:
@@ -141,16 +145,33 @@ class JudgeStats:
         return {k: float(v) for k, v in self.__dict__.items() if k != "lock"}
 
 
+class _Breaker:
+    """Opens after `limit` fallbacks in a row (0: never); one per batch."""
+
+    def __init__(self, limit: int):
+        self.limit, self.streak, self.lock = limit, 0, threading.Lock()
+
+    @property
+    def open(self) -> bool:
+        return bool(self.limit) and self.streak >= self.limit
+
+    def record(self, ok: bool) -> None:
+        with self.lock:
+            self.streak = 0 if ok else self.streak + 1
+
+
 class Judge:
     """Scores (question, reference, answer) items; None means "fall back to the rule"."""
 
     def __init__(self, client: ChatClient, *, temperature: float = 0.3, max_tokens: int = 64,
-                 max_failures: int = 3, cache_dir: str | os.PathLike | None = None):
-        if max_failures < 1:
-            raise ValueError(f"judge: max_failures must be >= 1, got {max_failures}")
+                 max_failures: int = 3, cache_dir: str | os.PathLike | None = None,
+                 breaker: int = 8):
+        if max_failures < 1 or breaker < 0:
+            raise ValueError(f"judge: max_failures must be >= 1 and breaker >= 0 (0: off), got "
+                             f"{max_failures}, {breaker}")
         self.client = client
         self.params = {"temperature": float(temperature), "max_tokens": int(max_tokens)}
-        self.max_failures = int(max_failures)
+        self.max_failures, self.breaker = int(max_failures), int(breaker)
         self.cache = JudgeCache(cache_dir, client.model) if cache_dir else None
         self.stats = JudgeStats()
 
@@ -173,13 +194,23 @@ class Judge:
             log.warning("judge: unparsable reply %r", reply[:120])
         return score
 
-    def score(self, question: str, reference: str, answer: str) -> float | None:
+    def score(self, question: str, reference: str, answer: str,
+              breaker: "_Breaker | None" = None) -> float | None:
         item = (question, reference, answer)
         if self.cache is not None:
             hit = self.cache.get(item)
             if hit is not None:
                 self.stats.add(cache_hits=1)
                 return hit
+        if breaker is not None and breaker.open:
+            self.stats.add(fallbacks=1, skipped=1)
+            return None
+        score = self._ask(item)
+        if breaker is not None:
+            breaker.record(score is not None)
+        return score
+
+    def _ask(self, item: Item) -> float | None:
         messages = judge_messages(*item)
         for _ in range(self.max_failures):
             score = self._attempt(messages)
@@ -198,8 +229,9 @@ class Judge:
         """All items, up to the client's max_concurrency at once, in order."""
         if not items:
             return []
+        breaker = _Breaker(self.breaker)
         with ThreadPoolExecutor(min(self.client.max_concurrency, len(items))) as pool:
-            return list(pool.map(lambda it: self.score(*it), items))
+            return list(pool.map(lambda it: self.score(*it, breaker=breaker), items))
 
     def metrics(self) -> dict[str, float]:
         """The judge's counters and its client's (http_calls, http_retries, ...)."""

@@ -27,7 +27,8 @@ FORMAT_VARIANTS = ("format_paper", "format_official")  # the built-in ones; any 
 class JudgeConfig:
     """spec: `URL#MODEL` of an OpenAI-compatible server, "" for rule-only accuracy.
     retries: HTTP retries (with backoff) inside one attempt; max_failures: attempts per answer
-    before it falls back to the rule; cache_dir: "" for no cache."""
+    before it falls back to the rule; breaker: fallbacks in a row after which the rest of a
+    batch falls back without asking (0: off); cache_dir: "" for no cache."""
 
     spec: str = ""
     temperature: float = 0.3
@@ -37,15 +38,17 @@ class JudgeConfig:
     concurrency: int = 8
     max_failures: int = 3
     max_tokens: int = 64
+    breaker: int = 8
     cache_dir: str = ""
 
     def __post_init__(self):
         if self.spec:
             parse_model_url(self.spec)  # a bad spec fails at config time, not mid-run
-        if self.concurrency < 1 or self.max_failures < 1 or self.retries < 0:
-            raise ValueError(f"reward.judge: concurrency and max_failures must be >= 1 and "
-                             f"retries >= 0, got {self.concurrency}, {self.max_failures}, "
-                             f"{self.retries}")
+        if (self.concurrency < 1 or self.max_failures < 1 or self.retries < 0
+                or self.breaker < 0):
+            raise ValueError(f"reward.judge: concurrency and max_failures must be >= 1, retries "
+                             f"and breaker >= 0, got {self.concurrency}, {self.max_failures}, "
+                             f"{self.retries}, {self.breaker}")
 
     def build(self) -> Judge | None:
         if not self.spec:
@@ -54,7 +57,8 @@ class JudgeConfig:
                                       max_retries=self.retries, backoff_s=self.backoff_s,
                                       max_concurrency=self.concurrency)
         return Judge(client, temperature=self.temperature, max_tokens=self.max_tokens,
-                     max_failures=self.max_failures, cache_dir=self.cache_dir or None)
+                     max_failures=self.max_failures, cache_dir=self.cache_dir or None,
+                     breaker=self.breaker)
 
 
 @dataclass(frozen=True)
