@@ -27,7 +27,8 @@ _NUMBERS = {w: str(i) for i, w in enumerate(
 _SLACK_WORDS = 8  # "it is red" states "red"; a paragraph that mentions red somewhere does not
 
 
-def _usable(answer: str | None, max_answer_chars: int) -> bool:
+def answer_usable(answer: str | None, max_answer_chars: int) -> bool:
+    """Worth scoring (and sending to a judge): not empty and under the length limit."""
     return bool(answer and answer.strip()) and len(answer) < max_answer_chars
 
 
@@ -44,7 +45,7 @@ def choice_letters(options: list[str] | None) -> str:
 def accuracy_mc(ctx: RewardContext, max_answer_chars: int = MAX_ANSWER_CHARS) -> float:
     """1 when the answer commits to the reference's letter ("B", "(B)", "b", "Answer: B",
     "B) red", the option's text), else 0 (no letter, two letters, a wrong one)."""
-    if not _usable(ctx.answer, max_answer_chars):
+    if not answer_usable(ctx.answer, max_answer_chars):
         return 0.0
     letters = choice_letters(ctx.options)
     options = labeled_options(ctx.options, letters) if ctx.options else None
@@ -76,7 +77,7 @@ def accuracy_open_rule(ctx: RewardContext, max_answer_chars: int = MAX_ANSWER_CH
     """The fallback for open-ended answers: 1 when the answer is the reference (normalized),
     or a short sentence stating it ("it is red" for "red") without a negation the reference
     lacks; else 0. It never gives 0.5: partial credit needs a judge."""
-    if not _usable(ctx.answer, max_answer_chars):
+    if not answer_usable(ctx.answer, max_answer_chars):
         return 0.0
     got, want = normalize_words(ctx.answer), normalize_words(ctx.reference)
     if not want:
@@ -92,7 +93,7 @@ def accuracy_open_rule(ctx: RewardContext, max_answer_chars: int = MAX_ANSWER_CH
 def accuracy_open(ctx: RewardContext, judgement: float | None = None,
                   max_answer_chars: int = MAX_ANSWER_CHARS) -> float:
     """The judge's score (1 / 0.5 / 0) when there is one, else `accuracy_open_rule`."""
-    if not _usable(ctx.answer, max_answer_chars):
+    if not answer_usable(ctx.answer, max_answer_chars):
         return 0.0
     if judgement is None:
         return accuracy_open_rule(ctx, max_answer_chars)
@@ -111,5 +112,5 @@ def accuracy(ctx: RewardContext, judgement: float | None = None,
     return accuracy_open(ctx, judgement, max_answer_chars)
 
 
-__all__ = ["JUDGE_SCORES", "accuracy", "accuracy_mc", "accuracy_open", "accuracy_open_rule",
+__all__ = ["JUDGE_SCORES", "accuracy", "answer_usable", "accuracy_mc", "accuracy_open", "accuracy_open_rule",
            "choice_letters", "normalize_words"]

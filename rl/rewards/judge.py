@@ -196,6 +196,8 @@ class Judge:
 
     def score(self, question: str, reference: str, answer: str,
               breaker: "_Breaker | None" = None) -> float | None:
+        """The judge's 1 / 0.5 / 0, from the cache or the server; None: fall back to the rule
+        (after max_failures failed attempts, or when the batch's breaker is open)."""
         item = (question, reference, answer)
         if self.cache is not None:
             hit = self.cache.get(item)

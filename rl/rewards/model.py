@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from seeker_jax.data.openai_api import ChatClient, parse_model_url
-from seeker_jax.rl.rewards.accuracy import _usable
+from seeker_jax.rl.rewards.accuracy import answer_usable
 from seeker_jax.rl.rewards.context import RewardContext
 from seeker_jax.rl.rewards.judge import Item, Judge
 from seeker_jax.rl.rewards.registry import get_reward
@@ -128,7 +128,7 @@ class RewardModel:
         self._lock = threading.Lock()
 
     def _needs_judge(self, ctx: RewardContext) -> bool:
-        return ctx.question_form == "open" and _usable(ctx.answer, self.config.max_answer_chars)
+        return ctx.question_form == "open" and answer_usable(ctx.answer, self.config.max_answer_chars)
 
     def judgements(self, contexts: Sequence[RewardContext]) -> list[float | None]:
         """The judge's score of each open-ended answer (None: multiple choice, no judge, or
