@@ -112,5 +112,5 @@ def accuracy(ctx: RewardContext, judgement: float | None = None,
     return accuracy_open(ctx, judgement, max_answer_chars)
 
 
-__all__ = ["JUDGE_SCORES", "accuracy", "answer_usable", "accuracy_mc", "accuracy_open", "accuracy_open_rule",
-           "choice_letters", "normalize_words"]
+__all__ = ["JUDGE_SCORES", "accuracy", "accuracy_mc", "accuracy_open", "accuracy_open_rule",
+           "answer_usable", "choice_letters", "labeled_options", "normalize_words"]

@@ -128,7 +128,8 @@ class RewardModel:
         self._lock = threading.Lock()
 
     def _needs_judge(self, ctx: RewardContext) -> bool:
-        return ctx.question_form == "open" and answer_usable(ctx.answer, self.config.max_answer_chars)
+        return (ctx.question_form == "open"
+                and answer_usable(ctx.answer, self.config.max_answer_chars))
 
     def judgements(self, contexts: Sequence[RewardContext]) -> list[float | None]:
         """The judge's score of each open-ended answer (None: multiple choice, no judge, or
