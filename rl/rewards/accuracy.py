@@ -103,7 +103,7 @@ def accuracy_open(ctx: RewardContext, judgement: float | None = None,
 
 
 @register_reward("accuracy")
-def accuracy(ctx: RewardContext, judgement: float | None = None,
+def accuracy_reward(ctx: RewardContext, judgement: float | None = None,
              max_answer_chars: int = MAX_ANSWER_CHARS) -> float:
     """`accuracy_mc` for multiple choice (a judgement is ignored there), `accuracy_open`
     otherwise."""
@@ -112,5 +112,5 @@ def accuracy(ctx: RewardContext, judgement: float | None = None,
     return accuracy_open(ctx, judgement, max_answer_chars)
 
 
-__all__ = ["JUDGE_SCORES", "accuracy", "accuracy_mc", "accuracy_open", "accuracy_open_rule",
-           "answer_usable", "choice_letters", "labeled_options", "normalize_words"]
+__all__ = ["JUDGE_SCORES", "accuracy_mc", "accuracy_open", "accuracy_open_rule",
+           "accuracy_reward", "answer_usable", "choice_letters", "labeled_options", "normalize_words"]
