@@ -113,4 +113,5 @@ def accuracy_reward(ctx: RewardContext, judgement: float | None = None,
 
 
 __all__ = ["JUDGE_SCORES", "accuracy_mc", "accuracy_open", "accuracy_open_rule",
-           "accuracy_reward", "answer_usable", "choice_letters", "labeled_options", "normalize_words"]
+           "accuracy_reward", "answer_usable", "choice_letters", "labeled_options",
+           "normalize_words"]
