@@ -7,6 +7,7 @@ SUBPACKAGES = {
     "seeker_jax.models.qwen3_vl": "models/qwen3_vl",
     "seeker_jax.env": "env",
     "seeker_jax.rl": "rl",
+    "seeker_jax.rl.rewards": "rl/rewards",
     "seeker_jax.data": "data",
     "seeker_jax.eval": "seeker_jax/eval",
     "seeker_jax.serve": "seeker_jax/serve",
