@@ -71,6 +71,12 @@ class ChatServer:
                     reply = server.handler(body)
                     if reply.delay_s:
                         time.sleep(reply.delay_s)
+                finally:
+                    # answered from here on: a client may already send its next request while
+                    # this thread writes, so in-flight ends before the write, not after it
+                    with server.lock:
+                        server.in_flight -= 1
+                try:
                     self.send_response(reply.status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(reply.body)))
@@ -78,9 +84,6 @@ class ChatServer:
                     self.wfile.write(reply.body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (its timeout): fine
-                finally:
-                    with server.lock:
-                        server.in_flight -= 1
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
