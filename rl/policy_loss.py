@@ -243,12 +243,10 @@ def _masked_mean(x: Array, weight: Array) -> Array:
     return jnp.sum(x * weight) / jnp.maximum(jnp.sum(weight), 1.0)
 
 
-def _require(batch: Mapping[str, Any], name: str, why: str) -> Array:
-    value = batch.get(name)
-    if value is None:
+def _require(batch: Mapping[str, Any], name: str, why: str) -> None:
+    if batch.get(name) is None:
         raise ValueError(f"grpo loss: the batch has no {name!r}, needed {why}; pass it to "
                          f"collate(per_token={{{name!r}: ...}})")
-    return value.astype(jnp.float32)
 
 
 def grpo_token_terms(logp: Array, batch: Mapping[str, Any], cfg: PolicyLossConfig
@@ -256,14 +254,24 @@ def grpo_token_terms(logp: Array, batch: Mapping[str, Any], cfg: PolicyLossConfi
     """(per-token loss (B, K), aux metrics) from the current log-probs logp (B, K): the part of
     the loss after the forward pass, shared by make_grpo_loss and the tests."""
     weight = batch["loss_weight"].astype(jnp.float32)
-    adv = _require(batch, "advantages", "for every policy loss")
-    old = batch.get("old_logprobs")
-    old = jax.lax.stop_gradient(logp) if old is None else old.astype(jnp.float32)
+    valid = weight > 0
+    current = jax.lax.stop_gradient(logp)
+
+    def masked(name: str, fill: Array) -> Array | None:
+        """The batch's array with masked entries replaced by `fill`: whatever padding holds
+        (even inf / NaN) can then never reach the loss or its gradient."""
+        value = batch.get(name)
+        return None if value is None else jnp.where(valid, value.astype(jnp.float32), fill)
+
+    _require(batch, "advantages", "for every policy loss")
+    adv = masked("advantages", jnp.zeros_like(logp))
+    old = masked("old_logprobs", current)
+    old = current if old is None else old
     log_ratio = logp - old
     pg, binds = POLICY_LOSSES.get(cfg.policy_loss)(log_ratio, adv, cfg)
-    sampler = batch.get("sampler_logprobs")
     if cfg.tis != "none":
-        sampler = _require(batch, "sampler_logprobs", f"by loss.tis={cfg.tis!r}")
+        _require(batch, "sampler_logprobs", f"by loss.tis={cfg.tis!r}")
+    sampler = masked("sampler_logprobs", jax.lax.stop_gradient(old))
     tis_w, cut = TIS.get(cfg.tis)(old, sampler, weight, cfg)
     per_token = pg * tis_w
     aux = {"clip_frac": _masked_mean(binds, weight),
@@ -273,10 +281,11 @@ def grpo_token_terms(logp: Array, batch: Mapping[str, Any], cfg: PolicyLossConfi
            "loss_tokens": jnp.sum(weight)}
     if sampler is not None:  # fp32, one graph for sampler and learner: ~0
         aux["sampler_learner_gap"] = _masked_mean(
-            jnp.abs(sampler.astype(jnp.float32) - jax.lax.stop_gradient(old)), weight)
+            jnp.abs(sampler - jax.lax.stop_gradient(old)), weight)
     if cfg.needs_reference:
-        ref = _require(batch, "ref_logprobs", f"by loss.kl_coef={cfg.kl_coef} (reference_"
-                       "logprobs computes it)")
+        _require(batch, "ref_logprobs", f"by loss.kl_coef={cfg.kl_coef} (reference_logprobs "
+                 "computes it)")
+        ref = masked("ref_logprobs", current)
         kl = KL_ESTIMATORS.get(cfg.kl)(logp, ref)
         per_token = per_token + cfg.kl_coef * kl
         aux["kl"] = _masked_mean(jax.lax.stop_gradient(kl), weight)
