@@ -20,6 +20,8 @@ import sys
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # ~2 min of child processes on an idle 2-core CPU
+
 ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N = 2  # samples per prompt
 ANSWER = "<think>done</think><answer>A</answer>"
