@@ -155,5 +155,22 @@ def test_resume_is_exact(runs):
         assert [json.loads(line)["step"] for line in f] == [1, 2, 3, 4]
 
 
+def test_passk_tiny_run(runs):
+    """The pass@k command's library path with the GRPO checkpoint on the synthetic world: k
+    episodes per question, the funnel adds up, the kept records are written as split "rl"."""
+    from seeker_jax.data.records import read_records
+    from seeker_jax.rl.passk import build_rl_split
+
+    tmp, _ = runs
+    world = os.path.join(tmp, "world")
+    funnel = build_rl_split(os.path.join(tmp, "a"), world, 2, limit=2, max_new_tokens=8,
+                            max_len=1024)
+    assert funnel["questions"] == 2
+    assert funnel["never_solved"] + funnel["always_solved"] + funnel["kept"] == 2
+    assert len(read_records(world, "rl")) == funnel["kept"]
+    with open(os.path.join(world, "passk_rl.json")) as f:
+        assert all(n == 2 for _, n in json.load(f)["successes"].values())
+
+
 if __name__ == "__main__":
     _child(sys.argv[1], sys.argv[2])
