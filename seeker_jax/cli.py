@@ -311,6 +311,78 @@ def _sft(args: argparse.Namespace) -> int:
     return 0
 
 
+def _grpo_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workdir", required=True, type=writable_dir, help="checkpoints, "
+                   "metrics.jsonl, tb/, reward.png, tools.png, config; rerunning the same "
+                   "command resumes exactly from the latest checkpoint")
+    _add_config(p, "configs/grpo.py:tiny_synth")
+
+
+@command("grpo", "GRPO on tool episodes from an SFT checkpoint (resumable, exact)",
+         _grpo_arguments,
+         examples=["seeker-jax grpo --workdir runs/grpo --config configs/grpo.py:tiny_synth "
+                   "--config.model.init_from=runs/sft",
+                   "seeker-jax grpo --workdir runs/grpo8b --config configs/grpo.py:qwen3_vl_8b "
+                   "--config.model.init_from=ckpt/sft8b --config.data.root=data/v2p "
+                   "--config.data.split=rl"],
+         outputs="WORKDIR/metrics.jsonl (reward and components, accuracy, tool use, KL, clip "
+                 "fraction, entropy, times per step),\nWORKDIR/reward.png, WORKDIR/tools.png, "
+                 "WORKDIR/tb/, WORKDIR/checkpoints/<step>/ (orbax), WORKDIR/config.json")
+def _grpo(args: argparse.Namespace) -> int:
+    from seeker_jax.rl.grpo import train
+
+    train(_config(args), args.workdir)
+    return 0
+
+
+def _passk_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ckpt", required=True, type=existing_dir,
+                   help="the SFT checkpoint (a workdir, a manager root or a step folder)")
+    p.add_argument("--data", required=True, type=existing_dir,
+                   help="dataset root (records/<split>.array_record, videos, frames)")
+    p.add_argument("--k", type=positive_int, default=8, help="samples per question")
+    p.add_argument("--split", default="train", help="split to filter")
+    p.add_argument("--out-split", default="rl", help="name of the split written")
+    p.add_argument("--limit", type=positive_int, default=None, help="first N questions only")
+    p.add_argument("--temperature", type=non_negative_float, default=1.0)
+    p.add_argument("--max-new-tokens", type=positive_int, default=256, help="per model turn")
+    p.add_argument("--max-len", type=positive_int, default=4096, help="tokens per episode row")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+
+
+@command("passk", "pass@k filter: keep the questions an SFT model solves sometimes (the RL split)",
+         _passk_arguments,
+         examples=["seeker-jax passk --ckpt runs/sft --data runs/sft/data --k 8",
+                   "seeker-jax passk --ckpt ckpt/sft8b --data data/v2p --k 8 --max-len 20480 "
+                   "--max-new-tokens 1024"],
+         outputs="DATA/records/<out-split>.array_record (the kept records), "
+                 "DATA/passk_<out-split>.json (funnel and per-question successes);\nstdout: "
+                 "the funnel")
+def _passk(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from seeker_jax.data.records import split_path
+
+    if not split_path(args.data, args.split).is_file():
+        raise UserError(f"passk: {split_path(args.data, args.split)} does not exist; give "
+                        "--data a dataset root and --split one of its splits")
+    if args.out_split == args.split:
+        raise UserError(f"passk: --out-split {args.out_split!r} would overwrite the split it "
+                        "filters; pick another name")
+    from seeker_jax.rl.passk import build_rl_split
+
+    funnel = build_rl_split(args.ckpt, args.data, args.k, args.split, args.out_split,
+                            args.limit, temperature=args.temperature,
+                            max_new_tokens=args.max_new_tokens, max_len=args.max_len,
+                            seed=args.seed)
+    print(f"passk k={args.k}: {funnel['questions']} questions -> {funnel['never_solved']} never "
+          f"solved, {funnel['always_solved']} always solved -> {funnel['kept']} kept "
+          f"(pass@1 {funnel['pass@1']:.3f}, pass@k {funnel['pass@k']:.3f}) in split "
+          f"{args.out_split!r}")
+    return 0
+
+
 def _demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", default="runs/demo", type=writable_dir,
                    help="where everything is written")

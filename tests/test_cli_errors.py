@@ -121,10 +121,28 @@ def test_serve_names_a_missing_checkpoint(tmp_path, capsys):
     assert "use ckpt:PATH" in user_error(["serve", "--model", "nope"], capsys)
 
 
+def test_grpo_refuses_a_bad_override(tmp_path, capsys):
+    line = user_error(["grpo", "--workdir", str(tmp_path / "g"), "--config.rollout.n=x"], capsys)
+    assert "is not an int" in line
+
+
+def test_passk_needs_a_checkpoint_and_a_split(tmp_path, capsys):
+    line = user_error(["passk", "--data", str(tmp_path)], capsys)
+    assert "--ckpt" in line
+    line = user_error(["passk", "--ckpt", str(tmp_path / "nope"), "--data", str(tmp_path)],
+                      capsys)
+    assert "nope does not exist" in line
+    line = user_error(["passk", "--ckpt", str(tmp_path), "--data", str(tmp_path)], capsys)
+    assert "train.array_record does not exist" in line
+    line = user_error(["passk", "--ckpt", str(tmp_path), "--data", str(tmp_path), "--k", "0"],
+                      capsys)
+    assert "--k: 0 must be at least 1" in line
+
+
 def test_every_subcommand_is_covered_here():
     # a new subcommand gets a typical mistake above (and examples, below)
-    assert set(_COMMANDS) == {"synth", "tool", "convert", "export", "parity", "sft", "demo", "aot",
-                              "eval", "serve"}
+    assert set(_COMMANDS) == {"synth", "tool", "convert", "export", "parity", "sft", "grpo",
+                              "passk", "demo", "aot", "eval", "serve"}
 
 
 def test_debug_shows_the_traceback(tmp_path):
