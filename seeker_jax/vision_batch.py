@@ -129,5 +129,15 @@ def slot_pixels(pixels: np.ndarray | None, inputs: VisionInputs, patch_dim: int)
     return layout_pixels(np.asarray(pixels, np.float32), inputs)
 
 
+def prepare_slots(pixels: np.ndarray, grid_thw, vision_config,
+                  buckets: VisionBuckets = DEFAULT_BUCKETS) -> tuple[np.ndarray, VisionInputs]:
+    """One process, one modality, on the host: (flat pixels, grid_thw) -> (slot pixels (N, D),
+    bucketed VisionInputs), from the model's VisionConfig (no model needed: the sampler's)."""
+    inputs = build_vision_inputs(np.asarray(grid_thw, np.int64).reshape(-1, 3),
+                                 merge=vision_config.spatial_merge_size,
+                                 side=vision_config.num_grid_per_side, buckets=buckets)
+    return slot_pixels(np.asarray(pixels), inputs, vision_config.patch_dim), inputs
+
+
 __all__ = ["MODALITIES", "agree_blocks", "combine_vision_inputs", "empty_vision_inputs",
-           "global_vision_inputs", "slot_pixels"]
+           "global_vision_inputs", "prepare_slots", "slot_pixels"]
