@@ -128,19 +128,21 @@ def _with_sharding(x, sharding) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
 
 
-def abstract_train_state(c: ml_collections.ConfigDict, mesh, tx):
-    """(graphdef, trainable, frozen, rest, opt_state) as sharded ShapeDtypeStructs.
+def abstract_train_state(c: ml_collections.ConfigDict, mesh, tx, rules=None):
+    """(cfg, graphdef, trainable, frozen, rest, opt_state) as sharded ShapeDtypeStructs.
 
-    Params are placed by the logical-axis rules, as create_train_state places real ones; an
+    Params are placed by the logical-axis rules (default the config's c.mesh.rules), as
+    create_train_state places real ones; an
     optimizer leaf whose path ends in a trainable param's path (mu, nu, accumulated grads)
     takes that param's sharding, other leaves (step counts) are replicated.
     """
     from seeker_jax.config import load_config
     from seeker_jax.models.qwen3_vl import from_hf_dict
     from seeker_jax.models.qwen3_vl.hf_io import abstract_model
-    from seeker_jax.sharding import array_sharding
+    from seeker_jax.sharding import array_sharding, rules_from_config
     from seeker_jax.train_state import trainable_filter
 
+    rules = rules_from_config(c.mesh.rules) if rules is None else rules
     cfg = from_hf_dict(load_config(f"configs/qwen3_vl.py:{c.model.size}").to_dict())
     model = abstract_model(cfg, jnp.dtype(c.model.compute_dtype), jnp.dtype(c.model.param_dtype),
                            c.model.remat)
@@ -149,7 +151,7 @@ def abstract_train_state(c: ml_collections.ConfigDict, mesh, tx):
     def place(var: nnx.Variable) -> jax.ShapeDtypeStruct:  # as sharding.model_shardings does
         x, axes = var.get_value(), getattr(var, "logical_axes", None)
         return _with_sharding(x, replicated if axes is None else
-                              array_sharding(mesh, axes, x.shape))
+                              array_sharding(mesh, axes, x.shape, rules))
 
     nnx.update(model, jax.tree.map(place, nnx.state(model),
                                    is_leaf=lambda x: isinstance(x, nnx.Variable)))
@@ -169,19 +171,46 @@ def abstract_train_state(c: ml_collections.ConfigDict, mesh, tx):
     return cfg, graphdef, trainable, frozen, rest, opt_state
 
 
-def abstract_batch(b: VideoBatch, mesh) -> dict[str, jax.ShapeDtypeStruct]:
+def abstract_vision(b: VideoBatch, vision_config, mesh, rules, processes: int = 1):
+    """(video VisionInputs as replicated ShapeDtypeStructs, slot count) of a video batch.
+
+    Built by train_state.host_vision, the function place_batch calls, on the batch's grids
+    split over `processes` hosts: the bucket the config's video lands in, so AOT compiles the
+    shapes training places and the two cannot drift.
+    """
+    from seeker_jax.train_state import batch_devices, host_vision
+
+    if b.batch % processes:
+        raise AotError(f"a global batch of {b.batch} examples does not split over {processes} "
+                       "hosts; change batch_per_chip or the mesh")
+    per = np.array([b.grid] * (b.batch // processes), np.int64)
+    multiple = max(1, batch_devices(mesh, rules) // processes)  # as block_multiple
+    _, video = host_vision({"image": [None] * processes, "video": [per] * processes},
+                           vision_config, multiple)["video"]
+    replicated = NamedSharding(mesh, PartitionSpec())
+    return (type(video)(*(jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype,
+                                               sharding=replicated) for x in video)),
+            video.num_slots)
+
+
+def abstract_batch(b: VideoBatch, mesh, rules=None, video_slots: int | None = None
+                   ) -> dict[str, jax.ShapeDtypeStruct]:
     """The arrays place_batch makes for a video batch, sharded over the "batch" axis: shapes,
     dtypes and batch dimensions from seeker_jax.data.batch.array_specs, the table place_batch
-    itself places by."""
+    itself places by. video_slots: the slot-layout pixel rows (abstract_vision); default the
+    batch's patch count (no padding)."""
     from seeker_jax.data.batch import array_specs
-    from seeker_jax.sharding import array_sharding
+    from seeker_jax.sharding import DEFAULT_RULES, array_sharding
 
-    specs = array_specs(b.batch, b.seq_len, b.loss_len, video_patches=b.batch * b.patches)
+    rules = DEFAULT_RULES if rules is None else rules
+    slots = b.batch * b.patches if video_slots is None else video_slots
+    specs = array_specs(b.batch, b.seq_len, b.loss_len, video_patches=slots)
     out = {}
     for k, (shape, dtype, batch_dim) in specs.items():
         axes = [None] * len(shape)
         axes[batch_dim] = "batch"
-        out[k] = jax.ShapeDtypeStruct(shape, dtype, sharding=array_sharding(mesh, axes, shape))
+        out[k] = jax.ShapeDtypeStruct(shape, dtype,
+                                      sharding=array_sharding(mesh, axes, shape, rules))
     return out
 
 
@@ -249,7 +278,9 @@ def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_ch
 
     fits False carries the compiler's refusal (used / capacity GiB when it says them).
     """
+    from seeker_jax.env.config import EnvConfig
     from seeker_jax.optim import make_optimizer
+    from seeker_jax.sharding import rules_from_config
     from seeker_jax.train_state import Vision, jit_train_step
     from seeker_jax.trainer import resolve_mesh_shape
 
@@ -257,16 +288,16 @@ def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_ch
     shape = resolve_mesh_shape(c.mesh, len(devices))
     mesh = jax.make_mesh(tuple(shape.values()), tuple(shape), devices=devices,
                          axis_types=(jax.sharding.AxisType.Auto,) * len(shape))
+    rules = rules_from_config(c.mesh.rules)
     tx = make_optimizer(c.optimizer)
-    cfg, graphdef, trainable, frozen, rest, opt_state = abstract_train_state(c, mesh, tx)
-    from seeker_jax.env.config import EnvConfig
-
+    cfg, graphdef, trainable, frozen, rest, opt_state = abstract_train_state(c, mesh, tx, rules)
     env = EnvConfig.from_config(c.env) if "env" in c else None
     b = video_batch(batch_per_chip * shape["data"] * shape["fsdp"], frames,
                     text_tokens=text_tokens, max_pixels=max_pixels, seq_len=seq_len, env=env)
     frames = b.grid[0] * 2
-    batch = abstract_batch(b, mesh)
-    video_grid = (b.grid,) * b.batch
+    hosts = len({getattr(d, "process_index", 0) for d in devices})
+    video, slots = abstract_vision(b, cfg.vision, mesh, rules, hosts)
+    batch = abstract_batch(b, mesh, rules, slots)
     n_trainable = count_params(trainable)
     tokens = b.batch * b.seq_len
     figures: dict[str, Any] = {
@@ -277,12 +308,12 @@ def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_ch
         "trainable_params": n_trainable, "frozen_params": count_params(frozen),
         "tokens_per_step": tokens, "remat": c.model.remat,
         "state_bytes_per_chip": per_chip_bytes((trainable, frozen, rest, opt_state)),
-        "batch_bytes_per_chip": per_chip_bytes(batch),
+        "batch_bytes_per_chip": per_chip_bytes((batch, video)),  # vision inputs included
+        "video_slots": slots, "vision_blocks": list(video.segment_ids.shape), "hosts": hosts,
     }
     step = jit_train_step(tx, jax.tree.map(lambda x: x.sharding, trainable),
                           jax.tree.map(lambda x: x.sharding, opt_state))
-    lowered = step.lower(graphdef, trainable, frozen, rest, opt_state, batch,
-                         Vision(None, video_grid))
+    lowered = step.lower(graphdef, trainable, frozen, rest, opt_state, batch, Vision(None, video))
     try:
         compiled = lowered.compile()
     except Exception as e:  # XlaRuntimeError: RESOURCE_EXHAUSTED
@@ -294,7 +325,7 @@ def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_ch
                        error=message.strip().splitlines()[0][:500])
         return figures
     figures["argument_bytes_by_hand"] = argument_bytes_by_hand(
-        compiled, (trainable, frozen, rest, opt_state, batch))
+        compiled, (trainable, frozen, rest, opt_state, batch, Vision(None, video)))
     mem = compiled.memory_analysis()
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -358,6 +389,6 @@ def run_aot(config: ml_collections.ConfigDict, topology: str, json_out: str | No
     return 0 if figures["fits"] else 2
 
 
-__all__ = ["AotError", "VideoBatch", "abstract_batch", "abstract_train_state", "compile_train_step",
+__all__ = ["AotError", "VideoBatch", "abstract_batch", "abstract_vision", "abstract_train_state", "compile_train_step",
            "argument_bytes_by_hand", "format_report", "per_chip_bytes", "run_aot", "timestamp_tokens", "topology_devices",
            "tiled_bytes", "tpu_compiler_available", "video_batch"]

@@ -413,8 +413,9 @@ def _aot_arguments(p: argparse.ArgumentParser) -> None:
                    "v5p:2x2x4, v5e:2x2, v6e:4x4 (needs jax[tpu])")
     p.add_argument("--batch-per-chip", type=positive_int, default=1,
                    help="examples per data/fsdp shard")
-    p.add_argument("--frames", type=positive_int, default=64,
-                   help="video frames per example (even)")
+    p.add_argument("--frames", type=positive_int, default=None,
+                   help="video frames per example (even; default: the config's prompt video, "
+                   "c.env.video.max_frames, with its per-frame pixel cap)")
     p.add_argument("--seq-len", type=positive_int, default=None, help="tokens per example "
                    "(default: the video's tokens + timestamps + --text-tokens, rounded up to 256)")
     p.add_argument("--text-tokens", type=positive_int, default=1024,
@@ -426,7 +427,7 @@ def _aot_arguments(p: argparse.ArgumentParser) -> None:
 def _check_aot_arguments(args: argparse.Namespace) -> None:
     from seeker_jax.aot import hbm_gib, tpu_compiler_available
 
-    if args.frames % 2:
+    if args.frames is not None and args.frames % 2:
         raise UserError(f"--frames {args.frames}: give an even number (Qwen3-VL patches video "
                         "in 2-frame groups)")
     hbm_gib(args.topology)  # an unknown chip: AotError, a user error

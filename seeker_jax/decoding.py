@@ -1,5 +1,6 @@
 """The sampler's device programs (jitted): extend a batch of rows' caches by a chunk of tokens,
-decode up to `steps` tokens in one while_loop, copy cache rows, and sample first tokens.
+decode up to `steps` tokens in one while_loop, copy cache rows, sample first tokens, and encode
+vision (grids as data: one compile per bucket).
 
 Conventions (see seeker_jax.sampler for the host side): a cache is a list of per-layer
 LayerCache (B, S, kv_heads, head_dim); rows that take no part in a call write at slot
@@ -15,6 +16,7 @@ from flax import nnx
 
 from seeker_jax.models.qwen3_vl.modeling import (Qwen3VLForConditionalGeneration,
                                                  scatter_features, visibility_mask)
+from seeker_jax.models.qwen3_vl.vision_inputs import VisionInputs
 from seeker_jax.sampling import row_keys, sample
 
 STOP_TOKEN, STOP_MAX_NEW, STOP_MAX_LEN, STOP_STRING = 1, 2, 3, 4
@@ -58,6 +60,16 @@ def extend(state, cache, ids, positions, write_index, n_valid, feats, deepstack,
     keys = row_keys(seed_key, episode, write_index + n_valid)
     token, logprob = sample(logits, keys, params, forced)
     return cache, token, logprob, logits
+
+
+@partial(jax.jit, static_argnames=("graphdef",))
+def encode_visual(state, pixels, inputs: VisionInputs, *, graphdef):
+    """The vision tower on slot-layout pixels (N, 1536) and their VisionInputs (grids as data):
+    one compile per vision bucket. Returns features (F, D) and DeepStack features (k, F, D),
+    the first `inputs.num_features` real (HF order), padding after."""
+    model = nnx.merge(graphdef, state)
+    out = model.model.visual(pixels, inputs=inputs)
+    return out.embeds, jnp.stack(out.deepstack)
 
 
 @partial(jax.jit, donate_argnames=("cache",))
@@ -120,4 +132,4 @@ def decode(state, cache, last, length, pos, n_gen, active, max_new, forced, forc
 
 
 __all__ = ["STOP_MAX_LEN", "STOP_MAX_NEW", "STOP_REASONS", "STOP_STRING", "STOP_TOKEN",
-           "copy_rows", "decode", "extend", "first_tokens", "language_model"]
+           "copy_rows", "decode", "encode_visual", "extend", "first_tokens", "language_model"]

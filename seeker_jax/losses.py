@@ -1,7 +1,7 @@
 """Per-token log-probs without (B, K, V) logits, and the registry of named training losses.
 
 A loss is a pure function `loss_fn(model, batch) -> (loss, aux)`: batch is the placed
-`seeker_jax.data.batch.Batch` (a dict of arrays, vision grids included, see
+`seeker_jax.data.batch.Batch` (a dict of arrays, vision inputs included, see
 train_state.with_vision), aux a dict of scalar metrics that come out of the step. A new
 variant (a GRPO flavour) is a new registered name, never a new trainer:
 
@@ -210,12 +210,15 @@ def lm_head_weight(model) -> tuple[jax.Array, bool]:
 def loss_hidden(model, batch: Mapping[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
     """(hidden (B, K, D), labels (B, K)) at the batch's loss positions: one forward, no logits.
 
-    Position t predicts token t + 1, so labels are input_ids at loss_index + 1.
+    Position t predicts token t + 1, so labels are input_ids at loss_index + 1. Vision comes
+    as data (train_state.with_vision: slot-layout pixels with image_inputs / video_inputs,
+    traced under jit); concrete grids (image_grid_thw ...) with flat pixels work eagerly.
     """
     out = model(batch["input_ids"], batch["attention_mask"], batch["position_ids"],
                 batch.get("pixel_values"), batch.get("image_grid_thw"),
                 batch.get("pixel_values_videos"), batch.get("video_grid_thw"),
-                compute_logits=False)
+                compute_logits=False, image_inputs=batch.get("image_inputs"),
+                video_inputs=batch.get("video_inputs"))
     index = batch["loss_index"]
     hidden = jnp.take_along_axis(out.last_hidden_state, index[..., None], axis=1)
     return hidden, jnp.take_along_axis(batch["input_ids"], index + 1, axis=1)

@@ -34,7 +34,8 @@ Weights and randomness:
 
 Shapes are bucketed (powers of two) so that the number of compilations is bounded:
 extend: (B, chunk bucket, vision-feature bucket); decode: (B, steps, forced-token bucket);
-vision: one per distinct image / video grid. `compilations` counts them.
+vision: one per vision bucket (grids as data, seeker_jax.models.qwen3_vl.vision_inputs), never
+per grid. `compilations` counts them.
 """
 from __future__ import annotations
 
@@ -42,7 +43,6 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Callable, Mapping, Sequence
 
 import jax
@@ -57,10 +57,12 @@ from seeker_jax.models.qwen3_vl.rope import get_rope_index_np
 from seeker_jax.models.qwen3_vl.text import init_cache
 from seeker_jax.conversation import Conversation, Turn
 from seeker_jax.decoding import (STOP_MAX_LEN, STOP_MAX_NEW, STOP_REASONS, STOP_STRING,
-                                 STOP_TOKEN, copy_rows, decode, extend, first_tokens)
+                                 STOP_TOKEN, copy_rows, decode, encode_visual, extend,
+                                 first_tokens)
 from seeker_jax.sampling import SamplingParams
 from seeker_jax.sharding import DEFAULT_RULES, Rules, array_sharding, model_shardings
 from seeker_jax.state_copy import copy_state
+from seeker_jax.vision_batch import prepare_slots
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +88,6 @@ def segment_positions(input_ids: np.ndarray, mm_token_type_ids: np.ndarray,
                                spatial_merge_size)
     pos = pos[:, 0].astype(np.int64) + start
     return pos[:, :-1].astype(np.int32), int(pos[0, -1])
-
-
-# ----------------------------------------------------------------------------- jitted parts
-
-@partial(jax.jit, static_argnames=("graphdef", "grid"))
-def _encode_visual(state, pixels, *, graphdef, grid):
-    model = nnx.merge(graphdef, state)
-    out = model.model.visual(pixels, np.array([grid]))
-    return out.embeds, jnp.stack(out.deepstack)
 
 
 # ----------------------------------------------------------------------------- host side
@@ -271,40 +264,37 @@ class Sampler:
 
     def _visual_features(self, seg: Segment) -> tuple[jax.Array, jax.Array] | None:
         """Features (n, D) and DeepStack features (k, n, D) of a segment's visual tokens, in
-        token order. Each image / video runs through the tower alone (one compile per grid)."""
+        token order. All images (and all videos) of a segment go through the tower in one call
+        on bucketed arrays (grids as data): one compile per vision bucket, not per grid."""
         per_kind = {}
         for kind, pixels, grids in ((1, seg.pixel_values, seg.image_grid_thw),
                                     (2, seg.pixel_values_videos, seg.video_grid_thw)):
             if pixels is None:
                 continue
-            feats, deep, offset = [], [], 0
-            for grid in np.asarray(grids).reshape(-1, 3):
-                n = int(np.prod(grid))
-                f, d = self._call("vision", _encode_visual, self.state,
-                                  jnp.asarray(pixels[offset:offset + n]), graphdef=self.graphdef,
-                                  grid=tuple(int(x) for x in grid))
-                feats.append(f), deep.append(d)
-                offset += n
-            per_kind[kind] = (jnp.concatenate(feats), jnp.concatenate(deep, axis=1))
+            px, inputs = jax.device_put(prepare_slots(pixels, grids, self.config.vision))
+            f, d = self._call("vision", encode_visual, self.state, px, inputs,
+                              graphdef=self.graphdef)
+            per_kind[kind] = (f, d, int(inputs.num_features))
         types = np.asarray(seg.mm_token_type_ids)
         if not per_kind:
             if (types != 0).any():
                 raise ValueError("segment has vision tokens but no pixels")
             return None
-        counts = {k: v[0].shape[0] for k, v in per_kind.items()}
         for kind, name in ((1, "image"), (2, "video")):
-            if int((types == kind).sum()) != counts.get(kind, 0):
+            n = per_kind[kind][2] if kind in per_kind else 0
+            if int((types == kind).sum()) != n:
                 raise ValueError(f"{name} features and {name} tokens do not match: "
-                                 f"{int((types == kind).sum())} tokens, {counts.get(kind, 0)} "
-                                 "features. A vision span was cut or duplicated.")
+                                 f"{int((types == kind).sum())} tokens, {n} features. A vision "
+                                 "span was cut or duplicated.")
         kinds = sorted(per_kind)
         feats = jnp.concatenate([per_kind[k][0] for k in kinds])
         deep = jnp.concatenate([per_kind[k][1] for k in kinds], axis=1)
-        base = {k: sum(counts[j] for j in kinds if j < k) for k in kinds}
+        # padded outputs: kind k's real features start where its padded block starts
+        base = {k: sum(per_kind[j][0].shape[0] for j in kinds if j < k) for k in kinds}
         visual = types[types != 0]
         order = np.empty(len(visual), np.int64)
         for k in kinds:
-            order[visual == k] = base[k] + np.arange(counts[k])
+            order[visual == k] = base[k] + np.arange(per_kind[k][2])
         return feats[order], deep[:, order]
 
     def append(self, segments: Mapping[int, Segment], max_new_tokens: int | Mapping[int, int],

@@ -77,18 +77,33 @@ def test_placed_batch_matches_array_specs():
     from seeker_jax.config import load_config
     from seeker_jax.models.qwen3_vl.config import from_hf_dict
     from seeker_jax.models.qwen3_vl.modeling import Qwen3VLForConditionalGeneration
+    import jax
+
+    from seeker_jax.models.qwen3_vl.vision_inputs import build_vision_inputs, layout_pixels
     from seeker_jax.train_state import place_batch
 
     model = Qwen3VLForConditionalGeneration(
         from_hf_dict(load_config("configs/qwen3_vl.py:tiny").to_dict()), rngs=nnx.Rngs(0))
     vid = model.config.video_token_id
     segs = [_seg([1, vid, vid, 3, 4], [0, 0, 0, 1, 1], [0, 2, 2, 0, 0],
-                 pixel_values_videos=np.zeros((1 * 2 * 4, 1536), np.float32),
-                 video_grid_thw=np.array([[1, 2, 4]])) for _ in range(2)]  # 2 tokens
+                 pixel_values_videos=np.random.default_rng(i).standard_normal(
+                     (1 * 2 * 4, 1536)).astype(np.float32),
+                 video_grid_thw=np.array([[1, 2, 4]])) for i in range(2)]  # 2 tokens
     batch = collate(segs, 8, per_token={"ref_logprobs": [np.zeros(5)] * 2})
     placed, vision = place_batch(batch, model, None)
-    specs = array_specs(2, 8, 128, video_patches=16, per_token=("ref_logprobs",))
+    # pixels are placed in the slot layout of their vision bucket: both 8-patch groups share
+    # one block of 64 (the smallest bucket)
+    assert vision.image is None and vision.video.block_shape == (1, 64)
+    specs = array_specs(2, 8, 128, video_patches=vision.video.num_slots,
+                        per_token=("ref_logprobs",))
     assert set(placed) == set(specs)
     for k, (shape, dtype, _) in specs.items():
         assert placed[k].shape == shape and placed[k].dtype == dtype, k
-    assert vision.video_grid == ((1, 2, 4), (1, 2, 4)) and vision.image_grid is None
+    # the vision inputs are the grids as data: exactly what the host builder gives them
+    expected = build_vision_inputs(np.array([[1, 2, 4], [1, 2, 4]]), merge=2,
+                                   side=model.config.vision.num_grid_per_side)
+    for got, want in zip(vision.video, expected):
+        assert isinstance(got, jax.Array)
+        np.testing.assert_array_equal(np.asarray(got), want)
+    np.testing.assert_array_equal(np.asarray(placed["pixel_values_videos"]),
+                                  layout_pixels(batch.pixel_values_videos, expected))

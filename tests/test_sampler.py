@@ -11,6 +11,7 @@ import torch
 from hf_reference import save_tiny_hf, segment
 from seeker_jax.models.qwen3_vl import forward, from_pretrained
 from seeker_jax.models.qwen3_vl.rope import get_rope_index_np
+from seeker_jax.models.qwen3_vl.vision_inputs import build_vision_inputs
 from seeker_jax.conversation import batch_conversations, recompute_logprobs
 from seeker_jax.sampler import Sampler, segment_positions
 from seeker_jax.sampling import SamplingParams
@@ -126,7 +127,11 @@ def test_compilations_are_bounded(sampler):
         sampler.generate([segment([("text", n)], n), segment([("text", n % 7), ("image", (4, 6))],
                                                             n)], max_new_tokens=n % 9 + 3)
     assert dict(sampler.compilations) == before
-    assert before == {"vision": 3, "extend": 2, "decode": 1}
+    # vision: grids as data; the module's grids (1,4,6), (1,2,4), (3,4,4) (and (2,6,4) later)
+    # all pack into one (1 block, 64 slots) bucket: one program (it was one per grid)
+    assert {build_vision_inputs(g, merge=2, side=8).block_shape
+            for g in ([[1, 4, 6]], [[1, 2, 4]], [[3, 4, 4]])} == {(1, 64)}
+    assert before == {"vision": 1, "extend": 2, "decode": 1}
 
 
 def test_stop_tokens_and_length_limit(sampler):

@@ -32,6 +32,14 @@ def _config(root: str, batch_size: int):
         "--config.data.prefetch=1"])
 
 
+def _trajectory_config(c):
+    """What sft.train builds from the config (env and tokenizer from the config)."""
+    from seeker_jax.data.trajectories import TrajectoryConfig
+    from seeker_jax.env.config import EnvConfig
+
+    return TrajectoryConfig(EnvConfig.from_config(c.env), (1024,), c.tokenizer)
+
+
 def _first_ids(loader, n: int) -> list[list[int]]:
     """The unpadded input ids of the first n batches' rows (what a process read)."""
     it = iter(loader)
@@ -49,14 +57,14 @@ def _host(tmp: str, port: int, index: int) -> None:
     jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2,
                                process_id=index)
     assert jax.process_count() == 2 and jax.device_count() == 2
-    from seeker_jax.data.trajectories import TrajectoryConfig, make_loader
+    from seeker_jax.data.trajectories import make_loader
     from seeker_jax.sft import train
 
     root = os.path.join(tmp, "world")
     c = _config(root, 1)
     logged = train(c, os.path.join(tmp, "two"), progress=False)
     # what this process's loader reads (the loader train used: sharded by JAX process)
-    ids = _first_ids(make_loader(root, "train", 1, TrajectoryConfig(buckets=(1024,)),
+    ids = _first_ids(make_loader(root, "train", 1, _trajectory_config(c),
                                  seed=c.seed, prefetch=1), STEPS)
     with open(os.path.join(tmp, f"host{index}.json"), "w") as f:
         json.dump({"logged": logged, "ids": ids}, f)
@@ -71,7 +79,7 @@ def _reference(tmp: str) -> None:
     from seeker_jax.config import load_config
     from seeker_jax.data.batch import pad_to
     from seeker_jax.data.synth import synthesize
-    from seeker_jax.data.trajectories import TrajectoryConfig, make_loader
+    from seeker_jax.data.trajectories import make_loader
     from seeker_jax.optim import make_optimizer
     from seeker_jax.sharding import make_mesh
     from seeker_jax.train_state import create_train_state, make_train_step, place_batch
@@ -85,7 +93,7 @@ def _reference(tmp: str) -> None:
     mesh = make_mesh({"data": 1, "fsdp": 1, "tensor": 1})
     state = create_train_state(model, tx, mesh, c.model.freeze_vision)
     step = make_train_step(tx)
-    tcfg = TrajectoryConfig(buckets=(1024,))
+    tcfg = _trajectory_config(c)
     shards = [iter(make_loader(root, "train", 1, tcfg, seed=c.seed, prefetch=1,
                                shard_options=grain.sharding.ShardOptions(i, 2, True)))
               for i in range(2)]
