@@ -311,7 +311,7 @@ def make_grpo_loss(cfg: PolicyLossConfig) -> Callable[..., tuple[Array, dict[str
     return loss_fn
 
 
-@partial(jax.jit, static_argnums=(0, 3, 4))
+@partial(jax.jit, static_argnums=(0, 4))
 def _reference_logprobs(graphdef, ref_state, batch, vision: Vision, temperature: float):
     model = nnx.merge(graphdef, *ref_state)
     return policy_token_logprobs(model, with_vision(batch, vision), temperature)
