@@ -172,3 +172,38 @@ def test_hf_folder_gives_the_ckpt_turns(tiny_ckpt, bench, tmp_path):
     assert sorted(a) == sorted(b) and len(a) == 3
     assert all(a[k]["turns"] == b[k]["turns"] for k in a)
     assert any(t for row in a.values() for t in row["turns"])
+
+
+def test_frame_list_videos_at_the_server():
+    """serve's frame-list video: exact at a tiling size, resized otherwise, clear refusals."""
+    from seeker_jax.eval.episodes import frames_data_url
+    from seeker_jax.models.processing import FACTOR
+    from seeker_jax.serve.media import MediaError
+    from seeker_jax.serve.protocol import VideoUrl
+
+    env, limits = tiny_env("agentic"), MediaLimits()
+    frames = np.stack([index_frame(i, 32, 64) for i in range(4)])
+    video = load_video(VideoUrl(url=frames_data_url(frames), timestamps=[0, 0, 2, 2]), "v",
+                       limits, env)
+    assert np.array_equal(video.timestamps, [0.0, 2.0]) and list(video.grid_thw) == [2, 2, 4]
+    assert np.array_equal(unpatchify_frames(video), frames)  # kept at its size, lossless
+    plain = load_video(VideoUrl(url=frames_data_url(frames)), "v", limits, env)  # i / fps
+    assert np.allclose(plain.timestamps, [0.5 / env.video.fps, 2.5 / env.video.fps])
+    odd = load_video(VideoUrl(url=frames_data_url(np.stack([index_frame(i, 40, 70)
+                                                             for i in range(2)]))), "v",
+                     limits, env)
+    assert odd.grid_thw[1] * 16 % FACTOR == 0 and odd.grid_thw[2] * 16 % FACTOR == 0
+    with pytest.raises(MediaError, match="3 timestamps for 4 frames"):
+        load_video(VideoUrl(url=frames_data_url(frames), timestamps=[0, 1, 2]), "v", limits, env)
+    mixed = frames_data_url(frames[:1]) + "," + frames_data_url(
+        index_frame(1, 64, 64)[None]).partition(",")[2]
+    with pytest.raises(MediaError, match="all frames of a video must have one size"):
+        load_video(mixed, "v", limits, env)
+    with pytest.raises(MediaError, match="frame 1: not a readable image"):
+        load_video(frames_data_url(frames[:1]) + ",AAAA", "v", limits, env)
+
+
+def unpatchify_frames(video):
+    from seeker_jax.eval.episodes import unpatchify
+
+    return unpatchify(video.pixel_values, video.grid_thw)
