@@ -89,11 +89,15 @@ def test_v2p_official_through_openai_endpoint_and_resume(bench, tmp_path):
     assert body["temperature"] == 0 and body["max_tokens"] == 64 and "tools" not in body
     assert [m["role"] for m in body["messages"]] == ["user"]  # no system prompt, no tools
     kinds = [p["type"] for p in body["messages"][0]["content"]]
-    # 4 video frames (2 groups, each after its timestamp), the question, then the prompt frame
-    assert kinds == ["text", "image_url", "image_url", "text", "image_url", "image_url", "text",
-                     "image_url"]
+    # the video (one frame list: 4 frames, each with its time), the question, the prompt frame
+    assert kinds == ["video_url", "text", "image_url"]
     parts = body["messages"][0]["content"]
-    assert parts[0]["text"].startswith("<") and parts[6]["text"].endswith("Q1?\nA: x\nB: y")
+    video = parts[0]["video_url"]
+    assert video["url"].startswith("data:video/png;base64,")
+    assert len(video["url"].split(",")) == 1 + 4 and len(video["timestamps"]) == 4
+    assert video["timestamps"][0] == video["timestamps"][1] < video["timestamps"][2]
+    question = parts[1]["text"]  # requests run on threads: either sample may come first
+    assert question.endswith(("Q1?\nA: x\nB: y", "Q2?\nA: x\nB: y"))
     o = summary["overall"]
     assert (o["n"], o["correct"], o["unparsable"], o["errors"]) == (4, 1, 1, 2)
     rows = read_done(tmp_path / "results.jsonl")
@@ -138,8 +142,9 @@ def test_videoseeker_official_tool_round_as_text(bench, tmp_path):
     user = second["messages"][1]["content"]
     assert "<0.0 seconds>" in user[0]["text"]  # one image per frame after its timestamp
     assert "The visual prompt frame path for this video is: frames/a.png." in user[-1]["text"]
+    assert second["messages"][-1]["role"] == "tool"  # serve renders it as <tool_response>
     tool = second["messages"][-1]["content"]
-    assert [p["type"] for p in tool] == ["text", "image_url", "text"]
+    assert [p["type"] for p in tool] == ["image_url", "text"]
     assert "The tool executed successfully" in tool[-1]["text"]
     assert summary["overall"]["correct"] == 1
     row = read_done(tmp_path / "results.jsonl")["0:a"]

@@ -6,8 +6,9 @@ as ours. `MessageFormatter` is a ChatFormatter that records the content the Epis
 (user turn, tool responses: captions, round notes, errors and all) instead of tokenizing it;
 `to_openai_content` turns each part into OpenAI content parts. Images go as PNG `image_url`
 data URLs of the pixels the model input holds (read back from the patches, exact); a video
-goes as, per 2-frame group, its `<t seconds>` text and the group's frames as images (the chat
-API has no video part; this is how VideoSeeker's eval sends videos too).
+goes as one `video_url` frame list of those pixels with each frame's time (exact against
+seeker-jax serve; vLLM reads the `video/jpeg` form), or, for APIs without video input, as per
+2-frame group its `<t seconds>` text and the frames as images (VideoSeeker's eval layout).
 """
 from __future__ import annotations
 
@@ -93,8 +94,36 @@ class MessageFormatter(ChatFormatter):
         return _empty()
 
 
-def to_openai_content(content: Content) -> list[dict]:
-    """Our parts -> OpenAI content parts (text, image_url data URLs; a video per group)."""
+VIDEO_MODES = ("frames", "jpeg", "images")
+
+
+def frames_data_url(frames: np.ndarray, fmt: str = "PNG") -> str:
+    """(T, H, W, 3) uint8 -> `data:video/png;base64,F1,F2,...` (vLLM's frame-list form, which
+    it reads for video/jpeg; seeker-jax serve reads both)."""
+    urls = [image_data_url(f, fmt) for f in frames]
+    mime = "jpeg" if fmt.upper() in ("JPG", "JPEG") else fmt.lower()
+    return f"data:video/{mime};base64," + ",".join(u.partition(",")[2] for u in urls)
+
+
+def video_part(video: ProcessedVideo, fmt: str = "PNG") -> dict:
+    """A video as one `video_url` part: its model-input frames and each frame's time (a group's
+    two frames both at the group's time, so the server's group means are the same numbers)."""
+    frames = unpatchify(video.pixel_values, video.grid_thw)
+    times = np.repeat(np.asarray(video.timestamps, np.float64), TEMPORAL_PATCH_SIZE)
+    return {"type": "video_url", "video_url": {"url": frames_data_url(frames, fmt),
+                                               "timestamps": [float(t) for t in times]}}
+
+
+def to_openai_content(content: Content, video_mode: str = "frames") -> list[dict]:
+    """Our parts -> OpenAI content parts: text, images as PNG `image_url` data URLs, videos by
+    video_mode:
+      "frames": one `video_url` of the exact frames (PNG list) + `timestamps` (lossless;
+                seeker-jax serve rebuilds the very video the in-process episode saw);
+      "jpeg":   the same as `data:video/jpeg` (vLLM's frame-list form; lossy);
+      "images": per 2-frame group its `<t seconds>` text and the frames as images (for APIs
+                without video input; the model then sees images, not a video)."""
+    if video_mode not in VIDEO_MODES:
+        raise ValueError(f"video_mode {video_mode!r}: use one of {VIDEO_MODES}")
     out: list[dict] = []
 
     def text(s: str) -> None:
@@ -111,6 +140,8 @@ def to_openai_content(content: Content) -> list[dict]:
             text(part)
         elif isinstance(part, ProcessedImage):
             image(unpatchify(part.pixel_values, part.grid_thw)[0])
+        elif isinstance(part, ProcessedVideo) and video_mode != "images":
+            out.append(video_part(part, "JPEG" if video_mode == "jpeg" else "PNG"))
         elif isinstance(part, ProcessedVideo):
             frames = unpatchify(part.pixel_values, part.grid_thw)
             for g, t in enumerate(part.timestamps):
@@ -122,4 +153,5 @@ def to_openai_content(content: Content) -> list[dict]:
     return out
 
 
-__all__ = ["EvalEpisode", "MessageFormatter", "to_openai_content", "unpatchify"]
+__all__ = ["EvalEpisode", "MessageFormatter", "VIDEO_MODES", "frames_data_url", "to_openai_content",
+           "unpatchify", "video_part"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from seeker_jax.env.config import EnvConfig
-from seeker_jax.eval.episodes import EvalEpisode, MessageFormatter, to_openai_content
+from seeker_jax.eval.episodes import VIDEO_MODES, EvalEpisode, MessageFormatter, to_openai_content
 
 _SPECIAL_TAIL = ("<|im_end|>", "<|endoftext|>")
 
@@ -88,10 +88,15 @@ class OpenAIBackend:
     """Any OpenAI-compatible endpoint; temperature 0, one thread per episode in flight."""
 
     def __init__(self, client, *, max_new_tokens: int, max_turns: int, tool_mode: str = "text",
-                 workers: int = 8):
+                 workers: int = 8, video_mode: str = "frames", tool_role: str = "tool"):
         if tool_mode not in ("text", "tools"):
             raise ValueError(f"tool_mode {tool_mode!r}: use 'text' or 'tools'")
+        if video_mode not in VIDEO_MODES:
+            raise ValueError(f"video_mode {video_mode!r}: use one of {VIDEO_MODES}")
+        if tool_role not in ("tool", "user"):
+            raise ValueError(f"tool_role {tool_role!r}: use 'tool' or 'user'")
         self.client, self.tool_mode, self.workers = client, tool_mode, workers
+        self.video_mode, self.tool_role = video_mode, tool_role
         self.max_new_tokens, self.max_turns = max_new_tokens, max_turns
 
     def formatter(self, env: EnvConfig):
@@ -111,7 +116,7 @@ class OpenAIBackend:
         system = fmt.system_prompt if self.tool_mode == "tools" else fmt.system_text()
         if system:
             history.append({"role": "system", "content": system})
-        history.append({"role": "user", "content": to_openai_content(fmt.log[0][1])})
+        history.append({"role": "user", "content": self._content(fmt.log[0][1])})
         for _ in range(self.max_turns):
             reply = self.client.chat(history, **params)
             calls = reply.tool_calls if self.tool_mode == "tools" else []
@@ -124,15 +129,29 @@ class OpenAIBackend:
             result = ep.step(text)
             if result.done:
                 return Outcome(turns, result.end_reason, _calls(ep.calls))
-            responses = fmt.log[-1][1]
-            if calls and len(calls) == len(responses):
-                history.extend({"role": "tool", "tool_call_id": c.get("id", ""),
-                                "content": to_openai_content(r)} for c, r in zip(calls, responses))
-            else:
-                parts = [p for r in responses for p in ("\n<tool_response>\n", *r,
-                                                        "\n</tool_response>")]
-                history.append({"role": "user", "content": to_openai_content(parts)})
+            history.extend(self._tool_messages(calls, fmt.log[-1][1]))
         return Outcome(turns, "max_turns", _calls(ep.calls))
+
+    def _content(self, content) -> list[dict]:
+        return to_openai_content(content, self.video_mode)
+
+    def _tool_messages(self, calls: list[dict], responses: list) -> list[dict]:
+        """One role "tool" message per response (Qwen's template, like our formatter, writes
+        them as one user turn of `<tool_response>` blocks); tool_call ids when the server gave
+        calls. tool_role "user": one user message with the blocks as text, for servers that
+        refuse tool messages without tool_calls (the tags are then text, not special tokens)."""
+        if self.tool_role == "user" and not calls:
+            parts = [p for r in responses for p in ("\n<tool_response>\n", *r,
+                                                    "\n</tool_response>")]
+            return [{"role": "user", "content": self._content(parts)}]
+        ids = [c.get("id", "") for c in calls] if len(calls) == len(responses) else []
+        out = []
+        for k, r in enumerate(responses):
+            message = {"role": "tool", "content": self._content(r)}
+            if ids:
+                message["tool_call_id"] = ids[k]
+            out.append(message)
+        return out
 
     def run(self, episodes: Sequence[EvalEpisode]) -> list[Outcome]:
         with ThreadPoolExecutor(max(1, min(self.workers, len(episodes)))) as pool:
@@ -140,10 +159,12 @@ class OpenAIBackend:
 
 
 def load_backend(spec: str, *, batch_size: int, max_len: int, max_new_tokens: int,
-                 max_turns: int, tool_mode: str = "text", cache_dir: str | None = None
+                 max_turns: int, tool_mode: str = "text", cache_dir: str | None = None,
+                 video_mode: str = "frames", tool_role: str = "tool"
                  ) -> tuple[object, EnvConfig | None]:
     """`ckpt:PATH` | `hf:PATH` | `openai:URL#MODEL` -> (backend, the checkpoint's saved env
-    config or None)."""
+    config or None). video_mode, tool_role: how openai: sends videos and tool results
+    (OpenAIBackend)."""
     kind, _, rest = spec.partition(":")
     if not rest or kind not in ("ckpt", "hf", "openai"):
         raise ValueError(f"--model {spec!r}: use ckpt:PATH, hf:PATH or openai:URL#MODEL")
@@ -152,7 +173,8 @@ def load_backend(spec: str, *, batch_size: int, max_len: int, max_new_tokens: in
 
         client = ChatClient.from_spec(rest, cache_dir=cache_dir, timeout_s=600.0)
         return OpenAIBackend(client, max_new_tokens=max_new_tokens, max_turns=max_turns,
-                             tool_mode=tool_mode), None
+                             tool_mode=tool_mode, video_mode=video_mode,
+                             tool_role=tool_role), None
     common = dict(batch_size=batch_size, max_len=max_len, max_new_tokens=max_new_tokens,
                   max_turns=max_turns)
     if kind == "ckpt":

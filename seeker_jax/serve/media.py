@@ -5,8 +5,15 @@ Allowed sources: `data:` URLs (base64), and `file://` paths (or bare absolute pa
 (`seeker-jax serve` flags); a request cannot raise them. Every refusal is a `MediaError`, which
 the HTTP layer turns into a 400 naming the part and what to do.
 
-Videos are sampled with the environment config's video sampling (what the checkpoint trained
-on), with fps, frame count and pixels clamped to the ceilings.
+Videos come two ways:
+- an mp4 (`data:video/mp4;base64,...` or a file): sampled with the environment config's video
+  sampling (what the checkpoint trained on), with fps, frame count and pixels clamped to the
+  ceilings;
+- a frame list, `data:video/png;base64,F1,F2,...` (lossless; `video/jpeg` is vLLM's form of
+  the same), with the frames' times in `video_url.timestamps` (an extension; else frame i is
+  at i / fps). The client chose the frames, so they are kept at their size when it tiles into
+  32x32 blocks and fits the ceilings (the exact video an in-process episode saw, e.g.
+  `seeker-jax eval` through `openai:`); otherwise resized under the ceilings.
 """
 from __future__ import annotations
 
@@ -18,11 +25,16 @@ import os
 import tempfile
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import Image
 
 from seeker_jax.env.config import EnvConfig
 from seeker_jax.env.video import Sampling, VideoError, VideoFile
-from seeker_jax.models.processing import ProcessedImage, ProcessedVideo, preprocess_image
+from seeker_jax.models.processing import (FACTOR, ProcessedImage, ProcessedVideo,
+                                          preprocess_image, preprocess_video, video_frame_size)
+from seeker_jax.serve.protocol import VideoUrl
+
+FRAME_LIST_MIMES = ("video/png", "video/jpeg")
 
 
 class MediaError(ValueError):
@@ -116,9 +128,84 @@ def video_sampling(env: EnvConfig, limits: MediaLimits) -> Sampling:
         max_total_pixels=min(s.max_total_pixels, limits.max_video_total_pixels))
 
 
-def load_video(url: str, what: str, limits: MediaLimits, env: EnvConfig) -> ProcessedVideo:
-    """A video URL -> the whole video sampled with `video_sampling`; refused over a ceiling."""
+def _frame_list_mime(url: str) -> str | None:
+    mime = url[len("data:"):].partition(";")[0].partition(",")[0].lower()
+    return mime if url.startswith("data:") and mime in FRAME_LIST_MIMES else None
+
+
+def _decode_frames(url: str, what: str, limits: MediaLimits) -> np.ndarray:
+    """`data:video/png;base64,F1,F2,...` -> (T, H, W, 3) uint8, under the frame ceilings."""
+    head, _, payload = url.partition(",")
+    if ";base64" not in head:
+        raise MediaError(f"{what}: a frame list must be base64: data:video/png;base64,F1,F2,...")
+    chunks = payload.split(",")
+    if len(chunks) > limits.max_video_frames:
+        raise MediaError(f"{what}: {len(chunks)} frames, over the server's limit of "
+                         f"{limits.max_video_frames}")
+    frames = []
+    for i, chunk in enumerate(chunks):
+        fake = f"data:image/*;base64,{chunk}"
+        raw = _data_bytes(fake, f"{what} frame {i}")
+        try:
+            with Image.open(io.BytesIO(raw)) as img:
+                w, h = img.size
+                if w * h > limits.max_video_frame_pixels:
+                    raise MediaError(f"{what} frame {i}: {w}x{h}, over the server's limit of "
+                                     f"{limits.max_video_frame_pixels} pixels per frame")
+                frames.append(np.asarray(img.convert("RGB")))
+        except MediaError:
+            raise
+        except Exception as exc:
+            raise MediaError(f"{what} frame {i}: not a readable image "
+                             f"({type(exc).__name__})") from None
+        if frames[-1].shape != frames[0].shape:
+            raise MediaError(f"{what} frame {i}: {w}x{h}, but frame 0 is "
+                             f"{frames[0].shape[1]}x{frames[0].shape[0]}; all frames of a "
+                             "video must have one size")
+    return np.stack(frames)
+
+
+def _frame_times(video: VideoUrl, n: int, what: str, fps: float) -> np.ndarray:
+    if video.timestamps is None:
+        return np.arange(n, dtype=np.float64) / (video.fps or fps)
+    times = np.asarray(video.timestamps, np.float64)
+    if times.shape != (n,):
+        raise MediaError(f"{what}: {len(times)} timestamps for {n} frames; send one time "
+                         "(seconds) per frame")
+    return times
+
+
+def load_frame_list(video: VideoUrl, what: str, limits: MediaLimits, env: EnvConfig
+                    ) -> ProcessedVideo:
+    """A frame-list video -> patches; frames kept at their size if it tiles and fits."""
+    frames = _decode_frames(video.url, what, limits)
+    sampling = video_sampling(env, limits)
+    times = _frame_times(video, len(frames), what, sampling.fps)
+    if times[-1] > limits.max_video_seconds:
+        raise MediaError(f"{what}: frames up to {times[-1]:.1f} s, over the server's limit "
+                         f"of {limits.max_video_seconds:.0f} s")
+    n, h, w = frames.shape[:3]
+    padded = n + n % 2
+    fits = (h % FACTOR == 0 and w % FACTOR == 0
+            and padded * h * w <= limits.max_video_total_pixels)
+    size = (h, w) if fits else video_frame_size(
+        n, h, w, min_pixels=sampling.min_pixels, max_total_pixels=sampling.max_total_pixels,
+        max_frame_pixels=sampling.max_frame_pixels)
+    try:
+        return preprocess_video(frames, times, size=size)
+    except ValueError as exc:
+        raise MediaError(f"{what}: {exc}") from None
+
+
+def load_video(video: str | VideoUrl, what: str, limits: MediaLimits, env: EnvConfig
+               ) -> ProcessedVideo:
+    """A video URL -> the whole video sampled with `video_sampling` (a frame list: its own
+    frames, `load_frame_list`); refused over a ceiling."""
+    video = video if isinstance(video, VideoUrl) else VideoUrl(url=video)
+    url = video.url
     _check_scheme(url, what)
+    if _frame_list_mime(url):
+        return load_frame_list(video, what, limits, env)
     tmp = None
     try:
         if url.startswith("data:"):

@@ -24,7 +24,15 @@ class ImageUrl(BaseModel):
 
 
 class VideoUrl(BaseModel):
+    """url: an mp4 (data: or file://), or a frame list `data:video/png;base64,F1,F2,...` (or
+    video/jpeg, vLLM's form). timestamps (an extension, for frame lists): each frame's time
+    in seconds in the source video (the model reads them as `<t seconds>` text); without
+    them, frame i is at i / fps (fps: given here, else the server's sampling rate)."""
+
+    model_config = ConfigDict(extra="ignore")
     url: str
+    timestamps: Optional[list[float]] = None
+    fps: Optional[float] = Field(None, gt=0.0)
 
 
 class ContentPart(BaseModel):

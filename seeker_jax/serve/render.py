@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from seeker_jax.models.chat import ChatFormatter, Part, Segment, concat_segments
-from seeker_jax.serve.protocol import Message, Tool, ToolCallMessage
+from seeker_jax.serve.protocol import Message, Tool, ToolCallMessage, VideoUrl
 
 
 class RenderError(ValueError):
@@ -31,7 +31,8 @@ class RenderError(ValueError):
 
 
 # A content part (protocol.ContentPart) -> a formatter part; raises media.MediaError.
-LoadPart = Callable[[str, str, str], Part]  # (kind "image"/"video", url, what) -> part
+# (kind "image" with the URL | "video" with the whole VideoUrl (timestamps), what) -> part
+LoadPart = Callable[[str, "str | VideoUrl", str], Part]
 
 
 def turn_key(content: str | None, tool_calls: Sequence[ToolCallMessage] | None) -> str:
@@ -91,7 +92,7 @@ def _parts(msg: Message, index: int, load: LoadPart) -> list[Part]:
         elif part.type == "image_url":
             out.append(load("image", part.image_url.url, what))
         else:
-            out.append(load("video", part.video_url.url, what))
+            out.append(load("video", part.video_url, what))
     return out
 
 
