@@ -20,7 +20,7 @@ import sys
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.slow  # ~2 min of child processes on an idle 2-core CPU
+# In the default suite (CI runs it): ~2 min of child processes on an idle 2-core CPU.
 
 ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N = 2  # samples per prompt

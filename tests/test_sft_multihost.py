@@ -126,7 +126,7 @@ def _env() -> dict:
             "JAX_PLATFORMS": "cpu"}
 
 
-@pytest.mark.slow  # three child processes, each compiling the step: 242 s on a loaded 2-core host
+# In the default suite (issue 10: CI runs it): three child processes, each compiling the step.
 def test_two_processes_match_one(tmp_path):
     from seeker_jax import checkpoint as ckpt
 
