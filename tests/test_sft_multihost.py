@@ -16,7 +16,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 STEPS = 2
 ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
