@@ -1,0 +1,90 @@
+"""Stage 1: keep QA pairs about a concrete visual entity (one that could be segmented).
+
+`LlmTextFilter` asks an LLM for a strict JSON verdict; `RuleTextFilter` is a rule-based
+stand-in for runs without an LLM (a definite noun phrase that is not the video itself).
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pydantic
+
+from seeker_jax.data.pipeline.llm import ask_json, make_client
+from seeker_jax.data.pipeline.readers import options_text
+from seeker_jax.data.pipeline.stage import Outcome, Rejected
+
+SYSTEM = (
+    "You filter video question-answer pairs. Keep a pair only if its question is about one "
+    "concrete visual entity in the video (an object, person or animal that could be segmented "
+    "in the frames), not about the whole video, the camera, audio or abstract ideas. Reply "
+    'with only a JSON object: {"keep": true or false, "entity": the words of the question that '
+    'name the entity (empty if none), "reason": a short reason}.')
+
+_DET = re.compile(r"\b(?:the|a|an)\s+((?:[a-z-]+\s+){0,3}?[a-z-]+)\b", re.I)
+NOT_ENTITIES = frozenset(
+    "video clip scene camera footage film movie narrator audio sound music background "
+    "beginning start end middle time moment purpose idea theme topic story overall".split())
+
+
+class TextVerdict(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    keep: bool
+    entity: str = ""
+    reason: str = ""
+
+
+def _qa_text(sample: dict[str, Any]) -> str:
+    return (f"Question: {sample['question']}{options_text(sample.get('options') or {})}\n"
+            f"Answer: {sample['answer']}")
+
+
+class LlmTextFilter:
+    name, holds_model = "text_filter", False
+
+    def __init__(self, model: str, attempts: int = 3, json_mode: str | None = "json_schema",
+                 **client: Any):
+        self.client, self.attempts, self.json_mode = make_client(model, **client), attempts, json_mode
+
+    def check(self, sample: dict[str, Any]):
+        def check(v: TextVerdict) -> str | None:
+            if v.keep and not v.entity.strip():
+                return "keep is true but entity is empty"
+            if v.keep and v.entity.strip().lower() not in sample["question"].lower():
+                return f"entity {v.entity!r} does not occur in the question"
+            return None
+        return check
+
+    def __call__(self, sample: dict[str, Any]) -> Outcome:
+        messages = [{"role": "system", "content": SYSTEM},
+                    {"role": "user", "content": _qa_text(sample)}]
+        verdict, tokens = ask_json(self.client, messages, TextVerdict, self.check(sample),
+                                   attempts=self.attempts, json_mode=self.json_mode)
+        if isinstance(verdict, Rejected):
+            return Outcome(verdict, tokens)
+        if not verdict.keep:
+            return Outcome(Rejected("no_visual_entity", verdict.reason[:200]), tokens)
+        return Outcome({**sample, "entity": verdict.entity.strip()}, tokens)
+
+
+def rule_entity(question: str) -> str | None:
+    """The first definite/indefinite noun phrase whose head is not the video itself."""
+    for m in _DET.finditer(question):
+        words = m.group(1).lower().split()
+        if words[-1] not in NOT_ENTITIES and not (set(words) & NOT_ENTITIES):
+            return m.group(0)
+    return None
+
+
+class RuleTextFilter:
+    name, holds_model = "text_filter", False
+
+    def __init__(self):
+        pass
+
+    def __call__(self, sample: dict[str, Any]) -> Outcome:
+        entity = rule_entity(sample["question"])
+        if entity is None:
+            return Outcome(Rejected("no_visual_entity", "rule: no noun phrase naming an "
+                                    "entity other than the video itself"))
+        return Outcome({**sample, "entity": entity})
