@@ -44,6 +44,7 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
     c.masks.min_area_frac = 0.001
     c.masks.min_neighbour_iou = 0.3
     c.masks.threshold = 0.5
+    c.masks.num_threads = 0      # torch threads per SAM process / actor (0: torch default)
 
     c.render = ml_collections.ConfigDict()
     c.render.types = ("rectangle", "mask_contour", "ellipse", "triangle", "scribble", "point",

@@ -65,7 +65,8 @@ def stage_specs(cfg: ml_collections.ConfigDict, workdir: str | os.PathLike) -> d
                             "a transformers folder of the model")
         cls = "Sam3Masks" if backend == "sam3" else "Sam2Masks"
         masks = StageSpec(f"{_P}.masks_sam:{cls}", {**common, "model_dir": cfg.masks.model_dir,
-                                                    "threshold": float(cfg.masks.threshold)})
+                                                    "threshold": float(cfg.masks.threshold),
+                                                    "num_threads": int(cfg.masks.num_threads) or None})
     else:
         raise UserError(f"pipeline: masks.backend {backend!r}: use sam3, sam2 or oracle")
     render = StageSpec(f"{_P}.render:Render", {
