@@ -11,6 +11,7 @@ Workdir layout:
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -115,7 +116,35 @@ def run_pipeline(cfg: ml_collections.ConfigDict, input_path: str | os.PathLike,
         if name == stop_after:
             break
     else:
+        records = link_videos(samples, workdir / "dataset")
         for split in SPLITS:
             write_records(split_path(workdir / "dataset", split),
-                          [r for r in samples if r.get("split", "train") == split])
+                          [r for r in records if r.get("split", "train") == split])
     return write_funnel(reports, workdir)
+
+
+def link_videos(records: list[dict[str, Any]], root: Path) -> list[dict[str, Any]]:
+    """Records whose videos live under the dataset root (hard links, a copy across file
+    systems), paths relative to it: the env's sandbox reads only a sample's own files under
+    its root, and a dataset can then move as one folder."""
+    import shutil
+
+    (root / "videos").mkdir(parents=True, exist_ok=True)
+    names: dict[str, str] = {}
+    out = []
+    for record in records:
+        src = os.path.realpath(record["video_path"])
+        if src not in names:
+            stem, suffix = Path(src).stem, Path(src).suffix
+            name = f"{stem}{suffix}"
+            if name in names.values():  # two sources, one file name
+                name = f"{stem}-{hashlib.sha256(src.encode()).hexdigest()[:8]}{suffix}"
+            names[src] = name
+            dst = root / "videos" / name
+            if not dst.exists():
+                try:
+                    os.link(src, dst)
+                except OSError:
+                    shutil.copy2(src, dst)
+        out.append({**record, "video_path": f"videos/{names[src]}"})
+    return out

@@ -165,3 +165,39 @@ def acceptance(results: list[tuple[dict, list[TeacherEpisode], list[TeacherEpiso
     for row in out.values():
         row["rate"] = round(row["accepted"] / row["episodes"], 4) if row["episodes"] else 0.0
     return dict(sorted(out.items()))
+
+
+def run_trajectories(client: ChatClient, root: str | os.PathLike, split: str,
+                     workdir: str | os.PathLike, formatter: ChatFormatter,
+                     config: EpisodeConfig, *, k: int = 1, tries: int = 4,
+                     teacher_name: str = "", **params: Any) -> dict[str, Any]:
+    """Rejection-samples the teacher on every record of `root`/`split`; writes
+    W/sft/records/train.array_record (paths absolute, as the teacher saw them; what
+    `RecordSource(W/sft)` and SFT read), W/episodes.jsonl (every episode), W/acceptance.json
+    (per dimension) and W/sft_sharegpt.json (LLaMA-Factory). A rerun replays from the cache."""
+    import json
+
+    from seeker_jax.data.pipeline.interop import export_sharegpt
+    from seeker_jax.data.records import read_records, split_path, write_records
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    records = read_records(root, split, resolve=True)
+    results, sft, lines = [], [], []
+    for record in records:
+        accepted, everything = sample_question(client, record, formatter, root, config, k,
+                                               tries, **params)
+        results.append((record, accepted, everything))
+        sft += [sft_record(record, ep, i, teacher_name) for i, ep in enumerate(accepted)]
+        lines += [json.dumps({"id": record["id"], "seed": s, "turns": ep.turns,
+                              "answer": ep.answer, "correct": ep.correct,
+                              "accepted": ep.accepted, "end_reason": ep.end_reason,
+                              "tool_errors": ep.tool_errors, "tokens": ep.tokens},
+                             sort_keys=True) + "\n" for s, ep in enumerate(everything)]
+    write_records(split_path(workdir / "sft", "train"), sft)
+    (workdir / "episodes.jsonl").write_text("".join(lines))
+    table = acceptance(results)
+    (workdir / "acceptance.json").write_text(json.dumps(table, indent=1, sort_keys=True))
+    export_sharegpt(sft, workdir / "sft_sharegpt.json")
+    return {"questions": len(records), "sft_records": len(sft), "acceptance": table,
+            "api": client.stats.as_dict()}
