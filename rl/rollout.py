@@ -10,11 +10,21 @@ An episode ends on an answer or on whatever else the environment decides (no cal
 limit), on `max_turns`, or on the length limit: a turn that fills the row, or an observation
 that would not fit, ends the episode; a vision span is never cut.
 
+Reproducible: the sampling key of every token folds in (seed, episode index, token index), so
+the tokens and log-probs of a run depend on the seed and the episodes only, not on tool
+timing, batch size or grouping.
+
+GRPO groups (`run(..., group_size=n)`): episodes [g*n, (g+1)*n) share one prompt. It is built
+(video decoded) once, vision-encoded and prefilled once, and its cache row is forked to the
+group's other rows. A group is admitted when n rows are free (so batch_size >= n).
+
 Episodes follow a small protocol (what `seeker_jax.env.episode.Episode` provides):
   prompt_segment() -> Segment
   step(text, ids) -> result with .done, .answer, .segment (to append), .end_reason
   segments: list[Segment] (optional: the env's own view, used to close turns exactly as it did)
   calls: list (optional: the tool-call log)
+  adopt_prompt(segment) (optional: a group member takes its leader's prompt instead of
+    building it; without it, the member's `segments` is set to [segment])
 """
 from __future__ import annotations
 
@@ -82,6 +92,13 @@ class RolloutStats:
     end_reasons: Counter = field(default_factory=Counter)
     turns: int = 0
     tool_calls: int = 0
+    # Prompt work: prompts built (video decodes), their tokens prefilled, their vision tokens
+    # encoded, the host seconds building them (summed over threads), rows forked from them.
+    prompts_built: int = 0
+    prompt_tokens: int = 0
+    prompt_vision_tokens: int = 0
+    prompt_build_s: float = 0.0
+    forked_rows: int = 0
 
     @property
     def wait_fraction(self) -> float:
@@ -136,23 +153,70 @@ class Rollout:
         self.script, self.encode = script, encode
         self.decode_text = sampler.decode_text or (lambda ids: " ".join(map(str, ids)))
 
-    def run(self, episodes: Sequence[EpisodeLike]) -> tuple[list[EpisodeResult], RolloutStats]:
+    def run(self, episodes: Sequence[EpisodeLike], group_size: int = 1, seed: int | None = None
+            ) -> tuple[list[EpisodeResult], RolloutStats]:
+        """Runs every episode; episode i samples with key fold_in(seed, i) (the sampler's
+        seed unless `seed` is given: pass a new one per GRPO iteration). With group_size n,
+        episodes [g*n, (g+1)*n) share one prompt, computed once (see the module doc)."""
         s, cfg = self.sampler, self.config
+        if not 1 <= group_size <= s.batch_size:
+            raise ValueError(f"group_size {group_size} must be in [1, batch_size "
+                             f"{s.batch_size}]: a group's rows run side by side")
+        if seed is not None:
+            s.set_seed(seed)
         start = time.perf_counter()
         base = Counter(s.stats)
         stats = RolloutStats()
-        queue = deque(range(len(episodes)))
+        queue = deque(list(range(i, min(i + group_size, len(episodes))))
+                      for i in range(0, len(episodes), group_size))
         live: dict[int, _Live] = {}
         futures: dict[Future, tuple[int, str]] = {}
         results: dict[int, EpisodeResult] = {}
         ready: dict[int, Segment] = {}
+        followers: dict[int, list[tuple[int, int]]] = {}  # leader row -> [(row, episode)]
+        free = list(range(s.batch_size))
         s.reset()
 
-        def admit(row: int) -> None:
-            if queue:
-                i = queue.popleft()
-                live[row] = _Live(i, episodes[i])
-                futures[pool.submit(episodes[i].prompt_segment)] = (row, "prompt")
+        build_s: list[float] = []  # list.append is atomic across the tool threads
+
+        def build_prompt(episode: EpisodeLike) -> Segment:
+            t0 = time.perf_counter()
+            segment = episode.prompt_segment()
+            build_s.append(time.perf_counter() - t0)
+            return segment
+
+        def admit() -> None:
+            while queue and len(free) >= len(queue[0]):
+                group = queue.popleft()
+                rows = [free.pop(0) for _ in group]
+                for row, i in zip(rows, group):
+                    live[row] = _Live(i, episodes[i])
+                s.reset_row(rows[0], episode=group[0])
+                followers[rows[0]] = list(zip(rows[1:], group[1:]))
+                futures[pool.submit(build_prompt, episodes[group[0]])] = (rows[0], "prompt")
+
+        def prompt_ready(leader: int, segment: Segment) -> None:
+            """The group's prompt: queued on the leader's row for the next append (the other
+            rows fork from it then), or, if it cannot fit, the end of the whole group."""
+            stats.prompts_built += 1
+            stats.prompt_tokens += len(segment)
+            stats.prompt_vision_tokens += int((np.asarray(segment.mm_token_type_ids) != 0).sum())
+            group = followers.pop(leader)
+            for row, _ in group:
+                _adopt(live[row].episode, segment)
+            if len(segment) > s.room(leader):
+                for row in [leader, *(row for row, _ in group)]:
+                    finish(row, "max_len")
+            else:
+                ready[leader] = segment
+                forks[leader] = [row for row, _ in group]
+
+        def fork(leader: int) -> None:
+            rows = forks.pop(leader)
+            if rows:
+                s.fork(leader, rows, [live[row].index for row in rows],
+                       self._forced({row: live[row] for row in rows}))
+                stats.forked_rows += len(rows)
 
         def finish(row: int, reason: str, answer: str | None = None) -> None:
             ep = live.pop(row)
@@ -161,7 +225,8 @@ class Rollout:
                 list(getattr(ep.episode, "calls", [])))
             stats.end_reasons[reason] += 1
             s.reset_row(row)
-            admit(row)
+            free.append(row)
+            admit()
 
         def offer(row: int, segment: Segment) -> None:
             """Queues a segment for the next append, or ends the episode if it cannot fit."""
@@ -188,7 +253,7 @@ class Rollout:
                 row, kind = futures.pop(fut)
                 ep = live[row]
                 if kind == "prompt":
-                    offer(row, fut.result())
+                    prompt_ready(row, fut.result())
                     continue
                 result = fut.result()
                 ep.closing = self._closing(ep, result.done)
@@ -199,9 +264,9 @@ class Rollout:
                 else:
                     offer(row, _join(ep.closing, result.segment))
 
+        forks: dict[int, list[int]] = {}  # leader row -> rows to fork after its prompt
         with ThreadPoolExecutor(cfg.num_workers) as pool:
-            for row in range(s.batch_size):
-                admit(row)
+            admit()
             while live:
                 harvest({f for f in futures if f.done()})
                 if ready:
@@ -209,7 +274,12 @@ class Rollout:
                     rows = list(ready)
                     s.append(ready, cfg.max_new_tokens, forced)
                     ready.clear()
+                    started = list(rows)
                     for row in rows:
+                        if row in forks:
+                            started += forks[row]
+                            fork(row)
+                    for row in started:
                         if not s.rows[row].active:
                             turn_ended(row, s.rows[row].result)
                 if s.active_rows:
@@ -225,6 +295,7 @@ class Rollout:
         delta.subtract(base)
         stats.decode_s, stats.prefill_s = delta["decode_s"], delta["prefill_s"]
         stats.tool_calls = sum(len(r.calls) for r in results.values())
+        stats.prompt_build_s = sum(build_s)
         return [results[i] for i in range(len(episodes))], stats
 
     def _forced(self, rows: dict[int, _Live]) -> dict[int, list[int]]:
@@ -258,6 +329,14 @@ class Rollout:
                             np.concatenate([conv.policy_mask, np.zeros(n, np.int32)]),
                             np.concatenate([conv.logprobs, np.zeros(n, np.float32)]),
                             conv.segments)
+
+
+def _adopt(episode: EpisodeLike, segment: Segment) -> None:
+    """A group member takes its leader's prompt as its own first segment."""
+    if hasattr(episode, "adopt_prompt"):
+        episode.adopt_prompt(segment)
+    elif hasattr(episode, "segments"):
+        episode.segments = [segment]
 
 
 def _join(closing: np.ndarray, segment: Segment) -> Segment:

@@ -467,5 +467,54 @@ def _trajectories(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True,
+                   help="ckpt:PATH (a seeker-jax checkpoint or workdir) or hf:PATH (HF folder)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=positive_int, default=8000, help="port to listen on")
+    p.add_argument("--served-model-name", default=None,
+                   help="the model id clients send (default: the folder's name)")
+    p.add_argument("--batch-size", type=positive_int, default=8,
+                   help="sampler rows: requests decoded at once (continuous batching)")
+    p.add_argument("--max-len", type=positive_int, default=4096, help="tokens per row")
+    p.add_argument("--allowed-media-root", default=None, type=existing_dir,
+                   help="file:// images and videos are read only under this folder")
+    p.add_argument("--max-images", type=positive_int, default=16,
+                   help="images + videos per request")
+    p.add_argument("--max-video-fps", type=float, default=2.0, help="ceiling on video fps")
+    p.add_argument("--max-video-frames", type=positive_int, default=256,
+                   help="ceiling on sampled video frames")
+    p.add_argument("--max-video-seconds", type=float, default=3600.0,
+                   help="longest video accepted")
+    p.add_argument("--no-prefix-cache", action="store_true",
+                   help="always prefill the whole conversation (for measurements)")
+
+
+@command("serve", "OpenAI-compatible chat server (tools, images, video) over our JAX model",
+         _serve_arguments,
+         examples=["seeker-jax serve --model ckpt:runs/sft --port 8000",
+                   "seeker-jax serve --model hf:/models/Qwen3-VL-4B-Instruct "
+                   "--allowed-media-root /data/videos"],
+         outputs="HTTP on HOST:PORT: POST /v1/chat/completions, GET /v1/models, GET /health")
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from seeker_jax.serve.app import build_app
+    from seeker_jax.serve.loading import ServeConfig, build_service
+    from seeker_jax.serve.media import MediaLimits
+
+    limits = MediaLimits(allowed_root=args.allowed_media_root, max_images=args.max_images,
+                         max_video_fps=args.max_video_fps, max_video_frames=args.max_video_frames,
+                         max_video_seconds=args.max_video_seconds)
+    config = ServeConfig(model_name=args.served_model_name, batch_size=args.batch_size,
+                         max_len=args.max_len, prefix_cache=not args.no_prefix_cache,
+                         limits=limits)
+    service = build_service(args.model, config)
+    print(f"serve: {service.model_name} on http://{args.host}:{args.port}/v1", flush=True)
+    uvicorn.run(build_app(service), host=args.host, port=args.port, log_level="info")
+    service.engine.close()
+    return 0
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -20,7 +20,7 @@ from seeker_jax.data.batch import collate
 from seeker_jax.losses import lm_head_weight, token_logprobs
 from seeker_jax.models.chat import Segment, concat_segments
 from seeker_jax.models.qwen3_vl.modeling import Qwen3VLForConditionalGeneration, forward
-from seeker_jax.sampling import SamplingParams, policy_logprobs
+from seeker_jax.sampling import SamplingParams, learner_logprobs
 
 
 @dataclass
@@ -73,20 +73,21 @@ def batch_conversations(convs: Sequence[Conversation], length: int | None = None
 
 
 def _temperature_only(params: SamplingParams) -> bool:
-    """Whether the policy is softmax(logits / T) (no top-k / top-p / suppressed ids): then
-    token_logprobs computes it without ever holding (B, chunk, V) probabilities twice."""
-    return params.top_k == 0 and params.top_p == 1.0 and not params.suppress_ids
+    """Whether the learner's distribution is plain softmax(logits / T) (no suppressed ids;
+    top-k / top-p never enter it): then token_logprobs computes it chunk by chunk."""
+    return not params.suppress_ids
 
 
-@partial(jax.jit, static_argnames=("graphdef", "params", "chunk"))
-def _filtered_logprobs(state, hidden, targets, *, graphdef, params, chunk):
-    """Log-probs under a top-k / top-p policy (sampling.policy_logprobs), `chunk` loss
-    positions at a time: hidden (B, K, D), targets (B, K)."""
+@partial(jax.jit, static_argnames=("graphdef", "temperature", "suppress_ids", "chunk"))
+def _suppressed_logprobs(state, hidden, targets, *, graphdef, temperature, suppress_ids, chunk):
+    """sampling.learner_logprobs with suppressed ids, `chunk` loss positions at a time:
+    hidden (B, K, D), targets (B, K)."""
     model = nnx.merge(graphdef, state)
     B, K, D = hidden.shape
     h = hidden.reshape(B, K // chunk, chunk, D).swapaxes(0, 1)
     t = targets.reshape(B, K // chunk, chunk).swapaxes(0, 1)
-    lp = jax.lax.map(lambda xs: policy_logprobs(model.logits(xs[0]), xs[1], params), (h, t))
+    lp = jax.lax.map(lambda xs: learner_logprobs(model.logits(xs[0]), xs[1], temperature,
+                                                 suppress_ids), (h, t))
     return lp.swapaxes(0, 1).reshape(B, K)
 
 
@@ -100,9 +101,10 @@ def _tempered_logprobs(state, hidden, targets, *, graphdef, temperature, chunk):
 def recompute_logprobs(model: Qwen3VLForConditionalGeneration, convs: Sequence[Conversation],
                        params: SamplingParams, length: int | None = None, chunk: int = 128
                        ) -> list[np.ndarray]:
-    """Log-probs (L,) of every conversation's policy tokens under the sampling policy, from one
-    full forward over `collate(convs, length)` (0 where policy_mask is 0). Where policy_mask is
-    1 they must equal `logprobs`.
+    """Learner log-probs (L,) of every conversation's policy tokens, from one full forward over
+    `collate(convs, length)` (0 where policy_mask is 0): the tempered, untruncated distribution
+    (sampling.learner_logprobs), which is what the sampler records. Where policy_mask is 1
+    they must equal `logprobs`.
 
     Only the loss positions (the tokens before policy tokens) go through the vocabulary
     projection. Greedy tokens are scored at temperature 1 (as the sampler records them).
@@ -119,8 +121,9 @@ def recompute_logprobs(model: Qwen3VLForConditionalGeneration, convs: Sequence[C
         lp = _tempered_logprobs(state, h, targets, graphdef=graphdef, chunk=min(chunk, K),
                                 temperature=1.0 if params.greedy else float(params.temperature))
     else:
-        lp = _filtered_logprobs(state, h, targets, graphdef=graphdef, params=params,
-                                chunk=min(chunk, K))
+        lp = _suppressed_logprobs(state, h, targets, graphdef=graphdef, chunk=min(chunk, K),
+                                  temperature=1.0 if params.greedy else float(params.temperature),
+                                  suppress_ids=tuple(params.suppress_ids))
     lp = np.asarray(lp)
     out = []
     for b, c in enumerate(convs):

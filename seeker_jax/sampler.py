@@ -19,6 +19,19 @@ rows that take no part in a call write their (ignored) keys there, so every call
 shape. The token a row sampled last is not in the cache yet; it is written by the next decode
 step or at the start of the next append.
 
+Weights and randomness:
+
+- The sampler owns its weights: a copy made when it is built, refreshed by `load_state` from a
+  learner's states between rollouts (cast to the sampler's dtypes, placed with its shardings,
+  never aliasing a learner buffer that a donating train step would delete).
+- The token at conversation index t of episode e is drawn with
+  `fold_in(fold_in(seed_key, e), t)`. A row carries its episode id (`reset_row(row, episode)`),
+  so which rows happen to share a call (tool timing, batch size) never changes a sample.
+- Recorded log-probs are the tempered, untruncated ones a learner recomputes
+  (`seeker_jax.sampling.learner_logprobs`).
+- `fork(src, dsts, episodes)` copies a just-prefilled row (cache and state) into other rows, so
+  n episodes of one prompt (a GRPO group) encode and prefill it once.
+
 Shapes are bucketed (powers of two) so that the number of compilations is bounded:
 extend: (B, chunk bucket, vision-feature bucket); decode: (B, steps, forced-token bucket);
 vision: one per distinct image / video grid. `compilations` counts them.
@@ -39,19 +52,17 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from seeker_jax.models.chat import Segment
-from seeker_jax.models.qwen3_vl.modeling import (Qwen3VLForConditionalGeneration,
-                                                 scatter_features, visibility_mask)
+from seeker_jax.models.qwen3_vl.modeling import Qwen3VLForConditionalGeneration
 from seeker_jax.models.qwen3_vl.rope import get_rope_index_np
 from seeker_jax.models.qwen3_vl.text import init_cache
 from seeker_jax.conversation import Conversation, Turn
-from seeker_jax.sampling import SamplingParams, sample
-from seeker_jax.sharding import DEFAULT_RULES, Rules, array_sharding
+from seeker_jax.decoding import (STOP_MAX_LEN, STOP_MAX_NEW, STOP_REASONS, STOP_STRING,
+                                 STOP_TOKEN, copy_rows, decode, extend, first_tokens)
+from seeker_jax.sampling import SamplingParams
+from seeker_jax.sharding import DEFAULT_RULES, Rules, array_sharding, model_shardings
+from seeker_jax.state_copy import copy_state
 
 log = logging.getLogger(__name__)
-
-STOP_TOKEN, STOP_MAX_NEW, STOP_MAX_LEN, STOP_STRING = 1, 2, 3, 4
-STOP_REASONS = {STOP_TOKEN: "stop_token", STOP_MAX_NEW: "max_new_tokens",
-                STOP_MAX_LEN: "max_len", STOP_STRING: "stop_string"}
 
 
 def bucket(n: int, minimum: int = 16) -> int:
@@ -79,29 +90,6 @@ def segment_positions(input_ids: np.ndarray, mm_token_type_ids: np.ndarray,
 
 # ----------------------------------------------------------------------------- jitted parts
 
-def _language_model(model: Qwen3VLForConditionalGeneration, cache, ids, positions, write_index,
-                    n_valid, feats, deepstack):
-    """The decoder on (B, L) ids written at write_index (B,); n_valid (B,) real tokens each.
-
-    feats (F, D) / deepstack (k, F, D): vision features for the visual tokens of `ids` in
-    row-major order (padded at the end).
-    """
-    cfg = model.config
-    lm = model.model.language_model
-    B, L = ids.shape
-    embeds = lm.embed_tokens(ids)
-    extra = None
-    if feats is not None:
-        is_visual = (ids == cfg.image_token_id) | (ids == cfg.video_token_id)
-        embeds = scatter_features(embeds, is_visual, feats)
-        zeros = jnp.zeros_like(embeds)
-        extra = [scatter_features(zeros, is_visual, d) for d in deepstack]
-    S = cache[0].key.shape[1]
-    valid = jnp.arange(S)[None, :] < (write_index + n_valid)[:, None]
-    mask = visibility_mask(valid, B, L, cache, write_index)
-    return lm(embeds, positions, mask, extra, cache, write_index)
-
-
 @partial(jax.jit, static_argnames=("graphdef", "grid"))
 def _encode_visual(state, pixels, *, graphdef, grid):
     model = nnx.merge(graphdef, state)
@@ -109,68 +97,21 @@ def _encode_visual(state, pixels, *, graphdef, grid):
     return out.embeds, jnp.stack(out.deepstack)
 
 
-@partial(jax.jit, static_argnames=("graphdef", "params"), donate_argnames=("cache",))
-def _extend(state, cache, ids, positions, write_index, n_valid, feats, deepstack, forced, key,
-            *, graphdef, params):
-    model = nnx.merge(graphdef, state)
-    hidden, cache = _language_model(model, cache, ids, positions, write_index, n_valid, feats,
-                                    deepstack)
-    last = hidden[jnp.arange(ids.shape[0]), n_valid - 1]
-    logits = model.logits(last).astype(jnp.float32)
-    token, logprob = sample(logits, key, params, forced)
-    return cache, token, logprob, logits
-
-
-@partial(jax.jit, static_argnames=("graphdef", "params", "steps", "stop_ids", "max_len"),
-         donate_argnames=("cache",))
-def _decode(state, cache, last, length, pos, n_gen, active, max_new, forced, forced_len, key,
-            *, graphdef, params, steps, stop_ids, max_len):
-    """Up to `steps` decode steps; stops early when no row is active.
-
-    last: the pending token of each row (written at slot `length`, position `pos`).
-    Returns the cache, tokens / log-probs (B, steps) (-1 / 0 where a row was inactive), the
-    new row state and the stop code of rows that stopped.
-    """
-    model = nnx.merge(graphdef, state)
-    B = last.shape[0]
-    rows = jnp.arange(B)
-    stops = jnp.asarray(stop_ids if stop_ids else (-1,), jnp.int32)
-
-    def body(carry):
-        i, cache, last, length, pos, n_gen, active, stop, toks, lps, key = carry
-        key, sub = jax.random.split(key)
-        write = jnp.where(active, length, max_len)
-        positions = jnp.broadcast_to(pos[None, :, None], (3, B, 1))
-        hidden, cache = _language_model(model, cache, last[:, None], positions, write,
-                                        jnp.ones_like(length), None, None)
-        logits = model.logits(hidden[:, 0]).astype(jnp.float32)
-        want = forced[rows, jnp.clip(n_gen, 0, forced.shape[1] - 1)]
-        token, logprob = sample(logits, sub, params, jnp.where(n_gen < forced_len, want, -1))
-        step = active.astype(jnp.int32)
-        length, pos, n_gen = length + step, pos + step, n_gen + step
-        toks = toks.at[:, i].set(jnp.where(active, token, -1))
-        lps = lps.at[:, i].set(jnp.where(active, logprob, 0.0))
-        reason = jnp.where(jnp.isin(token, stops), STOP_TOKEN,
-                           jnp.where(n_gen >= max_new, STOP_MAX_NEW,
-                                     jnp.where(length + 1 >= max_len, STOP_MAX_LEN, 0)))
-        stopping = active & (reason > 0)
-        stop = jnp.where(stopping, reason, stop)
-        last = jnp.where(active, token, last)
-        return (i + 1, cache, last, length, pos, n_gen, active & ~stopping, stop, toks, lps, key)
-
-    toks = jnp.full((B, steps), -1, jnp.int32)
-    lps = jnp.zeros((B, steps), jnp.float32)
-    carry = (jnp.int32(0), cache, last, length, pos, n_gen, active, jnp.zeros_like(length),
-             toks, lps, key)
-    carry = jax.lax.while_loop(lambda c: (c[0] < steps) & jnp.any(c[6]), body, carry)
-    _, cache, last, length, pos, n_gen, active, stop, toks, lps, _ = carry
-    return cache, toks, lps, last, length, pos, n_gen, active, stop
-
-
 # ----------------------------------------------------------------------------- host side
+
+@dataclass(frozen=True)
+class _ForkPoint:
+    """A row right after a prefill, before its first token joined the conversation."""
+
+    n_ids: int
+    n_pieces: int   # entries of `positions`
+    cur: int
+    max_new: int
+
 
 @dataclass
 class _Row:
+    episode: int = 0         # folds into the sampling key (with the token index)
     ids: list[int] = field(default_factory=list)
     types: list[int] = field(default_factory=list)
     policy: list[int] = field(default_factory=list)
@@ -186,6 +127,7 @@ class _Row:
     max_new: int = 0
     forced: list[int] = field(default_factory=list)
     result: Turn | None = None
+    fork_point: _ForkPoint | None = None  # set by a prefill, cleared once the row decodes
 
 
 class Sampler:
@@ -203,8 +145,11 @@ class Sampler:
                  cache_dtype=None, seed: int = 0):
         if stop_strings and decode is None:
             raise ValueError("stop_strings need `decode` (ids -> text), e.g. tokenizer.decode")
-        self.model = model
-        self.graphdef, self.state = nnx.split(model)
+        self.graphdef, state = nnx.split(model)
+        shardings = model_shardings(model, mesh, rules) if mesh is not None else None
+        # The sampler's own buffers: a learner step donating the model's arrays cannot
+        # delete them.
+        self.state = copy_state(state, [state], shardings)
         self.config = model.config
         self.batch_size, self.max_len = batch_size, max_len
         self.params = params
@@ -216,13 +161,39 @@ class Sampler:
         self.max_chunk = bucket(max_chunk, min_bucket)
         self.mesh, self.rules = mesh, rules
         self.cache_dtype = cache_dtype or model.dtype
-        self.key = jax.random.key(seed)
+        self.seed_key = jax.random.key(seed)
+        self._next_episode = 0
         self.compilations: Counter = Counter()
         self.stats: Counter = Counter()
         self.last_logits: jax.Array | None = None  # (B, V): each row's after its latest append
         self.reset()
 
     # -- state
+
+    @property
+    def model(self) -> Qwen3VLForConditionalGeneration:
+        """The model the sampler runs (its own weights)."""
+        return nnx.merge(self.graphdef, self.state)
+
+    def set_seed(self, seed: int) -> None:
+        """The seed every row's keys fold from (see the module doc)."""
+        self.seed_key = jax.random.key(seed)
+
+    def load_state(self, *states) -> None:
+        """New weights between rollouts: nnx.States covering the whole model (e.g. the
+        learner's trainable, frozen and rest), or a TrainState.
+
+        Each array is copied into the sampler's own buffer, cast to the sampler's dtype and
+        placed with its sharding; the learner's arrays stay the learner's (its next step may
+        donate them). Every row is reset: cached keys were computed with the old weights.
+        """
+        self.state = copy_state(self.state, states)
+        self.reset()
+
+    def _new_row(self, episode: int | None) -> _Row:
+        if episode is None:
+            episode, self._next_episode = self._next_episode, self._next_episode + 1
+        return _Row(episode=int(episode))
 
     def reset(self) -> None:
         """A fresh cache; every row empty."""
@@ -232,12 +203,17 @@ class Sampler:
         cache = init_cache(text, shape[0], shape[1], self.cache_dtype)
         sharding = array_sharding(self.mesh, ("batch", None, "kv_heads", "head_dim"), shape,
                                   self.rules)
-        self.cache = cache if sharding is None else jax.device_put(cache, sharding)
-        self.rows = [_Row() for _ in range(self.batch_size)]
+        if sharding is None:  # committed like the (copied) weights: one signature per call
+            sharding = jax.tree.leaves(self.state)[0].sharding
+        self.cache = jax.device_put(cache, sharding)
+        self.rows = [self._new_row(None) for _ in range(self.batch_size)]
+        self.last_logits = None
 
-    def reset_row(self, row: int) -> None:
-        """Empties one row (its cache slots become garbage; nothing reads them)."""
-        self.rows[row] = _Row()
+    def reset_row(self, row: int, episode: int | None = None) -> None:
+        """Empties one row (its cache slots become garbage; nothing reads them) for `episode`
+        (the id its sampling keys fold in; a fresh one when None). Pass ids for runs that
+        must replay exactly."""
+        self.rows[row] = self._new_row(episode)
 
     def room(self, row: int) -> int:
         """Tokens that can still be added to `row` while leaving room for one generated token."""
@@ -252,10 +228,6 @@ class Sampler:
         return Conversation(np.asarray(r.ids, np.int32), np.asarray(r.types, np.int32),
                             np.asarray(r.policy, np.int32), np.asarray(r.logprobs, np.float32),
                             list(r.segments))
-
-    def _next_key(self) -> jax.Array:
-        self.key, sub = jax.random.split(self.key)
-        return sub
 
     def _call(self, name: str, fn, *args, **kwargs):
         """Calls a jitted function, counting (and logging) the compilations it triggers."""
@@ -295,6 +267,7 @@ class Sampler:
         visual = self._visual_features(segment)
         if visual is not None:
             r.pending_visual.append(visual)
+            self.stats["vision_tokens"] += int(visual[0].shape[0])
 
     def _visual_features(self, seg: Segment) -> tuple[jax.Array, jax.Array] | None:
         """Features (n, D) and DeepStack features (k, n, D) of a segment's visual tokens, in
@@ -360,17 +333,74 @@ class Sampler:
             for row in last:
                 r = self.rows[row]
                 r.written, r.pending_visual = len(r.ids), []
-                r.max_new = (max_new_tokens if isinstance(max_new_tokens, int)
-                             else max_new_tokens[row])
-                r.forced = [int(t) for t in forced.get(row, ())]
-                r.turn, r.turn_lps, r.active, r.result = [token[row]], [logprob[row]], True, None
-                reason = (STOP_TOKEN if r.turn[0] in self.stop_token_ids else
-                          STOP_MAX_NEW if r.max_new <= 1 else
-                          STOP_MAX_LEN if r.written + 1 >= self.max_len else 0)
-                if reason:
-                    self._finish(row, reason)
-                else:
-                    self._check_stop_strings(row, 0)
+                self._start_turn(row, token[row], logprob[row],
+                                 max_new_tokens if isinstance(max_new_tokens, int)
+                                 else max_new_tokens[row], forced.get(row, ()))
+
+    def _start_turn(self, row: int, token: int, logprob: float, max_new: int,
+                    forced: Sequence[int]) -> None:
+        """A row whose every token is in the cache starts a turn with its first token."""
+        r = self.rows[row]
+        r.max_new, r.forced = max_new, [int(t) for t in forced]
+        r.fork_point = _ForkPoint(len(r.ids), len(r.positions), r.cur, max_new)
+        r.turn, r.turn_lps, r.active, r.result = [int(token)], [float(logprob)], True, None
+        reason = (STOP_TOKEN if r.turn[0] in self.stop_token_ids else
+                  STOP_MAX_NEW if r.max_new <= 1 else
+                  STOP_MAX_LEN if r.written + 1 >= self.max_len else 0)
+        if reason:
+            self._finish(row, reason)
+        else:
+            self._check_stop_strings(row, 0)
+
+    def fork(self, src_row: int, dst_rows: Sequence[int], episodes: Sequence[int] | None = None,
+             forced: Mapping[int, Sequence[int]] | None = None) -> None:
+        """Copies a just-prefilled row into `dst_rows` (their cache rows and conversation), and
+        starts each copy's turn with a first token of its own episode's key.
+
+        The copies equal rows that prefilled the same segments themselves (same logits, same
+        draws for the same episode ids) at the cost of one cache-row copy: a GRPO group of n
+        episodes of one prompt decodes, encodes and prefills the prompt once. `src_row` must
+        not have decoded since its last append; dst rows must not be generating.
+        forced[dst]: tokens the copy's turn must start with.
+        """
+        src = self.rows[src_row]
+        fp = src.fork_point
+        if fp is None:
+            raise RuntimeError(f"row {src_row} has decoded since its last append (or has none); "
+                               "fork a row right after its prompt's append")
+        dst_rows = [int(d) for d in dst_rows]
+        episodes = [None] * len(dst_rows) if episodes is None else list(episodes)
+        if len(episodes) != len(dst_rows):
+            raise ValueError(f"fork: {len(dst_rows)} rows but {len(episodes)} episode ids")
+        for d in dst_rows:
+            if d == src_row or self.rows[d].active:
+                raise RuntimeError(f"fork: destination row {d} is the source or still "
+                                   "generating; use free rows")
+        source = np.arange(self.batch_size, dtype=np.int32)
+        source[dst_rows] = src_row
+        self.cache = self._call("fork", copy_rows, self.cache, jnp.asarray(source))
+        self.last_logits = self.last_logits[jnp.asarray(source)]
+        forced = forced or {}
+        episode = np.zeros(self.batch_size, np.int32)
+        first = np.full(self.batch_size, -1, np.int32)
+        for d, e in zip(dst_rows, episodes):
+            r = self._new_row(e)
+            r.ids, r.types = src.ids[:fp.n_ids], src.types[:fp.n_ids]
+            r.policy, r.logprobs = src.policy[:fp.n_ids], src.logprobs[:fp.n_ids]
+            r.positions, r.segments = src.positions[:fp.n_pieces], list(src.segments)
+            r.written, r.cur = fp.n_ids, fp.cur
+            self.rows[d] = r
+            episode[d] = r.episode
+            if forced.get(d):
+                first[d] = forced[d][0]
+        token, logprob = self._call(
+            "first_tokens", first_tokens, self.last_logits, self.seed_key,
+            jnp.asarray(episode), jnp.full(self.batch_size, fp.n_ids, jnp.int32),
+            jnp.asarray(first), params=self.params)
+        token, logprob = np.asarray(token), np.asarray(logprob)
+        self.stats["forked_rows"] += len(dst_rows)
+        for d in dst_rows:
+            self._start_turn(d, token[d], logprob[d], fp.max_new, forced.get(d, ()))
 
     def _plan(self, row: int) -> list[dict]:
         """The row's unwritten tokens as pieces of <= max_chunk tokens."""
@@ -405,6 +435,7 @@ class Sampler:
         ids = np.full((B, L), self.pad_id, np.int32)
         positions = np.zeros((3, B, L), np.int32)
         write = np.full((B,), self.max_len, np.int32)
+        episode = np.array([r.episode for r in self.rows], np.int32)
         n_valid = np.ones((B,), np.int32)
         first = np.full((B,), -1, np.int32)
         feats, deep = [], []
@@ -426,8 +457,8 @@ class Sampler:
             d = jnp.pad(d, ((0, 0), (0, F - d.shape[1]), (0, 0)))
         start = time.perf_counter()
         self.cache, token, logprob, logits = self._call(
-            "extend", _extend, self.state, self.cache, ids, positions, write, n_valid, f, d,
-            first, self._next_key(), graphdef=self.graphdef, params=self.params)
+            "extend", extend, self.state, self.cache, ids, positions, write, n_valid, f, d,
+            first, self.seed_key, episode, graphdef=self.graphdef, params=self.params)
         token, logprob = np.asarray(token), np.asarray(logprob)
         self.stats["prefill_tokens"] += int(sum(len(p["ids"]) for p in part.values()))
         self.stats["prefill_padded_tokens"] += B * L
@@ -455,9 +486,11 @@ class Sampler:
             pos[i] = r.cur + len(r.turn) - 1
             forced[i, :len(r.forced)], forced_len[i] = r.forced, len(r.forced)
             is_active[i] = True
+            r.fork_point = None
         start = time.perf_counter()
-        out = self._call("decode", _decode, self.state, self.cache, last, length, pos, n_gen,
-                         is_active, max_new, forced, forced_len, self._next_key(),
+        out = self._call("decode", decode, self.state, self.cache, last, length, pos, n_gen,
+                         is_active, max_new, forced, forced_len, self.seed_key,
+                         np.array([r.episode for r in self.rows], np.int32),
                          graphdef=self.graphdef, params=self.params, steps=self.decode_steps,
                          stop_ids=self.stop_token_ids, max_len=self.max_len)
         self.cache = out[0]

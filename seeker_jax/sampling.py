@@ -1,13 +1,29 @@
-"""Pure sampling functions: logits (B, V) -> tokens and their log-probs under the sampling policy.
+"""Pure sampling functions: logits (B, V) -> tokens, and the log-probs a learner trains on.
 
-The policy is: logits / temperature, then top-k, then top-p (nucleus), then softmax. Greedy is
-temperature 0 (argmax; its log-prob is under the untempered softmax). `policy_logprobs` applies
-the same transform to a forward pass's logits, so a learner can recompute exactly the
-log-probs the sampler recorded.
+Two distributions, on purpose:
+
+- The *draw* (`policy_logits`): logits / temperature, then top-k, then top-p (nucleus), then
+  softmax. This is what tokens are sampled from.
+- The *learner log-prob* (`learner_logprobs`): log_softmax(logits / temperature), with no
+  top-k / top-p truncation. This is what the sampler records and what the learner recomputes
+  (verl's and vLLM's convention for RL: the log-probs of the tempered, untruncated
+  distribution). Truncation is a property of the sampler, not of the policy being trained:
+  the learner's ratio pi_new / pi_old must be finite for every sampled token, and a forced
+  (scripted) token outside the nucleus would otherwise get log(0) (-1e30 before this rule).
+  Recording the same quantity the learner computes keeps the sampler-learner gap measurable
+  (near zero: one JAX graph) instead of hidden in a truncation renormalisation.
+
+Greedy is temperature 0: argmax for the draw, and the *untempered* softmax (T = 1) for the
+log-prob, since a T -> 0 distribution is one-hot and its log-probs carry no gradient signal.
+`suppress_ids` (e.g. vision placeholders, which would need pixels) are excluded from both: the
+policy can never emit them, so they are outside its action space, not truncated tails.
+Sampling keys are per row: (B,) keys, one per row, so a row's draw never depends on which
+other rows share the call.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -60,14 +76,31 @@ def top_p_mask(logits: jax.Array, p: float) -> jax.Array:
     return jnp.where(keep, logits, NEG_INF)
 
 
+def learner_logits(logits: jax.Array, temperature: float,
+                   suppress_ids: Sequence[int] = ()) -> jax.Array:
+    """logits / temperature in float32 (T = 0 -> 1, see the module doc), suppressed ids at
+    -inf, nothing truncated. (..., V) -> (..., V)."""
+    x = jnp.asarray(logits, jnp.float32)
+    if suppress_ids:
+        x = x.at[..., jnp.asarray(tuple(suppress_ids))].set(NEG_INF)
+    return x / temperature if temperature > 0 else x
+
+
+def learner_logprobs(logits: jax.Array, tokens: jax.Array, temperature: float,
+                     suppress_ids: Sequence[int] = ()) -> jax.Array:
+    """log softmax(logits / T)[token], untruncated: logits (..., V), tokens (...) -> (...).
+
+    What the sampler records and the learner recomputes (GRPO's old / new log-probs).
+    """
+    logp = jax.nn.log_softmax(learner_logits(logits, temperature, suppress_ids), axis=-1)
+    return jnp.take_along_axis(logp, tokens[..., None].astype(jnp.int32), axis=-1)[..., 0]
+
+
 def policy_logits(logits: jax.Array, params: SamplingParams) -> jax.Array:
-    """The logits the sampler draws from: (..., V) float32, filtered tokens at -inf."""
-    x = logits.astype(jnp.float32)
-    if params.suppress_ids:
-        x = x.at[..., jnp.asarray(params.suppress_ids)].set(NEG_INF)
+    """The logits tokens are drawn from: (..., V) float32, filtered tokens at -inf."""
+    x = learner_logits(logits, params.temperature, params.suppress_ids)
     if params.greedy:
         return x
-    x = x / params.temperature
     shape = x.shape
     x = x.reshape(-1, shape[-1])
     x = top_p_mask(top_k_mask(x, params.top_k), params.top_p)
@@ -75,28 +108,40 @@ def policy_logits(logits: jax.Array, params: SamplingParams) -> jax.Array:
 
 
 def policy_logprobs(logits: jax.Array, tokens: jax.Array, params: SamplingParams) -> jax.Array:
-    """log pi(token) under the sampling policy: logits (..., V), tokens (...) -> (...)."""
+    """log-prob under the truncated draw distribution (the sampler's true behaviour
+    probability): logits (..., V), tokens (...) -> (...). Not what a learner trains on."""
     logp = jax.nn.log_softmax(policy_logits(logits, params), axis=-1)
     return jnp.take_along_axis(logp, tokens[..., None].astype(jnp.int32), axis=-1)[..., 0]
 
 
-def sample(logits: jax.Array, key: jax.Array, params: SamplingParams,
-           forced: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
-    """One token per row: logits (B, V) -> tokens (B,) int32, log-probs (B,) float32.
+def row_keys(seed_key: jax.Array, episode: jax.Array, token_index: jax.Array) -> jax.Array:
+    """The key of each row's next token: fold_in(fold_in(seed_key, episode), token_index).
 
-    forced (B,) int32: where >= 0, that token replaces the draw (a scripted turn); its log-prob
-    is still the policy's, so recorded log-probs stay what a forward pass recomputes.
+    episode, token_index (B,) int32 -> (B,) keys. token_index is the token's index in its
+    conversation, so a draw depends only on (seed, episode, where it is), never on which rows
+    are active or on how many tokens a call decodes.
+    """
+    return jax.vmap(lambda e, t: jax.random.fold_in(jax.random.fold_in(seed_key, e), t))(
+        episode, token_index)
+
+
+def sample(logits: jax.Array, keys: jax.Array, params: SamplingParams,
+           forced: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """One token per row: logits (B, V), keys (B,) -> tokens (B,) int32, log-probs (B,) f32.
+
+    forced (B,) int32: where >= 0, that token replaces the draw (a scripted turn). Log-probs are
+    `learner_logprobs` (tempered, untruncated), for drawn and forced tokens alike.
     """
     x = policy_logits(logits, params)
     if params.greedy:
         tokens = jnp.argmax(x, axis=-1).astype(jnp.int32)
     else:
-        tokens = jax.random.categorical(key, x, axis=-1).astype(jnp.int32)
+        tokens = jax.vmap(lambda k, row: jax.random.categorical(k, row))(keys, x)
+        tokens = tokens.astype(jnp.int32)
     if forced is not None:
         tokens = jnp.where(forced >= 0, forced.astype(jnp.int32), tokens)
-    logp = jax.nn.log_softmax(x, axis=-1)
-    return tokens, jnp.take_along_axis(logp, tokens[:, None], axis=-1)[:, 0]
+    return tokens, learner_logprobs(logits, tokens, params.temperature, params.suppress_ids)
 
 
-__all__ = ["SamplingParams", "policy_logits", "policy_logprobs", "sample", "top_k_mask",
-           "top_p_mask"]
+__all__ = ["SamplingParams", "learner_logits", "learner_logprobs", "policy_logits",
+           "policy_logprobs", "row_keys", "sample", "top_k_mask", "top_p_mask"]

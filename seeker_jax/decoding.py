@@ -1,0 +1,123 @@
+"""The sampler's device programs (jitted): extend a batch of rows' caches by a chunk of tokens,
+decode up to `steps` tokens in one while_loop, copy cache rows, and sample first tokens.
+
+Conventions (see seeker_jax.sampler for the host side): a cache is a list of per-layer
+LayerCache (B, S, kv_heads, head_dim); rows that take no part in a call write at slot
+max_len (scratch); each row's sampling key is row_keys(seed_key, episode, token index).
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from seeker_jax.models.qwen3_vl.modeling import (Qwen3VLForConditionalGeneration,
+                                                 scatter_features, visibility_mask)
+from seeker_jax.sampling import row_keys, sample
+
+STOP_TOKEN, STOP_MAX_NEW, STOP_MAX_LEN, STOP_STRING = 1, 2, 3, 4
+STOP_REASONS = {STOP_TOKEN: "stop_token", STOP_MAX_NEW: "max_new_tokens",
+                STOP_MAX_LEN: "max_len", STOP_STRING: "stop_string"}
+
+
+def language_model(model: Qwen3VLForConditionalGeneration, cache, ids, positions, write_index,
+                   n_valid, feats, deepstack):
+    """The decoder on (B, L) ids written at write_index (B,); n_valid (B,) real tokens each.
+
+    feats (F, D) / deepstack (k, F, D): vision features for the visual tokens of `ids` in
+    row-major order (padded at the end).
+    """
+    cfg = model.config
+    lm = model.model.language_model
+    B, L = ids.shape
+    embeds = lm.embed_tokens(ids)
+    extra = None
+    if feats is not None:
+        is_visual = (ids == cfg.image_token_id) | (ids == cfg.video_token_id)
+        embeds = scatter_features(embeds, is_visual, feats)
+        zeros = jnp.zeros_like(embeds)
+        extra = [scatter_features(zeros, is_visual, d) for d in deepstack]
+    S = cache[0].key.shape[1]
+    valid = jnp.arange(S)[None, :] < (write_index + n_valid)[:, None]
+    mask = visibility_mask(valid, B, L, cache, write_index)
+    return lm(embeds, positions, mask, extra, cache, write_index)
+
+
+@partial(jax.jit, static_argnames=("graphdef", "params"), donate_argnames=("cache",))
+def extend(state, cache, ids, positions, write_index, n_valid, feats, deepstack, forced,
+           seed_key, episode, *, graphdef, params):
+    """Writes (B, L) ids and samples each row's next token, at conversation index
+    write_index + n_valid, with its episode's key."""
+    model = nnx.merge(graphdef, state)
+    hidden, cache = language_model(model, cache, ids, positions, write_index, n_valid, feats,
+                                   deepstack)
+    last = hidden[jnp.arange(ids.shape[0]), n_valid - 1]
+    logits = model.logits(last).astype(jnp.float32)
+    keys = row_keys(seed_key, episode, write_index + n_valid)
+    token, logprob = sample(logits, keys, params, forced)
+    return cache, token, logprob, logits
+
+
+@partial(jax.jit, donate_argnames=("cache",))
+def copy_rows(cache, source):
+    """Row b of the new cache is row source[b] (B,) of the old one (every slot)."""
+    return jax.tree.map(lambda x: x[source], cache)
+
+
+@partial(jax.jit, static_argnames=("params",))
+def first_tokens(logits, seed_key, episode, token_index, forced, *, params):
+    """The first token of a turn from logits (B, V) already computed (a forked row's)."""
+    return sample(logits, row_keys(seed_key, episode, token_index), params, forced)
+
+
+@partial(jax.jit, static_argnames=("graphdef", "params", "steps", "stop_ids", "max_len"),
+         donate_argnames=("cache",))
+def decode(state, cache, last, length, pos, n_gen, active, max_new, forced, forced_len,
+           seed_key, episode, *, graphdef, params, steps, stop_ids, max_len):
+    """Up to `steps` decode steps; stops early when no row is active.
+
+    last: the pending token of each row (written at slot `length`, position `pos`); the token
+    it predicts is at conversation index length + 1 and drawn with its episode's key.
+    Returns the cache, tokens / log-probs (B, steps) (-1 / 0 where a row was inactive), the
+    new row state and the stop code of rows that stopped.
+    """
+    model = nnx.merge(graphdef, state)
+    B = last.shape[0]
+    rows = jnp.arange(B)
+    stops = jnp.asarray(stop_ids if stop_ids else (-1,), jnp.int32)
+
+    def body(carry):
+        i, cache, last, length, pos, n_gen, active, stop, toks, lps = carry
+        keys = row_keys(seed_key, episode, length + 1)
+        write = jnp.where(active, length, max_len)
+        positions = jnp.broadcast_to(pos[None, :, None], (3, B, 1))
+        hidden, cache = language_model(model, cache, last[:, None], positions, write,
+                                       jnp.ones_like(length), None, None)
+        logits = model.logits(hidden[:, 0]).astype(jnp.float32)
+        want = forced[rows, jnp.clip(n_gen, 0, forced.shape[1] - 1)]
+        token, logprob = sample(logits, keys, params, jnp.where(n_gen < forced_len, want, -1))
+        step = active.astype(jnp.int32)
+        length, pos, n_gen = length + step, pos + step, n_gen + step
+        toks = toks.at[:, i].set(jnp.where(active, token, -1))
+        lps = lps.at[:, i].set(jnp.where(active, logprob, 0.0))
+        reason = jnp.where(jnp.isin(token, stops), STOP_TOKEN,
+                           jnp.where(n_gen >= max_new, STOP_MAX_NEW,
+                                     jnp.where(length + 1 >= max_len, STOP_MAX_LEN, 0)))
+        stopping = active & (reason > 0)
+        stop = jnp.where(stopping, reason, stop)
+        last = jnp.where(active, token, last)
+        return (i + 1, cache, last, length, pos, n_gen, active & ~stopping, stop, toks, lps)
+
+    toks = jnp.full((B, steps), -1, jnp.int32)
+    lps = jnp.zeros((B, steps), jnp.float32)
+    carry = (jnp.int32(0), cache, last, length, pos, n_gen, active, jnp.zeros_like(length),
+             toks, lps)
+    carry = jax.lax.while_loop(lambda c: (c[0] < steps) & jnp.any(c[6]), body, carry)
+    _, cache, last, length, pos, n_gen, active, stop, toks, lps = carry
+    return cache, toks, lps, last, length, pos, n_gen, active, stop
+
+
+__all__ = ["STOP_MAX_LEN", "STOP_MAX_NEW", "STOP_REASONS", "STOP_STRING", "STOP_TOKEN",
+           "copy_rows", "decode", "extend", "first_tokens", "language_model"]

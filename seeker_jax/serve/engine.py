@@ -1,0 +1,306 @@
+"""The serving engine: requests share one Sampler's rows (continuous batching) on a background
+thread, and conversations that come back continue from their cache rows. Knows nothing of HTTP.
+
+- Continuous batching: a request waits in a FIFO queue until it has n free rows (and, while
+  other rows decode, until its sampling parameters equal theirs: the sampler draws every row
+  with one SamplingParams). Between decode calls, waiting requests are prefilled together into
+  the free rows and join the decoding ones.
+- Conversation (prefix) cache: a finished row keeps its conversation (prompt + generated ids)
+  in the KV cache. A new request whose token ids start with a free row's whole conversation
+  (token-exact; the renderer gives back the very ids generated, see render.TurnMemory) takes
+  that row and prefills only the rest: the new tool results or user turn. Otherwise it takes
+  the least recently used free row. `stats` counts prompt, cached and prefilled tokens.
+- Randomness: choice i of a request with seed s samples as episode (16*s + i) of the
+  sampler's key, whatever else runs: a seeded request is reproducible, batched or not.
+
+Events go back on a per-request queue: ("tokens", choice, ids, logprobs), ("done", choice,
+finish_reason, matched stop string or None), ("error", message). A cancelled request (a client
+that went away) stops receiving events; its rows finish their turn (at most max_tokens) and
+free themselves.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import random
+import threading
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from seeker_jax.models.chat import Segment, concat_segments
+from seeker_jax.models.tokenizer import special_ids
+from seeker_jax.sampler import Sampler
+from seeker_jax.sampling import SamplingParams
+
+log = logging.getLogger(__name__)
+
+FINISH = {"stop_token": "stop", "max_new_tokens": "length", "max_len": "length",
+          "stop_string": "stop"}
+
+
+class EngineError(ValueError):
+    """A request the engine cannot run (too long for a row, too many choices)."""
+
+
+@dataclass
+class GenerationRequest:
+    """One chat completion: the conversation's segments and how to sample n continuations.
+
+    params: temperature / top_k / top_p (suppressed ids are the engine's). forced: ids every
+    choice's turn starts with (tool_choice). stop: stop strings, checked on the host.
+    """
+
+    segments: list[Segment]
+    params: SamplingParams = SamplingParams()
+    max_new_tokens: int = 256
+    n: int = 1
+    seed: int | None = None
+    forced: tuple[int, ...] = ()
+    stop: tuple[str, ...] = ()
+
+
+@dataclass
+class Handle:
+    """What submit returns: the event queue, and the prompt's token counts."""
+
+    request: GenerationRequest
+    prompt_ids: np.ndarray
+    events: "queue.Queue[tuple]" = field(default_factory=queue.Queue)
+    cached_tokens: int = 0
+    cancelled: bool = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+@dataclass
+class _Choice:
+    handle: Handle
+    index: int
+    row: int
+    sent: int = 0
+    done: bool = False
+
+
+def tail_segment(segments: Sequence[Segment], start: int) -> Segment:
+    """The conversation's tokens from `start` on, with the pixels of the images and videos that
+    lie there. `start` must not fall inside an image or video."""
+    whole = concat_segments(segments)
+    types = whole.mm_token_type_ids
+    out = dict(pixel_values=None, image_grid_thw=None, pixel_values_videos=None,
+               video_grid_thw=None)
+    for kind, pix, grids in ((1, "pixel_values", "image_grid_thw"),
+                             (2, "pixel_values_videos", "video_grid_thw")):
+        grid = getattr(whole, grids)
+        if grid is None:
+            continue
+        where = np.flatnonzero(types == kind)
+        keep, patch0, tok0 = [], 0, 0
+        first_patch = None
+        for g in np.asarray(grid).reshape(-1, 3):
+            n_tok, n_patch = int(np.prod(g)) // 4, int(np.prod(g))
+            first, last = where[tok0], where[tok0 + n_tok - 1]
+            if first < start <= last:
+                raise ValueError(f"tail_segment: position {start} is inside a vision span")
+            if first >= start:
+                keep.append(g)
+                first_patch = patch0 if first_patch is None else first_patch
+            patch0, tok0 = patch0 + n_patch, tok0 + n_tok
+        if keep:
+            out[pix] = getattr(whole, pix)[first_patch:]
+            out[grids] = np.stack(keep)
+    return Segment(whole.input_ids[start:], types[start:], whole.loss_mask[start:], **out)
+
+
+class Engine:
+    """One model, one sampler of `batch_size` rows of `max_len` tokens, one worker thread."""
+
+    def __init__(self, model, tokenizer, *, batch_size: int = 8, max_len: int = 4096,
+                 decode_steps: int = 8, max_chunk: int = 512, min_bucket: int = 16,
+                 prefix_cache: bool = True):
+        sp = special_ids(tokenizer)
+        self.tokenizer = tokenizer
+        self.suppress = tuple(sorted({sp.vision_start, sp.vision_end, sp.image_pad,
+                                      sp.video_pad}))
+        self.sampler = Sampler(model, batch_size=batch_size, max_len=max_len,
+                               params=SamplingParams(0.0, suppress_ids=self.suppress),
+                               stop_token_ids=[sp.im_end, sp.endoftext], pad_id=sp.endoftext,
+                               decode_steps=decode_steps, max_chunk=max_chunk,
+                               min_bucket=min_bucket)
+        self.prefix_cache = prefix_cache
+        self.stats: Counter = Counter()
+        self._pending: deque[Handle] = deque()
+        self._choices: dict[int, _Choice] = {}  # row -> live choice
+        self._last_used = np.zeros(batch_size, np.int64)
+        self._clock = itertools.count(1)
+        self._cond = threading.Condition()
+        self._stop = False
+        self._thread = threading.Thread(target=self._loop, name="seeker-serve-engine",
+                                        daemon=True)
+        self._thread.start()
+
+    # -- public
+
+    def submit(self, request: GenerationRequest) -> Handle:
+        """Queues a request; raises EngineError if it can never run."""
+        s = self.sampler
+        if request.n > s.batch_size:
+            raise EngineError(f"n={request.n} is more than the server's {s.batch_size} rows")
+        ids = concat_segments(request.segments).input_ids
+        if len(ids) + 1 > s.max_len:
+            raise EngineError(f"the prompt is {len(ids)} tokens; this server's context is "
+                              f"{s.max_len} (--max-len): shorten the conversation")
+        handle = Handle(request, ids)
+        with self._cond:
+            self._pending.append(handle)
+            self._cond.notify()
+        return handle
+
+    def close(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
+        self._thread.join(timeout=30)
+
+    # -- worker
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stop and not self._pending and not self.sampler.active_rows:
+                    self._cond.wait()
+                if self._stop:
+                    return
+            try:
+                self._admit()
+                if self.sampler.active_rows:
+                    self.sampler.step()
+                self._emit()
+            except Exception as exc:  # never leave a client hanging
+                log.exception("serve engine failed")
+                self._fail_all(f"engine error: {type(exc).__name__}: {exc}")
+
+    def _fail_all(self, message: str) -> None:
+        for c in list(self._choices.values()):
+            c.handle.events.put(("error", message))
+        self._choices.clear()
+        with self._cond:
+            while self._pending:
+                self._pending.popleft().events.put(("error", message))
+        self.sampler.reset()
+
+    def _free_rows(self) -> list[int]:
+        s = self.sampler
+        return [r for r in range(s.batch_size) if not s.rows[r].active and r not in self._choices]
+
+    def _cached_row(self, free: list[int], ids: np.ndarray) -> tuple[int | None, int]:
+        """The free row holding the longest whole prefix of `ids` (and its length)."""
+        best, length = None, 0
+        if not self.prefix_cache:
+            return best, length
+        for r in free:
+            held = self.sampler.rows[r].ids
+            if length < len(held) < len(ids) and np.array_equal(ids[:len(held)], held):
+                best, length = r, len(held)
+        return best, length
+
+    def _episode(self, handle: Handle, index: int) -> int:
+        if handle.request.seed is None:
+            return random.randrange(2**31 - 1)
+        return (16 * int(handle.request.seed) + index) % (2**31 - 1)
+
+    def _admit(self) -> None:
+        s = self.sampler
+        segments, max_new, forced, groups = {}, {}, {}, []
+        while True:
+            with self._cond:
+                if not self._pending:
+                    break
+                handle = self._pending[0]
+                if handle.cancelled:
+                    self._pending.popleft()
+                    continue
+                req = handle.request
+                params = SamplingParams(req.params.temperature, req.params.top_k,
+                                        req.params.top_p, self.suppress)
+                busy = bool(s.active_rows) or bool(segments)
+                free = self._free_rows()
+                if (busy and params != s.params) or len(free) < req.n:
+                    break
+                self._pending.popleft()
+            row, cached = self._cached_row(free, handle.prompt_ids)
+            if row is None:
+                row = min(free, key=lambda r: self._last_used[r])
+                s.reset_row(row, self._episode(handle, 0))
+            else:
+                s.rows[row].episode = self._episode(handle, 0)  # the request's own draws
+            if len(handle.prompt_ids) - cached > s.room(row):
+                handle.events.put(("error", "the prompt does not fit in a row"))
+                continue
+            s.params = params
+            handle.cached_tokens = cached
+            segments[row] = tail_segment(req.segments, cached)
+            max_new[row] = min(req.max_new_tokens, s.max_len - len(handle.prompt_ids))
+            if req.forced:
+                forced[row] = req.forced
+            others = [r for r in free if r != row][:req.n - 1]
+            for r in [row, *others]:
+                self._last_used[r] = next(self._clock)
+            self._choices.update({r: _Choice(handle, i, r) for i, r in
+                                  enumerate([row, *others])})
+            groups.append((handle, row, others))
+            self.stats["requests"] += 1
+            self.stats["prompt_tokens"] += len(handle.prompt_ids)
+            self.stats["cached_tokens"] += cached
+            self.stats["prefill_tokens"] += len(handle.prompt_ids) - cached
+        if not segments:
+            return
+        s.append(segments, max_new, forced)
+        for handle, row, others in groups:
+            if others:
+                s.fork(row, others, [self._episode(handle, i + 1) for i in range(len(others))],
+                       {r: handle.request.forced for r in others} if handle.request.forced
+                       else None)
+
+    def _stop_index(self, ids: list[int], stops: Sequence[str]) -> tuple[int, str] | None:
+        """The first token count whose text contains a stop string, and that string."""
+        text = self.tokenizer.decode(ids, skip_special_tokens=False)
+        if not any(st in text for st in stops):
+            return None
+        for j in range(1, len(ids) + 1):
+            text = self.tokenizer.decode(ids[:j], skip_special_tokens=False)
+            for st in stops:
+                if st in text:
+                    return j, st
+        return None
+
+    def _emit(self) -> None:
+        """Sends every live choice its new tokens; ends the choices whose turn ended."""
+        s = self.sampler
+        for row, c in list(self._choices.items()):
+            r = s.rows[row]
+            ended = not r.active
+            ids = list(r.result.ids) if ended else list(r.turn)
+            lps = list(r.result.logprobs) if ended else list(r.turn_lps)
+            if c.handle.cancelled:
+                del self._choices[row]
+                continue
+            reason, matched = (FINISH[r.result.stop_reason] if ended else None), None
+            stops = c.handle.request.stop
+            hit = self._stop_index(ids, stops) if stops else None
+            if hit is not None:
+                ids, lps, reason, matched = ids[:hit[0]], lps[:hit[0]], "stop", hit[1]
+            if len(ids) > c.sent:
+                c.handle.events.put(("tokens", c.index, ids[c.sent:], lps[c.sent:]))
+                c.sent = len(ids)
+            if reason is not None:
+                c.handle.events.put(("done", c.index, reason, matched))
+                del self._choices[row]
+                self.stats["completion_tokens"] += len(ids)
+
+
+__all__ = ["Engine", "EngineError", "GenerationRequest", "Handle", "tail_segment"]

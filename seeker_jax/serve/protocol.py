@@ -1,0 +1,265 @@
+"""The OpenAI chat-completions wire format (pydantic), and nothing else.
+
+Requests are validated here; the engine never sees JSON. Unknown request fields are *ignored*
+(OpenAI clients send fields we do not implement, e.g. `user`, `metadata`); their names are
+kept in `ChatCompletionRequest.ignored_fields` so the server can report them in a response
+header (`x-seeker-ignored-fields`). Fields we know but do not implement are refused with a
+400 (`presence_penalty` != 0, `response_format` other than text, ...): a client asking for
+them would otherwise get silently wrong output.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# ----------------------------------------------------------------------------- requests
+
+
+class ImageUrl(BaseModel):
+    url: str
+    detail: Optional[str] = None
+
+
+class VideoUrl(BaseModel):
+    url: str
+
+
+class ContentPart(BaseModel):
+    """One part of a message's content: text, an image or a video (by URL)."""
+
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["text", "image_url", "video_url"]
+    text: Optional[str] = None
+    image_url: Optional[ImageUrl] = None
+    video_url: Optional[VideoUrl] = None
+
+    @model_validator(mode="after")
+    def _has_payload(self):
+        if getattr(self, self.type) is None:
+            raise ValueError(f"a content part of type {self.type!r} needs a {self.type!r} field")
+        return self
+
+
+class FunctionCall(BaseModel):
+    name: str
+    arguments: str  # a JSON string, as OpenAI sends it
+
+
+class ToolCallMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: Union[str, list[ContentPart], None] = None
+    tool_calls: Optional[list[ToolCallMessage]] = None
+    tool_call_id: Optional[str] = None
+    reasoning_content: Optional[str] = None
+    name: Optional[str] = None
+
+
+class FunctionSpec(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+    description: Optional[str] = None
+    parameters: Optional[dict[str, Any]] = None
+
+
+class Tool(BaseModel):
+    type: Literal["function"] = "function"
+    function: FunctionSpec
+
+
+class NamedToolChoice(BaseModel):
+    type: Literal["function"] = "function"
+    function: dict[str, str]  # {"name": ...}
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    """POST /v1/chat/completions. Extra fields are ignored and listed in ignored_fields."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str
+    messages: list[Message] = Field(min_length=1)
+    tools: Optional[list[Tool]] = None
+    tool_choice: Union[Literal["auto", "none", "required"], NamedToolChoice, None] = None
+    n: int = Field(1, ge=1, le=16)
+    seed: Optional[int] = None
+    temperature: float = Field(1.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_k: int = Field(0, ge=-1)
+    max_tokens: Optional[int] = Field(None, ge=1)
+    max_completion_tokens: Optional[int] = Field(None, ge=1)
+    stop: Union[str, list[str], None] = None
+    logprobs: bool = False
+    top_logprobs: Optional[int] = Field(None, ge=0, le=20)
+    stream: bool = False
+    stream_options: Optional[StreamOptions] = None
+    return_token_ids: bool = False  # extra: prompt and completion token ids (RL clients)
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: Optional[dict[str, float]] = None
+    parallel_tool_calls: Optional[bool] = None
+    response_format: Optional[dict[str, Any]] = None
+
+    @model_validator(mode="after")
+    def _refuse_unimplemented(self):
+        for name in ("presence_penalty", "frequency_penalty"):
+            if getattr(self, name):
+                raise ValueError(f"{name}={getattr(self, name)} is not supported by seeker-jax "
+                                 "serve; leave it at 0")
+        if self.logit_bias:
+            raise ValueError("logit_bias is not supported by seeker-jax serve")
+        if self.parallel_tool_calls is False:
+            raise ValueError("parallel_tool_calls=false is not supported: the model may write "
+                             "several <tool_call> blocks in one turn")
+        if self.response_format not in (None, {"type": "text"}):
+            raise ValueError(f"response_format={self.response_format!r} is not supported "
+                             "(no constrained decoding); only {'type': 'text'}")
+        return self
+
+    @property
+    def ignored_fields(self) -> list[str]:
+        return sorted(self.model_extra or {})
+
+    @property
+    def stop_list(self) -> list[str]:
+        if self.stop is None:
+            return []
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+    @property
+    def max_new_tokens(self) -> Optional[int]:
+        return self.max_completion_tokens or self.max_tokens
+
+
+# ----------------------------------------------------------------------------- responses
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:24]}"
+
+
+class ResponseFunction(BaseModel):
+    name: str
+    arguments: str
+
+
+class ResponseToolCall(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: ResponseFunction
+
+
+class TopLogprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: Optional[list[int]] = None
+
+
+class TokenLogprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: Optional[list[int]] = None
+    top_logprobs: list[TopLogprob] = []
+
+
+class ChoiceLogprobs(BaseModel):
+    content: list[TokenLogprob]
+
+
+class ResponseMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: Optional[str] = None
+    reasoning_content: Optional[str] = None
+    tool_calls: Optional[list[ResponseToolCall]] = None
+
+
+class Choice(BaseModel):
+    index: int
+    message: ResponseMessage
+    finish_reason: Literal["stop", "length", "tool_calls"]
+    logprobs: Optional[ChoiceLogprobs] = None
+    token_ids: Optional[list[int]] = None  # with return_token_ids
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    prompt_tokens_details: Optional[dict[str, int]] = None  # {"cached_tokens": ...}
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int = Field(default_factory=lambda: int(time.time()))
+    model: str
+    choices: list[Choice]
+    usage: Usage
+    prompt_token_ids: Optional[list[int]] = None  # with return_token_ids
+
+
+class DeltaFunction(BaseModel):
+    name: Optional[str] = None
+    arguments: Optional[str] = None
+
+
+class DeltaToolCall(BaseModel):
+    index: int
+    id: Optional[str] = None
+    type: Optional[Literal["function"]] = None
+    function: DeltaFunction
+
+
+class Delta(BaseModel):
+    role: Optional[Literal["assistant"]] = None
+    content: Optional[str] = None
+    reasoning_content: Optional[str] = None
+    tool_calls: Optional[list[DeltaToolCall]] = None
+
+
+class StreamChoice(BaseModel):
+    index: int
+    delta: Delta
+    finish_reason: Optional[Literal["stop", "length", "tool_calls"]] = None
+    logprobs: Optional[ChoiceLogprobs] = None
+    token_ids: Optional[list[int]] = None
+
+
+class ChatCompletionChunk(BaseModel):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int = Field(default_factory=lambda: int(time.time()))
+    model: str
+    choices: list[StreamChoice]
+    usage: Optional[Usage] = None
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = Field(default_factory=lambda: int(time.time()))
+    owned_by: str = "seeker-jax"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+def error_body(message: str, kind: str = "invalid_request_error", param: str | None = None,
+               code: int = 400) -> dict:
+    """OpenAI's error shape: {"error": {"message", "type", "param", "code"}}."""
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}

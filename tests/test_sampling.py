@@ -1,0 +1,73 @@
+"""Learner log-probs against a closed-form numpy softmax: tempered, never truncated."""
+import jax
+import numpy as np
+
+from seeker_jax.sampling import SamplingParams, learner_logprobs, policy_logprobs, sample
+
+T, TOP_K, TOP_P, SUPPRESS = 0.7, 10, 0.8, (3,)
+
+
+def closed_form(logits: np.ndarray, temperature: float, suppress=()) -> np.ndarray:
+    """log softmax(logits / T) over the vocabulary, suppressed ids excluded (float64)."""
+    x = logits.astype(np.float64) / temperature
+    x[..., list(suppress)] = -np.inf
+    m = x.max(-1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
+
+
+def nucleus(logits: np.ndarray) -> set[int]:
+    """The tokens top-k then top-p keep, worked by hand for one row."""
+    x = logits.astype(np.float64) / T
+    x[list(SUPPRESS)] = -np.inf
+    order = np.argsort(-x)[:TOP_K]
+    p = np.exp(x[order] - x[order].max())
+    p /= p.sum()
+    before = np.cumsum(p) - p
+    return {int(t) for t, b in zip(order, before) if b < TOP_P}
+
+
+def test_learner_logprobs_are_the_untruncated_tempered_softmax():
+    logits = np.random.default_rng(0).normal(0, 3, (3, 50)).astype(np.float32)
+    want = closed_form(logits, T, SUPPRESS)
+    tokens = np.broadcast_to(np.arange(50), (3, 50))
+    got = np.asarray(learner_logprobs(np.repeat(logits[:, None], 50, 1), tokens, T, SUPPRESS))
+    keep = np.isfinite(want)
+    err = np.abs(got[keep] - want[keep]).max()
+    assert err <= 1e-5, err
+    assert (got[:, 3] < -1e29).all()  # a suppressed id is outside the action space
+    # greedy (T = 0) uses the untempered softmax
+    np.testing.assert_allclose(np.asarray(learner_logprobs(logits, tokens[:, 0], 0.0)),
+                               closed_form(logits, 1.0)[:, 0], atol=1e-5, rtol=0)
+
+
+def test_sample_records_learner_logprobs_even_outside_the_nucleus():
+    logits = np.random.default_rng(1).normal(0, 3, (3, 50)).astype(np.float32)
+    params = SamplingParams(T, TOP_K, TOP_P, SUPPRESS)
+    want = closed_form(logits, T, SUPPRESS)
+    kept = [nucleus(row) for row in logits]
+    outside = np.array([min(set(range(4, 50)) - k) for k in kept], np.int32)
+    # a forced (scripted) token outside the nucleus: finite, the closed form's value
+    tokens, lps = sample(logits, jax.random.split(jax.random.key(0), 3), params, outside)
+    np.testing.assert_array_equal(np.asarray(tokens), outside)
+    np.testing.assert_allclose(np.asarray(lps), want[np.arange(3), outside], atol=1e-5, rtol=0)
+    # ...which the truncated policy would call impossible (the old recorded value)
+    assert (np.asarray(policy_logprobs(logits, outside, params)) < -1e29).all()
+    # drawn tokens stay inside top-k and top-p; their log-probs are the closed form's
+    for seed in range(40):
+        tokens, lps = sample(logits, jax.random.split(jax.random.key(seed), 3), params)
+        tokens = np.asarray(tokens)
+        assert all(int(t) in k for t, k in zip(tokens, kept)), (tokens, kept)
+        np.testing.assert_allclose(np.asarray(lps), want[np.arange(3), tokens], atol=1e-5,
+                                   rtol=0)
+
+
+def test_each_row_draws_from_its_own_key():
+    """A row's draw depends on its key and logits only, not on the other rows of the call."""
+    logits = np.random.default_rng(2).normal(0, 1, (4, 50)).astype(np.float32)
+    keys = jax.random.split(jax.random.key(5), 4)
+    params = SamplingParams(1.0)
+    full = np.asarray(sample(logits, keys, params)[0])
+    for i in range(4):
+        alone = np.asarray(sample(logits[i:i + 1], keys[i:i + 1], params)[0])
+        assert alone[0] == full[i]
+    assert len(set(np.asarray(sample(np.repeat(logits[:1], 4, 0), keys, params)[0]))) > 1

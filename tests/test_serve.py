@@ -1,0 +1,252 @@
+"""`seeker-jax serve` through the official openai client on 127.0.0.1 (a tiny random checkpoint,
+the Qwen vocabulary): greedy outputs equal the in-process sampler's token for token, streaming
+equals non-streaming, images, tool calls, 16 concurrent clients, the conversation cache, and
+bad input answered with 4xx JSON."""
+import base64
+import concurrent.futures as cf
+import io
+import json
+
+import httpx2 as httpx  # what this openai client is built on
+import numpy as np
+import openai
+import pytest
+from PIL import Image
+
+from hf_reference import build_hf, tiny_hf_config
+from seeker_jax import checkpoint as ckpt
+from seeker_jax.env.config import EnvConfig
+from seeker_jax.models.chat import concat_segments
+from seeker_jax.models.qwen3_vl import from_pretrained
+from seeker_jax.models.tokenizer import offline_qwen_tokenizer
+from seeker_jax.sampler import Sampler
+from seeker_jax.sampling import SamplingParams
+from seeker_jax.serve.loading import ServeConfig, build_service
+from seeker_jax.serve.media import MediaLimits
+from seeker_jax.serve.protocol import Message
+from seeker_jax.serve.render import TurnMemory, render_messages
+from seeker_jax.serve.serving import ChatService
+from seeker_jax.serve.testing import serve_in_thread
+
+SCRIPTED_CALL = ('<tool_call>\n{"name": "crop_video", "arguments": {"start_time": 1, '
+                 '"end_time": 3}}\n</tool_call>')
+
+
+@pytest.fixture(scope="module")
+def ckpt_dir(tmp_path_factory):
+    tok = offline_qwen_tokenizer()
+    cfg = tiny_hf_config(vocab_size=151936)
+    for name, token in (("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
+                        ("vision_start_token_id", "<|vision_start|>"),
+                        ("vision_end_token_id", "<|vision_end|>")):
+        setattr(cfg, name, tok.convert_tokens_to_ids(token))
+    hf = tmp_path_factory.mktemp("hf")
+    build_hf(cfg, scale=5.0).save_pretrained(str(hf))
+    model = from_pretrained(str(hf))
+    out = str(tmp_path_factory.mktemp("ckpt"))
+    ckpt.save_params(out, model, model.config)
+    ckpt.write_env_config(out, EnvConfig(), "offline_qwen")
+    return out
+
+
+@pytest.fixture(scope="module")
+def media_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("media")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 96, 3), np.uint8)).save(
+        root / "frame.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(ckpt_dir, media_root):
+    cfg = ServeConfig(model_name="tiny", batch_size=4, max_len=1024, decode_steps=4,
+                      limits=MediaLimits(allowed_root=str(media_root), max_images=2,
+                                         max_image_pixels=200 * 200, max_video_seconds=2.0))
+    with serve_in_thread(f"ckpt:{ckpt_dir}", config=cfg) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return openai.OpenAI(base_url=server.url, api_key="none", max_retries=0, timeout=300)
+
+
+def reference(server, messages, max_tokens, tools=None):
+    """Greedy tokens of the in-process sampler (batch 1, no cache reuse) on the same prompt."""
+    svc = server.service
+    segs = render_messages(svc.tokenizer, [Message.model_validate(m) for m in messages], tools,
+                           svc._loader(), svc.memory)
+    s = Sampler(svc.engine.sampler.model, batch_size=1, max_len=1024,
+                params=SamplingParams(0.0, suppress_ids=svc.engine.suppress),
+                stop_token_ids=svc.engine.sampler.stop_token_ids, pad_id=151643)
+    return s.generate([concat_segments(segs)], max_tokens)[0].ids.tolist()
+
+
+def image_url(size=(48, 64), seed=1):
+    img = Image.fromarray(np.random.default_rng(seed).integers(0, 255, (*size, 3), np.uint8))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def ask(client, messages, **kw):
+    kw.setdefault("max_tokens", 6)
+    return client.chat.completions.create(model="tiny", messages=messages, temperature=0,
+                                          extra_body={"return_token_ids": True}, **kw)
+
+
+def test_models_health_and_greedy_equals_in_process_sampler(server, client):
+    assert [m.id for m in client.models.list().data] == ["tiny"]
+    assert httpx.get(server.url.replace("/v1", "/health")).json()["status"] == "ok"
+    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}]
+    res = ask(client, msgs, logprobs=True)
+    choice = res.choices[0]
+    assert choice.token_ids == reference(server, msgs, 6)
+    assert res.usage.completion_tokens == len(choice.token_ids)
+    assert res.usage.prompt_tokens == len(res.prompt_token_ids)
+    assert len(choice.logprobs.content) == len(choice.token_ids)
+    assert all(t.logprob <= 0 for t in choice.logprobs.content)
+    assert choice.finish_reason in ("stop", "length")
+
+
+def test_streaming_equals_non_streaming(client):
+    msgs = [{"role": "user", "content": "Count to three"}]
+    whole = ask(client, msgs, max_tokens=8)
+    chunks = list(client.chat.completions.create(
+        model="tiny", messages=msgs, temperature=0, max_tokens=8, stream=True,
+        stream_options={"include_usage": True}, extra_body={"return_token_ids": True}))
+    ids = sum((c.choices[0].token_ids or [] for c in chunks if c.choices
+               and getattr(c.choices[0], "token_ids", None)), [])
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    reasoning = "".join(getattr(c.choices[0].delta, "reasoning_content", None) or ""
+                        for c in chunks if c.choices)
+    assert ids == whole.choices[0].token_ids
+    m = whole.choices[0].message
+    assert text.strip() == (m.content or "") and reasoning.strip() == (
+        getattr(m, "reasoning_content", None) or "")
+    assert chunks[-1].usage.completion_tokens == len(ids)
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == \
+        whole.choices[0].finish_reason
+
+
+def test_images_data_url_and_file_under_the_root(server, client, media_root):
+    msgs = [{"role": "user", "content": [
+        {"type": "text", "text": "What is shown?"},
+        {"type": "image_url", "image_url": {"url": image_url()}},
+        {"type": "image_url", "image_url": {"url": f"file://{media_root / 'frame.png'}"}}]}]
+    res = ask(client, msgs)
+    assert res.choices[0].token_ids == reference(server, msgs, 6)
+    assert res.prompt_token_ids.count(151655) > 0  # image pads in the prompt
+
+
+@pytest.mark.parametrize("part, match", [
+    ({"type": "image_url", "image_url": {"url": "file:///etc/passwd"}}, "outside the allowed"),
+    ({"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}, "network"),
+    ({"type": "image_url", "image_url": {"url": image_url((300, 300))}}, "over the server's"),
+    ({"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}, "not a readable"),
+])
+def test_bad_media_is_a_400(client, part, match):
+    with pytest.raises(openai.BadRequestError, match=match):
+        ask(client, [{"role": "user", "content": [part]}])
+
+
+def test_too_many_images_unknown_model_and_malformed_json(server, client):
+    img = {"type": "image_url", "image_url": {"url": image_url()}}
+    with pytest.raises(openai.BadRequestError, match="more than 2 images"):
+        ask(client, [{"role": "user", "content": [img, img, img]}])
+    with pytest.raises(openai.NotFoundError, match="unknown model"):
+        client.chat.completions.create(model="gpt-4", messages=[{"role": "user", "content": "x"}])
+    url = server.url + "/chat/completions"
+    r = httpx.post(url, content=b'{"model": "tiny", "messages": [', timeout=30)
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
+    r = httpx.post(url, json={"model": "tiny", "messages": []}, timeout=30)
+    assert r.status_code == 400 and "messages" in r.json()["error"]["message"]
+    r = httpx.post(url, json={"model": "tiny", "presence_penalty": 1.0,
+                              "messages": [{"role": "user", "content": "x"}]}, timeout=30)
+    assert r.status_code == 400 and "presence_penalty" in r.json()["error"]["message"]
+    r = httpx.post(url, json={"model": "tiny", "max_tokens": 2, "user": "me", "temperature": 0,
+                              "messages": [{"role": "user", "content": "x"}]}, timeout=60)
+    assert r.status_code == 200 and r.headers["x-seeker-ignored-fields"] == "user"
+
+
+def test_video_over_the_ceilings_is_a_400(client, media_root):
+    from seeker_jax.env.testing import write_index_video
+
+    write_index_video(media_root / "long.mp4", 40, fps=10)  # 4 s > the 2 s ceiling
+    with pytest.raises(openai.BadRequestError, match="over the server's limit of 2 s"):
+        ask(client, [{"role": "user", "content": [
+            {"type": "video_url", "video_url": {"url": f"file://{media_root / 'long.mp4'}"}}]}])
+
+
+def test_sixteen_concurrent_clients_get_their_own_greedy_answers(server, client):
+    prompts = [[{"role": "user", "content": f"Question number {k}: what is {k} + {k}?"}]
+               for k in range(16)]
+    with cf.ThreadPoolExecutor(16) as pool:
+        got = list(pool.map(lambda m: ask(client, m, max_tokens=5).choices[0].token_ids,
+                            prompts))
+    for m, ids in zip(prompts, got):
+        assert ids == reference(server, m, 5)
+
+
+def test_disconnect_mid_stream_leaves_the_server_serving(server, client):
+    body = {"model": "tiny", "messages": [{"role": "user", "content": "go on"}],
+            "max_tokens": 64, "stream": True, "temperature": 0}
+    with httpx.stream("POST", server.url + "/chat/completions", json=body, timeout=60) as r:
+        assert r.status_code == 200
+        next(r.iter_lines())
+    assert ask(client, [{"role": "user", "content": "still there?"}]).choices[0].token_ids
+
+
+class ScriptedService(ChatService):
+    """A 'scripted tiny model': every tool turn is forced to be SCRIPTED_CALL (then the model's
+    own tokens), through the sampler's forced tokens, like tool_choice's prefixes."""
+
+    def _forced(self, req):
+        if req.tool_choice == "required":
+            tok = self.tokenizer
+            return tuple(tok.encode(SCRIPTED_CALL, add_special_tokens=False)
+                         + [tok.convert_tokens_to_ids("<|im_end|>")])
+        return super()._forced(req)
+
+
+TOOLS = [{"type": "function", "function": {"name": "crop_video", "description": "crop",
+                                           "parameters": {"type": "object", "properties": {
+                                               "start_time": {"type": "number"},
+                                               "end_time": {"type": "number"}}}}}]
+
+
+def test_tool_calls_tool_messages_with_images_and_the_conversation_cache(server, ckpt_dir):
+    base = server.service
+    svc = ScriptedService(base.engine, base.env, "tiny", base.limits)
+    with serve_in_thread(svc) as scripted:
+        c = openai.OpenAI(base_url=scripted.url, api_key="none", max_retries=0, timeout=300)
+        msgs = [{"role": "user", "content": "Find the dog."}]
+        res = c.chat.completions.create(model="tiny", messages=msgs, tools=TOOLS,
+                                        tool_choice="required", max_tokens=60,
+                                        extra_body={"return_token_ids": True})
+        choice = res.choices[0]
+        assert choice.finish_reason == "tool_calls"
+        call = choice.message.tool_calls[0]
+        assert call.function.name == "crop_video"
+        assert json.loads(call.function.arguments) == {"start_time": 1, "end_time": 3}
+        # Streaming: the same call arrives as a tool_calls delta.
+        chunks = list(c.chat.completions.create(model="tiny", messages=msgs, tools=TOOLS,
+                                                tool_choice="required", max_tokens=60,
+                                                stream=True))
+        deltas = [tc for ch in chunks if ch.choices for tc in ch.choices[0].delta.tool_calls or []]
+        assert [d.function.name for d in deltas] == ["crop_video"]
+        assert json.loads(deltas[0].function.arguments) == {"start_time": 1, "end_time": 3}
+        assert chunks[-1].choices[0].finish_reason == "tool_calls"
+        # The tool answers with an image; the conversation continues from its cache row.
+        msgs += [choice.message.model_dump(exclude_none=True),
+                 {"role": "tool", "tool_call_id": call.id, "content": [
+                     {"type": "text", "text": "frames:"},
+                     {"type": "image_url", "image_url": {"url": image_url()}}]}]
+        before = base.engine.stats["cached_tokens"]
+        nxt = c.chat.completions.create(model="tiny", messages=msgs, tools=TOOLS, max_tokens=4,
+                                        temperature=0, extra_body={"return_token_ids": True})
+        cached = nxt.usage.prompt_tokens_details.cached_tokens
+        assert cached > 0 and base.engine.stats["cached_tokens"] - before == cached
+        # Token-exact: the cached tokens are a first request's prompt + its generated turn.
+        assert cached == len(res.prompt_token_ids) + len(choice.token_ids)
+        assert nxt.prompt_token_ids[:cached] == res.prompt_token_ids + choice.token_ids
