@@ -26,6 +26,7 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
     c.api.max_retries = 3
     c.api.attempts = 3           # invalid JSON replies: ask again with the error, then reject
     c.api.json_mode = "json_schema"  # json_schema | json_object | "" (plain text)
+    c.api.max_tokens = 512       # per reply
 
     c.text_filter = ml_collections.ConfigDict()
     c.text_filter.backend = "llm"  # llm | rule

@@ -40,7 +40,7 @@ def _client(cfg: ml_collections.ConfigDict, stage: str, workdir: Path) -> dict[s
             "rate_limit_per_s": float(cfg.api.rate_limit_per_s) or None,
             "timeout_s": float(cfg.api.timeout_s), "max_retries": int(cfg.api.max_retries),
             "cache_dir": str(workdir / "api_cache"), "attempts": int(cfg.api.attempts),
-            "json_mode": cfg.api.json_mode or None}
+            "json_mode": cfg.api.json_mode or None, "max_tokens": int(cfg.api.max_tokens)}
 
 
 def stage_specs(cfg: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict[str, StageSpec]:

@@ -43,8 +43,9 @@ class LlmTextFilter:
     name, holds_model = "text_filter", False
 
     def __init__(self, model: str, attempts: int = 3, json_mode: str | None = "json_schema",
-                 **client: Any):
+                 max_tokens: int = 512, **client: Any):
         self.client, self.attempts, self.json_mode = make_client(model, **client), attempts, json_mode
+        self.max_tokens = max_tokens
 
     def check(self, sample: dict[str, Any]):
         def check(v: TextVerdict) -> str | None:
@@ -59,7 +60,8 @@ class LlmTextFilter:
         messages = [{"role": "system", "content": SYSTEM},
                     {"role": "user", "content": _qa_text(sample)}]
         verdict, tokens = ask_json(self.client, messages, TextVerdict, self.check(sample),
-                                   attempts=self.attempts, json_mode=self.json_mode)
+                                   attempts=self.attempts, json_mode=self.json_mode,
+                                   max_tokens=self.max_tokens)
         if isinstance(verdict, Rejected):
             return Outcome(verdict, tokens)
         if not verdict.keep:

@@ -77,8 +77,9 @@ class VlmVerify:
 
     def __init__(self, model: str, fps: float = 1.0, max_frames: int = 16,
                  max_pixels: int = 224 * 224, attempts: int = 3,
-                 json_mode: str | None = "json_schema", **client: Any):
+                 json_mode: str | None = "json_schema", max_tokens: int = 512, **client: Any):
         self.client = make_client(model, **client)
+        self.max_tokens = max_tokens
         self.fps, self.max_frames, self.max_pixels = fps, max_frames, max_pixels
         self.attempts, self.json_mode = attempts, json_mode
 
@@ -108,7 +109,7 @@ class VlmVerify:
         reply, tokens = ask_json(
             self.client, messages, Verification,
             lambda v: check_verification(v, info.duration, info.width, info.height),
-            attempts=self.attempts, json_mode=self.json_mode)
+            attempts=self.attempts, json_mode=self.json_mode, max_tokens=self.max_tokens)
         if isinstance(reply, Rejected):
             return Outcome(reply, tokens)
         if not reply.unique:
