@@ -8,6 +8,7 @@ SUBPACKAGES = {
     "seeker_jax.env": "env",
     "seeker_jax.rl": "rl",
     "seeker_jax.data": "data",
+    "seeker_jax.data.pipeline": "data/pipeline",
     "seeker_jax.configs": "configs",  # so `--config configs/x.py:preset` works after `pip install .`
 }
 

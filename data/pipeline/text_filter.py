@@ -21,7 +21,11 @@ SYSTEM = (
     'with only a JSON object: {"keep": true or false, "entity": the words of the question that '
     'name the entity (empty if none), "reason": a short reason}.')
 
-_DET = re.compile(r"\b(?:the|a|an)\s+((?:[a-z-]+\s+){0,3}?[a-z-]+)\b", re.I)
+_DET = re.compile(r"\b(the|a|an)\s+([a-z][a-z\s-]*)", re.I)
+PHRASE_END = frozenset(
+    "at in on of to from with by for into onto over under near when while after before and or "
+    "but is are was were be does do did has have go goes went move moves moving that which who "
+    "whose between during than as it its".split())
 NOT_ENTITIES = frozenset(
     "video clip scene camera footage film movie narrator audio sound music background "
     "beginning start end middle time moment purpose idea theme topic story overall".split())
@@ -70,11 +74,16 @@ class LlmTextFilter:
 
 
 def rule_entity(question: str) -> str | None:
-    """The first definite/indefinite noun phrase whose head is not the video itself."""
+    """The first noun phrase 'the/a/an w1 .. wn' (up to 4 words, ending before a preposition,
+    verb or conjunction) whose words do not name the video itself."""
     for m in _DET.finditer(question):
-        words = m.group(1).lower().split()
-        if words[-1] not in NOT_ENTITIES and not (set(words) & NOT_ENTITIES):
-            return m.group(0)
+        words = []
+        for word in m.group(2).split()[:4]:
+            if word.lower() in PHRASE_END:
+                break
+            words.append(word)
+        if words and not ({w.lower() for w in words} & NOT_ENTITIES):
+            return f"{m.group(1)} {' '.join(words)}"
     return None
 
 
