@@ -64,7 +64,8 @@ class Render:
         target = decode_rle(masks["rle"][slot], masks["size"])
         if frame.shape[:2] != target.shape:
             return Outcome(Rejected("mask_size", f"mask {target.shape} vs frame {frame.shape[:2]}"))
-        others = [decode_rle(c, masks["size"]) for c in (masks.get("others") or [[]] * (slot + 1))[slot]]
+        other_rle = masks["others"][slot] if masks.get("others") else []  # oracle only, so far
+        others = [decode_rle(c, masks["size"]) for c in other_rle]
         vp = draw(frame, target, others, self.seed, sample["id"], self.types)
         self.frames_dir.mkdir(parents=True, exist_ok=True)
         frame_path = self.frames_dir / f"{sample['id']}.png"

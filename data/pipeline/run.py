@@ -94,7 +94,7 @@ def _read_report(result: ReadResult, out_dir: Path) -> StageReport:
     (out_dir / runner.REJECTED).write_text("".join(
         json.dumps({"id": i, "reason": r.reason, "detail": r.detail}, sort_keys=True) + "\n"
         for i, r in result.rejected))
-    return runner._report("read", entries, 0.0)
+    return runner.summarize("read", entries, 0.0)
 
 
 def run_pipeline(cfg: ml_collections.ConfigDict, input_path: str | os.PathLike,

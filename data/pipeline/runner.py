@@ -163,7 +163,7 @@ def run_stage(name: str, spec: StageSpec, samples: list[dict[str, Any]], out_dir
     entries = [done[i] for i in ids]
     kept = [e["record"] for e in entries if e["kept"]]
     _write_outputs(out_dir, kept, [e for e in entries if not e["kept"]])
-    report = _report(name, entries, time.perf_counter() - start)
+    report = summarize(name, entries, time.perf_counter() - start)
     (out_dir / REPORT).write_text(json.dumps(report.to_dict(), indent=1, sort_keys=True))
     return kept, report
 
@@ -195,7 +195,8 @@ def _write_outputs(out_dir: Path, kept: list[dict], rejected: list[dict]) -> Non
     os.replace(tmp, out_dir / REJECTED)
 
 
-def _report(name: str, entries: list[dict], wall: float, n_examples: int = 3) -> StageReport:
+def summarize(name: str, entries: list[dict], wall: float, n_examples: int = 3) -> StageReport:
+    """A StageReport from log entries: counts, rejections by reason (first examples), time."""
     rejected: dict[str, int] = {}
     examples: dict[str, list[dict[str, str]]] = {}
     for e in entries:
