@@ -9,6 +9,7 @@ SUBPACKAGES = {
     "seeker_jax.rl": "rl",
     "seeker_jax.rl.rewards": "rl/rewards",
     "seeker_jax.data": "data",
+    "seeker_jax.data.pipeline": "data/pipeline",
     "seeker_jax.eval": "seeker_jax/eval",
     "seeker_jax.serve": "seeker_jax/serve",
     "seeker_jax.configs": "configs",  # so `--config configs/x.py:preset` works after `pip install .`

@@ -38,7 +38,10 @@ def _call(name: str, **arguments: Any) -> str:
 
 
 def teacher_turns(record: dict) -> list[str]:
-    """The assistant turns a teacher writes for a synthetic record (see module doc)."""
+    """The assistant turns of a record: a real teacher's (`teacher_turns`, written by
+    `seeker-jax trajectories`), else the scripted ones for a synthetic record (module doc)."""
+    if record.get("teacher_turns"):
+        return list(record["teacher_turns"])
     start, end = (float(x) for x in record["evidence_window"])
     if end - start < 0.5:  # crop_video needs end > start; widen tiny windows to half a second
         end = min(float(record.get("duration") or end + 0.5), start + 0.5)

@@ -498,6 +498,90 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pipeline_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", required=True, help="the dataset to convert: a file (qa_jsonl, "
+                   "llava_video, v2p) or a synthetic-world root (synth), per --config.reader")
+    p.add_argument("--workdir", required=True, type=writable_dir, help="stage outputs, the "
+                   "dataset, funnel.{json,md,png}; rerunning resumes (done samples are skipped)")
+    p.add_argument("--ray-address", default=None, help="run the stages on Ray: 'auto' (an "
+                   "existing cluster), 'local' (start one here), or an address")
+    p.add_argument("--stop-after", default=None, help="stop after this stage (e.g. 2_verify)")
+    _add_config(p, "configs/pipeline.py:default")
+
+
+@command("pipeline", "the 4-stage synthesis: text filter, video verification, masks, render",
+         _pipeline_arguments,
+         examples=["seeker-jax pipeline --config configs/pipeline.py:default --input qa.jsonl "
+                   "--workdir runs/pipe --config.api.model=http://127.0.0.1:8000/v1#qwen3-vl "
+                   "--config.masks.model_dir=models/sam3",
+                   "seeker-jax pipeline --config configs/pipeline.py:synth --input data/world "
+                   "--workdir runs/pipe_synth --config.api.model=URL#MODEL --ray-address local"],
+         outputs="WORKDIR/{1_text_filter,2_verify,3_masks,4_render}/ (log.jsonl, "
+                 "out.array_record, rejected.jsonl, report.json),\nWORKDIR/dataset/ (records/"
+                 "{train,val,test}.array_record + frames/), WORKDIR/funnel.{json,md,png}")
+def _pipeline(args: argparse.Namespace) -> int:
+    from seeker_jax.data.pipeline.run import STAGES, run_pipeline
+
+    if args.stop_after is not None and args.stop_after not in STAGES:
+        raise UserError(f"--stop-after {args.stop_after!r}: one of {', '.join(STAGES)}")
+    use_ray = args.ray_address is not None
+    if use_ray:
+        import ray
+        ray.init(address=None if args.ray_address == "local" else args.ray_address)
+    funnel = run_pipeline(_config(args), args.input, args.workdir, use_ray=use_ray,
+                          stop_after=args.stop_after, progress=True)
+    print("pipeline: " + " -> ".join(str(c) for c in funnel["counts"]) +
+          f" (funnel: {args.workdir}/funnel.md)")
+    return 0
+
+
+def _trajectories_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--teacher", required=True, help="openai:URL#MODEL of the teacher server")
+    p.add_argument("--data", required=True, type=existing_dir, help="a dataset root (records/)")
+    p.add_argument("--split", default="train")
+    p.add_argument("--workdir", required=True, type=writable_dir)
+    p.add_argument("--k", type=positive_int, default=1, help="accepted episodes per question")
+    p.add_argument("--tries", type=positive_int, default=4, help="episodes tried per question")
+    p.add_argument("--temperature", type=non_negative_float, default=0.7)
+    p.add_argument("--max-concurrency", type=positive_int, default=8)
+    _add_config(p, "configs/sft.py:tiny_synth")
+
+
+@command("trajectories", "teacher rejection sampling through our env, over the OpenAI API",
+         _trajectories_arguments,
+         examples=["seeker-jax trajectories --teacher openai:http://127.0.0.1:8000/v1#teacher "
+                   "--data runs/pipe/dataset --workdir runs/traj --config configs/sft.py:tiny_synth"],
+         outputs="WORKDIR/sft/records/train.array_record (SFT reads it), WORKDIR/episodes.jsonl, "
+                 "WORKDIR/acceptance.json\n(per dimension), WORKDIR/sft_sharegpt.json + "
+                 "dataset_info.json (LLaMA-Factory)")
+def _trajectories(args: argparse.Namespace) -> int:
+    from seeker_jax.data.openai_api import ChatClient
+    from seeker_jax.data.pipeline.teacher import run_trajectories
+    from seeker_jax.env.config import EnvConfig
+    from seeker_jax.models.tokenizer import tokenizer_from_config
+
+    if not args.teacher.startswith("openai:"):
+        raise UserError(f"--teacher {args.teacher!r}: expected openai:URL#MODEL")
+    config = _config(args)
+    try:
+        client = ChatClient.from_spec(args.teacher.removeprefix("openai:"),
+                                      max_concurrency=args.max_concurrency,
+                                      cache_dir=f"{args.workdir}/api_cache")
+    except ValueError as e:
+        raise UserError(f"--teacher: {e}") from None
+    env = EnvConfig.from_config(config.env)
+    from seeker_jax import checkpoint as ckpt
+
+    model_dir = ckpt.find_params(config.model.init_from).config_dir if config.model.init_from else None
+    formatter = env.formatter(tokenizer_from_config(config.tokenizer, model_dir))
+    out = run_trajectories(client, args.data, args.split, args.workdir, formatter,
+                           env.episode_config(), k=args.k, tries=args.tries,
+                           teacher_name=args.teacher, temperature=args.temperature)
+    print(f"trajectories: {out['sft_records']} SFT records from {out['questions']} questions "
+          f"({args.workdir}/acceptance.json)")
+    return 0
+
+
 def _serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True,
                    help="ckpt:PATH (a seeker-jax checkpoint or workdir) or hf:PATH (HF folder)")

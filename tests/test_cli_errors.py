@@ -139,10 +139,25 @@ def test_passk_needs_a_checkpoint_and_a_split(tmp_path, capsys):
     assert "--k: 0 must be at least 1" in line
 
 
+def test_pipeline_and_trajectories_mistakes(tmp_path, capsys):
+    assert "needs a model: set --config.api.model=URL#MODEL" in user_error(
+        ["pipeline", "--input", str(tmp_path), "--workdir", str(tmp_path / "w"),
+         "--config", "configs/pipeline.py:synth"], capsys)
+    assert "unknown pipeline preset" in user_error(
+        ["pipeline", "--input", str(tmp_path), "--workdir", str(tmp_path / "w"),
+         "--config", "configs/pipeline.py:synthh"], capsys)
+    assert "--stop-after '3_mask'" in user_error(
+        ["pipeline", "--input", str(tmp_path), "--workdir", str(tmp_path / "w"),
+         "--stop-after", "3_mask"], capsys)
+    assert "expected openai:URL#MODEL" in user_error(
+        ["trajectories", "--teacher", "http://x/v1#m", "--data", str(tmp_path),
+         "--workdir", str(tmp_path / "t")], capsys)
+
+
 def test_every_subcommand_is_covered_here():
     # a new subcommand gets a typical mistake above (and examples, below)
     assert set(_COMMANDS) == {"synth", "tool", "convert", "export", "parity", "sft", "grpo",
-                              "passk", "demo", "aot", "eval", "serve"}
+                              "passk", "demo", "aot", "eval", "serve", "pipeline", "trajectories"}
 
 
 def test_debug_shows_the_traceback(tmp_path):

@@ -1,0 +1,39 @@
+"""Child process of the pipeline kill tests: python pipeline_child.py ROOT WORKDIR MODE.
+
+MODE slow_verify: the truth server answers after 0.25 s (stage 2 is slow); slow_masks: stages
+1-2 run, then stage 3 sleeps 0.25 s per sample; plain: everything at full speed (the resume).
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from chat_server import ChatServer  # noqa: E402
+from pipeline_server import DelayedHandler, default_script  # noqa: E402
+from seeker_jax.config import load_config  # noqa: E402
+from seeker_jax.data.pipeline import runner  # noqa: E402
+from seeker_jax.data.pipeline.readers import read_synth  # noqa: E402
+from seeker_jax.data.pipeline.run import run_pipeline, stage_specs  # noqa: E402
+from seeker_jax.data.pipeline.stage import StageSpec  # noqa: E402
+
+
+def main(root: str, workdir: str, mode: str) -> None:
+    samples = read_synth(root).samples
+    delay = 0.25 if mode == "slow_verify" else 0.0
+    with ChatServer(DelayedHandler(samples, default_script(samples), delay)) as server:
+        cfg = load_config("configs/pipeline.py:synth",
+                          [f"--config.api.model={server.url}#truth", "--config.workers=1"])
+        if mode != "slow_masks":
+            run_pipeline(cfg, root, workdir)
+            return
+        run_pipeline(cfg, root, workdir, stop_after="2_verify")
+        verified = runner.read_stage_output(os.path.join(workdir, "2_verify"))
+        spec = stage_specs(cfg, workdir)["3_masks"]
+        slow = StageSpec("pipeline_server:Slow", {"cls": spec.cls, "kwargs": spec.kwargs,
+                                                   "delay_s": 0.25})
+        runner.run_stage("3_masks", slow, verified, os.path.join(workdir, "3_masks"))
+        run_pipeline(cfg, root, workdir)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])
