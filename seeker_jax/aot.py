@@ -145,7 +145,7 @@ def abstract_train_state(c: ml_collections.ConfigDict, mesh, tx, rules=None):
     rules = rules_from_config(c.mesh.rules) if rules is None else rules
     cfg = from_hf_dict(load_config(f"configs/qwen3_vl.py:{c.model.size}").to_dict())
     model = abstract_model(cfg, jnp.dtype(c.model.compute_dtype), jnp.dtype(c.model.param_dtype),
-                           c.model.remat)
+                           c.model.remat, bool(c.model.get("scan_layers", False)))
     replicated = NamedSharding(mesh, PartitionSpec())
 
     def place(var: nnx.Variable) -> jax.ShapeDtypeStruct:  # as sharding.model_shardings does
