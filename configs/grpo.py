@@ -38,6 +38,7 @@ def get_config(preset: str = "tiny_synth") -> ml_collections.ConfigDict:
     c.model.compute_dtype = "float32"
     c.model.param_dtype = "float32"
     c.model.remat = "none"
+    c.model.scan_layers = False      # decoder layers as one lax.scan (sampler cache included)
     c.model.freeze_vision = True
 
     c.data = ml_collections.ConfigDict()
@@ -110,6 +111,7 @@ def get_config(preset: str = "tiny_synth") -> ml_collections.ConfigDict:
         c.model.size = preset.split("_")[-1]
         c.model.compute_dtype = "bfloat16"
         c.model.remat = "full"
+        c.model.scan_layers = True
         c.mesh.data, c.mesh.fsdp = 1, -1
         c.rollout.max_new_tokens = 4096
     else:

@@ -43,6 +43,7 @@ def get_config(preset: str = "tiny_synth") -> ml_collections.ConfigDict:
     c.model.compute_dtype = "float32"
     c.model.param_dtype = "float32"  # master weights; "float32" with compute "bfloat16"
     c.model.remat = "none"           # none | full | dots | dots_no_batch
+    c.model.scan_layers = False      # decoder layers as one lax.scan: one compiled layer body
     c.model.freeze_vision = True
 
     c.data = ml_collections.ConfigDict()
@@ -93,6 +94,7 @@ def get_config(preset: str = "tiny_synth") -> ml_collections.ConfigDict:
         c.model.size = preset.split("_")[-1]
         c.model.compute_dtype = "bfloat16"
         c.model.remat = "full"
+        c.model.scan_layers = True
         c.mesh.data, c.mesh.fsdp = 1, -1
         c.data.batch_size = 1
         c.data.buckets = (4096, 8192)

@@ -326,13 +326,14 @@ def params_source(path: str, cfg: Qwen3VLConfig, dtype=None) -> ParamSource:
 
 
 def load_model(path: str, dtype=None, shardings: Shardings = None, compute_dtype=None,
-               remat: str = "none") -> Qwen3VLForConditionalGeneration:
+               remat: str = "none", scan_layers: bool = False
+               ) -> Qwen3VLForConditionalGeneration:
     """A Flax model with the parameters of a checkpoint (converted or trained)."""
     loc = find_params(path)
     cfg, _ = read_model_config(loc.config_dir)
     flat = restore_params(path, cfg, dtype, shardings)
     param_dtype = next(iter(flat.values())).dtype
-    model = abstract_model(cfg, compute_dtype or param_dtype, param_dtype, remat)
+    model = abstract_model(cfg, compute_dtype or param_dtype, param_dtype, remat, scan_layers)
     for p, var in nnx.to_flat_state(nnx.state(model, nnx.Param)):
         var.set_value(flat[param_key(p)])
     return model

@@ -65,12 +65,14 @@ def build_model(c: ml_collections.ConfigDict):
     from seeker_jax.models.qwen3_vl.modeling import Qwen3VLForConditionalGeneration
 
     compute, param = jnp.dtype(c.compute_dtype), jnp.dtype(c.param_dtype)
+    scan = bool(c.get("scan_layers", False))  # configs written before the option lack it
     if c.init_from:
-        model = ckpt.load_model(c.init_from, dtype=param, compute_dtype=compute, remat=c.remat)
+        model = ckpt.load_model(c.init_from, dtype=param, compute_dtype=compute, remat=c.remat,
+                                scan_layers=scan)
         return model, model.config
     cfg = from_hf_dict(load_config(f"configs/qwen3_vl.py:{c.size}").to_dict())
     model = Qwen3VLForConditionalGeneration(cfg, dtype=compute, param_dtype=param,
-                                            rngs=nnx.Rngs(0), remat=c.remat)
+                                            rngs=nnx.Rngs(0), remat=c.remat, scan_layers=scan)
     return model, cfg
 
 

@@ -108,10 +108,12 @@ def check_names(expected: list[str], found: set[str], cfg: Qwen3VLConfig, where:
 
 
 def abstract_model(cfg: Qwen3VLConfig, dtype=jnp.float32, param_dtype=jnp.float32,
-                   remat: str = "none") -> Qwen3VLForConditionalGeneration:
+                   remat: str = "none", scan_layers: bool = False
+                   ) -> Qwen3VLForConditionalGeneration:
     """The model with ShapeDtypeStruct leaves: shapes without allocating."""
     return nnx.eval_shape(lambda: Qwen3VLForConditionalGeneration(
-        cfg, dtype=dtype, param_dtype=param_dtype, rngs=nnx.Rngs(0), remat=remat))
+        cfg, dtype=dtype, param_dtype=param_dtype, rngs=nnx.Rngs(0), remat=remat,
+        scan_layers=scan_layers))
 
 
 def load_into(model: Qwen3VLForConditionalGeneration, hf_dir: str, cfg: Qwen3VLConfig,
@@ -145,6 +147,7 @@ def load_into(model: Qwen3VLForConditionalGeneration, hf_dir: str, cfg: Qwen3VLC
 
 
 def from_pretrained(hf_dir: str, dtype=jnp.float32, *, compute_dtype=None, remat: str = "none",
+                    scan_layers: bool = False,
                     place: Callable[[tuple, jax.Array], jax.Array] | None = None
                     ) -> Qwen3VLForConditionalGeneration:
     """Loads an HF Qwen3-VL folder. `dtype` is the parameter dtype; compute_dtype defaults to it.
@@ -153,7 +156,7 @@ def from_pretrained(hf_dir: str, dtype=jnp.float32, *, compute_dtype=None, remat
     is read, so the whole model never sits on one host device.
     """
     cfg = load_hf_config(hf_dir)
-    model = abstract_model(cfg, compute_dtype or dtype, dtype, remat)
+    model = abstract_model(cfg, compute_dtype or dtype, dtype, remat, scan_layers)
     load_into(model, hf_dir, cfg, place)
     return model
 

@@ -76,12 +76,13 @@ def visibility_mask(attention_mask, B: int, L: int, cache, write_index) -> jax.A
 
 class Qwen3VLModel(nnx.Module):
     def __init__(self, cfg: Qwen3VLConfig, *, dtype=jnp.float32, param_dtype=jnp.float32,
-                 rngs: nnx.Rngs, remat: str = "none"):
+                 rngs: nnx.Rngs, remat: str = "none", scan_layers: bool = False):
         self.config = cfg
         self.visual = Qwen3VLVisionModel(cfg.vision, dtype=dtype, param_dtype=param_dtype,
                                          rngs=rngs)
         self.language_model = Qwen3VLTextModel(cfg.text, dtype=dtype, param_dtype=param_dtype,
-                                               rngs=rngs, remat=remat)
+                                               rngs=rngs, remat=remat,
+                                               scan_layers=scan_layers)
 
     def get_rope_index(self, input_ids, mm_token_type_ids=None, image_grid_thw=None,
                        video_grid_thw=None, attention_mask=None) -> tuple[np.ndarray, np.ndarray]:
@@ -161,12 +162,15 @@ class Qwen3VLForConditionalGeneration(nnx.Module):
     """The full model; parameter paths mirror transformers' module names."""
 
     def __init__(self, cfg: Qwen3VLConfig, *, dtype=jnp.float32, param_dtype=jnp.float32,
-                 rngs: nnx.Rngs | None = None, remat: str = "none"):
+                 rngs: nnx.Rngs | None = None, remat: str = "none",
+                 scan_layers: bool = False):
+        """remat: a text.REMAT_POLICIES name; scan_layers: run the decoder stack as one
+        lax.scan (text.scan_decoder), same parameters and numbers, one compiled layer."""
         rngs = rngs if rngs is not None else nnx.Rngs(0)
         self.config = cfg
         self.dtype = dtype
         self.model = Qwen3VLModel(cfg, dtype=dtype, param_dtype=param_dtype, rngs=rngs,
-                                  remat=remat)
+                                  remat=remat, scan_layers=scan_layers)
         self.lm_head = (None if cfg.tie_word_embeddings else
                         Linear(cfg.text.hidden_size, cfg.text.vocab_size, ("embed", "vocab"),
                                use_bias=False, dtype=dtype, param_dtype=param_dtype, rngs=rngs))

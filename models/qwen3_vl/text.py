@@ -6,6 +6,9 @@ SwiGLU; interleaved MRoPE; DeepStack visual features added after the first decod
 The KV cache is an explicit pytree (a list of `LayerCache`), passed in and returned, so a
 jitted sampler owns it. Each sequence writes its new keys at its own offset `write_index[b]`
 and the caller gives the (B, Lq, S) boolean mask of what each query may see.
+
+`scan_layers=True` runs the decoder stack as one `jax.lax.scan` (see `scan_decoder`): XLA
+compiles one layer body instead of `num_hidden_layers` copies, with the same parameters.
 """
 from __future__ import annotations
 
@@ -113,7 +116,7 @@ class Qwen3VLTextDecoderLayer(nnx.Module):
 
 class Qwen3VLTextModel(nnx.Module):
     def __init__(self, cfg: TextConfig, *, dtype=jnp.float32, param_dtype=jnp.float32,
-                 rngs: nnx.Rngs, remat: str = "none"):
+                 rngs: nnx.Rngs, remat: str = "none", scan_layers: bool = False):
         self.config = cfg
         kw = dict(dtype=dtype, param_dtype=param_dtype)
         self.embed_tokens = Embed(cfg.vocab_size, cfg.hidden_size, ("vocab", "embed"),
@@ -123,6 +126,7 @@ class Qwen3VLTextModel(nnx.Module):
         self.norm = RMSNorm(cfg.hidden_size, ("embed",), eps=cfg.rms_norm_eps, **kw)
         self.dtype = dtype
         self.remat = remat
+        self.scan_layers = scan_layers
 
     def __call__(self, inputs_embeds: jax.Array, position_ids: jax.Array, mask: jax.Array,
                  deepstack: list[jax.Array] | None = None,
@@ -136,6 +140,10 @@ class Qwen3VLTextModel(nnx.Module):
         cos, sin = mrope_cos_sin(position_ids, cfg.head_dim, cfg.rope_theta, cfg.mrope_section,
                                  self.dtype)
         x = inputs_embeds.astype(self.dtype)
+        if self.scan_layers:
+            x, new_cache = scan_decoder(list(self.layers), x, cos, sin, mask, deepstack, cache,
+                                        write_index, self.remat)
+            return self.norm(x), new_cache
         new_cache = [] if cache is not None else None
         for i, layer in enumerate(self.layers):
             fn = _remat(layer, self.remat)
@@ -164,3 +172,56 @@ def _remat(layer: Qwen3VLTextDecoderLayer, policy: str):
         return layer
     return functools.partial(nnx.remat(type(layer).__call__, policy=REMAT_POLICIES[policy]),
                              layer)
+
+
+def _stack(trees: list):
+    """Per-layer pytrees with equal structure -> one pytree with a leading layer axis."""
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def scan_decoder(layers: list[Qwen3VLTextDecoderLayer], x: jax.Array, cos: jax.Array,
+                 sin: jax.Array, mask: jax.Array, deepstack: list[jax.Array] | None = None,
+                 cache: list[LayerCache] | None = None, write_index: jax.Array | None = None,
+                 remat: str = "none") -> tuple[jax.Array, list[LayerCache] | None]:
+    """The decoder stack as one `lax.scan`: equal to the unrolled loop, compiled once.
+
+    x (B, L, D); cos/sin (B, L, head_dim); mask (B, L, S); deepstack: k (B, L, D) additions
+    for layers 0..k-1; cache: one LayerCache (B, S, KVH, head_dim) per layer.
+
+    The parameters stay a list of per-layer modules (the HF mapping table, checkpoints and
+    sharding rules see the same paths) and are stacked to (n_layers, ...) here, inside the
+    traced function. Trade-off: the stack is a transient copy of the decoder weights (of each
+    chip's shard under FSDP) and their gradients are unstacked back, which costs one extra
+    decoder-sized buffer at the peak; in exchange the program holds one layer body, so compile
+    time and compiler host memory stop growing with depth. Storing the weights stacked would
+    save that copy but change every parameter path; a later step can do that.
+
+    DeepStack: layer i adds table[min(i, k-1)] where i < k, zero otherwise, with the (k, B,
+    L, D) table read by the layer index, so no (n_layers, B, L, D) zeros are materialized.
+    The cache, when given, is stacked to (n_layers, B, S, ...) and split back after the scan
+    (a transient second copy of the cache: fine for training and small serving batches).
+    `remat` (REMAT_POLICIES) is applied to the scan body, so it acts per layer as unrolled.
+    """
+    if remat not in REMAT_POLICIES:
+        raise ValueError(f"unknown remat policy {remat!r}; choose from {sorted(REMAT_POLICIES)}")
+    graphdef = nnx.graphdef(layers[0])
+    params = _stack([nnx.state(layer) for layer in layers])
+    n = len(layers)
+    k = 0 if deepstack is None else min(len(deepstack), n)
+    table = jnp.stack([d.astype(x.dtype) for d in deepstack[:k]]) if k else None
+    caches = None if cache is None else _stack(list(cache))
+
+    def body(h, xs):
+        i, state, layer_cache = xs
+        h, layer_cache = nnx.merge(graphdef, state)(h, cos, sin, mask, layer_cache, write_index)
+        if table is not None:
+            inject = jax.lax.dynamic_index_in_dim(table, jnp.minimum(i, k - 1), keepdims=False)
+            h = h + jnp.where(i < k, inject, jnp.zeros_like(inject))
+        return h, layer_cache
+
+    if remat != "none":
+        body = jax.checkpoint(body, policy=REMAT_POLICIES[remat], prevent_cse=False)
+    x, caches = jax.lax.scan(body, x, (jnp.arange(n), params, caches))
+    if cache is None:
+        return x, None
+    return x, [LayerCache(caches.key[i], caches.value[i]) for i in range(n)]
