@@ -391,7 +391,7 @@ def _format_figures(f: dict[str, Any]) -> str:
             f"{f['frozen_params'] / 1e9:.2f} B frozen; remat {f['remat']}\n"
             f"  by hand: state {f['state_bytes_per_chip'] / GIB:.2f} GiB/chip, "
             f"batch {f['batch_bytes_per_chip'] / GIB:.3f} GiB/chip\n")
-    if not f["fits"]:
+    if not f["fits"] and "error" in f:  # the compiler refused
         used = ("" if f.get("used_gib") is None else
                 f": needs {f['used_gib']:.1f} GiB of {f['capacity_gib']:.1f} GiB")
         return head + f"  DOES NOT FIT{used}\n  compiler: {f['error']}"
@@ -400,7 +400,8 @@ def _format_figures(f: dict[str, Any]) -> str:
         f"  per chip: arguments {g('argument_bytes'):.2f} GiB, outputs {g('output_bytes'):.2f} "
         f"(aliased {g('alias_bytes'):.2f}), temporaries {g('temp_bytes'):.2f}, code "
         f"{g('code_bytes'):.3f}\n"
-        f"  total {g('total_bytes'):.2f} GiB of {f['hbm_gib']:.0f} GiB: FITS "
+        f"  total {g('total_bytes'):.2f} GiB of {f['hbm_gib']:.0f} GiB: "
+        f"{'FITS' if f['fits'] else 'DOES NOT FIT'} "
         f"({100 * f['total_bytes'] / (f['hbm_gib'] * GIB):.0f}%)\n"
         f"  FLOPs per chip per step {f['flops_per_chip']:.3e} = {f['flops_ratio']:.2f} x 6*N*tokens "
         f"({f['flops_6nt_per_chip']:.3e}); above 1: remat recompute, attention (L^2) and the "
@@ -421,10 +422,10 @@ def run_aot(config: ml_collections.ConfigDict, topology: str, json_out: str | No
     except ValueError as e:  # AotError, or a mesh the topology cannot hold
         print(f"aot: {e}")
         return 1
-    print(format_report(figures))
-    if json_out:
+    if json_out:  # first: the figures survive a report that fails
         with open(json_out, "w") as f:
             json.dump(figures, f, indent=1)
+    print(format_report(figures))
     return 0 if figures["fits"] else 2
 
 
