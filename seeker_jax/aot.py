@@ -1,4 +1,5 @@
-"""Will the SFT step fit a TPU pod? Compile it for one, on this CPU, and read the compiler's figures.
+"""Will the SFT (or any loss's) train step fit a TPU pod? Compile it for one, on this CPU, and read
+the compiler's figures (rl.aot gives it the GRPO step).
 
 `seeker-jax aot --config configs/sft.py:qwen3_vl_8b --topology v5p:2x2x1`
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -62,12 +63,14 @@ def timestamp_tokens(seconds: float) -> int:
 def video_batch(batch: int, frames: int | None = None, height: int = 720, width: int = 1280,
                 max_pixels: int | None = None, text_tokens: int = 1024,
                 seconds_per_frame: float = 2.0, seq_len: int | None = None, multiple: int = 256,
-                env=None) -> VideoBatch:
+                env=None, loss_len: int | None = None) -> VideoBatch:
     """The token count of a `frames`-frame video SFT example, computed as the processor does.
 
     frames / max_pixels None: the prompt video of `env` (an EnvConfig; default the paper's:
     256 frames at <= 112,896 px each), so the check compiles what training will see.
     seq_len None: video + timestamps + text rounded up to `multiple` (a data bucket).
+    loss_len None: SFT's, half the text rounded up to 128 (answers and tool calls are learned,
+    the prompt is not); a GRPO step learns every response token, so it passes its own K.
     """
     from seeker_jax.env.config import EnvConfig
     from seeker_jax.models.processing import MERGE_SIZE, PATCH_SIZE, smart_resize
@@ -88,7 +91,10 @@ def video_batch(batch: int, frames: int | None = None, height: int = 720, width:
     elif seq_len < grid[0] * per_group + stamps + 2:
         raise AotError(f"seq_len {seq_len} is shorter than the video alone "
                          f"({grid[0] * per_group + stamps} tokens): raise it or lower --frames")
-    loss_len = max(128, -(-min(text_tokens, seq_len) // 2 // 128) * 128)
+    if loss_len is None:
+        loss_len = max(128, -(-min(text_tokens, seq_len) // 2 // 128) * 128)
+    elif not 0 < loss_len <= seq_len:
+        raise AotError(f"loss_len {loss_len} must be in 1..seq_len ({seq_len})")
     return VideoBatch(batch, seq_len, loss_len, grid, grid[0] * per_group, stamps)
 
 
@@ -193,18 +199,20 @@ def abstract_vision(b: VideoBatch, vision_config, mesh, rules, processes: int = 
             video.num_slots)
 
 
-def abstract_batch(b: VideoBatch, mesh, rules=None, video_slots: int | None = None
-                   ) -> dict[str, jax.ShapeDtypeStruct]:
+def abstract_batch(b: VideoBatch, mesh, rules=None, video_slots: int | None = None,
+                   per_token: tuple[str, ...] = ()) -> dict[str, jax.ShapeDtypeStruct]:
     """The arrays place_batch makes for a video batch, sharded over the "batch" axis: shapes,
     dtypes and batch dimensions from seeker_jax.data.batch.array_specs, the table place_batch
     itself places by. video_slots: the slot-layout pixel rows (abstract_vision); default the
-    batch's patch count (no padding)."""
+    batch's patch count (no padding). per_token: names of extra (B, K) float32 arrays the
+    loss reads (GRPO: advantages, sampler_logprobs, ref_logprobs, ...)."""
     from seeker_jax.data.batch import array_specs
     from seeker_jax.sharding import DEFAULT_RULES, array_sharding
 
     rules = DEFAULT_RULES if rules is None else rules
     slots = b.batch * b.patches if video_slots is None else video_slots
-    specs = array_specs(b.batch, b.seq_len, b.loss_len, video_patches=slots)
+    specs = array_specs(b.batch, b.seq_len, b.loss_len, video_patches=slots,
+                        per_token=tuple(per_token))
     out = {}
     for k, (shape, dtype, batch_dim) in specs.items():
         axes = [None] * len(shape)
@@ -326,10 +334,30 @@ def _flops(compiled) -> float:
     return float(cost.get("flops", 0.0)) if cost else 0.0
 
 
+def _bucket(length: int, buckets: tuple[int, ...]) -> int:
+    """The smallest bucket >= length (the learner's padded length), or a clear error."""
+    from seeker_jax.data.batch import bucket_length
+
+    padded = bucket_length(length, buckets)
+    if padded is None:
+        raise AotError(f"an example of {length} tokens is longer than every bucket {tuple(buckets)}"
+                       ": raise the config's largest bucket or lower --frames / --text-tokens")
+    return padded
+
+
 def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_chip: int = 1,
                        frames: int | None = None, seq_len: int | None = None,
-                       text_tokens: int = 1024, max_pixels: int | None = None) -> dict[str, Any]:
-    """Compiles the SFT step for `topology`; returns its figures (see `format_report`).
+                       text_tokens: int = 1024, max_pixels: int | None = None,
+                       loss_len: int | None = None, loss_fn: str | Callable = "sft",
+                       per_token: tuple[str, ...] = (), step: str = "SFT",
+                       buckets: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """Compiles the train step of `loss_fn` (default SFT's) for `topology`; returns its
+    figures (see `format_report`).
+
+    The batch: batch_per_chip * data * fsdp examples, each one video + text_tokens of text
+    (video_batch), with loss_len (K) loss positions and the (B, K) `per_token` arrays the loss
+    reads; buckets: pad the example to the smallest of these lengths holding it, as the
+    learner's collate does (None: round up to 256). `step` names it in the report.
 
     fits False carries the compiler's refusal (used / capacity GiB when it says them).
     """
@@ -348,15 +376,18 @@ def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_ch
     cfg, graphdef, trainable, frozen, rest, opt_state = abstract_train_state(c, mesh, tx, rules)
     env = EnvConfig.from_config(c.env) if "env" in c else None
     b = video_batch(batch_per_chip * shape["data"] * shape["fsdp"], frames,
-                    text_tokens=text_tokens, max_pixels=max_pixels, seq_len=seq_len, env=env)
+                    text_tokens=text_tokens, max_pixels=max_pixels, seq_len=seq_len, env=env,
+                    loss_len=loss_len)
+    if buckets and seq_len is None:
+        b = dataclasses.replace(b, seq_len=_bucket(b.seq_len, buckets))
     frames = b.grid[0] * 2
     hosts = len({getattr(d, "process_index", 0) for d in devices})
     video, slots = abstract_vision(b, cfg.vision, mesh, rules, hosts)
-    batch = abstract_batch(b, mesh, rules, slots)
+    batch = abstract_batch(b, mesh, rules, slots, per_token)
     n_trainable = count_params(trainable)
     tokens = b.batch * b.seq_len
     figures: dict[str, Any] = {
-        "topology": topology, "chips": len(devices), "hbm_gib": hbm_gib(topology),
+        "step": step, "per_token": list(per_token), "topology": topology, "chips": len(devices), "hbm_gib": hbm_gib(topology),
         "model": c.model.size, "mesh": shape, "batch_per_chip": batch_per_chip,
         "global_batch": b.batch, "seq_len": b.seq_len, "frames": frames,
         "video_grid": list(b.grid), "video_tokens": b.video_tokens, "loss_positions": b.loss_len,
@@ -367,7 +398,7 @@ def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_ch
         "video_slots": slots, "vision_blocks": list(video.segment_ids.shape), "hosts": hosts,
     }
     step = jit_train_step(tx, jax.tree.map(lambda x: x.sharding, trainable),
-                          jax.tree.map(lambda x: x.sharding, opt_state))
+                          jax.tree.map(lambda x: x.sharding, opt_state), loss_fn)
     lowered = step.lower(graphdef, trainable, frozen, rest, opt_state, batch, Vision(None, video))
     try:
         compiled = lowered.compile()
@@ -402,19 +433,24 @@ def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_ch
 
 
 def format_report(f: dict[str, Any]) -> str:
-    """Human-readable figures of compile_train_step."""
+    """Human-readable figures of compile_train_step (and its callers' f["notes"] lines)."""
+    return "\n".join([_format_figures(f)] + [f"  {n}" for n in f.get("notes", ())])
+
+
+def _format_figures(f: dict[str, Any]) -> str:
     mesh = " x ".join(f"{k}={v}" for k, v in f["mesh"].items())
-    head = (f"{f['model']} SFT step on {f['topology']} ({f['chips']} chips, {f['hbm_gib']:.0f} GiB "
+    per_token = f" (+ per-token {', '.join(f['per_token'])})" if f.get("per_token") else ""
+    head = (f"{f['model']} {f.get('step', 'SFT')} step on {f['topology']} ({f['chips']} chips, {f['hbm_gib']:.0f} GiB "
             f"HBM each), mesh {mesh}\n"
             f"  batch {f['batch_per_chip']}/chip ({f['global_batch']} global) x {f['seq_len']} "
             f"tokens: {f['frames']}-frame video grid {tuple(f['video_grid'])} = "
             f"{f['video_tokens']} video tokens + timestamps + text; {f['loss_positions']} loss "
-            f"positions\n"
+            f"positions{per_token}\n"
             f"  params: {f['trainable_params'] / 1e9:.2f} B trainable, "
             f"{f['frozen_params'] / 1e9:.2f} B frozen; remat {f['remat']}\n"
             f"  by hand: state {f['state_bytes_per_chip'] / GIB:.2f} GiB/chip, "
             f"batch {f['batch_bytes_per_chip'] / GIB:.3f} GiB/chip\n")
-    if not f["fits"]:
+    if not f["fits"] and "error" in f:  # the compiler refused
         used = ("" if f.get("used_gib") is None else
                 f": needs {f['used_gib']:.1f} GiB of {f['capacity_gib']:.1f} GiB")
         return head + f"  DOES NOT FIT{used}\n  compiler: {f['error']}"
@@ -423,7 +459,8 @@ def format_report(f: dict[str, Any]) -> str:
         f"  per chip: arguments {g('argument_bytes'):.2f} GiB, outputs {g('output_bytes'):.2f} "
         f"(aliased {g('alias_bytes'):.2f}), temporaries {g('temp_bytes'):.2f}, code "
         f"{g('code_bytes'):.3f}\n"
-        f"  total {g('total_bytes'):.2f} GiB of {f['hbm_gib']:.0f} GiB: FITS "
+        f"  total {g('total_bytes'):.2f} GiB of {f['hbm_gib']:.0f} GiB: "
+        f"{'FITS' if f['fits'] else 'DOES NOT FIT'} "
         f"({100 * f['total_bytes'] / (f['hbm_gib'] * GIB):.0f}%)\n"
         f"  FLOPs per chip per step {f['flops_per_chip']:.3e} = {f['flops_ratio']:.2f} x 6*N*tokens "
         f"({f['flops_6nt_per_chip']:.3e}); above 1: remat recompute, attention (L^2) and the "
@@ -435,19 +472,22 @@ def format_report(f: dict[str, Any]) -> str:
 
 
 def run_aot(config: ml_collections.ConfigDict, topology: str, json_out: str | None = None,
-            **kwargs) -> int:
-    """The `aot` command: prints the figures, saves them as JSON; 0 fits, 2 does not fit."""
+            compile_fn: Callable[..., dict[str, Any]] | None = None, **kwargs) -> int:
+    """The `aot` command: prints the figures, saves them as JSON; 0 fits, 2 does not fit.
+
+    compile_fn(config, topology, **kwargs) -> figures: default compile_train_step (SFT); the
+    CLI passes seeker_jax.rl.aot.compile_grpo_step for a GRPO config."""
     import json
 
     try:
-        figures = compile_train_step(config, topology, **kwargs)
+        figures = (compile_fn or compile_train_step)(config, topology, **kwargs)
     except ValueError as e:  # AotError, or a mesh the topology cannot hold
         print(f"aot: {e}")
         return 1
-    print(format_report(figures))
-    if json_out:
+    if json_out:  # first: the figures survive a report that fails
         with open(json_out, "w") as f:
             json.dump(figures, f, indent=1)
+    print(format_report(figures))
     return 0 if figures["fits"] else 2
 
 

@@ -419,7 +419,8 @@ def _aot_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seq-len", type=positive_int, default=None, help="tokens per example "
                    "(default: the video's tokens + timestamps + --text-tokens, rounded up to 256)")
     p.add_argument("--text-tokens", type=positive_int, default=1024,
-                   help="prompt, tool calls, answers")
+                   help="SFT: prompt, tool calls, answers; GRPO (configs/grpo.py): the prompt's "
+                   "text, before c.rollout.max_new_tokens response tokens")
     p.add_argument("--json", default=None, metavar="OUT", type=writable_file,
                    help="also save the figures here")
 
@@ -436,24 +437,29 @@ def _check_aot_arguments(args: argparse.Namespace) -> None:
                         "into this environment")
 
 
-@command("aot", "compile the SFT step for a TPU topology on this CPU: will it fit? (exit 2 if not)",
+@command("aot", "compile the SFT or GRPO step for a TPU topology on this CPU: will it fit? (exit 2 "
+         "if not)",
          _aot_arguments,
          examples=["seeker-jax aot --config configs/sft.py:qwen3_vl_8b --topology v5p:2x2x1",
                    "seeker-jax aot --config configs/sft.py:qwen3_vl_4b --topology v6e:4x4 "
-                   "--config.mesh.tensor=4 --json aot_4b_v6e.json"],
+                   "--config.mesh.tensor=4 --json aot_4b_v6e.json",
+                   "seeker-jax aot --config configs/grpo.py:qwen3_vl_8b --topology v5p:2x2x1"],
          outputs="stdout: per-chip memory (arguments, temporaries, code vs HBM), FITS / DOES NOT "
                  "FIT, FLOPs vs 6NT;\n--json OUT: the same figures as JSON. Exit 2 if it does "
                  "not fit (or on a usage error)")
 def _aot(args: argparse.Namespace) -> int:
     from seeker_jax.aot import run_aot
+    from seeker_jax.rl.aot import compile_grpo_step, is_grpo_config
 
     config = _config(args)
     _check_aot_arguments(args)
-    print(f"aot: compiling the SFT step for {args.topology} with libtpu (minutes for real "
-          "sizes); libtpu's warnings about TPU_ACCELERATOR_TYPE / TPU_WORKER_HOSTNAMES are "
-          "harmless on a machine without TPUs", flush=True)
-    return run_aot(config, args.topology, args.json, batch_per_chip=args.batch_per_chip,
-                   frames=args.frames, seq_len=args.seq_len, text_tokens=args.text_tokens)
+    grpo = is_grpo_config(config)  # configs/grpo.py: the GRPO learner's update step
+    print(f"aot: compiling the {'GRPO' if grpo else 'SFT'} step for {args.topology} with libtpu "
+          "(minutes for real sizes); libtpu's warnings about TPU_ACCELERATOR_TYPE / "
+          "TPU_WORKER_HOSTNAMES are harmless on a machine without TPUs", flush=True)
+    return run_aot(config, args.topology, args.json, compile_grpo_step if grpo else None,
+                   batch_per_chip=args.batch_per_chip, frames=args.frames,
+                   seq_len=args.seq_len, text_tokens=args.text_tokens)
 
 
 def _eval_arguments(p: argparse.ArgumentParser) -> None:

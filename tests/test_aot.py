@@ -3,7 +3,6 @@
 One compile of the tiny model's step for v5e:2x2 (4 chips, fsdp=4) serves the figure checks;
 a second, with an absurd sequence length, must come back as "does not fit".
 """
-import numpy as np
 import pytest
 
 from seeker_jax import aot
@@ -101,3 +100,64 @@ def test_scanned_decoder_flops_are_scaled_by_the_trip_count(figures):
     print(f"\nscanned (scaled) vs unrolled FLOPs per chip: relative gap {gap:.2e}")
     assert gap < 0.02
     assert "decoder scanned" in aot.format_report(scanned)
+
+
+# --- the GRPO update step (rl.aot): the learner's loss and per-token arrays, one episode per row
+
+
+def tiny_grpo_config():
+    c = load_config("configs/grpo.py:tiny_synth")
+    c.mesh.data, c.mesh.fsdp = 1, -1
+    c.model.freeze_vision = True
+    return c
+
+
+@pytest.fixture(scope="module")
+def grpo_figures():
+    from seeker_jax.rl.aot import compile_grpo_step
+
+    return compile_grpo_step(tiny_grpo_config(), TOPOLOGY, frames=2, text_tokens=128)
+
+
+def test_grpo_per_token_arrays_follow_the_config():
+    from seeker_jax.rl.aot import grpo_per_token
+
+    c = tiny_grpo_config()  # kl_coef 0.001, minibatches 2: reference and old log-probs ride along
+    assert grpo_per_token(c) == ("advantages", "sampler_logprobs", "ref_logprobs", "old_logprobs")
+    c.loss.kl_coef, c.rollout.minibatches = 0.0, 1
+    assert grpo_per_token(c) == ("advantages", "sampler_logprobs")
+
+
+def test_grpo_step_memory_figures(grpo_figures):
+    f, c = grpo_figures, tiny_grpo_config()
+    assert f["fits"] and f["step"] == "GRPO" and f["mesh"] == {"data": 1, "fsdp": 4, "tensor": 1}
+    # One episode per chip: a 2-frame video at the tiny env's 4,096 px (1280x720 -> 32x64:
+    # 2x4 patches, 2 tokens) + "<1.0 seconds>" 6 + start/end 2, + 128 prompt text + 48
+    # response tokens = 186 -> the learner's bucket 512 (not 256); K = 48 -> 128.
+    assert f["global_batch"] == 4 and f["video_tokens"] == 2 and f["video_grid"] == [1, 2, 4]
+    assert f["seq_len"] == 512 == min(b for b in c.rollout.buckets if b >= 2 + 8 + 128 + 48)
+    assert f["loss_positions"] == 128 and f["response_tokens"] == 48
+    assert f["per_token"] == ["advantages", "sampler_logprobs", "ref_logprobs", "old_logprobs"]
+    # 2 prompts x n=4 over 2 minibatches = 4 episodes an update = one step of 4
+    assert f["episodes_per_update"] == 4 and f["micro_steps_per_update"] == 1
+    assert f["argument_bytes"] == f["argument_bytes_by_hand"]
+    # Every per-token (B, K) float32 array is read by the loss, so kept: arguments are at least
+    # the unpadded state and batch less the two arrays the step never reads (loss_mask,
+    # mm_token_type_ids: (1, 512) int32 per chip each).
+    unpadded = f["state_bytes_per_chip"] + f["batch_bytes_per_chip"]
+    assert unpadded - 2 * 4 * f["seq_len"] <= f["argument_bytes"] <= unpadded * 1.01
+    per_token_bytes = 4 * f["global_batch"] * f["loss_positions"] * 4 // 4  # 4 arrays, 4 chips
+    assert f["batch_bytes_per_chip"] > per_token_bytes
+    assert 0.2 < f["flops_ratio"] < 5.0
+    assert "GRPO: 48-token responses" in aot.format_report(f)
+
+
+def test_grpo_cli_dispatch_and_does_not_fit(capsys):
+    from seeker_jax.cli import main
+
+    code = main(["aot", "--config", "configs/grpo.py:tiny_synth", "--config.mesh.data=1",
+                 "--config.mesh.fsdp=-1", "--topology", TOPOLOGY, "--frames", "2",
+                 "--seq-len", str(1 << 20), "--text-tokens", "128"])
+    out = capsys.readouterr().out
+    assert code == 2 and "compiling the GRPO step" in out and "GRPO step on v5e:2x2" in out
+    assert "DOES NOT FIT" in out and "needs" in out and "Traceback" not in out
