@@ -131,7 +131,10 @@ def test_compilations_are_bounded(sampler):
     # all pack into one (1 block, 64 slots) bucket: one program (it was one per grid)
     assert {build_vision_inputs(g, merge=2, side=8).block_shape
             for g in ([[1, 4, 6]], [[1, 2, 4]], [[3, 4, 4]])} == {(1, 64)}
-    assert before == {"vision": 1, "extend": 2, "decode": 1}
+    # the vision program's jit cache is process-wide: a test before this one may have compiled
+    # this very bucket already, so it is compiled at most once here
+    assert {k: v for k, v in before.items() if k != "vision"} == {"extend": 2, "decode": 1}
+    assert before.get("vision", 0) <= 1
 
 
 def test_stop_tokens_and_length_limit(sampler):
