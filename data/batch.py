@@ -14,7 +14,8 @@ Conventions (B rows, L tokens, K loss positions):
     with 0 and loss_weight 0. K is the batch's largest count rounded up to `multiple`, so only
     K positions (not L) ever go through the vocabulary projection.
   loss_weight (B, K) float32: 1 on real positions, 0 on padding.
-  optional per-token arrays (B, K) float32: advantages, old_logprobs, ref_logprobs; each is
+  optional per-token arrays (B, K) float32: advantages, old_logprobs, ref_logprobs,
+    sampler_logprobs (what the sampler recorded: TIS and the sampler-learner gap); each is
     given per conversation aligned with its tokens (value i belongs to token i) and gathered
     at the learned tokens, i.e. at loss_index + 1, so entry [b, k] goes with loss position k.
   pixels: pixel_values (N, 1536) float32 with image_grid_thw (n, 3), and the same for videos,
@@ -33,7 +34,7 @@ import numpy as np
 PAD_ID = 0
 TOKEN_FIELDS = ("input_ids", "attention_mask", "mm_token_type_ids", "loss_mask")
 PIXEL_FIELDS = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw")
-PER_TOKEN_FIELDS = ("advantages", "old_logprobs", "ref_logprobs")
+PER_TOKEN_FIELDS = ("advantages", "old_logprobs", "ref_logprobs", "sampler_logprobs")
 PATCH_VALUES = 3 * 2 * 16 * 16  # columns of pixel rows: C * temporal patch * patch * patch
 LOSS_MULTIPLE = 128
 
@@ -55,6 +56,7 @@ class Batch:
     advantages: np.ndarray | None = None
     old_logprobs: np.ndarray | None = None
     ref_logprobs: np.ndarray | None = None
+    sampler_logprobs: np.ndarray | None = None
 
     def __getitem__(self, name: str) -> Any:  # batch["input_ids"], as the dicts before it
         return getattr(self, name)
@@ -128,7 +130,7 @@ def collate(conversations: Sequence[Any], bucket: int | Sequence[int] | None = N
 
     bucket: a length, a tuple of lengths (the smallest holding the longest conversation), or
     None (the longest conversation). per_token: {"advantages" | "old_logprobs" |
-    "ref_logprobs": one (L_i,) array per conversation, aligned with its tokens}; each is
+    "ref_logprobs" | "sampler_logprobs": one (L_i,) array per conversation, aligned with its tokens}; each is
     gathered at the learned tokens into (B, K).
     """
     if not conversations:

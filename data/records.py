@@ -96,18 +96,20 @@ def read_records(root: str | os.PathLike, split: str = "train",
 
 def make_dataset(root: str | os.PathLike, split: str = "train", *, seed: int = 0,
                  shuffle: bool = True, num_epochs: int | None = 1,
-                 shard_options: grain.sharding.ShardOptions | None = None) -> grain.IterDataset:
+                 shard_options: grain.sharding.ShardOptions | None = None,
+                 resolve: bool = True) -> grain.IterDataset:
     """Records of a split as a Grain IterDataset: sharded, shuffled, repeated.
 
     Sharding (default: by JAX process, dropping the remainder so every process sees the same
     number of records) happens before shuffling, so shards are disjoint. Each epoch is
-    reshuffled. `iter(dataset)` has get_state()/set_state() for exact resume.
+    reshuffled. `iter(dataset)` has get_state()/set_state() for exact resume. resolve=False
+    keeps the record's paths relative (episodes then show the model the paths SFT trained on).
     """
     import grain
 
     if shard_options is None:
         shard_options = grain.sharding.ShardByJaxProcess(drop_remainder=True)
-    ds = grain.MapDataset.source(RecordSource(root, split))
+    ds = grain.MapDataset.source(RecordSource(root, split, resolve))
     count, index = shard_options.shard_count, shard_options.shard_index
     end = (len(ds) // count) * count if shard_options.drop_remainder else len(ds)
     ds = ds[index:end:count]

@@ -1,0 +1,117 @@
+"""GRPO on tool episodes (`seeker-jax grpo --config configs/grpo.py:PRESET --workdir W`).
+
+Presets:
+  tiny_synth    the tiny SFT checkpoint (model.init_from: a `seeker-jax sft` workdir of
+                configs/sft.py:tiny_synth; "" = a random tiny model) on the synthetic world:
+                2 prompts x n=4 per step, short turns; minutes on a CPU.
+  qwen3_vl_4b / qwen3_vl_8b   the paper's recipe: n=8, lr 1e-6, KL 0.001 (low_var_kl = k3) to the
+                frozen reference, clip 0.2, token-mean, responses <= 4096 tokens (tool and image
+                tokens included), prompts <= 16,384, at most 5 tool rounds; init_from the SFT
+                checkpoint.
+
+Groups: c.reward (configs/reward.py), c.loss (configs/grpo_loss.py), c.env (configs/env.py; a
+checkpoint given in init_from carries its own env_config.json: keep them equal), c.rollout:
+  n                 samples per prompt (a GRPO group); prompts_per_step prompts per iteration
+  max_new_tokens    per model turn; max_turns model turns per episode
+  max_len           a sampler row: prompt + every turn and tool output (response budget +
+                    prompt budget); buckets: the learner's padded lengths (<= max_len)
+  temperature/top_k/top_p  the sampling policy (the loss scores tempered, untruncated log-probs)
+  minibatches, epochs  updates per iteration: minibatches * epochs optimizer steps; more than
+                    one recomputes the old log-probs with the learner before the first update
+  batch_size        sampler rows (0 = prompts_per_step * n)
+"""
+import ml_collections
+
+from seeker_jax.configs.env import env_group
+from seeker_jax.configs.grpo_loss import loss_group
+from seeker_jax.configs.reward import reward_group
+from seeker_jax.configs.sft import MESH_RULES
+
+
+def get_config(preset: str = "tiny_synth") -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+
+    c.model = ml_collections.ConfigDict()
+    c.model.size = "tiny"            # configs/qwen3_vl.py size, used when init_from is ""
+    c.model.init_from = ""           # the SFT checkpoint / workdir GRPO starts from (the reference)
+    c.model.compute_dtype = "float32"
+    c.model.param_dtype = "float32"
+    c.model.remat = "none"
+    c.model.freeze_vision = True
+
+    c.data = ml_collections.ConfigDict()
+    c.data.root = ""                 # dataset root; "" synthesizes one into WORKDIR/data
+    c.data.split = "train"           # `seeker-jax passk` writes the RL split as "rl"
+    c.data.synth_preset = "tiny"
+    c.data.synth_num = 32
+
+    c.env = env_group("paper")
+    c.tokenizer = "model"            # model | offline_qwen
+    c.reward = reward_group("paper")
+    c.loss = loss_group("grpo")
+
+    c.rollout = ml_collections.ConfigDict()
+    c.rollout.n = 8
+    c.rollout.prompts_per_step = 16
+    c.rollout.batch_size = 0         # sampler rows; 0 = prompts_per_step * n
+    c.rollout.max_new_tokens = 1024
+    c.rollout.max_turns = 6          # 5 tool rounds + the answer
+    c.rollout.max_len = 16_384 + 4096
+    c.rollout.buckets = (8192, 12_288, 16_384 + 4096)
+    c.rollout.temperature = 1.0
+    c.rollout.top_k = 0
+    c.rollout.top_p = 1.0
+    c.rollout.minibatches = 1
+    c.rollout.epochs = 1
+    c.rollout.num_workers = 8        # tool threads
+    c.rollout.decode_steps = 16
+    c.rollout.max_chunk = 512
+
+    c.optimizer = ml_collections.ConfigDict()
+    c.optimizer.lr = 1e-6
+    c.optimizer.warmup_steps = 0
+    c.optimizer.total_steps = 1000   # optimizer steps (iterations * minibatches * epochs)
+    c.optimizer.final_lr_fraction = 1.0
+    c.optimizer.weight_decay = 0.0
+    c.optimizer.b1, c.optimizer.b2, c.optimizer.eps = 0.9, 0.999, 1e-8
+    c.optimizer.clip_norm = 1.0
+    c.optimizer.accum_steps = 1
+
+    c.mesh = ml_collections.ConfigDict()
+    c.mesh.data = -1
+    c.mesh.fsdp = 1
+    c.mesh.tensor = 1
+    c.mesh.rules = MESH_RULES
+
+    c.steps = 200                    # iterations (rollout + updates)
+    c.log_every = 1
+    c.checkpoint_every = 10          # iterations; checkpoints sit at rollout boundaries
+    c.keep_checkpoints = 2
+    c.plot_every = 1                 # reward.png / tools.png every that many iterations
+
+    if preset == "tiny_synth":
+        c.model.freeze_vision = False
+        c.env = env_group("tiny")
+        c.tokenizer = "offline_qwen"
+        c.rollout.n = 4
+        c.rollout.prompts_per_step = 2
+        c.rollout.max_new_tokens = 48
+        c.rollout.max_turns = 3
+        c.rollout.max_len = 1024
+        c.rollout.buckets = (512, 1024)
+        c.rollout.minibatches = 2
+        c.rollout.num_workers = 2
+        c.rollout.max_chunk = 256
+        c.optimizer.lr = 1e-4
+        c.steps = 20
+        c.checkpoint_every = 5
+    elif preset in ("qwen3_vl_4b", "qwen3_vl_8b"):
+        c.model.size = preset.split("_")[-1]
+        c.model.compute_dtype = "bfloat16"
+        c.model.remat = "full"
+        c.mesh.data, c.mesh.fsdp = 1, -1
+        c.rollout.max_new_tokens = 4096
+    else:
+        raise ValueError(f"unknown grpo preset {preset!r}: tiny_synth, qwen3_vl_4b, qwen3_vl_8b")
+    return c

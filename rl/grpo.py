@@ -1,0 +1,273 @@
+"""The GRPO learner: `seeker-jax grpo --config configs/grpo.py:PRESET --workdir W`.
+
+One iteration:
+  1. take prompts_per_step records from the prompt iterator (Grain, sharded by process);
+  2. roll out n episodes per record through the jitted sampler (rl.rollout: tools on host
+     threads, the prompt built, encoded and prefilled once per group), seeded by
+     rollout_seed(seed, iteration, process): every token's key folds in (seed, episode, token);
+  3. score them on the host (rl.rewards.RewardModel: judge calls batched and concurrent);
+  4. group advantages (rl.advantages), optional DAPO filters (dynamic sampling drops groups
+     whose rewards are all equal; overlong filtering masks episodes cut by the length limit);
+  5. minibatches * epochs optimizer steps of the GRPO loss (rl.policy_loss) through the same
+     jitted train step as SFT, on the same (data, fsdp, tensor) mesh; with more than one
+     update, the old log-probs are recomputed by the learner first; with kl_coef > 0 the
+     frozen reference (the init_from model) scores every minibatch once;
+  6. the sampler loads the new weights; metrics; a checkpoint at this rollout boundary.
+
+Exact resume: the checkpoint holds params, optimizer state, the optimizer step, the prompt
+iterator's state, the RNG and the iteration (which fixes the rollout seed); the reference is
+rebuilt from its source (init_from, or the seeded random init). A run killed and resumed gives
+the rewards, losses and params of an uninterrupted one; metrics.jsonl keeps each step once.
+
+Workdir:
+  config.json, metrics.jsonl (rl.grpo_metrics), tb/, reward.png, tools.png (rl.plots),
+  checkpoints/{model_config,env_config}.json, checkpoints/<iteration>/{params,opt_state,data,
+  meta,grpo}; `seeker-jax export --ckpt W` reads the params as after SFT.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Any, Callable
+
+import jax
+import ml_collections
+import numpy as np
+
+from seeker_jax import checkpoint as ckpt
+from seeker_jax.config import to_json
+from seeker_jax.env.config import EnvConfig
+from seeker_jax.env.episode import Episode
+from seeker_jax.env.records import SampleRecord
+from seeker_jax.models.tokenizer import tokenizer_from_config
+from seeker_jax.optim import make_optimizer, make_schedule
+from seeker_jax.rl.advantages import compute_advantages, dynamic_sampling_keep, overlong_mask
+from seeker_jax.rl.grpo_batch import episodes_batch, minibatch_slices
+from seeker_jax.rl.grpo_metrics import episode_metrics, mean_update_metrics
+from seeker_jax.rl.policy_loss import PolicyLossConfig, make_grpo_loss, reference_logprobs
+from seeker_jax.rl.rewards import RewardConfig, RewardModel, from_episode
+from seeker_jax.rl.rollout import Rollout, RolloutConfig, Script, env_sampler
+from seeker_jax.sampler import Sampler
+from seeker_jax.sampling import SamplingParams
+from seeker_jax.sft import prepare_data
+from seeker_jax.sharding import make_mesh, model_shardings, rules_from_config
+from seeker_jax.train_state import TrainState, create_train_state, make_train_step, place_batch
+from seeker_jax.trainer import (JsonItem, MetricsWriter, build_model,
+                                maybe_initialize_distributed, open_manager, resolve_mesh_shape,
+                                restore_latest, save_checkpoint, state_items)
+
+GRPO_ITEM = "grpo"  # the checkpoint item with the iteration and the reference's source
+
+
+@dataclasses.dataclass
+class Iteration:
+    """What on_step sees after an iteration: its number, the learner state, the sampler (with
+    the new weights loaded), the episodes and their scores, and the row logged."""
+
+    iteration: int
+    state: TrainState
+    sampler: Sampler
+    results: list
+    scores: list[dict[str, float]]
+    metrics: dict[str, float]
+
+
+def rollout_seed(seed: int, iteration: int, process: int = 0) -> int:
+    """The sampler seed of one iteration on one process: a pure function of the three, so a
+    resumed run draws the same tokens."""
+    return int(np.random.SeedSequence([seed, iteration, process]).generate_state(1)[0] >> 1)
+
+
+def check_config(config: ml_collections.ConfigDict, loss: PolicyLossConfig) -> None:
+    """Mismatches that would train on the wrong quantity, as errors saying what to set."""
+    r = config.rollout
+    scored = r.temperature if r.temperature > 0 else 1.0  # greedy rollouts are scored at T=1
+    if abs(loss.temperature - scored) > 1e-9:
+        raise ValueError(f"loss.temperature {loss.temperature} must be the rollout's sampling "
+                         f"temperature {scored} (the learner scores the sampler's policy): set "
+                         f"--config.loss.temperature={scored}")
+    rows = r.batch_size or r.prompts_per_step * r.n
+    if rows < r.n:
+        raise ValueError(f"rollout.batch_size {rows} must hold a group of n={r.n} rows")
+    if max(r.buckets) < r.max_len:
+        raise ValueError(f"rollout.buckets {tuple(r.buckets)} must reach rollout.max_len "
+                         f"{r.max_len}: an episode may fill its row")
+    minibatch_slices(r.prompts_per_step * r.n, r.minibatches)
+
+
+def prompt_iterator(root: str, config: ml_collections.ConfigDict):
+    """Records of the RL split in a seeded, reshuffled-per-epoch, endless order (paths kept
+    relative to root); its get_state() goes into every checkpoint."""
+    from seeker_jax.data.records import make_dataset
+
+    return iter(make_dataset(root, config.data.split, seed=config.seed, num_epochs=None,
+                             resolve=False))
+
+
+def build_reference(config: ml_collections.ConfigDict, mesh, rules):
+    """(graphdef, state) of the frozen reference: the init_from model (or the same seeded
+    random init), placed like the learner."""
+    from flax import nnx
+
+    model, _ = build_model(config.model)
+    shardings = model_shardings(model, mesh, rules)
+    nnx.update(model, jax.tree.map(lambda v, s: jax.device_put(v[...], s), nnx.state(model),
+                                   shardings, is_leaf=lambda x: isinstance(x, nnx.Variable)))
+    return nnx.split(model)
+
+
+def anywhere(flag: bool) -> bool:
+    """True if `flag` is True on any process (every process must call it)."""
+    if jax.process_count() == 1:
+        return flag
+    from jax.experimental import multihost_utils
+
+    return bool(np.asarray(multihost_utils.process_allgather(np.array([flag]))).any())
+
+
+def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | None = None,
+          progress: bool = True, on_step: Callable[[Iteration], None] | None = None,
+          script: Script | None = None) -> list[dict[str, Any]]:
+    """Runs (or resumes) GRPO; returns the metric rows logged by this call.
+
+    script(episode, turn): text each turn must start with (rl.rollout.Script), for tests
+    whose random model needs some well-formed answers; episode is the index in its iteration.
+    stop_after: leave after that many iterations of this call (a simulated kill, for tests).
+    on_step(Iteration): called after each iteration (metrics written, checkpoint started).
+    """
+    from tqdm import tqdm
+
+    maybe_initialize_distributed()
+    os.makedirs(workdir, exist_ok=True)
+    if jax.process_index() == 0:
+        with open(os.path.join(workdir, "config.json"), "w") as f:
+            f.write(to_json(config))
+    loss_cfg = PolicyLossConfig.from_config(config.loss)
+    check_config(config, loss_cfg)
+    r = config.rollout
+    root = prepare_data(config, workdir)
+    mesh = make_mesh(resolve_mesh_shape(config.mesh, jax.device_count()))
+    rules = rules_from_config(config.mesh.rules)
+    env = EnvConfig.from_config(config.env)
+    model_dir = ckpt.find_params(config.model.init_from).config_dir if config.model.init_from else None
+    tokenizer = tokenizer_from_config(config.tokenizer, model_dir)
+    model, cfg = build_model(config.model)
+    tx = make_optimizer(config.optimizer)
+    schedule = make_schedule(config.optimizer)
+    state = create_train_state(model, tx, mesh, config.model.freeze_vision, rules)
+    train_step = make_train_step(tx, make_grpo_loss(loss_cfg))
+    reference = build_reference(config, mesh, rules) if loss_cfg.needs_reference else None
+    data_iter = prompt_iterator(root, config)
+    rng = jax.random.key(config.seed)
+
+    manager = open_manager(workdir, cfg, config.keep_checkpoints, assets_from=model_dir,
+                           env=env, tokenizer=config.tokenizer)
+    _, rng, restored = restore_latest(manager, state, data_iter, rng, config.model.freeze_vision,
+                                      extra={GRPO_ITEM: JsonItem()})
+    iteration = int(restored[GRPO_ITEM]["iteration"]) if restored else 0
+    writer = MetricsWriter(workdir, resume_step=iteration)
+
+    params = SamplingParams(r.temperature, r.top_k, r.top_p)
+    sampler = env_sampler(state.model(), tokenizer, batch_size=r.batch_size or r.prompts_per_step * r.n,
+                          max_len=r.max_len, params=params, decode_steps=r.decode_steps,
+                          max_chunk=r.max_chunk)
+    rollout = Rollout(sampler, RolloutConfig(r.max_new_tokens, r.max_turns, r.num_workers),
+                      script, lambda text: tokenizer.encode(text, add_special_tokens=False))
+    rewards = RewardModel(RewardConfig.from_config(config.reward))
+    formatter, episode_config = env.formatter(tokenizer), env.episode_config()
+    source = config.model.init_from or f"random init of configs/qwen3_vl.py:{config.model.size}"
+
+    logged: list[dict[str, Any]] = []
+    end = config.steps if stop_after is None else min(config.steps, iteration + stop_after)
+    bar = tqdm(total=config.steps, initial=iteration, desc="grpo", disable=not progress)
+    while iteration < end:
+        t0 = time.perf_counter()
+        records = [next(data_iter) for _ in range(r.prompts_per_step)]
+        per_episode = [rec for rec in records for _ in range(r.n)]
+        episodes = [Episode(SampleRecord.from_dict(rec), formatter, root, episode_config)
+                    for rec in per_episode]
+        results, stats = rollout.run(episodes, group_size=r.n, seed=rollout_seed(
+            config.seed, iteration, jax.process_index()))
+        t1 = time.perf_counter()
+        contexts = [from_episode(res, rec) for res, rec in zip(results, per_episode)]
+        scores = rewards.score(contexts)
+        t2 = time.perf_counter()
+
+        reward = np.array([s["reward"] for s in scores], np.float64)
+        groups = np.repeat(np.arange(r.prompts_per_step), r.n)
+        advantages = compute_advantages(loss_cfg.advantage, reward, groups)
+        keep = np.ones(len(results), bool)
+        if loss_cfg.dynamic_sampling:
+            keep &= dynamic_sampling_keep(reward, groups)
+        if loss_cfg.overlong_filter:
+            keep &= overlong_mask([c.truncated for c in contexts]) > 0
+        dropped = r.prompts_per_step - len(set(groups[dynamic_sampling_keep(reward, groups)])) \
+            if loss_cfg.dynamic_sampling else 0
+
+        rng, _ = jax.random.split(rng)
+        updates: list[dict] = []
+        if anywhere(bool(keep.any())):
+            updates = update(state, train_step, results, advantages, keep, config, loss_cfg,
+                             mesh, rules, reference)
+            sampler.load_state(state)  # the next rollout samples the new policy
+        t3 = time.perf_counter()
+        iteration += 1
+
+        row = {**episode_metrics(results, scores), **mean_update_metrics(updates),
+               "dropped_groups": float(dropped), "optimizer_step": float(state.step),
+               "lr": float(schedule(max(state.step - 1, 0) // config.optimizer.accum_steps)),
+               "rollout_s": stats.wall_s, "tool_wait_s": stats.wait_tools_s,
+               "reward_s": t2 - t1, "update_s": t3 - t2, "iteration_s": t3 - t0}
+        if iteration % config.log_every == 0 or iteration == config.steps:
+            writer.write(iteration, row)
+            logged.append({"step": iteration, **row})
+            if jax.process_index() == 0 and (iteration % config.plot_every == 0
+                                             or iteration == config.steps):
+                from seeker_jax.rl.plots import write_plots
+                write_plots(workdir)
+        if iteration % config.checkpoint_every == 0 or iteration == config.steps:
+            save_checkpoint(manager, iteration, {
+                **state_items(state, data_iter, state.step, rng),
+                GRPO_ITEM: JsonItem({"iteration": iteration, "reference": source})})
+        if on_step is not None:
+            on_step(Iteration(iteration, state, sampler, results, scores, row))
+        bar.update(1)
+        bar.set_postfix(reward=f"{row['reward']:.3f}")
+    bar.close()
+    manager.wait_until_finished()
+    manager.close()
+    writer.close()
+    return logged
+
+
+def update(state: TrainState, train_step, results, advantages: np.ndarray, keep: np.ndarray,
+           config: ml_collections.ConfigDict, loss_cfg: PolicyLossConfig, mesh, rules,
+           reference) -> list[dict]:
+    """The iteration's optimizer steps: each minibatch placed once, scored by the reference
+    (kl_coef > 0) and, with several updates, by the learner before any of them (old
+    log-probs); then epochs passes over the minibatches. Returns each step's metrics."""
+    r = config.rollout
+    model = state.model()
+    placed = []
+    for part in minibatch_slices(len(results), r.minibatches):
+        batch = episodes_batch([res.conversation for res in results[part]], advantages[part],
+                               r.buckets, keep[part])
+        arrays, vision = place_batch(batch, model, mesh, rules)
+        if reference is not None:
+            arrays["ref_logprobs"] = reference_logprobs(reference[0], reference[1:], arrays,
+                                                        vision, loss_cfg.temperature)
+        if r.minibatches * r.epochs > 1:
+            arrays["old_logprobs"] = reference_logprobs(
+                state.graphdef, (state.trainable, state.frozen, state.rest), arrays, vision,
+                loss_cfg.temperature)
+        placed.append((arrays, vision))
+    steps = []
+    for _ in range(r.epochs):
+        for arrays, vision in placed:
+            steps.append(jax.device_get(train_step(state, arrays, vision)))
+    return steps
+
+
+__all__ = ["GRPO_ITEM", "Iteration", "build_reference", "check_config", "prompt_iterator",
+           "rollout_seed", "train", "update"]

@@ -1,0 +1,56 @@
+"""Finished GRPO episodes -> the learner's minibatches (host side, pure numpy).
+
+Each episode's conversation is one row: its policy-sampled tokens are the learned tokens
+(collate's loss_mask), the episode's advantage is broadcast over them, and the sampler's
+recorded log-probs ride along (`sampler_logprobs`: the sampler-learner gap, TIS). An episode
+the overlong filter drops keeps its row but learns nothing (policy mask zeroed), so the batch
+shape does not depend on which episodes were cut.
+
+Minibatches split the episodes into `minibatches` contiguous, near-equal parts in episode
+order; every process does the same on its own episodes.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+
+from seeker_jax.conversation import Conversation
+from seeker_jax.data.batch import Batch, collate
+
+
+def minibatch_slices(num_episodes: int, minibatches: int) -> list[slice]:
+    """`minibatches` contiguous slices covering range(num_episodes), sizes differing by <= 1."""
+    if not 1 <= minibatches <= max(num_episodes, 1):
+        raise ValueError(f"rollout.minibatches {minibatches} must be in [1, {num_episodes}] "
+                         f"(the episodes of one iteration on this process)")
+    bounds = np.linspace(0, num_episodes, minibatches + 1).round().astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def masked(conv: Conversation, keep: bool) -> Conversation:
+    """The conversation itself, or a copy that learns nothing (policy mask 0)."""
+    if keep:
+        return conv
+    return dataclasses.replace(conv, policy_mask=np.zeros_like(conv.policy_mask))
+
+
+def episodes_batch(conversations: Sequence[Conversation], advantages: np.ndarray,
+                   buckets: Sequence[int], keep: np.ndarray | None = None) -> Batch:
+    """One Batch of rollout conversations: advantages (N,) broadcast per token, the sampler's
+    log-probs as sampler_logprobs; keep (N,) bool zeroes the learned tokens of dropped rows."""
+    advantages = np.asarray(advantages, np.float32).reshape(-1)
+    if len(advantages) != len(conversations):
+        raise ValueError(f"episodes_batch: {len(advantages)} advantages for "
+                         f"{len(conversations)} episodes")
+    keep = np.ones(len(conversations), bool) if keep is None else np.asarray(keep, bool)
+    convs = [masked(c, bool(k)) for c, k in zip(conversations, keep)]
+    per_token = {
+        "advantages": [np.full(len(c.input_ids), a, np.float32) for c, a in zip(convs, advantages)],
+        "sampler_logprobs": [np.asarray(c.logprobs, np.float32) for c in convs],
+    }
+    return collate(convs, tuple(buckets), per_token=per_token)
+
+
+__all__ = ["episodes_batch", "masked", "minibatch_slices"]

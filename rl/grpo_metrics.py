@@ -1,0 +1,50 @@
+"""What one GRPO iteration logs (pure functions of its episodes, scores and update metrics).
+
+Rollout side, means over the iteration's episodes:
+  reward, reward/<component>   the weighted reward and each component (rl.rewards.summarize)
+  accuracy                     reward/accuracy's mean (the answer's score, 0..1)
+  tool_call_rate               fraction of episodes with at least one tool call
+  tool_calls_per_episode, turns, response_length (policy-sampled tokens per episode)
+  end_reason/<why>             fraction of episodes that ended that way
+  dropped_groups               groups dynamic sampling dropped (all rewards equal)
+Update side, means over the iteration's optimizer steps: loss, pg_loss, kl, clip_frac,
+entropy, sampler_learner_gap, grad_norm, ...: whatever scalar the loss reports.
+Times (seconds): rollout_s, tool_wait_s, reward_s, update_s.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from seeker_jax.rl.rewards import summarize
+
+
+def episode_metrics(results: Sequence[Any], scores: Sequence[Mapping[str, float]]
+                    ) -> dict[str, float]:
+    """Rollout metrics of finished episodes (rl.rollout.EpisodeResult) and their scores."""
+    n = max(len(results), 1)
+    calls = np.array([len(r.calls) for r in results], np.float64)
+    out = {"reward": float(np.mean([s["reward"] for s in scores])) if scores else 0.0,
+           **summarize(scores)}
+    out["accuracy"] = out.get("reward/accuracy", 0.0)
+    out["tool_call_rate"] = float((calls > 0).sum() / n)
+    out["tool_calls_per_episode"] = float(calls.sum() / n)
+    out["turns"] = float(sum(len(r.turns) for r in results) / n)
+    out["response_length"] = float(sum(int(np.sum(r.conversation.policy_mask))
+                                       for r in results) / n)
+    for reason, count in sorted(Counter(r.end_reason for r in results).items()):
+        out[f"end_reason/{reason}"] = count / n
+    return out
+
+
+def mean_update_metrics(steps: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Means over optimizer steps of every scalar metric the train step returned."""
+    if not steps:
+        return {}
+    keys = [k for k in steps[0] if np.ndim(steps[0][k]) == 0]
+    return {k: float(np.mean([float(s[k]) for s in steps])) for k in keys}
+
+
+__all__ = ["episode_metrics", "mean_update_metrics"]
