@@ -56,7 +56,7 @@ def grpo_config(sft_ckpt: str, root: str, steps: int, overrides: Sequence[str] =
     return load_config("configs/grpo.py:tiny_synth", [
         f"--config.model.init_from={sft_ckpt}", f"--config.data.root={root}",
         f"--config.steps={steps}", f"--config.optimizer.total_steps={steps}",
-        f"--config.checkpoint_every={steps}", "--config.rollout.max_new_tokens=64",
+        f"--config.checkpoint_every={steps}", "--config.rollout.max_new_tokens=80",
         *overrides])
 
 

@@ -34,7 +34,7 @@ class Evaluation:
 
 
 def run_episodes(model, root: str, records: Sequence[dict], ckpt_dir: str, *,
-                 batch_size: int = 8, max_len: int = 2048, max_new_tokens: int = 64):
+                 batch_size: int = 8, max_len: int = 2048, max_new_tokens: int = 80):
     """Greedy tool-using episodes of `model` on `records`, in the environment and with the
     tokenizer saved in checkpoint `ckpt_dir` (the frames, prompt and rounds it trained on).
     Returns (results, RolloutStats)."""

@@ -327,8 +327,7 @@ def _demo_arguments(p: argparse.ArgumentParser) -> None:
          examples=["seeker-jax demo  # about 15 minutes on 2 CPU cores",
                    "seeker-jax demo --workdir /tmp/demo --grpo-steps 0 --episodes 8"],
          outputs="WORKDIR/sft/ (data/, checkpoints/, metrics.jsonl, config.json), "
-                 "WORKDIR/grpo/ (checkpoints/, metrics.jsonl, plots),
-WORKDIR/hf_export/ "
+                 "WORKDIR/grpo/ (checkpoints/, metrics.jsonl, plots),\nWORKDIR/hf_export/ "
                  "(HF folder), WORKDIR/demo_summary.json; rerunning with the same WORKDIR "
                  "resumes SFT and GRPO")
 def _demo(args: argparse.Namespace) -> int:
