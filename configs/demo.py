@@ -2,7 +2,7 @@
 
 Presets:
   default  the README's demo (about 15 minutes on 2 CPU cores): configs/sft.py:demo as is,
-           16 held-out questions before and after 12 GRPO iterations.
+           16 held-out questions before and after 8 GRPO iterations.
   long     the "it learns" run (bench/demo_recipe.py --preset long; hours on a CPU): a world of
            2400 records (>= 200 held-out test questions), longer SFT and GRPO, every test
            question evaluated before and after GRPO with a paired bootstrap interval.
@@ -15,7 +15,7 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.sft_steps = 0                  # 0: configs/sft.py:demo's own
     c.sft = ()
-    c.grpo_steps = 12
+    c.grpo_steps = 8
     c.grpo = ()
     c.episodes = 16
     if preset == "default":

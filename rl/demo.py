@@ -142,7 +142,7 @@ def grpo_stage(workdir: str, sft_ckpt: str, root: str, steps: int,
             "seconds": round(time.perf_counter() - t0, 1)}
 
 
-def run_demo(workdir: str, steps: int | None = None, episodes: int = 16, grpo_steps: int = 12,
+def run_demo(workdir: str, steps: int | None = None, episodes: int = 16, grpo_steps: int = 8,
              overrides: Sequence[str] = (), grpo_overrides: Sequence[str] = ()
              ) -> dict[str, Any]:
     """Runs the six stages; returns (and writes) the summary. steps: SFT steps (None: the

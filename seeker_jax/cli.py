@@ -316,7 +316,7 @@ def _demo_arguments(p: argparse.ArgumentParser) -> None:
                    help="where everything is written")
     p.add_argument("--steps", type=positive_int, default=None,
                    help="SFT steps (default: configs/sft.py:demo's)")
-    p.add_argument("--grpo-steps", type=non_negative_int, default=12,
+    p.add_argument("--grpo-steps", type=non_negative_int, default=8,
                    help="GRPO iterations (0: no GRPO)")
     p.add_argument("--episodes", type=positive_int, default=16,
                    help="held-out questions evaluated before and after GRPO")
