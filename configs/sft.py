@@ -3,6 +3,9 @@
 Presets:
   tiny_synth    tiny model (configs/qwen3_vl.py:tiny), random init, on a tiny synthetic world
                 written into WORKDIR/data: validation loss falls within minutes on a CPU.
+  demo          what `seeker-jax demo` trains: tiny_synth on the demo world
+                (configs/synth.py:demo), with the recipe bench/demo_recipe.py checks (held-out
+                episodes end in an answer): steps, peak lr and its cosine decay below.
   qwen3_vl_4b / qwen3_vl_8b   the paper's recipe (lr 1e-5, vision frozen, bf16 compute over
                 fp32 master weights) from a converted checkpoint (init_from).
 
@@ -90,6 +93,16 @@ def get_config(preset: str = "tiny_synth") -> ml_collections.ConfigDict:
         c.steps = 120
         c.eval_every = 20
         c.checkpoint_every = 40
+    elif preset == "demo":
+        c = get_config("tiny_synth")
+        c.data.synth_preset = "demo"
+        c.data.synth_num = 160
+        c.optimizer.lr = 1e-2
+        c.optimizer.warmup_steps = 10
+        c.optimizer.total_steps = c.steps = 160
+        c.optimizer.final_lr_fraction = 0.05
+        c.eval_every = 40
+        c.checkpoint_every = 160
     elif preset in ("qwen3_vl_4b", "qwen3_vl_8b"):
         c.model.size = preset.split("_")[-1]
         c.model.compute_dtype = "bfloat16"
@@ -102,5 +115,6 @@ def get_config(preset: str = "tiny_synth") -> ml_collections.ConfigDict:
         c.optimizer.warmup_steps = 50
         c.optimizer.accum_steps = 8
     else:
-        raise ValueError(f"unknown sft preset {preset!r}: tiny_synth, qwen3_vl_4b, qwen3_vl_8b")
+        raise ValueError(f"unknown sft preset {preset!r}: tiny_synth, demo, qwen3_vl_4b, "
+                         "qwen3_vl_8b")
     return c

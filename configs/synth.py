@@ -2,7 +2,9 @@
 
 Presets:
   default  10 s, 15 fps, 320x240, 4-6 instances: the embedded default and the first runs.
-  tiny     4 s, 8 fps, 96x64, 3-4 instances: tests and the demo (fractions of a second each).
+  tiny     4 s, 8 fps, 96x64, 3-4 instances: tests (fractions of a second each).
+  demo     tiny, with multiple choice wherever a question has 3 distractors (a letter to
+           answer, scored by rule): what `seeker-jax demo` trains, runs and scores.
 """
 import ml_collections
 
@@ -60,6 +62,10 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
         c.world.speed_frac = (0.25, 0.45)
         c.questions.per_video = 3
         c.questions.min_visible_px = 12
+    elif preset == "demo":
+        c = get_config("tiny")
+        c.questions.mc_fraction = 1.0
     else:
-        raise ValueError(f"configs/synth.py: unknown preset {preset!r}; use default or tiny")
+        raise ValueError(f"configs/synth.py: unknown preset {preset!r}; use default, tiny or "
+                         "demo")
     return c

@@ -5,9 +5,9 @@ assistant turn and every tool response come from the environment's one formatter
 responses come from really running the tools on the record's video and frame.
 
 Teacher trajectory of a synthetic record (3 assistant turns, 2 tool rounds):
-  <think>...</think><tool_call>view_visual_prompt</tool_call>
-  <think>...</think><tool_call>crop_video(evidence_window)</tool_call>
-  <think>...</think><answer>X</answer>
+  <think>I view the marked frame.</think><tool_call>view_visual_prompt("frame")</tool_call>
+  <think>I watch a to b s.</think><tool_call>crop_video("video", a, b)</tool_call>
+  <think>I answer.</think><answer>X</answer>
 
 Batches (`seeker_jax.data.batch.collate`, the one path from conversations to a batch): examples
 are padded to the smallest length bucket that holds them (a vision span is never cut: an example
@@ -22,6 +22,7 @@ import dataclasses
 import functools
 import json
 import os
+import re
 from typing import Any
 
 import numpy as np
@@ -37,23 +38,47 @@ def _call(name: str, **arguments: Any) -> str:
     return "<tool_call>\n" + json.dumps({"name": name, "arguments": arguments}) + "\n</tool_call>"
 
 
+_SECONDS = re.compile(r"(\d+(?:\.\d+)?) s\b")
+
+
+def crop_window(record: dict) -> tuple[float, float]:
+    """The window the teacher crops, read from the question alone (what a student sees):
+    the two times it names (between a and b), half a second either side of the one time it
+    names (at t), else the whole video. Rounded to 0.1 s, at least 0.5 s long, inside
+    [0, duration], so the call always succeeds and its numbers are short to write."""
+    duration = float(record.get("duration") or 0.0) or float(record["evidence_window"][1])
+    times = [float(t) for t in _SECONDS.findall(record["question"])]
+    if len(times) >= 2:
+        start, end = min(times[:2]), max(times[:2])
+    elif times:
+        start, end = times[0] - 0.5, times[0] + 0.5
+    else:
+        start, end = 0.0, duration
+    start = max(0.0, round(start, 1))
+    end = min(round(duration, 1), round(max(end, start + 0.5), 1))
+    start = max(0.0, min(start, round(end - 0.5, 1)))
+    return start, end
+
+
 def teacher_turns(record: dict) -> list[str]:
     """The assistant turns of a record: a real teacher's (`teacher_turns`, written by
-    `seeker-jax trajectories`), else the scripted ones for a synthetic record (module doc)."""
+    `seeker-jax trajectories`), else the scripted ones for a synthetic record (module doc).
+
+    Scripted turns are short and fixed, so a tiny model learns them in minutes: each turn's
+    first words say which turn it is, the tools name the sample's assets by kind ("frame",
+    "video": env/sandbox.py accepts them for this sample's own files only) instead of paths
+    to copy, and the crop window comes from the question (`crop_window`), so every number is
+    in the prompt.
+    """
     if record.get("teacher_turns"):
         return list(record["teacher_turns"])
-    start, end = (float(x) for x in record["evidence_window"])
-    if end - start < 0.5:  # crop_video needs end > start; widen tiny windows to half a second
-        end = min(float(record.get("duration") or end + 0.5), start + 0.5)
-        start = min(start, end - 0.5)
+    start, end = crop_window(record)
     return [
-        "<think>First I look at the frame where the instance is marked.</think>\n"
-        + _call("view_visual_prompt", frame_path=record["frame_path"]),
-        f"<think>The evidence is between {start:.1f} and {end:.1f} seconds; I watch that "
-        "window closely.</think>\n"
-        + _call("crop_video", video_path=record["video_path"], start_time=round(start, 2),
-                end_time=round(end, 2)),
-        f"<think>I have seen what I need.</think>\n<answer>{record['answer']}</answer>",
+        "<think>I view the marked frame.</think>\n"
+        + _call("view_visual_prompt", frame_path="frame"),
+        f"<think>I watch {start:.1f} to {end:.1f} s.</think>\n"
+        + _call("crop_video", video_path="video", start_time=start, end_time=end),
+        f"<think>I answer.</think>\n<answer>{record['answer']}</answer>",
     ]
 
 
@@ -152,4 +177,4 @@ def make_loader(root: str | os.PathLike, split: str, batch_size: int, config: Tr
 
 
 __all__ = ["TrajectoryConfig", "build_trajectory", "grid_signature", "make_loader",
-           "teacher_turns"]
+           "crop_window", "teacher_turns"]

@@ -2,8 +2,11 @@
 
 A path the model writes is never opened, stat'ed or resolved. It is compared, as a string, with
 the names under which the sample's assets were shown (the record's path, its basename, its
-absolute path). Anything else (`../`, other absolute paths, other samples' files, URLs, NUL
-bytes, non-strings) is refused with a message for the model. The assets themselves are checked
+absolute path) and the asset's kind (`video`, `frame`): a sandbox holds one sample's assets
+only, so the kind names one file as surely as its path does, and a small model (the demo's
+teacher) can call `crop_video("video", ...)` without copying a long path from the prompt.
+Anything else (`../`, other absolute paths, other samples' files, URLs, NUL bytes,
+non-strings) is refused with a message for the model. The assets themselves are checked
 once, when the sandbox is built: a symlink that leads out of the dataset root is refused.
 """
 from __future__ import annotations
@@ -31,7 +34,8 @@ class Asset:
     problem: str = ""
 
     def names(self) -> set[str]:
-        names = {_normal(self.shown), posixpath.basename(_normal(self.shown))}
+        """Every string that names this asset: shown path, its basename, real path, kind."""
+        names = {_normal(self.shown), posixpath.basename(_normal(self.shown)), self.kind}
         if self.real is not None:
             names.add(str(self.real))
         return names

@@ -1,79 +1,63 @@
 """`seeker-jax demo`: the whole system end to end on the embedded default, on a CPU.
 
-1. synthesize a tiny instance-level video world (real mp4s, masks, visual prompts, questions);
+1. synthesize a tiny instance-level video world (real mp4s, masks, visual prompts, questions;
+   configs/synth.py:demo);
 2. SFT a tiny Qwen3-VL from scratch on teacher tool trajectories (view the prompt frame, crop
-   the evidence window, answer), with orbax checkpoints (re-running resumes);
-3. run tool-using episodes with the trained model on held-out records: jitted generation, the
-   KV cache growing across tool turns, tools on host threads;
-4. export the trained checkpoint to a Hugging Face folder and, when torch is installed, load it
+   the window the question names, answer; configs/sft.py:demo), with orbax checkpoints;
+3. evaluate it on held-out records: greedy tool episodes through the rollout engine (jitted
+   generation, the KV cache growing across tool turns, tools on host threads), scored with
+   the GRPO reward (rl/demo_eval.py);
+4. GRPO from the SFT checkpoint (configs/grpo.py:tiny_synth, rl/grpo.py);
+5. evaluate the GRPO checkpoint on the same records: the before/after table, one episode in
+   full (the model's turns, its tool calls, what the tools showed);
+6. export the final checkpoint to a Hugging Face folder and, when torch is installed, load it
    in transformers and compare logits with ours.
 
-Everything lands in --workdir; the summary is printed and written to demo_summary.json.
+Everything lands in --workdir; re-running resumes SFT and GRPO from their checkpoints. The
+summary is printed and written to demo_summary.json.
 """
 from __future__ import annotations
 
 import json
 import os
 import time
-from collections import Counter
 from typing import Any, Sequence
 
 import numpy as np
 
 from seeker_jax.config import load_config
 
+STAGES = 6
+
 
 def say(msg: str) -> None:
     print(f"[demo] {msg}", flush=True)
 
 
-def sft_config(steps: int, overrides: Sequence[str] = ()):
-    """The tiny_synth SFT preset, shortened to `steps` (with a higher peak learning rate, so a
-    from-scratch model picks up the trajectory format in ~100 steps), checkpointed at the end."""
-    return load_config("configs/sft.py:tiny_synth", [
+def stage(i: int, msg: str) -> None:
+    say(f"{i}/{STAGES} {msg}")
+
+
+def sft_config(steps: int | None = None, overrides: Sequence[str] = ()):
+    """configs/sft.py:demo (the recipe bench/demo_recipe.py checks), optionally with another
+    number of steps (the schedule stretched to it), checkpointed at the end."""
+    flags = []
+    if steps is not None:
+        flags = [f"--config.steps={steps}", f"--config.optimizer.total_steps={steps}",
+                 f"--config.optimizer.warmup_steps={min(10, max(steps // 10, 0))}",
+                 f"--config.checkpoint_every={steps}",
+                 f"--config.eval_every={max(steps // 4, 1)}"]
+    return load_config("configs/sft.py:demo", [*flags, *overrides])
+
+
+def grpo_config(sft_ckpt: str, root: str, steps: int, overrides: Sequence[str] = ()):
+    """configs/grpo.py:tiny_synth from the SFT checkpoint, on the SFT world's train split, with
+    turns long enough for the teacher's crop call, checkpointed at the end."""
+    return load_config("configs/grpo.py:tiny_synth", [
+        f"--config.model.init_from={sft_ckpt}", f"--config.data.root={root}",
         f"--config.steps={steps}", f"--config.optimizer.total_steps={steps}",
-        "--config.optimizer.lr=0.01",
-        f"--config.checkpoint_every={steps}", f"--config.eval_every={max(steps // 4, 1)}",
+        f"--config.checkpoint_every={steps}", "--config.rollout.max_new_tokens=80",
         *overrides])
-
-
-def run_episodes(model, root: str, records: list[dict], ckpt_dir: str, batch_size: int = 4,
-                 max_len: int = 2048, max_new_tokens: int = 160):
-    """Greedy tool-using episodes of `model` on `records` (paths relative to root), in the
-    environment and with the tokenizer saved in the SFT checkpoint `ckpt_dir` (the frames,
-    prompt and rounds SFT trained on)."""
-    from seeker_jax import checkpoint as ckpt
-    from seeker_jax.env.episode import Episode
-    from seeker_jax.env.records import SampleRecord
-    from seeker_jax.rl.rollout import Rollout, RolloutConfig, env_sampler
-    from seeker_jax.sampling import SamplingParams
-
-    env, tokenizer = ckpt.read_env_config(ckpt_dir), ckpt.read_tokenizer(ckpt_dir)
-    formatter, episode_config = env.formatter(tokenizer), env.episode_config()
-    episodes = [Episode(SampleRecord.from_dict(r), formatter, root, episode_config)
-                for r in records]
-    sampler = env_sampler(model, tokenizer, batch_size=batch_size, max_len=max_len,
-                          params=SamplingParams(temperature=0.0))
-    rollout = Rollout(sampler, RolloutConfig(max_new_tokens=max_new_tokens,
-                                             max_turns=env.max_rounds + 1, num_workers=2))
-    return rollout.run(episodes)
-
-
-def score(results, records: list[dict]) -> dict[str, Any]:
-    """Answer accuracy (letter match for multiple choice), answers given, tool use."""
-    correct, calls = [], []
-    for res, rec in zip(results, records):
-        answer, truth = (res.answer or "").strip(), str(rec["answer"]).strip()
-        if rec.get("question_form") == "mc":
-            correct.append(answer[:1].upper() == truth[:1].upper() and bool(answer))
-        else:
-            correct.append(answer.lower() == truth.lower())
-        calls.append(len(res.calls))
-    n = max(len(results), 1)
-    return {"episodes": len(results), "accuracy": sum(correct) / n,
-            "answered": sum(r.answer is not None for r in results) / n,
-            "tool_calls_per_episode": sum(calls) / n,
-            "end_reasons": dict(Counter(r.end_reason for r in results))}
 
 
 def compare_with_transformers(hf_dir: str, model) -> float | None:
@@ -93,50 +77,115 @@ def compare_with_transformers(hf_dir: str, model) -> float | None:
     return float(np.abs(ours - torch_logits(ref, inputs)).max())
 
 
-def run_demo(workdir: str, steps: int = 100, episodes: int = 8,
-             overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """Runs the four stages; returns (and writes) the summary."""
-    from seeker_jax import checkpoint as ckpt
-    from seeker_jax.convert import export
+def held_out(root: str, episodes: int) -> list[dict]:
+    """The first `episodes` test records (val if the world has no test split)."""
     from seeker_jax.data.records import read_records
+
+    records = read_records(root, "test", resolve=False) or read_records(root, "val",
+                                                                        resolve=False)
+    return records[:episodes]
+
+
+def evaluate(ckpt_dir: str, root: str, records: list[dict], label: str):
+    """Greedy episodes of checkpoint `ckpt_dir` on `records`, scored (rl/demo_eval.py)."""
+    from seeker_jax import checkpoint as ckpt
+    from seeker_jax.rl.demo_eval import run_episodes, score
+
+    t0 = time.perf_counter()
+    model = ckpt.load_model(ckpt_dir)
+    results, stats = run_episodes(model, root, records, ckpt_dir)
+    ev = score(results, records)
+    ev.summary.update(tool_wait_fraction=round(stats.wait_fraction, 3),
+                      seconds=round(time.perf_counter() - t0, 1),
+                      correct=ev.correct.astype(int).tolist(),
+                      rewards=[round(float(x), 4) for x in ev.reward])
+    s = ev.summary
+    say(f"    {label}: {s['answered']:.0%} answered, accuracy {s['accuracy']:.0%}, reward "
+        f"{s['reward']:.3f}, {s['tool_calls_per_episode']:.1f} tool calls each "
+        f"({s['seconds']:.0f} s)")
+    return ev, model
+
+
+def sft_stage(workdir: str, steps: int | None, overrides: Sequence[str]) -> dict[str, Any]:
     from seeker_jax.sft import train
+
+    config = sft_config(steps, overrides)
+    sft_dir = os.path.join(workdir, "sft")
+    stage(2, f"training a tiny Qwen3-VL from scratch for {config.steps} steps (SFT, CPU) in "
+             f"{sft_dir}")
+    t0 = time.perf_counter()
+    logged = train(config, sft_dir)
+    val = [m["val_loss"] for m in logged if "val_loss" in m]
+    losses = [m["loss"] for m in logged if "loss" in m]
+    if val:
+        say(f"    validation loss {' -> '.join(f'{v:.2f}' for v in val)}")
+    return {"steps": int(config.steps), "first_loss": losses[0] if losses else None,
+            "last_loss": losses[-1] if losses else None, "val_loss": val,
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def grpo_stage(workdir: str, sft_ckpt: str, root: str, steps: int,
+               overrides: Sequence[str]) -> dict[str, Any]:
+    from seeker_jax.rl.grpo import train
+
+    grpo_dir = os.path.join(workdir, "grpo")
+    config = grpo_config(sft_ckpt, root, steps, overrides)
+    r = config.rollout
+    stage(4, f"GRPO from the SFT checkpoint: {steps} iterations of {r.prompts_per_step} "
+             f"prompts x {r.n} samples, reward {config.reward.preset}, in {grpo_dir}")
+    t0 = time.perf_counter()
+    logged = train(config, grpo_dir)
+    rewards = [m["reward"] for m in logged if "reward" in m]
+    if rewards:
+        say(f"    mean sampled reward per iteration {' '.join(f'{x:.2f}' for x in rewards)}")
+    return {"steps": steps, "rewards": rewards, "dir": grpo_dir,
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def run_demo(workdir: str, steps: int | None = None, episodes: int = 16, grpo_steps: int = 8,
+             overrides: Sequence[str] = (), grpo_overrides: Sequence[str] = ()
+             ) -> dict[str, Any]:
+    """Runs the six stages; returns (and writes) the summary. steps: SFT steps (None: the
+    preset's); grpo_steps: GRPO iterations (0 skips GRPO: "after" is then the SFT model)."""
+    from seeker_jax.convert import export
+    from seeker_jax.rl.demo_eval import describe_episode, table
+    from seeker_jax.sft import prepare_data
 
     os.makedirs(workdir, exist_ok=True)
     summary: dict[str, Any] = {"workdir": os.path.abspath(workdir)}
     t0 = time.perf_counter()
-    config = sft_config(steps, overrides)
     sft_dir = os.path.join(workdir, "sft")
-    say(f"1-2/4 synthesizing a tiny video world and training a tiny Qwen3-VL for {steps} "
-        f"steps (SFT, CPU) in {sft_dir}")
-    logged = train(config, sft_dir)
-    val = [m["val_loss"] for m in logged if "val_loss" in m]
-    losses = [m["loss"] for m in logged if "loss" in m]
-    summary["sft"] = {"steps": steps, "first_loss": losses[0] if losses else None,
-                      "last_loss": losses[-1] if losses else None,
-                      "val_loss": val, "seconds": round(time.perf_counter() - t0, 1)}
-    if val:
-        say(f"    validation loss {' -> '.join(f'{v:.2f}' for v in val)}")
+    stage(1, "synthesizing a tiny video world (configs/synth.py:demo)")
+    root = prepare_data(sft_config(steps, overrides), sft_dir)
+    summary["sft"] = sft_stage(workdir, steps, overrides)
 
-    t1 = time.perf_counter()
-    root = os.path.join(sft_dir, "data")
-    records = (read_records(root, "test", resolve=False) or
-               read_records(root, "val", resolve=False))[:episodes]
-    model = ckpt.load_model(os.path.join(sft_dir, "checkpoints"))
-    say(f"3/4 running {len(records)} tool-using episodes with the trained model (greedy)")
-    results, stats = run_episodes(model, root, records, os.path.join(sft_dir, "checkpoints"))
-    summary["episodes"] = {**score(results, records),
-                           "tool_wait_fraction": round(stats.wait_fraction, 3),
-                           "seconds": round(time.perf_counter() - t1, 1)}
-    for res, rec in list(zip(results, records))[:2]:
-        say(f"    Q: {rec['question'].splitlines()[0][:90]}")
-        turns = " | ".join(" ".join(t.split())[:100] for t in res.turns)
-        say(f"    model: {turns}")
-        say(f"    -> answer {res.answer!r} (truth {rec['answer']!r}), {res.end_reason}")
+    sft_ckpt = os.path.join(sft_dir, "checkpoints")
+    records = held_out(root, episodes)
+    stage(3, f"evaluating the SFT model on {len(records)} held-out questions (greedy tool "
+             "episodes)")
+    before, model = evaluate(sft_ckpt, root, records, "SFT")
+    final_ckpt, after = sft_ckpt, before
+    if grpo_steps > 0:
+        summary["grpo"] = grpo_stage(workdir, sft_ckpt, root, grpo_steps, grpo_overrides)
+        final_ckpt = os.path.join(summary["grpo"]["dir"], "checkpoints")
+        stage(5, f"evaluating the GRPO model on the same {len(records)} questions")
+        after, model = evaluate(final_ckpt, root, records, "GRPO")
+    else:
+        stage(4, "GRPO skipped (--grpo-steps 0)")
+        stage(5, "the SFT model is the final one")
+    summary["before"], summary["after"] = before.summary, after.summary
+    say("    held-out results:")
+    for line in table({"SFT": before.summary, "SFT+GRPO": after.summary}).splitlines():
+        say(f"      {line}")
+    pick = next((i for i, r in enumerate(after.results) if r.answer is not None and r.calls), 0)
+    say("    one episode in full:")
+    for line in describe_episode(after.results[pick], records[pick], root, final_ckpt):
+        say(f"      {line}")
 
     t2 = time.perf_counter()
     hf_dir = os.path.join(workdir, "hf_export")
-    say(f"4/4 exporting to a Hugging Face folder: {hf_dir}")
-    export(os.path.join(sft_dir, "checkpoints"), hf_dir, overwrite=True, progress=False)
+    stage(6, f"exporting the final checkpoint to a Hugging Face folder: {hf_dir}")
+    export(final_ckpt, hf_dir, overwrite=True, progress=False)
     diff = compare_with_transformers(hf_dir, model)
     summary["export"] = {"hf_dir": hf_dir, "transformers_max_logits_diff": diff,
                          "seconds": round(time.perf_counter() - t2, 1)}
@@ -145,9 +194,9 @@ def run_demo(workdir: str, steps: int = 100, episodes: int = 8,
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     with open(os.path.join(workdir, "demo_summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
-    e = summary["episodes"]
-    say(f"done in {summary['seconds']:.0f} s: SFT loss {summary['sft']['first_loss']:.2f} -> "
-        f"{summary['sft']['last_loss']:.2f}; episodes: {e['answered']:.0%} answered, accuracy "
-        f"{e['accuracy']:.0%}, {e['tool_calls_per_episode']:.1f} tool calls each; "
-        f"summary in {os.path.join(workdir, 'demo_summary.json')}")
+    b, a = before.summary, after.summary
+    say(f"done in {summary['seconds']:.0f} s: answered {b['answered']:.0%} -> "
+        f"{a['answered']:.0%}, accuracy {b['accuracy']:.0%} -> {a['accuracy']:.0%}, reward "
+        f"{b['reward']:.3f} -> {a['reward']:.3f}; summary in "
+        f"{os.path.join(workdir, 'demo_summary.json')}")
     return summary

@@ -386,24 +386,29 @@ def _passk(args: argparse.Namespace) -> int:
 def _demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", default="runs/demo", type=writable_dir,
                    help="where everything is written")
-    p.add_argument("--steps", type=positive_int, default=100, help="SFT steps")
-    p.add_argument("--episodes", type=positive_int, default=8, help="held-out episodes to run")
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="SFT steps (default: configs/sft.py:demo's)")
+    p.add_argument("--grpo-steps", type=non_negative_int, default=8,
+                   help="GRPO iterations (0: no GRPO)")
+    p.add_argument("--episodes", type=positive_int, default=16,
+                   help="held-out questions evaluated before and after GRPO")
 
 
-@command("demo", "end to end on the embedded default: synth world, SFT, tool episodes, export",
-         _demo_arguments,
-         examples=["seeker-jax demo  # about 4 minutes on 2 CPU cores",
-                   "seeker-jax demo --workdir /tmp/demo --steps 300 --episodes 16"],
+@command("demo", "end to end on the embedded default: synth world, SFT, evaluation, GRPO, "
+         "evaluation, export", _demo_arguments,
+         examples=["seeker-jax demo  # about 15 minutes on 2 CPU cores",
+                   "seeker-jax demo --workdir /tmp/demo --grpo-steps 0 --episodes 8"],
          outputs="WORKDIR/sft/ (data/, checkpoints/, metrics.jsonl, config.json), "
-                 "WORKDIR/hf_export/ (HF folder),\nWORKDIR/demo_summary.json; rerunning with "
-                 "the same WORKDIR resumes the SFT")
+                 "WORKDIR/grpo/ (checkpoints/, metrics.jsonl, plots),\nWORKDIR/hf_export/ "
+                 "(HF folder), WORKDIR/demo_summary.json; rerunning with the same WORKDIR "
+                 "resumes SFT and GRPO")
 def _demo(args: argparse.Namespace) -> int:
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from seeker_jax.rl.demo import run_demo
 
-    run_demo(args.workdir, args.steps, args.episodes)
+    run_demo(args.workdir, args.steps, args.episodes, args.grpo_steps)
     return 0
 
 

@@ -160,9 +160,14 @@ def test_trained_checkpoint_reads_without_metadata_warning(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(ON_ACCELERATOR, reason="a TPU or GPU is attached")
 def test_short_demo_is_quiet(tmp_path):
-    """The whole demo, one SFT step and one episode: every stage's stderr is clean (about
-    2 minutes on 2 cores)."""
+    """The whole demo, one SFT step, one GRPO iteration and one episode: every stage's stderr
+    is clean (about 3 minutes on 2 cores)."""
     proc = run([sys.executable, "-m", "seeker_jax.cli", "demo", "--workdir", str(tmp_path / "d"),
-                "--steps", "1", "--episodes", "1"], cwd=tmp_path, timeout=1200)
+                "--steps", "1", "--grpo-steps", "1", "--episodes", "1"], cwd=tmp_path,
+               timeout=1200)
     assert_quiet(proc)
-    assert "[demo] 4/4 exporting" in proc.stdout and (tmp_path / "d" / "demo_summary.json").is_file()
+    for line in ("[demo] 4/6 GRPO", "[demo] 5/6 evaluating the GRPO model",
+                 "[demo]       accuracy", "[demo]     one episode in full:",
+                 "[demo] 6/6 exporting"):
+        assert line in proc.stdout, line
+    assert (tmp_path / "d" / "demo_summary.json").is_file()

@@ -158,6 +158,23 @@ def test_wrong_kind_of_asset_is_refused(world):
     assert "is not this sample's frame; use 'a/f.png'" in obs.error
 
 
+def test_asset_kind_names_the_samples_own_asset(world, opened):
+    """'video' / 'frame' name this sample's asset (the demo teacher's short paths); a kind
+    never names the other kind's file, and the same pixels come back as by the full path."""
+    tools = runner(world)
+    by_kind, by_path = tools.run(crop("video")), tools.run(crop("a/v.mp4"))
+    assert by_kind.error is None
+    np.testing.assert_array_equal(by_kind.parts[1].pixel_values, by_path.parts[1].pixel_values)
+    view = tools.run(ToolCall("view_visual_prompt", {"frame_path": "frame"}))
+    assert view.error is None
+    assert runner(world).run(crop("frame")).error == (
+        "crop_video: video_path 'frame' is not this sample's video; use 'a/v.mp4'")
+    assert "is not this sample's frame" in tools.run(
+        ToolCall("view_visual_prompt", {"frame_path": "video"})).error
+    assert {p for p in opened if str(world.parent) in p} <= {str(world / "a" / "v.mp4"),
+                                                            str(world / "a" / "f.png")}
+
+
 def test_good_call_opens_only_its_own_assets(world, opened):
     tools = runner(world)
     assert tools.run(crop("v.mp4")).error is None

@@ -1,0 +1,145 @@
+"""The demo's pieces: the teacher's turns on the demo world, the held-out scoring, the episode
+write-up and the bootstrap interval (the end-to-end run is tests/test_quiet.py's slow test)."""
+import json
+
+import numpy as np
+import pytest
+
+from seeker_jax.config import load_config
+from seeker_jax.data.records import read_records
+from seeker_jax.data.synth import synthesize
+from seeker_jax.data.trajectories import build_trajectory, crop_window, teacher_turns
+from seeker_jax.env.config import EnvConfig
+from seeker_jax.env.episode import Episode
+from seeker_jax.env.parser import parse_tool_calls, validate_trajectory
+from seeker_jax.env.records import SampleRecord
+from seeker_jax.models.tokenizer import offline_qwen_tokenizer
+from seeker_jax.rl.demo_eval import describe_episode, paired_bootstrap, score, table
+from seeker_jax.rl.rollout import EpisodeResult
+
+
+def rec(question, duration=4.0, window=(0.0, 1.0), answer="A", **extra):
+    return {"question": question, "duration": duration, "evidence_window": list(window),
+            "answer": answer, **extra}
+
+
+@pytest.mark.parametrize("question,window", [
+    ("What does it do between 1.0 s and 1.7 s?", (1.0, 1.7)),
+    ("In which direction does it move between 0.1 s and 0.9 s?\nA. Up", (0.1, 0.9)),
+    ("What color is it at 2.0 s?", (1.5, 2.5)),
+    ("What color is it at 0.2 s?", (0.0, 0.7)),        # clipped at 0, then >= 0.5 s long
+    ("At 3.9 s, where is it?", (3.4, 4.0)),            # clipped at the end
+    ("How many times does it leave the frame?", (0.0, 4.0)),  # no time named: the whole video
+    ("What does it do between 2.0 s and 2.2 s?", (2.0, 2.5)),  # widened to 0.5 s
+    ("What does it do between 3.8 s and 4.0 s?", (3.5, 4.0)),  # widened backwards at the end
+])
+def test_crop_window_hand_worked(question, window):
+    assert crop_window(rec(question)) == pytest.approx(window)
+
+
+@pytest.fixture(scope="module")
+def demo_world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo_world")
+    synthesize(root, 24, 0, load_config("configs/synth.py:demo"), progress=False)
+    env = EnvConfig.from_config(load_config("configs/sft.py:demo").env)
+    return root, env, env.formatter(offline_qwen_tokenizer())
+
+
+def test_demo_world_is_multiple_choice_wherever_it_can_be(demo_world):
+    root, _, _ = demo_world
+    records = [r for s in ("train", "val", "test") for r in read_records(root, s, resolve=False)]
+    mc = [r for r in records if r["question_form"] == "mc"]
+    assert len(mc) >= 0.8 * len(records)
+    assert all(r["answer"] in "ABCD" and len(r["options"]) == 4 for r in mc)
+
+
+def test_teacher_turns_run_cleanly_and_say_what_they_call(demo_world):
+    """Every teacher trajectory of the demo world: three turns in the paper's format, calls that
+    parse to exactly the arguments written (kind names, 0.1 s times from the question) and run
+    without a tool error, and the crop's frames lie inside the window."""
+    root, env, formatter = demo_world
+    for record in read_records(root, "train", resolve=False):
+        turns = teacher_turns(record)
+        assert validate_trajectory(turns).ok
+        start, end = crop_window(record)
+        calls = [(c.name, c.arguments) for t in turns[:2] for c in parse_tool_calls(t)]
+        assert calls == [("view_visual_prompt", {"frame_path": "frame"}),
+                         ("crop_video", {"video_path": "video", "start_time": start,
+                                         "end_time": end})]
+        assert turns[2].endswith(f"<answer>{record['answer']}</answer>")
+        episode = Episode(SampleRecord.from_dict(record), formatter, root, env.episode_config())
+        episode.prompt_segment()
+        first, second = episode.step(turns[0]), episode.step(turns[1])
+        assert [o.error for o in first.observations + second.observations] == [None, None]
+        times = second.observations[0].frame_times
+        assert times and start - 1e-6 <= min(times) and max(times) <= end + 1e-6
+        assert episode.step(turns[2]).answer == record["answer"]
+        segment = build_trajectory(record, formatter, root, env.episode_config())
+        assert len(segment.input_ids) <= 1024  # the demo's GRPO rows (rollout.max_len)
+
+
+def result(turns, answer, reason="answer", calls=()):
+    return EpisodeResult(0, None, list(turns), ["stop"] * len(turns), answer, reason,
+                         list(calls))
+
+
+def test_score_and_table_hand_worked(demo_world):
+    root, _, _ = demo_world
+    records = read_records(root, "train", resolve=False)
+    mc = [r for r in records if r["question_form"] == "mc"][:3]
+    wrong = next(x for x in "ABCD" if x != mc[1]["answer"])
+    results = [result(teacher_turns(mc[0]), mc[0]["answer"], calls=[1, 2]),
+               result(["<think>I answer.</think>\n<answer>" + wrong + "</answer>"], wrong),
+               result(["<think>I view"], None, "no_tool_call_or_answer")]
+    ev = score(results, mc)
+    s = ev.summary
+    assert (s["accuracy"], s["answered"], s["tool_calls_per_episode"]) == pytest.approx(
+        (1 / 3, 2 / 3, 2 / 3))
+    assert ev.correct.tolist() == [1.0, 0.0, 0.0]
+    assert ev.reward[0] > ev.reward[1] > ev.reward[2] >= 0.0  # right > formatted > nothing
+    assert s["end_reasons"] == {"answer": 2, "no_tool_call_or_answer": 1}
+    text = table({"SFT": s, "SFT+GRPO": s}).splitlines()
+    assert text[1].split()[-2:] == ["33.3%", "33.3%"] and "answered" in text[-1]
+    with pytest.raises(ValueError, match="2 results for 3 records"):
+        score(results[:2], mc)
+
+
+def test_describe_episode_shows_what_the_tools_showed(demo_world, tmp_path):
+    """The write-up replays the turns: the crop's caption with its frame count and times."""
+    from seeker_jax import checkpoint as ckpt
+
+    root, env, _ = demo_world
+    ckpt.write_env_config(str(tmp_path), env, "offline_qwen")
+    record = read_records(root, "train", resolve=False)[0]
+    turns = teacher_turns(record)
+    lines = describe_episode(result(turns, record["answer"]), record, root, str(tmp_path))
+    start, end = crop_window(record)
+    crop = next(x for x in lines if "Frames of" in x)
+    assert f"from {start:.1f} s to {end:.1f} s" in crop and "frame(s) at" in crop
+    assert any("The visual-prompt frame" in x and "1 still image(s)" in x for x in lines)
+    assert sum(x.strip().startswith("model turn") for x in lines) == 3
+    assert lines[-1].strip().startswith(f"answer {record['answer']!r}")
+
+
+def test_paired_bootstrap_closed_forms():
+    same = np.array([0, 1, 1, 0, 1], float)
+    assert paired_bootstrap(same, same) == (0.0, 0.0, 0.0)
+    assert paired_bootstrap(np.zeros(50), np.ones(50)) == (1.0, 1.0, 1.0)
+    # 400 questions, half gained one point, half unchanged: mean 0.5, sd sqrt(.25/400) = .025,
+    # so the 95% interval is 0.5 +- 1.96 * 0.025 = [0.451, 0.549] (normal approximation).
+    before, after = np.zeros(400), np.r_[np.ones(200), np.zeros(200)]
+    gain, low, high = paired_bootstrap(before, after, samples=20_000)
+    assert gain == 0.5
+    assert low == pytest.approx(0.451, abs=0.006) and high == pytest.approx(0.549, abs=0.006)
+    with pytest.raises(ValueError, match="equal non-empty"):
+        paired_bootstrap(np.zeros(3), np.zeros(4))
+
+
+def test_demo_presets_read_like_the_docs():
+    demo, long = load_config("configs/demo.py:default"), load_config("configs/demo.py:long")
+    assert demo.grpo_steps > 0 and demo.episodes >= 16
+    assert "--config.data.synth_num=2400" in long.sft and long.episodes >= 200
+    assert load_config("configs/sft.py:demo").data.synth_preset == "demo"
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        load_config("configs/demo.py:huge")
+    json.dumps(demo.to_dict())
