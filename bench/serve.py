@@ -21,23 +21,9 @@ import openai  # noqa: E402
 
 
 def tiny_checkpoint(out: str) -> str:
-    from hf_reference import build_hf, tiny_hf_config
-    from seeker_jax import checkpoint as ckpt
-    from seeker_jax.env.config import EnvConfig
-    from seeker_jax.models.qwen3_vl import from_pretrained
-    from seeker_jax.models.tokenizer import offline_qwen_tokenizer
+    from hf_reference import save_tiny_qwen_checkpoint
 
-    tok = offline_qwen_tokenizer()
-    cfg = tiny_hf_config(vocab_size=151936)
-    for name, token in (("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
-                        ("vision_start_token_id", "<|vision_start|>"),
-                        ("vision_end_token_id", "<|vision_end|>")):
-        setattr(cfg, name, tok.convert_tokens_to_ids(token))
-    build_hf(cfg).save_pretrained(os.path.join(out, "hf"))
-    model = from_pretrained(os.path.join(out, "hf"))
-    ckpt.save_params(os.path.join(out, "ckpt"), model, model.config)
-    ckpt.write_env_config(os.path.join(out, "ckpt"), EnvConfig(), "offline_qwen")
-    return "ckpt:" + os.path.join(out, "ckpt")
+    return "ckpt:" + save_tiny_qwen_checkpoint(out, scale=1.0)
 
 
 def load(client, model, clients: int, requests: int, max_tokens: int) -> dict:

@@ -78,3 +78,29 @@ def segment(parts, seed) -> "Segment":
     return Segment(ids, inp.mm_token_type_ids[0].astype(np.int32), np.zeros_like(ids),
                    inp.pixel_values, inp.image_grid_thw, inp.pixel_values_videos,
                    inp.video_grid_thw)
+
+
+def save_tiny_qwen_checkpoint(out_dir: str, env=None, scale: float = 5.0) -> str:
+    """A tiny random Qwen3-VL over the real Qwen vocabulary (its vision token ids), saved as our
+    checkpoint in OUT_DIR/ckpt with its env config and the offline tokenizer (the same weights
+    as a Hugging Face folder in OUT_DIR/hf); returns OUT_DIR/ckpt. scale > 1 sharpens the random logits, so greedy outputs differ between prompts."""
+    import os
+
+    from seeker_jax import checkpoint as ckpt
+    from seeker_jax.env.config import EnvConfig
+    from seeker_jax.models.qwen3_vl import from_pretrained
+    from seeker_jax.models.tokenizer import offline_qwen_tokenizer
+
+    tok = offline_qwen_tokenizer()
+    cfg = tiny_hf_config(vocab_size=151936)
+    for name, token in (("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
+                        ("vision_start_token_id", "<|vision_start|>"),
+                        ("vision_end_token_id", "<|vision_end|>")):
+        setattr(cfg, name, tok.convert_tokens_to_ids(token))
+    hf, out = os.path.join(out_dir, "hf"), os.path.join(out_dir, "ckpt")
+    build_hf(cfg, scale=scale).save_pretrained(hf)
+    tok.save_pretrained(hf)  # an hf: model loads its folder's own tokenizer
+    model = from_pretrained(hf)
+    ckpt.save_params(out, model, model.config)
+    ckpt.write_env_config(out, env if env is not None else EnvConfig(), "offline_qwen")
+    return out

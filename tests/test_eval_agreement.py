@@ -4,14 +4,14 @@ gives the same model turns, hence the same answers, on every sample; and, token 
 conversation the server renders from the OpenAI backend's requests (videos as frame lists,
 tool results as tool messages) is the in-process Episode's, pixels included."""
 import json
+import os
 from dataclasses import replace
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from hf_reference import build_hf, tiny_hf_config
-from seeker_jax import checkpoint as ckpt
+from hf_reference import save_tiny_qwen_checkpoint
 from seeker_jax.env.testing import index_frame, write_index_video
 from chat_server import ChatServer, reply_text
 from seeker_jax.eval.episodes import EvalEpisode
@@ -23,7 +23,6 @@ from seeker_jax.serve.render import TurnMemory, render_messages
 from seeker_jax.eval.protocols import get_protocol
 from seeker_jax.eval.readers import read_samples
 from seeker_jax.eval.runner import read_done, run_eval
-from seeker_jax.models.qwen3_vl import from_pretrained
 from seeker_jax.models.tokenizer import offline_qwen_tokenizer
 from seeker_jax.serve.loading import ServeConfig
 from seeker_jax.serve.testing import serve_in_thread
@@ -32,21 +31,10 @@ from test_eval_run import tiny_env
 
 @pytest.fixture(scope="module")
 def tiny_ckpt(tmp_path_factory):
-    """A tiny random Qwen3-VL over the Qwen vocabulary, saved as our checkpoint with its env."""
-    tok = offline_qwen_tokenizer()
-    cfg = tiny_hf_config(vocab_size=151936)
-    for name, token in (("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
-                        ("vision_start_token_id", "<|vision_start|>"),
-                        ("vision_end_token_id", "<|vision_end|>")):
-        setattr(cfg, name, tok.convert_tokens_to_ids(token))
-    hf = tmp_path_factory.mktemp("hf")
-    build_hf(cfg, scale=5.0).save_pretrained(str(hf))
-    tok.save_pretrained(str(hf))  # hf: loads the folder's own tokenizer
-    model = from_pretrained(str(hf))
-    out = str(tmp_path_factory.mktemp("ckpt"))
-    ckpt.save_params(out, model, model.config)
-    ckpt.write_env_config(out, tiny_env("agentic"), "offline_qwen")
-    return out, str(hf)
+    """A tiny random Qwen3-VL over the Qwen vocabulary: (our checkpoint with its env, the same
+    weights as a Hugging Face folder)."""
+    root = str(tmp_path_factory.mktemp("tiny"))
+    return save_tiny_qwen_checkpoint(root, tiny_env("agentic")), os.path.join(root, "hf")
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,9 @@ import json
 
 import pytest
 
-from hf_reference import build_hf, tiny_hf_config
-from seeker_jax import checkpoint as ckpt
+from hf_reference import save_tiny_qwen_checkpoint
 from seeker_jax.config import load_config
 from seeker_jax.data.synth import synthesize
-from seeker_jax.env.config import EnvConfig
-from seeker_jax.models.qwen3_vl import from_pretrained
-from seeker_jax.models.tokenizer import offline_qwen_tokenizer
 from seeker_jax.data.pipeline import runner
 from seeker_jax.data.pipeline.readers import read_synth
 from seeker_jax.data.pipeline.run import run_pipeline, stage_specs
@@ -23,19 +19,7 @@ REASONS = {"invalid_reply", "api_error"}
 
 @pytest.fixture(scope="module")
 def ckpt_dir(tmp_path_factory):
-    tok = offline_qwen_tokenizer()
-    cfg = tiny_hf_config(vocab_size=151936)
-    for name, token in (("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
-                        ("vision_start_token_id", "<|vision_start|>"),
-                        ("vision_end_token_id", "<|vision_end|>")):
-        setattr(cfg, name, tok.convert_tokens_to_ids(token))
-    hf = tmp_path_factory.mktemp("hf")
-    build_hf(cfg, scale=5.0).save_pretrained(str(hf))
-    out = str(tmp_path_factory.mktemp("ckpt"))
-    model = from_pretrained(str(hf))
-    ckpt.save_params(out, model, model.config)
-    ckpt.write_env_config(out, EnvConfig(), "offline_qwen")
-    return out
+    return save_tiny_qwen_checkpoint(str(tmp_path_factory.mktemp("tiny")))
 
 
 def test_garbage_replies_are_rejected_with_reasons(ckpt_dir, tmp_path):

@@ -13,18 +13,14 @@ import openai
 import pytest
 from PIL import Image
 
-from hf_reference import build_hf, tiny_hf_config
-from seeker_jax import checkpoint as ckpt
-from seeker_jax.env.config import EnvConfig
+from hf_reference import save_tiny_qwen_checkpoint
 from seeker_jax.models.chat import concat_segments
-from seeker_jax.models.qwen3_vl import from_pretrained
-from seeker_jax.models.tokenizer import offline_qwen_tokenizer
 from seeker_jax.sampler import Sampler
 from seeker_jax.sampling import SamplingParams
-from seeker_jax.serve.loading import ServeConfig, build_service
+from seeker_jax.serve.loading import ServeConfig
 from seeker_jax.serve.media import MediaLimits
 from seeker_jax.serve.protocol import Message
-from seeker_jax.serve.render import TurnMemory, render_messages
+from seeker_jax.serve.render import render_messages
 from seeker_jax.serve.serving import ChatService
 from seeker_jax.serve.testing import serve_in_thread
 
@@ -34,19 +30,7 @@ SCRIPTED_CALL = ('<tool_call>\n{"name": "crop_video", "arguments": {"start_time"
 
 @pytest.fixture(scope="module")
 def ckpt_dir(tmp_path_factory):
-    tok = offline_qwen_tokenizer()
-    cfg = tiny_hf_config(vocab_size=151936)
-    for name, token in (("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
-                        ("vision_start_token_id", "<|vision_start|>"),
-                        ("vision_end_token_id", "<|vision_end|>")):
-        setattr(cfg, name, tok.convert_tokens_to_ids(token))
-    hf = tmp_path_factory.mktemp("hf")
-    build_hf(cfg, scale=5.0).save_pretrained(str(hf))
-    model = from_pretrained(str(hf))
-    out = str(tmp_path_factory.mktemp("ckpt"))
-    ckpt.save_params(out, model, model.config)
-    ckpt.write_env_config(out, EnvConfig(), "offline_qwen")
-    return out
+    return save_tiny_qwen_checkpoint(str(tmp_path_factory.mktemp("tiny")))
 
 
 @pytest.fixture(scope="module")
