@@ -161,10 +161,18 @@ class Engine:
         return handle
 
     def close(self) -> None:
+        """Stops the worker; every request still queued or decoding gets an error event, so no
+        reader stays blocked on its queue (a thread pool would wait for it at exit)."""
         with self._cond:
             self._stop = True
             self._cond.notify()
         self._thread.join(timeout=30)
+        for c in list(self._choices.values()):
+            c.handle.events.put(("error", "server shutting down"))
+        self._choices.clear()
+        with self._cond:
+            while self._pending:
+                self._pending.popleft().events.put(("error", "server shutting down"))
 
     # -- worker
 
@@ -222,7 +230,7 @@ class Engine:
                     break
                 handle = self._pending[0]
                 if handle.cancelled:
-                    self._pending.popleft()
+                    self._pending.popleft().events.put(("error", "request cancelled"))
                     continue
                 req = handle.request
                 params = SamplingParams(req.params.temperature, req.params.top_k,
@@ -286,7 +294,8 @@ class Engine:
             ended = not r.active
             ids = list(r.result.ids) if ended else list(r.turn)
             lps = list(r.result.logprobs) if ended else list(r.turn_lps)
-            if c.handle.cancelled:
+            if c.handle.cancelled:  # wake a reader still blocked on the queue
+                c.handle.events.put(("error", "request cancelled"))
                 del self._choices[row]
                 continue
             reason, matched = (FINISH[r.result.stop_reason] if ended else None), None

@@ -54,6 +54,6 @@ def serve_in_thread(model_spec: str | ChatService, host: str = "127.0.0.1", port
         yield RunningServer(f"http://{host}:{port}/v1", service)
     finally:
         server.should_exit = True
-        thread.join(timeout=10)
-        if not isinstance(model_spec, ChatService):
-            service.engine.close()
+        if not isinstance(model_spec, ChatService):  # ours: close it first, so requests still
+            service.engine.close()                   # in flight end now and uvicorn can stop
+        thread.join(timeout=30)
