@@ -18,22 +18,11 @@ fallback for tests and the demo. c.mesh.rules: logical axis -> mesh axes, first 
 import ml_collections
 
 from seeker_jax.configs.env import env_group
+from seeker_jax.sharding import DEFAULT_RULES
 
-# FSDP over the model width, tensor parallelism over heads / MLP / vocab (big_vision style:
-# the table lives in the config; seeker_jax/sharding.py checks it).
-MESH_RULES = (
-    ("batch", ("data", "fsdp")),
-    ("embed", "fsdp"),
-    ("vocab", "tensor"),
-    ("mlp", "tensor"),
-    ("q_heads", "tensor"),
-    ("kv_heads", "tensor"),
-    ("head_dim", None),
-    ("vision_embed", "fsdp"),
-    ("vision_mlp", "tensor"),
-    ("vision_qkv", "tensor"),
-    ("vision_merged", "fsdp"),
-)
+# FSDP over the model width, tensor parallelism over heads / MLP / vocab: the one rule table
+# (seeker_jax/sharding.py), put in the config so a run can override it (--config.mesh.rules).
+MESH_RULES = DEFAULT_RULES
 
 
 def get_config(preset: str = "tiny_synth") -> ml_collections.ConfigDict:
