@@ -9,36 +9,30 @@ from __future__ import annotations
 
 from typing import Callable, Protocol
 
+from seeker_jax.rl.registry import Registry
+
 
 class RewardFn(Protocol):
     def __call__(self, ctx, **params) -> float: ...
 
 
-_REWARDS: dict[str, RewardFn] = {}
+_REWARDS: Registry[RewardFn] = Registry("reward")  # the same named table as every GRPO piece
 
 
 def register_reward(name: str) -> Callable[[RewardFn], RewardFn]:
     """Decorator: `@register_reward("format_paper")`. A name can be registered once."""
-    def wrap(fn: RewardFn) -> RewardFn:
-        if name in _REWARDS and _REWARDS[name] is not fn:
-            raise ValueError(f"reward {name!r} is already registered ({_REWARDS[name].__module__}."
-                             f"{_REWARDS[name].__name__}); pick another name")
-        _REWARDS[name] = fn
-        return fn
-    return wrap
+    return _REWARDS.register(name)
 
 
 def get_reward(name: str) -> RewardFn:
     """The reward registered as `name`; a clear error listing the known ones otherwise."""
-    try:
-        return _REWARDS[name]
-    except KeyError:
-        raise KeyError(f"no reward named {name!r}; registered: {', '.join(sorted(_REWARDS))}"
-                       ) from None
+    if name not in _REWARDS:
+        raise KeyError(f"no reward named {name!r}; registered: {', '.join(_REWARDS.names())}")
+    return _REWARDS.get(name)
 
 
 def registered_rewards() -> list[str]:
-    return sorted(_REWARDS)
+    return _REWARDS.names()
 
 
 __all__ = ["RewardFn", "get_reward", "register_reward", "registered_rewards"]
