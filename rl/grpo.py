@@ -207,18 +207,24 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
 
         rng, _ = jax.random.split(rng)
         updates: list[dict] = []
+        times = {"logprobs_s": 0.0, "optimizer_s": 0.0}
+        t3 = t2
         if anywhere(bool(keep.any())):
             updates = update(state, train_step, results, advantages, keep, config, loss_cfg,
-                             mesh, rules, reference)
+                             mesh, rules, reference, times)
+            t3 = time.perf_counter()
             sampler.load_state(state)  # the next rollout samples the new policy
-        t3 = time.perf_counter()
+            jax.block_until_ready(sampler.state)
+        t4 = time.perf_counter()
         iteration += 1
 
         row = {**episode_metrics(results, scores), **mean_update_metrics(updates),
                "dropped_groups": float(dropped), "optimizer_step": float(state.step),
                "lr": float(schedule(max(state.step - 1, 0) // config.optimizer.accum_steps)),
-               "rollout_s": stats.wall_s, "tool_wait_s": stats.wait_tools_s,
-               "reward_s": t2 - t1, "update_s": t3 - t2, "iteration_s": t3 - t0}
+               "rollout_s": stats.wall_s, "prefill_s": stats.prefill_s,
+               "decode_s": stats.decode_s, "tool_wait_s": stats.wait_tools_s,
+               "reward_s": t2 - t1, "update_s": t3 - t2, **times, "refresh_s": t4 - t3,
+               "iteration_s": t4 - t0}
         if iteration % config.log_every == 0 or iteration == config.steps:
             writer.write(iteration, row)
             logged.append({"step": iteration, **row})
@@ -243,13 +249,16 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
 
 def update(state: TrainState, train_step, results, advantages: np.ndarray, keep: np.ndarray,
            config: ml_collections.ConfigDict, loss_cfg: PolicyLossConfig, mesh, rules,
-           reference) -> list[dict]:
+           reference, times: dict[str, float] | None = None) -> list[dict]:
     """The iteration's optimizer steps: each minibatch placed once, scored by the reference
     (kl_coef > 0) and, with several updates, by the learner before any of them (old
-    log-probs); then epochs passes over the minibatches. Returns each step's metrics."""
+    log-probs); then epochs passes over the minibatches. Returns each step's metrics; adds
+    the seconds spent on batching + reference / old log-probs ("logprobs_s") and on the
+    optimizer steps ("optimizer_s") to `times`."""
     r = config.rollout
     model = state.model()
     placed = []
+    t0 = time.perf_counter()
     for part in minibatch_slices(len(results), r.minibatches):
         batch = episodes_batch([res.conversation for res in results[part]], advantages[part],
                                r.buckets, keep[part])
@@ -262,10 +271,15 @@ def update(state: TrainState, train_step, results, advantages: np.ndarray, keep:
                 state.graphdef, (state.trainable, state.frozen, state.rest), arrays, vision,
                 loss_cfg.temperature)
         placed.append((arrays, vision))
+    jax.block_until_ready([a for a, _ in placed])
+    t1 = time.perf_counter()
     steps = []
     for _ in range(r.epochs):
         for arrays, vision in placed:
             steps.append(jax.device_get(train_step(state, arrays, vision)))
+    if times is not None:
+        times["logprobs_s"] += t1 - t0
+        times["optimizer_s"] += time.perf_counter() - t1
     return steps
 
 

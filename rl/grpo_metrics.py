@@ -9,7 +9,10 @@ Rollout side, means over the iteration's episodes:
   dropped_groups               groups dynamic sampling dropped (all rewards equal)
 Update side, means over the iteration's optimizer steps: loss, pg_loss, kl, clip_frac,
 entropy, sampler_learner_gap, grad_norm, ...: whatever scalar the loss reports.
-Times (seconds): rollout_s, tool_wait_s, reward_s, update_s.
+Times (seconds): rollout_s (prefill_s and decode_s inside it; tool_wait_s: every live row
+awaited a tool), reward_s, update_s (logprobs_s: batching and the reference / old log-probs;
+optimizer_s: the optimizer steps), refresh_s (the sampler loading the new weights),
+iteration_s.
 """
 from __future__ import annotations
 

@@ -109,8 +109,12 @@ def test_learner_iterations(runs):
     for key in ("reward", "reward/accuracy", "reward/format", "reward/parsimony", "accuracy",
                 "tool_call_rate", "tool_calls_per_episode", "turns", "response_length", "kl",
                 "clip_frac", "entropy", "sampler_learner_gap", "loss", "grad_norm",
-                "dropped_groups", "rollout_s", "tool_wait_s", "reward_s", "update_s"):
+                "dropped_groups", "rollout_s", "prefill_s", "decode_s", "tool_wait_s",
+                "reward_s", "update_s", "logprobs_s", "optimizer_s", "refresh_s", "iteration_s"):
         assert all(key in r for r in rows), key
+    for r in rows:  # the time split: parts of the update, and the update part of the iteration
+        assert r["logprobs_s"] + r["optimizer_s"] <= r["update_s"] + 1e-6
+        assert r["rollout_s"] + r["reward_s"] + r["update_s"] + r["refresh_s"] <= r["iteration_s"] + 1e-6
     for r in rows:
         ends = sum(v for k, v in r.items() if k.startswith("end_reason/"))
         assert ends == pytest.approx(1.0)
