@@ -19,6 +19,9 @@ checkpoint given in init_from carries its own env_config.json: keep them equal),
   minibatches, epochs  updates per iteration: minibatches * epochs optimizer steps; more than
                     one recomputes the old log-probs with the learner before the first update
   batch_size        sampler rows (0 = prompts_per_step * n)
+  max_refills       with loss.dynamic_sampling: up to that many extra rounds of
+                    prompts_per_step prompts replace the groups whose rewards were all equal
+                    (DAPO); groups still missing after them stay in the batch, masked
 """
 import ml_collections
 
@@ -65,6 +68,7 @@ def get_config(preset: str = "tiny_synth") -> ml_collections.ConfigDict:
     c.rollout.top_p = 1.0
     c.rollout.minibatches = 1
     c.rollout.epochs = 1
+    c.rollout.max_refills = 2        # dynamic sampling: extra rounds to replace dropped groups
     c.rollout.num_workers = 8        # tool threads
     c.rollout.decode_steps = 16
     c.rollout.max_chunk = 512

@@ -7,7 +7,8 @@ One iteration:
      rollout_seed(seed, iteration, process): every token's key folds in (seed, episode, token);
   3. score them on the host (rl.rewards.RewardModel: judge calls batched and concurrent);
   4. group advantages (rl.advantages), optional DAPO filters (dynamic sampling drops groups
-     whose rewards are all equal; overlong filtering masks episodes cut by the length limit);
+     whose rewards are all equal and refills the batch with new prompts, up to
+     rollout.max_refills rounds; overlong filtering masks episodes cut by the length limit);
   5. minibatches * epochs optimizer steps of the GRPO loss (rl.policy_loss) through the same
      jitted train step as SFT, on the same (data, fsdp, tensor) mesh; with more than one
      update, the old log-probs are recomputed by the learner first; with kl_coef > 0 the
@@ -73,10 +74,80 @@ class Iteration:
     metrics: dict[str, float]
 
 
-def rollout_seed(seed: int, iteration: int, process: int = 0) -> int:
-    """The sampler seed of one iteration on one process: a pure function of the three, so a
-    resumed run draws the same tokens."""
-    return int(np.random.SeedSequence([seed, iteration, process]).generate_state(1)[0] >> 1)
+def rollout_seed(seed: int, iteration: int, process: int = 0, refill: int = 0) -> int:
+    """The sampler seed of one iteration's rollout round (0, then each refill) on one process:
+    a pure function of the four, so a resumed run draws the same tokens."""
+    entropy = [seed, iteration, process] + ([refill] if refill else [])
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0] >> 1)
+
+
+@dataclasses.dataclass
+class Collected:
+    """One iteration's training episodes: prompts_per_step groups of n (results, their records,
+    reward contexts and scores, in group order), keep (N,) (False: a group dynamic sampling
+    could not replace, which then learns nothing), the groups dropped and the refill rounds."""
+
+    results: list
+    records: list[dict]
+    contexts: list
+    scores: list[dict[str, float]]
+    keep: np.ndarray
+    stats: Any
+    dropped: int = 0
+    refills: int = 0
+    reward_s: float = 0.0
+
+
+def merge_stats(total, part):
+    """Adds one rollout round's RolloutStats into `total` (None: the first round)."""
+    if total is None:
+        return part
+    for f in dataclasses.fields(part):
+        a, b = getattr(total, f.name), getattr(part, f.name)
+        setattr(total, f.name, a + b)
+    return total
+
+
+def collect(take: Callable[[int], list[dict]], rollout: Rollout, rewards: RewardModel,
+            make_episode: Callable[[dict], Any], config: ml_collections.ConfigDict,
+            loss: PolicyLossConfig, iteration: int) -> Collected:
+    """Rolls out and scores prompts_per_step groups; with dynamic sampling, drops the groups
+    whose rewards are all equal and refills (DAPO): up to rollout.max_refills more rounds of
+    prompts_per_step prompts each, until prompts_per_step groups are informative. The batch
+    keeps its shape: kept groups first, then (if refills ran out) dropped ones, masked.
+    Every process runs the same number of rounds (multi-host steps are collective)."""
+    r = config.rollout
+    kept: list[tuple] = []      # (results, records, contexts, scores) of one group
+    spare: list[tuple] = []
+    stats, dropped, reward_s, refill = None, 0, 0.0, 0
+    while True:
+        records = take(r.prompts_per_step)
+        per_episode = [rec for rec in records for _ in range(r.n)]
+        results, part = rollout.run([make_episode(rec) for rec in per_episode], group_size=r.n,
+                                    seed=rollout_seed(config.seed, iteration,
+                                                      jax.process_index(), refill))
+        stats = merge_stats(stats, part)
+        t = time.perf_counter()
+        contexts = [from_episode(res, rec) for res, rec in zip(results, per_episode)]
+        scores = rewards.score(contexts)
+        reward_s += time.perf_counter() - t
+        reward = np.array([s["reward"] for s in scores], np.float64)
+        groups = np.repeat(np.arange(r.prompts_per_step), r.n)
+        informative = (dynamic_sampling_keep(reward, groups) if loss.dynamic_sampling
+                       else np.ones(len(results), bool))
+        for g in range(r.prompts_per_step):
+            part_g = slice(g * r.n, (g + 1) * r.n)
+            group = (results[part_g], per_episode[part_g], contexts[part_g], scores[part_g])
+            (kept if informative[g * r.n] else spare).append(group)
+            dropped += int(not informative[g * r.n])
+        if not anywhere(len(kept) < r.prompts_per_step) or refill >= r.max_refills:
+            break
+        refill += 1
+    chosen = (kept + spare)[:r.prompts_per_step]
+    keep = np.repeat([i < len(kept) for i in range(len(chosen))], r.n)
+    flat = [sum((list(g[i]) for g in chosen), []) for i in range(4)]
+    return Collected(*flat, keep=keep, stats=stats, dropped=dropped, refills=refill,
+                     reward_s=reward_s)
 
 
 def check_config(config: ml_collections.ConfigDict, loss: PolicyLossConfig) -> None:
@@ -94,6 +165,8 @@ def check_config(config: ml_collections.ConfigDict, loss: PolicyLossConfig) -> N
         raise ValueError(f"rollout.buckets {tuple(r.buckets)} must reach rollout.max_len "
                          f"{r.max_len}: an episode may fill its row")
     minibatch_slices(r.prompts_per_step * r.n, r.minibatches)
+    if r.max_refills < 0:
+        raise ValueError(f"rollout.max_refills must be >= 0, got {r.max_refills}")
 
 
 def prompt_iterator(root: str, config: ml_collections.ConfigDict):
@@ -176,6 +249,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
                       script, lambda text: tokenizer.encode(text, add_special_tokens=False))
     rewards = RewardModel(RewardConfig.from_config(config.reward))
     formatter, episode_config = env.formatter(tokenizer), env.episode_config()
+
+    def make_episode(rec: dict) -> Episode:
+        return Episode(SampleRecord.from_dict(rec), formatter, root, episode_config)
+
     source = config.model.init_from or f"random init of configs/qwen3_vl.py:{config.model.size}"
 
     logged: list[dict[str, Any]] = []
@@ -183,27 +260,16 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
     bar = tqdm(total=config.steps, initial=iteration, desc="grpo", disable=not progress)
     while iteration < end:
         t0 = time.perf_counter()
-        records = [next(data_iter) for _ in range(r.prompts_per_step)]
-        per_episode = [rec for rec in records for _ in range(r.n)]
-        episodes = [Episode(SampleRecord.from_dict(rec), formatter, root, episode_config)
-                    for rec in per_episode]
-        results, stats = rollout.run(episodes, group_size=r.n, seed=rollout_seed(
-            config.seed, iteration, jax.process_index()))
-        t1 = time.perf_counter()
-        contexts = [from_episode(res, rec) for res, rec in zip(results, per_episode)]
-        scores = rewards.score(contexts)
+        batch = collect(lambda k: [next(data_iter) for _ in range(k)], rollout, rewards,
+                        make_episode, config, loss_cfg, iteration)
+        results, scores, stats = batch.results, batch.scores, batch.stats
         t2 = time.perf_counter()
-
         reward = np.array([s["reward"] for s in scores], np.float64)
         groups = np.repeat(np.arange(r.prompts_per_step), r.n)
         advantages = compute_advantages(loss_cfg.advantage, reward, groups)
-        keep = np.ones(len(results), bool)
-        if loss_cfg.dynamic_sampling:
-            keep &= dynamic_sampling_keep(reward, groups)
+        keep = batch.keep.copy()
         if loss_cfg.overlong_filter:
-            keep &= overlong_mask([c.truncated for c in contexts]) > 0
-        dropped = r.prompts_per_step - len(set(groups[dynamic_sampling_keep(reward, groups)])) \
-            if loss_cfg.dynamic_sampling else 0
+            keep &= overlong_mask([c.truncated for c in batch.contexts]) > 0
 
         rng, _ = jax.random.split(rng)
         updates: list[dict] = []
@@ -219,11 +285,12 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
         iteration += 1
 
         row = {**episode_metrics(results, scores), **mean_update_metrics(updates),
-               "dropped_groups": float(dropped), "optimizer_step": float(state.step),
+               "dropped_groups": float(batch.dropped), "refills": float(batch.refills),
+               "optimizer_step": float(state.step),
                "lr": float(schedule(max(state.step - 1, 0) // config.optimizer.accum_steps)),
                "rollout_s": stats.wall_s, "prefill_s": stats.prefill_s,
                "decode_s": stats.decode_s, "tool_wait_s": stats.wait_tools_s,
-               "reward_s": t2 - t1, "update_s": t3 - t2, **times, "refresh_s": t4 - t3,
+               "reward_s": batch.reward_s, "update_s": t3 - t2, **times, "refresh_s": t4 - t3,
                "iteration_s": t4 - t0}
         if iteration % config.log_every == 0 or iteration == config.steps:
             writer.write(iteration, row)
@@ -283,5 +350,5 @@ def update(state: TrainState, train_step, results, advantages: np.ndarray, keep:
     return steps
 
 
-__all__ = ["GRPO_ITEM", "Iteration", "build_reference", "check_config", "prompt_iterator",
-           "rollout_seed", "train", "update"]
+__all__ = ["GRPO_ITEM", "Collected", "Iteration", "build_reference", "check_config", "collect",
+           "merge_stats", "prompt_iterator", "rollout_seed", "train", "update"]
