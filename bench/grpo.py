@@ -5,7 +5,13 @@ host threads, up to max_turns model turns) from a tiny checkpoint, for 1 + --ite
 iterations; per iteration episodes/s, policy tokens/s (tokens the policy sampled) and the time
 split from metrics.jsonl's row (rollout = prefill + decode + tool wait + host work; reward;
 update = batching + reference / old log-probs + optimizer steps; weight refresh) as fractions
-of the iteration. The first iteration compiles: it is left out of the medians.
+of the iteration. The first iteration compiles: it is left out of the medians. A random
+tiny model never writes a tool call, so by default (--script crop) every episode's first turn
+is forced, as tests/test_grpo.py does, to a well-formed crop_video call over its own record's
+video: the tool runs on a host thread, its frames come back as a video, are vision-encoded and
+appended to the row's cache, and the second turn is sampled. Forced tokens are policy tokens
+(with the sampler's log-probs) and count in policy tokens/s; --script none samples every turn
+(the episodes then end after one turn without a call).
 
 Part 2, single-turn, ours vs TRL 1.16's GRPOTrainer, same process, same CPU, interleaved
 (TRL iteration, ours, TRL, ours, ...; the first of each compiles / warms up and is left out of
@@ -42,6 +48,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -105,13 +112,47 @@ def summary(rows: Sequence[dict], episodes_key: str = "episodes",
     return out
 
 
+def crop_call(record: dict) -> str:
+    """A well-formed turn calling crop_video over the record's whole video."""
+    args = {"video_path": record["video_path"], "start_time": 0.0,
+            "end_time": float(record["duration"])}
+    return ("<think>zoom in</think><tool_call>\n"
+            f'{json.dumps({"name": "crop_video", "arguments": args})}\n</tool_call>')
+
+
+def crop_script(config, root: str, iterations: int):
+    """(script, on_step) for train(): every episode's first turn is forced to a crop_video
+    call of its own record (the records train() will draw, read from the same seeded
+    iterator); later turns are sampled. on_step advances the iteration the script reads."""
+    from seeker_jax.rl.grpo import prompt_iterator
+
+    r = config.rollout
+    it = prompt_iterator(root, config)
+    records = [next(it) for _ in range(iterations * r.prompts_per_step)]
+    at = {"iteration": 0}
+
+    def script(episode: int, turn: int):
+        if turn:
+            return None
+        return crop_call(records[at["iteration"] * r.prompts_per_step + episode // r.n])
+
+    def on_step(_):
+        at["iteration"] += 1
+    return script, on_step
+
+
 def agentic(args, ckpt: str, root: str, workdir: str) -> dict[str, Any]:
     """Part 1: 1 + iters iterations of the agentic learner; medians without the first."""
     from seeker_jax.rl.grpo import train
 
     config = grpo_config(args, ckpt, root, 1 + args.iters)
     config.rollout.max_turns = args.max_turns
-    rows = train(config, os.path.join(workdir, "agentic"), progress=False)
+    script, on_step = (crop_script(config, root, 1 + args.iters) if args.script == "crop"
+                       else (None, None))
+    out_dir = os.path.join(workdir, "agentic")
+    shutil.rmtree(out_dir, ignore_errors=True)  # a fresh run, never a resume of an old one
+    rows = train(config, out_dir, progress=False, script=script,
+                 on_step=on_step)
     episodes = config.rollout.prompts_per_step * config.rollout.n
     for r in rows:
         r["episodes"] = episodes
@@ -322,6 +363,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--minibatches", type=int, default=2)
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--synth-num", type=int, default=16, help="records in the synthetic world")
+    p.add_argument("--script", choices=("crop", "none"), default="crop",
+                   help="agentic part: force each episode's first turn to a crop_video call "
+                   "(a random model never calls tools), or sample every turn")
     p.add_argument("--parts", default="agentic,single_turn")
     p.add_argument("--quick", action="store_true", help="tiny settings: a smoke run")
     args = p.parse_args(argv)
@@ -336,6 +380,13 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or tmp
         os.makedirs(workdir, exist_ok=True)
+        import jax
+
+        # Identical computations compiled by both parts (or an earlier run in this workdir)
+        # compile once; first iterations are excluded from the medians either way.
+        jax.config.update("jax_compilation_cache_dir", os.path.join(workdir, "jax_cache"))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
         from seeker_jax.config import load_config
         from seeker_jax.data.synth import synthesize
         from seeker_jax.env.config import EnvConfig
