@@ -99,17 +99,34 @@ def median(rows: Sequence[dict], key: str) -> float:
 
 def summary(rows: Sequence[dict], episodes_key: str = "episodes",
             tokens_key: str = "policy_tokens", split: Sequence[str] = SPLIT) -> dict[str, Any]:
-    """Medians over rows (first, compiling, row already removed): seconds per iteration,
-    episodes/s, policy tokens/s, and each part of the split as a fraction of the iteration."""
+    """Over the timed rows (the first, compiling, one already removed): the median seconds per
+    iteration, episodes/s and policy tokens/s at that median, and each part of the split as a
+    fraction of the iteration, pooled (sum of the part / sum of the iterations, so the parts
+    add up; "other" is the rest: host work between the timed parts)."""
     it = median(rows, "iteration_s")
     out = {"iterations_in_median": len(rows), "iteration_s_median": round(it, 4),
            "iteration_s_all": [round(r["iteration_s"], 3) for r in rows],
            "episodes_per_s": round(median(rows, episodes_key) / it, 3),
            "policy_tokens_per_s": round(median(rows, tokens_key) / it, 2),
            "policy_tokens_per_iteration": median(rows, tokens_key)}
-    out["fractions"] = {k.removesuffix("_s"): round(median(rows, k) / it, 4) for k in split
-                        if k in rows[0]}
+    total = sum(r["iteration_s"] for r in rows)
+    fractions = {k.removesuffix("_s"): sum(r[k] for r in rows) / total for k in split
+                 if k in rows[0]}
+    fractions["other"] = max(0.0, 1.0 - sum(fractions.values()))
+    out["fractions"] = {k: round(v, 4) for k, v in fractions.items()}
     return out
+
+
+def agentic_summary(rows: Sequence[dict], episodes: int) -> dict[str, Any]:
+    """Part 1's figures from train()'s metric rows (first row: the compiling iteration)."""
+    for r in rows:
+        r["episodes"] = episodes
+        r["policy_tokens"] = r["response_length"] * episodes  # mean policy tokens per episode
+    timed = rows[1:]
+    return {"part": "agentic", "framework": "seeker_jax", "episodes_per_iteration": episodes,
+            "first_iteration_s (compiles, excluded)": round(rows[0]["iteration_s"], 2),
+            **summary(timed), "tool_calls_per_episode": median(timed, "tool_calls_per_episode"),
+            "turns_per_episode": median(timed, "turns")}
 
 
 def crop_call(record: dict) -> str:
@@ -153,18 +170,8 @@ def agentic(args, ckpt: str, root: str, workdir: str) -> dict[str, Any]:
     shutil.rmtree(out_dir, ignore_errors=True)  # a fresh run, never a resume of an old one
     rows = train(config, out_dir, progress=False, script=script,
                  on_step=on_step)
-    episodes = config.rollout.prompts_per_step * config.rollout.n
-    for r in rows:
-        r["episodes"] = episodes
-        r["policy_tokens"] = r["response_length"] * episodes
-    out = {"part": "agentic", "framework": "seeker_jax", "episodes_per_iteration": episodes,
-           "first_iteration_s (compiles, excluded)": round(rows[0]["iteration_s"], 2),
-           **summary(rows[1:]), "tool_calls_per_episode": median(rows[1:], "tool_calls_per_episode"),
-           "turns_per_episode": median(rows[1:], "turns")}
-    out["fractions"]["rollout_other"] = round(median(rows[1:], "rollout_s") / out[
-        "iteration_s_median"] - sum(out["fractions"].get(k, 0.0) for k in
-                                    ("prefill", "decode", "tool_wait")), 4)
-    return out
+    return {**agentic_summary(rows, config.rollout.prompts_per_step * config.rollout.n),
+            "rollout": config.rollout.to_dict(), "loss": config.loss.to_dict()}
 
 
 # ------------------------------------------------------------------ single-turn, both sides
@@ -323,11 +330,12 @@ def single_turn(args, ckpt: str, root: str, workdir: str) -> list[dict[str, Any]
               "minibatches": args.minibatches, "kl_coef (TRL beta)": loss.kl_coef,
               "clip": loss.clip_low, "aggregation": f"{loss.aggregation} (TRL {trl_loss_type})",
               "lr": config.optimizer.lr, "prompt_tokens_mean": round(float(np.mean(
-                  [len(tokenizer.encode(p)) for p in prompts])), 1)}
+                  [len(tokenizer.encode(p)) for p in prompts])), 1),
+              "loss": loss.to_dict()}
     out = [
         {**shared, "framework": "seeker_jax",
          "first_iteration_s (compiles, excluded)": round(ours_rows[0]["iteration_s"], 2),
-         **summary(ours_rows[1:]), "buckets": list(config.rollout.buckets)},
+         **summary(ours_rows[1:]), "rollout": config.rollout.to_dict()},
         {**shared, "framework": "trl", "trl": __import__("trl").__version__,
          "torch": torch.__version__, "transformers": __import__("transformers").__version__,
          "first_iteration_s (warm-up, excluded)": round(trl_rows[0]["iteration_s"], 2),
