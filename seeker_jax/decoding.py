@@ -159,5 +159,5 @@ def decode(state, cache, last, length, pos, n_gen, active, max_new, forced, forc
 
 
 __all__ = ["STOP_CANCELLED", "STOP_MAX_LEN", "STOP_MAX_NEW", "STOP_REASONS", "STOP_STRING",
-           "STOP_TOKEN", "copy_rows", "decode", "encode_visual", "extend", "first_tokens", "language_model",
-           "top_alternatives"]
+           "STOP_TOKEN", "copy_rows", "decode", "encode_visual", "extend", "first_tokens",
+           "language_model", "top_alternatives"]

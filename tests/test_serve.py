@@ -55,15 +55,21 @@ def client(server):
     return openai.OpenAI(base_url=server.url, api_key="none", max_retries=0, timeout=300)
 
 
-def reference(server, messages, max_tokens, tools=None):
-    """Greedy tokens of the in-process sampler (batch 1, no cache reuse) on the same prompt."""
+def reference_turn(server, messages, max_tokens, tools=None, top_logprobs=0):
+    """The in-process sampler's greedy turn (batch 1, no cache reuse) on the same prompt."""
     svc = server.service
     segs = render_messages(svc.tokenizer, [Message.model_validate(m) for m in messages], tools,
                            svc._loader(), svc.memory)
     s = Sampler(svc.engine.sampler.model, batch_size=1, max_len=1024,
                 params=SamplingParams(0.0, suppress_ids=svc.engine.suppress),
-                stop_token_ids=svc.engine.sampler.stop_token_ids, pad_id=151643)
-    return s.generate([concat_segments(segs)], max_tokens)[0].ids.tolist()
+                stop_token_ids=svc.engine.sampler.stop_token_ids, pad_id=151643,
+                top_logprobs=top_logprobs)
+    return s.generate([concat_segments(segs)], max_tokens)[0]
+
+
+def reference(server, messages, max_tokens, tools=None):
+    """Greedy tokens of the in-process sampler on the same prompt."""
+    return reference_turn(server, messages, max_tokens, tools).ids.tolist()
 
 
 def image_url(size=(48, 64), seed=1):
@@ -284,13 +290,7 @@ def test_top_logprobs_streaming_and_not_agree_with_the_in_process_sampler(server
                         zip(a.top_logprobs, b.top_logprobs)), default=0) < 1e-5
     for a, b in zip(got[3, False], got[20, False]):
         assert [t.token for t in a.top_logprobs] == [t.token for t in b.top_logprobs[:3]]
-    segs = render_messages(svc.tokenizer, [Message.model_validate(m) for m in msgs], None,
-                           svc._loader(), svc.memory)
-    s = Sampler(svc.engine.sampler.model, batch_size=1, max_len=1024,
-                params=SamplingParams(0.0, suppress_ids=svc.engine.suppress),
-                stop_token_ids=svc.engine.sampler.stop_token_ids, pad_id=151643,
-                top_logprobs=20)
-    turn = s.generate([concat_segments(segs)], 6)[0]
+    turn = reference_turn(server, msgs, 6, top_logprobs=20)
     assert len(turn.ids) == len(got[20, False])
     for e, ids, lps in zip(got[20, False], turn.top_ids, turn.top_logprobs):
         assert [t.token for t in e.top_logprobs] == [
