@@ -25,11 +25,15 @@ from seeker_jax.sampling import SamplingParams, learner_logprobs
 
 @dataclass
 class Turn:
-    """One generated turn: ids (n,), their sampling log-probs (n,), and why it stopped."""
+    """One generated turn: ids (n,), their sampling log-probs (n,), and why it stopped; with
+    a sampler's top_n > 0, each position's top_n alternatives under the same distribution,
+    best first: top_ids (n, top_n) int32 and top_logprobs (n, top_n) float32 (else None)."""
 
     ids: np.ndarray
     logprobs: np.ndarray
     stop_reason: str
+    top_ids: np.ndarray | None = None
+    top_logprobs: np.ndarray | None = None
 
 
 @dataclass

@@ -5,6 +5,11 @@ vision (grids as data: one compile per bucket).
 Conventions (see seeker_jax.sampler for the host side): a cache is a list of per-layer
 LayerCache (B, S, kv_heads, head_dim); rows that take no part in a call write at slot
 max_len (scratch); each row's sampling key is row_keys(seed_key, episode, token index).
+
+`top_n` (static, 0 by default): the programs that sample also return each sampled position's
+top_n alternatives under the learner distribution (sampling.top_logprobs), computed on device
+inside the loop: ids and log-probs (B, top_n) per position, or None when top_n is 0 (then the
+program is the one it always was, and GRPO rollouts and evaluation pay nothing).
 """
 from __future__ import annotations
 
@@ -17,11 +22,21 @@ from flax import nnx
 from seeker_jax.models.qwen3_vl.modeling import (Qwen3VLForConditionalGeneration,
                                                  scatter_features, visibility_mask)
 from seeker_jax.models.qwen3_vl.vision_inputs import VisionInputs
-from seeker_jax.sampling import row_keys, sample
+from seeker_jax.sampling import SamplingParams, row_keys, sample, top_logprobs
 
-STOP_TOKEN, STOP_MAX_NEW, STOP_MAX_LEN, STOP_STRING = 1, 2, 3, 4
+STOP_TOKEN, STOP_MAX_NEW, STOP_MAX_LEN, STOP_STRING, STOP_CANCELLED = 1, 2, 3, 4, 5
 STOP_REASONS = {STOP_TOKEN: "stop_token", STOP_MAX_NEW: "max_new_tokens",
-                STOP_MAX_LEN: "max_len", STOP_STRING: "stop_string"}
+                STOP_MAX_LEN: "max_len", STOP_STRING: "stop_string",
+                STOP_CANCELLED: "cancelled"}
+
+
+def top_alternatives(logits: jax.Array, params: SamplingParams, top_n: int
+                     ) -> tuple[jax.Array, jax.Array] | None:
+    """Each row's top_n learner log-probs, best first: logits (B, V) -> ids (B, top_n) int32,
+    log-probs (B, top_n) float32; None when top_n is 0 (nothing is computed)."""
+    if not top_n:
+        return None
+    return top_logprobs(logits, top_n, params.temperature, params.suppress_ids)
 
 
 def language_model(model: Qwen3VLForConditionalGeneration, cache, ids, positions, write_index,
@@ -47,11 +62,12 @@ def language_model(model: Qwen3VLForConditionalGeneration, cache, ids, positions
     return lm(embeds, positions, mask, extra, cache, write_index)
 
 
-@partial(jax.jit, static_argnames=("graphdef", "params"), donate_argnames=("cache",))
+@partial(jax.jit, static_argnames=("graphdef", "params", "top_n"), donate_argnames=("cache",))
 def extend(state, cache, ids, positions, write_index, n_valid, feats, deepstack, forced,
-           seed_key, episode, *, graphdef, params):
+           seed_key, episode, *, graphdef, params, top_n=0):
     """Writes (B, L) ids and samples each row's next token, at conversation index
-    write_index + n_valid, with its episode's key."""
+    write_index + n_valid, with its episode's key. Returns the cache, tokens (B,), log-probs
+    (B,), the last logits (B, V) and the top_n alternatives (see top_alternatives)."""
     model = nnx.merge(graphdef, state)
     hidden, cache = language_model(model, cache, ids, positions, write_index, n_valid, feats,
                                    deepstack)
@@ -59,7 +75,7 @@ def extend(state, cache, ids, positions, write_index, n_valid, feats, deepstack,
     logits = model.logits(last).astype(jnp.float32)
     keys = row_keys(seed_key, episode, write_index + n_valid)
     token, logprob = sample(logits, keys, params, forced)
-    return cache, token, logprob, logits
+    return cache, token, logprob, logits, top_alternatives(logits, params, top_n)
 
 
 @partial(jax.jit, static_argnames=("graphdef",))
@@ -78,22 +94,26 @@ def copy_rows(cache, source):
     return jax.tree.map(lambda x: x[source], cache)
 
 
-@partial(jax.jit, static_argnames=("params",))
-def first_tokens(logits, seed_key, episode, token_index, forced, *, params):
-    """The first token of a turn from logits (B, V) already computed (a forked row's)."""
-    return sample(logits, row_keys(seed_key, episode, token_index), params, forced)
+@partial(jax.jit, static_argnames=("params", "top_n"))
+def first_tokens(logits, seed_key, episode, token_index, forced, *, params, top_n=0):
+    """The first token of a turn from logits (B, V) already computed (a forked row's): tokens,
+    log-probs (B,) and the top_n alternatives (see top_alternatives)."""
+    token, logprob = sample(logits, row_keys(seed_key, episode, token_index), params, forced)
+    return token, logprob, top_alternatives(logits, params, top_n)
 
 
-@partial(jax.jit, static_argnames=("graphdef", "params", "steps", "stop_ids", "max_len"),
+@partial(jax.jit, static_argnames=("graphdef", "params", "steps", "stop_ids", "max_len", "top_n"),
          donate_argnames=("cache",))
 def decode(state, cache, last, length, pos, n_gen, active, max_new, forced, forced_len,
-           seed_key, episode, *, graphdef, params, steps, stop_ids, max_len):
+           seed_key, episode, *, graphdef, params, steps, stop_ids, max_len, top_n=0):
     """Up to `steps` decode steps; stops early when no row is active.
 
     last: the pending token of each row (written at slot `length`, position `pos`); the token
     it predicts is at conversation index length + 1 and drawn with its episode's key.
     Returns the cache, tokens / log-probs (B, steps) (-1 / 0 where a row was inactive), the
-    new row state and the stop code of rows that stopped.
+    new row state, the stop code of rows that stopped, and the top_n alternatives of each
+    step: ids (B, steps, top_n) (-1 where inactive) and log-probs (B, steps, top_n), or None
+    when top_n is 0.
     """
     model = nnx.merge(graphdef, state)
     B = last.shape[0]
@@ -101,7 +121,7 @@ def decode(state, cache, last, length, pos, n_gen, active, max_new, forced, forc
     stops = jnp.asarray(stop_ids if stop_ids else (-1,), jnp.int32)
 
     def body(carry):
-        i, cache, last, length, pos, n_gen, active, stop, toks, lps = carry
+        i, cache, last, length, pos, n_gen, active, stop, toks, lps, tops = carry
         keys = row_keys(seed_key, episode, length + 1)
         write = jnp.where(active, length, max_len)
         positions = jnp.broadcast_to(pos[None, :, None], (3, B, 1))
@@ -114,22 +134,30 @@ def decode(state, cache, last, length, pos, n_gen, active, max_new, forced, forc
         length, pos, n_gen = length + step, pos + step, n_gen + step
         toks = toks.at[:, i].set(jnp.where(active, token, -1))
         lps = lps.at[:, i].set(jnp.where(active, logprob, 0.0))
+        if top_n:
+            top_ids, top_lps = top_alternatives(logits, params, top_n)
+            tops = (tops[0].at[:, i].set(jnp.where(active[:, None], top_ids, -1)),
+                    tops[1].at[:, i].set(jnp.where(active[:, None], top_lps, 0.0)))
         reason = jnp.where(jnp.isin(token, stops), STOP_TOKEN,
                            jnp.where(n_gen >= max_new, STOP_MAX_NEW,
                                      jnp.where(length + 1 >= max_len, STOP_MAX_LEN, 0)))
         stopping = active & (reason > 0)
         stop = jnp.where(stopping, reason, stop)
         last = jnp.where(active, token, last)
-        return (i + 1, cache, last, length, pos, n_gen, active & ~stopping, stop, toks, lps)
+        return (i + 1, cache, last, length, pos, n_gen, active & ~stopping, stop, toks, lps,
+                tops)
 
     toks = jnp.full((B, steps), -1, jnp.int32)
     lps = jnp.zeros((B, steps), jnp.float32)
+    tops = ((jnp.full((B, steps, top_n), -1, jnp.int32),
+             jnp.zeros((B, steps, top_n), jnp.float32)) if top_n else None)
     carry = (jnp.int32(0), cache, last, length, pos, n_gen, active, jnp.zeros_like(length),
-             toks, lps)
+             toks, lps, tops)
     carry = jax.lax.while_loop(lambda c: (c[0] < steps) & jnp.any(c[6]), body, carry)
-    _, cache, last, length, pos, n_gen, active, stop, toks, lps = carry
-    return cache, toks, lps, last, length, pos, n_gen, active, stop
+    _, cache, last, length, pos, n_gen, active, stop, toks, lps, tops = carry
+    return cache, toks, lps, last, length, pos, n_gen, active, stop, tops
 
 
-__all__ = ["STOP_MAX_LEN", "STOP_MAX_NEW", "STOP_REASONS", "STOP_STRING", "STOP_TOKEN",
-           "copy_rows", "decode", "encode_visual", "extend", "first_tokens", "language_model"]
+__all__ = ["STOP_CANCELLED", "STOP_MAX_LEN", "STOP_MAX_NEW", "STOP_REASONS", "STOP_STRING",
+           "STOP_TOKEN", "copy_rows", "decode", "encode_visual", "extend", "first_tokens",
+           "language_model", "top_alternatives"]

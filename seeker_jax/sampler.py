@@ -28,7 +28,10 @@ Weights and randomness:
   `fold_in(fold_in(seed_key, e), t)`. A row carries its episode id (`reset_row(row, episode)`),
   so which rows happen to share a call (tool timing, batch size) never changes a sample.
 - Recorded log-probs are the tempered, untruncated ones a learner recomputes
-  (`seeker_jax.sampling.learner_logprobs`).
+  (`seeker_jax.sampling.learner_logprobs`). With `top_n` > 0 (OpenAI's top_logprobs) every
+  sampled position also records its top_n alternatives under that same distribution, computed
+  on device in the same programs (`Turn.top_ids` / `Turn.top_logprobs`, (n, top_n)); 0, the
+  default, compiles and runs exactly what it did without them.
 - `fork(src, dsts, episodes)` copies a just-prefilled row (cache and state) into other rows, so
   n episodes of one prompt (a GRPO group) encode and prefill it once.
 
@@ -116,6 +119,7 @@ class _Row:
     cur: int = 0             # the MRoPE position of the next token after `ids`
     turn: list[int] = field(default_factory=list)
     turn_lps: list[float] = field(default_factory=list)
+    turn_top: list[tuple[np.ndarray, np.ndarray] | None] = field(default_factory=list)
     active: bool = False
     max_new: int = 0
     forced: list[int] = field(default_factory=list)
@@ -127,7 +131,9 @@ class Sampler:
     """Batched multi-turn generation for a Qwen3-VL model (see the module doc).
 
     stop_token_ids end a turn on device; stop_strings are checked on the host with
-    `decode` (ids -> text), needed only if stop_strings is not empty.
+    `decode` (ids -> text), needed only if stop_strings is not empty. top_logprobs: how many
+    alternatives each sampled position records (`top_n`, settable between calls; each value
+    is its own compile of the sampling programs, so keep to one or two values).
     """
 
     def __init__(self, model: Qwen3VLForConditionalGeneration, *, batch_size: int, max_len: int,
@@ -135,7 +141,7 @@ class Sampler:
                  stop_strings: Sequence[str] = (), decode: Callable[[list[int]], str] | None = None,
                  pad_id: int = 0, decode_steps: int = 16, max_chunk: int = 512,
                  min_bucket: int = 16, mesh: Mesh | None = None, rules: Rules = DEFAULT_RULES,
-                 cache_dtype=None, seed: int = 0):
+                 cache_dtype=None, seed: int = 0, top_logprobs: int = 0):
         if stop_strings and decode is None:
             raise ValueError("stop_strings need `decode` (ids -> text), e.g. tokenizer.decode")
         self.graphdef, state = nnx.split(model)
@@ -146,6 +152,7 @@ class Sampler:
         self.config = model.config
         self.batch_size, self.max_len = batch_size, max_len
         self.params = params
+        self.top_n = top_logprobs
         self.stop_token_ids = tuple(sorted({int(t) for t in stop_token_ids}))
         self.stop_strings = tuple(stop_strings)
         self.decode_text = decode
@@ -182,6 +189,17 @@ class Sampler:
         """
         self.state = copy_state(self.state, states)
         self.reset()
+
+    @property
+    def top_n(self) -> int:
+        return self._top_n
+
+    @top_n.setter
+    def top_n(self, n: int) -> None:
+        vocab = self.config.text.vocab_size
+        if not 0 <= int(n) <= vocab:
+            raise ValueError(f"top_logprobs must be in [0, {vocab}] (the vocabulary), got {n}")
+        self._top_n = int(n)
 
     def _new_row(self, episode: int | None) -> _Row:
         if episode is None:
@@ -315,7 +333,8 @@ class Sampler:
         for k in range(max(len(p) for p in plans.values())):
             part = {row: p[k] for row, p in plans.items() if k < len(p)}
             last = [row for row in part if k == len(plans[row]) - 1]
-            token, logprob, logits = self._run_extend(part, {r: forced.get(r, ()) for r in last})
+            token, logprob, logits, top = self._run_extend(part,
+                                                           {r: forced.get(r, ()) for r in last})
             if last:
                 done = np.asarray(last)
                 self.last_logits = (logits if self.last_logits is None else
@@ -325,15 +344,18 @@ class Sampler:
                 r.written, r.pending_visual = len(r.ids), []
                 self._start_turn(row, token[row], logprob[row],
                                  max_new_tokens if isinstance(max_new_tokens, int)
-                                 else max_new_tokens[row], forced.get(row, ()))
+                                 else max_new_tokens[row], forced.get(row, ()), top[row])
 
     def _start_turn(self, row: int, token: int, logprob: float, max_new: int,
-                    forced: Sequence[int]) -> None:
-        """A row whose every token is in the cache starts a turn with its first token."""
+                    forced: Sequence[int], top: tuple[np.ndarray, np.ndarray] | None = None
+                    ) -> None:
+        """A row whose every token is in the cache starts a turn with its first token (and its
+        top_n alternatives, when recorded)."""
         r = self.rows[row]
         r.max_new, r.forced = max_new, [int(t) for t in forced]
         r.fork_point = _ForkPoint(len(r.ids), len(r.positions), r.cur, max_new)
         r.turn, r.turn_lps, r.active, r.result = [int(token)], [float(logprob)], True, None
+        r.turn_top = [top]
         reason = (STOP_TOKEN if r.turn[0] in self.stop_token_ids else
                   STOP_MAX_NEW if r.max_new <= 1 else
                   STOP_MAX_LEN if r.written + 1 >= self.max_len else 0)
@@ -383,14 +405,15 @@ class Sampler:
             episode[d] = r.episode
             if forced.get(d):
                 first[d] = forced[d][0]
-        token, logprob = self._call(
+        token, logprob, top = self._call(
             "first_tokens", first_tokens, self.last_logits, self.seed_key,
             jnp.asarray(episode), jnp.full(self.batch_size, fp.n_ids, jnp.int32),
-            jnp.asarray(first), params=self.params)
+            jnp.asarray(first), params=self.params, top_n=self.top_n)
         token, logprob = np.asarray(token), np.asarray(logprob)
+        top = _per_row(top, self.batch_size)
         self.stats["forked_rows"] += len(dst_rows)
         for d in dst_rows:
-            self._start_turn(d, token[d], logprob[d], fp.max_new, forced.get(d, ()))
+            self._start_turn(d, token[d], logprob[d], fp.max_new, forced.get(d, ()), top[d])
 
     def _plan(self, row: int) -> list[dict]:
         """The row's unwritten tokens as pieces of <= max_chunk tokens."""
@@ -418,7 +441,7 @@ class Sampler:
         return pieces
 
     def _run_extend(self, part: dict[int, dict], forced: dict[int, Sequence[int]]
-                    ) -> tuple[list[int], list[float], jax.Array]:
+                    ) -> tuple[list[int], list[float], jax.Array, list]:
         """One extend call for the given rows' pieces; other rows write to scratch slots."""
         B = self.batch_size
         L = bucket(max(len(p["ids"]) for p in part.values()), self.min_bucket)
@@ -446,14 +469,15 @@ class Sampler:
             f = jnp.pad(f, ((0, F - f.shape[0]), (0, 0)))
             d = jnp.pad(d, ((0, 0), (0, F - d.shape[1]), (0, 0)))
         start = time.perf_counter()
-        self.cache, token, logprob, logits = self._call(
+        self.cache, token, logprob, logits, top = self._call(
             "extend", extend, self.state, self.cache, ids, positions, write, n_valid, f, d,
-            first, self.seed_key, episode, graphdef=self.graphdef, params=self.params)
+            first, self.seed_key, episode, graphdef=self.graphdef, params=self.params,
+            top_n=self.top_n)
         token, logprob = np.asarray(token), np.asarray(logprob)
         self.stats["prefill_tokens"] += int(sum(len(p["ids"]) for p in part.values()))
         self.stats["prefill_padded_tokens"] += B * L
         self.stats["prefill_s"] += time.perf_counter() - start
-        return token.tolist(), logprob.tolist(), logits
+        return token.tolist(), logprob.tolist(), logits, _per_row(top, self.batch_size)
 
     # -- decoding
 
@@ -482,9 +506,10 @@ class Sampler:
                          is_active, max_new, forced, forced_len, self.seed_key,
                          np.array([r.episode for r in self.rows], np.int32),
                          graphdef=self.graphdef, params=self.params, steps=self.decode_steps,
-                         stop_ids=self.stop_token_ids, max_len=self.max_len)
+                         stop_ids=self.stop_token_ids, max_len=self.max_len, top_n=self.top_n)
         self.cache = out[0]
-        toks, lps, _, length, _, n_gen2, still, stop = (np.asarray(x) for x in out[1:])
+        toks, lps, _, length, _, n_gen2, still, stop = (np.asarray(x) for x in out[1:9])
+        tops = None if out[9] is None else tuple(np.asarray(x) for x in out[9])
         self.stats["decode_s"] += time.perf_counter() - start
         self.stats["decode_calls"] += 1
         ended = {}
@@ -495,6 +520,8 @@ class Sampler:
             before = len(r.turn)
             r.turn.extend(toks[i, :k].tolist())
             r.turn_lps.extend(lps[i, :k].tolist())
+            r.turn_top.extend([None] * k if tops is None else
+                              [(tops[0][i, j], tops[1][i, j]) for j in range(k)])
             r.written = int(length[i])
             if stop[i]:
                 self._finish(i, int(stop[i]))
@@ -514,7 +541,7 @@ class Sampler:
             return
         for j in range(first_new, len(r.turn)):
             if any(s in self.decode_text(r.turn[:j + 1]) for s in self.stop_strings):
-                del r.turn[j + 1:], r.turn_lps[j + 1:]
+                del r.turn[j + 1:], r.turn_lps[j + 1:], r.turn_top[j + 1:]
                 self._finish(row, STOP_STRING)
                 return
 
@@ -529,9 +556,28 @@ class Sampler:
         r.types.extend([0] * n)
         r.policy.extend([1] * n)
         r.logprobs.extend(float(x) for x in r.turn_lps)
+        have_top = bool(r.turn_top) and all(t is not None for t in r.turn_top)
         r.result = Turn(np.asarray(r.turn, np.int32), np.asarray(r.turn_lps, np.float32),
-                        STOP_REASONS[reason])
-        r.active, r.turn, r.turn_lps = False, [], []
+                        STOP_REASONS[reason],
+                        np.stack([t[0] for t in r.turn_top]) if have_top else None,
+                        np.stack([t[1] for t in r.turn_top]) if have_top else None)
+        r.active, r.turn, r.turn_lps, r.turn_top = False, [], [], []
+
+    def end_turn(self, row: int, keep: int | None = None, reason: int = STOP_STRING) -> Turn:
+        """Ends an active row's turn on the host after its first `keep` tokens (all when None):
+        a stop string the caller matched itself, or a caller that no longer wants the turn
+        (reason STOP_CANCELLED). The row stops decoding now instead of running on to
+        max_new_tokens; the cache rolls back to the end of what is kept, and the row is free
+        for the next append. Returns the (cut) turn."""
+        r = self.rows[row]
+        if not r.active:
+            raise RuntimeError(f"row {row} is not generating; there is no turn to end")
+        keep = len(r.turn) if keep is None else int(keep)
+        if not 0 <= keep <= len(r.turn):
+            raise ValueError(f"end_turn: keep={keep} is outside the turn's {len(r.turn)} tokens")
+        del r.turn[keep:], r.turn_lps[keep:], r.turn_top[keep:]
+        self._finish(row, reason)
+        return r.result
 
     # -- convenience
 
@@ -547,6 +593,15 @@ class Sampler:
         while len(done) < len(prompts):
             done.update(self.step())
         return [done[i] for i in range(len(prompts))]
+
+
+def _per_row(top, batch_size: int) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """A program's top alternatives ((B, n) ids, (B, n) log-probs, or None) as one entry per
+    row, on the host."""
+    if top is None:
+        return [None] * batch_size
+    ids, lps = np.asarray(top[0]), np.asarray(top[1])
+    return [(ids[b], lps[b]) for b in range(ids.shape[0])]
 
 
 __all__ = ["Sampler", "bucket", "segment_positions"]

@@ -96,6 +96,19 @@ def learner_logprobs(logits: jax.Array, tokens: jax.Array, temperature: float,
     return jnp.take_along_axis(logp, tokens[..., None].astype(jnp.int32), axis=-1)[..., 0]
 
 
+def top_logprobs(logits: jax.Array, n: int, temperature: float,
+                 suppress_ids: Sequence[int] = ()) -> tuple[jax.Array, jax.Array]:
+    """The n most likely tokens of the learner distribution and their log-probs, best first:
+    logits (..., V) -> ids (..., n) int32, log-probs (..., n) float32.
+
+    The same distribution `learner_logprobs` records (tempered, untruncated, suppressed ids
+    excluded), so a token's own log-prob and its entry here agree (OpenAI's top_logprobs).
+    """
+    logp = jax.nn.log_softmax(learner_logits(logits, temperature, suppress_ids), axis=-1)
+    values, ids = jax.lax.top_k(logp, n)
+    return ids.astype(jnp.int32), values
+
+
 def policy_logits(logits: jax.Array, params: SamplingParams) -> jax.Array:
     """The logits tokens are drawn from: (..., V) float32, filtered tokens at -inf."""
     x = learner_logits(logits, params.temperature, params.suppress_ids)
@@ -144,4 +157,4 @@ def sample(logits: jax.Array, keys: jax.Array, params: SamplingParams,
 
 
 __all__ = ["SamplingParams", "learner_logits", "learner_logprobs", "policy_logits",
-           "policy_logprobs", "row_keys", "sample", "top_k_mask", "top_p_mask"]
+           "policy_logprobs", "row_keys", "sample", "top_k_mask", "top_logprobs", "top_p_mask"]

@@ -55,15 +55,21 @@ def client(server):
     return openai.OpenAI(base_url=server.url, api_key="none", max_retries=0, timeout=300)
 
 
-def reference(server, messages, max_tokens, tools=None):
-    """Greedy tokens of the in-process sampler (batch 1, no cache reuse) on the same prompt."""
+def reference_turn(server, messages, max_tokens, tools=None, top_logprobs=0):
+    """The in-process sampler's greedy turn (batch 1, no cache reuse) on the same prompt."""
     svc = server.service
     segs = render_messages(svc.tokenizer, [Message.model_validate(m) for m in messages], tools,
                            svc._loader(), svc.memory)
     s = Sampler(svc.engine.sampler.model, batch_size=1, max_len=1024,
                 params=SamplingParams(0.0, suppress_ids=svc.engine.suppress),
-                stop_token_ids=svc.engine.sampler.stop_token_ids, pad_id=151643)
-    return s.generate([concat_segments(segs)], max_tokens)[0].ids.tolist()
+                stop_token_ids=svc.engine.sampler.stop_token_ids, pad_id=151643,
+                top_logprobs=top_logprobs)
+    return s.generate([concat_segments(segs)], max_tokens)[0]
+
+
+def reference(server, messages, max_tokens, tools=None):
+    """Greedy tokens of the in-process sampler on the same prompt."""
+    return reference_turn(server, messages, max_tokens, tools).ids.tolist()
 
 
 def image_url(size=(48, 64), seed=1):
@@ -234,3 +240,117 @@ def test_tool_calls_tool_messages_with_images_and_the_conversation_cache(server,
         # Token-exact: the cached tokens are a first request's prompt + its generated turn.
         assert cached == len(res.prompt_token_ids) + len(choice.token_ids)
         assert nxt.prompt_token_ids[:cached] == res.prompt_token_ids + choice.token_ids
+
+
+# ----------------------------------------------------------------------------- top_logprobs
+
+def logprob_entries(res_or_chunks, stream: bool):
+    """logprobs.content of a response, or of a stream's chunks joined in order."""
+    if not stream:
+        return res_or_chunks.choices[0].logprobs.content
+    return [e for c in res_or_chunks if c.choices and c.choices[0].logprobs
+            for e in c.choices[0].logprobs.content]
+
+
+def test_top_logprobs_streaming_and_not_agree_with_the_in_process_sampler(server, client):
+    """N = 0, 3, 20, non-streaming and streaming: N entries per token, best first, the greedy
+    token first with its own log-prob; the bytes of the tokens join into the text; N=3 is the
+    head of N=20; and the N=20 lists are the in-process sampler's top alternatives (ids and
+    values, 1e-5), which test_sampler_top_logprobs checks against a closed form."""
+    svc = server.service
+    msgs = [{"role": "user", "content": "Name three colours"}]
+    got = {}
+    for n in (0, 3, 20):
+        for stream in (False, True):
+            out = client.chat.completions.create(
+                model="tiny", messages=msgs, temperature=0, max_tokens=6, logprobs=True,
+                top_logprobs=n, stream=stream, extra_body={"return_token_ids": True})
+            out = list(out) if stream else out
+            got[n, stream] = entries = logprob_entries(out, stream)
+            ids = (sum((getattr(c.choices[0], "token_ids", None) or [] for c in out
+                        if c.choices), []) if stream else out.choices[0].token_ids)
+            assert len(entries) == len(ids) > 0
+            assert b"".join(bytes(e.bytes) for e in entries).decode() == \
+                svc.tokenizer.decode(ids, skip_special_tokens=False)
+            for e, i in zip(entries, ids):
+                assert e.token == svc.tokenizer.decode([i], skip_special_tokens=False)
+                assert len(e.top_logprobs) == n
+                values = [t.logprob for t in e.top_logprobs]
+                assert values == sorted(values, reverse=True) and all(v <= 0 for v in values)
+                if n:  # greedy: the chosen token is the top-1, with the same log-prob
+                    assert e.top_logprobs[0].token == e.token
+                    assert e.top_logprobs[0].bytes == e.bytes
+                    assert abs(e.top_logprobs[0].logprob - e.logprob) < 1e-6
+    for n in (0, 3, 20):  # streaming gives what non-streaming gives
+        for a, b in zip(got[n, False], got[n, True]):
+            assert (a.token, [t.token for t in a.top_logprobs]) == \
+                (b.token, [t.token for t in b.top_logprobs])
+            assert abs(a.logprob - b.logprob) < 1e-5
+            assert max((abs(x.logprob - y.logprob) for x, y in
+                        zip(a.top_logprobs, b.top_logprobs)), default=0) < 1e-5
+    for a, b in zip(got[3, False], got[20, False]):
+        assert [t.token for t in a.top_logprobs] == [t.token for t in b.top_logprobs[:3]]
+    turn = reference_turn(server, msgs, 6, top_logprobs=20)
+    assert len(turn.ids) == len(got[20, False])
+    for e, ids, lps in zip(got[20, False], turn.top_ids, turn.top_logprobs):
+        assert [t.token for t in e.top_logprobs] == [
+            svc.tokenizer.decode([i], skip_special_tokens=False) for i in ids]
+        np.testing.assert_allclose([t.logprob for t in e.top_logprobs], lps, atol=1e-5, rtol=0)
+
+
+def test_top_logprobs_out_of_range_or_without_logprobs_is_a_400(client):
+    msgs = [{"role": "user", "content": "x"}]
+    with pytest.raises(openai.BadRequestError, match="top_logprobs"):
+        ask(client, msgs, logprobs=True, top_logprobs=21)
+    with pytest.raises(openai.BadRequestError, match="top_logprobs needs logprobs=true"):
+        ask(client, msgs, top_logprobs=2)
+    with pytest.raises(openai.BadRequestError, match="top_logprobs needs logprobs=true"):
+        ask(client, msgs, logprobs=False, top_logprobs=0)
+
+
+def drain(handle, until: str) -> list:
+    """The request's events up to and including the first of kind `until`."""
+    events = []
+    while not events or events[-1][0] != until:
+        events.append(handle.events.get(timeout=300))
+    return events
+
+
+def test_stop_string_and_cancel_free_the_row_at_once(server):
+    """A multi-token stop string ends the sampler's turn right after it (the row holds exactly
+    the prompt and the tokens sent, and is free), instead of decoding on to max_tokens; so does
+    a cancelled request (a client that went away)."""
+    from seeker_jax.serve.protocol import ChatCompletionRequest
+
+    svc = server.service
+    eng, s = svc.engine, svc.engine.sampler
+
+    def request(max_tokens, stop=None):
+        return svc.generation_request(ChatCompletionRequest(
+            model="tiny", messages=[{"role": "user", "content": "Tell me a long story"}],
+            temperature=0, max_tokens=max_tokens, stop=stop))
+
+    handle = eng.submit(request(12))
+    ids = sum((e[2] for e in drain(handle, "done") if e[0] == "tokens"), [])
+    text = lambda k: svc.tokenizer.decode(ids[:k], skip_special_tokens=False)  # noqa: E731
+    assert len(ids) == 12
+    stop = text(4)[len(text(2)):]  # spans tokens 3 and 4
+    assert stop and stop not in text(3) and stop not in text(2)
+    before = s.stats["decode_tokens"]
+    handle = eng.submit(request(600, stop))
+    events = drain(handle, "done")
+    sent = sum((e[2] for e in events if e[0] == "tokens"), [])
+    assert sent == ids[:4] and events[-1][2:] == ("stop", stop)
+    assert not s.active_rows  # the row stopped at the stop string
+    assert s.stats["decode_tokens"] - before <= 4 + s.decode_steps
+    held = [r for r in s.rows if r.ids[-4:] == ids[:4]]
+    assert held and held[0].ids == handle.prompt_ids.tolist() + ids[:4]
+    assert held[0].result.stop_reason == "stop_string"
+    # cancel: the row ends its turn at once
+    handle = eng.submit(request(900))
+    drain(handle, "tokens")
+    handle.cancel()
+    assert drain(handle, "error")[-1] == ("error", "request cancelled")
+    assert not s.active_rows
+    cancelled = [r for r in s.rows if r.result is not None and r.result.stop_reason == "cancelled"]
+    assert len(cancelled) == 1 and len(cancelled[0].result.ids) < 900

@@ -13,10 +13,18 @@ thread, and conversations that come back continue from their cache rows. Knows n
 - Randomness: choice i of a request with seed s samples as episode (16*s + i) of the
   sampler's key, whatever else runs: a seeded request is reproducible, batched or not.
 
-Events go back on a per-request queue: ("tokens", choice, ids, logprobs), ("done", choice,
-finish_reason, matched stop string or None), ("error", message). A cancelled request (a client
-that went away) stops receiving events; its rows finish their turn (at most max_tokens) and
-free themselves.
+- top_logprobs: while any live request asks for alternatives, the sampler records the top
+  TOP_LOGPROBS_MAX of every sampled position (one static size: two compiles of each sampling
+  program at most, whatever N requests ask for); each request gets its first N. When none
+  asks, the sampler runs its plain programs.
+- A row stops decoding as soon as its turn is over for the client: at a stop string (matched
+  here, on the host) the sampler's turn ends right after it (the cache keeps exactly the
+  tokens sent, so the prefix cache can continue the conversation); a cancelled request (a
+  client that went away) ends its rows' turns at once. Either frees the rows for the queue.
+
+Events go back on a per-request queue: ("tokens", choice, ids, logprobs, alternatives),
+("done", choice, finish_reason, matched stop string or None), ("error", message).
+alternatives: None, or per token (ids, log-probs) of the request's top_logprobs best.
 """
 from __future__ import annotations
 
@@ -31,6 +39,7 @@ from typing import Sequence
 
 import numpy as np
 
+from seeker_jax.decoding import STOP_CANCELLED
 from seeker_jax.models.chat import Segment, concat_segments
 from seeker_jax.models.tokenizer import special_ids
 from seeker_jax.sampler import Sampler
@@ -40,6 +49,7 @@ log = logging.getLogger(__name__)
 
 FINISH = {"stop_token": "stop", "max_new_tokens": "length", "max_len": "length",
           "stop_string": "stop"}
+TOP_LOGPROBS_MAX = 20  # OpenAI's limit on top_logprobs; the sampler's one static size
 
 
 class EngineError(ValueError):
@@ -52,6 +62,7 @@ class GenerationRequest:
 
     params: temperature / top_k / top_p (suppressed ids are the engine's). forced: ids every
     choice's turn starts with (tool_choice). stop: stop strings, checked on the host.
+    top_logprobs: how many alternatives (0..TOP_LOGPROBS_MAX) each generated token reports.
     """
 
     segments: list[Segment]
@@ -61,6 +72,7 @@ class GenerationRequest:
     seed: int | None = None
     forced: tuple[int, ...] = ()
     stop: tuple[str, ...] = ()
+    top_logprobs: int = 0
 
 
 @dataclass
@@ -148,6 +160,9 @@ class Engine:
     def submit(self, request: GenerationRequest) -> Handle:
         """Queues a request; raises EngineError if it can never run."""
         s = self.sampler
+        if not 0 <= request.top_logprobs <= TOP_LOGPROBS_MAX:
+            raise EngineError(f"top_logprobs={request.top_logprobs} is outside 0.."
+                              f"{TOP_LOGPROBS_MAX}")
         if request.n > s.batch_size:
             raise EngineError(f"n={request.n} is more than the server's {s.batch_size} rows")
         ids = concat_segments(request.segments).input_ids
@@ -186,6 +201,7 @@ class Engine:
             try:
                 self._admit()
                 if self.sampler.active_rows:
+                    self._set_top_n()
                     self.sampler.step()
                 self._emit()
             except Exception as exc:  # never leave a client hanging
@@ -200,6 +216,11 @@ class Engine:
             while self._pending:
                 self._pending.popleft().events.put(("error", message))
         self.sampler.reset()
+
+    def _set_top_n(self) -> None:
+        """The sampler records alternatives only while a live request wants them."""
+        wanted = any(c.handle.request.top_logprobs for c in self._choices.values())
+        self.sampler.top_n = TOP_LOGPROBS_MAX if wanted else 0
 
     def _free_rows(self) -> list[int]:
         s = self.sampler
@@ -267,6 +288,7 @@ class Engine:
             self.stats["prefill_tokens"] += len(handle.prompt_ids) - cached
         if not segments:
             return
+        self._set_top_n()
         s.append(segments, max_new, forced)
         for handle, row, others in groups:
             if others:
@@ -286,25 +308,48 @@ class Engine:
                     return j, st
         return None
 
+    @staticmethod
+    def _alternatives(r, ended: bool, n: int) -> list | None:
+        """Per token of the row's turn, its n best (ids, log-probs); None when n is 0."""
+        if not n:
+            return None
+        if ended:
+            if r.result.top_ids is None:
+                raise RuntimeError("the sampler recorded no top_logprobs for this turn")
+            return [(a[:n], b[:n]) for a, b in zip(r.result.top_ids, r.result.top_logprobs)]
+        if any(t is None for t in r.turn_top):
+            raise RuntimeError("the sampler recorded no top_logprobs for part of this turn")
+        return [(a[:n], b[:n]) for a, b in r.turn_top]
+
     def _emit(self) -> None:
-        """Sends every live choice its new tokens; ends the choices whose turn ended."""
+        """Sends every live choice its new tokens; ends the choices whose turn ended, and the
+        sampler turns of choices that no one reads any more (a stop string, a cancel)."""
         s = self.sampler
         for row, c in list(self._choices.items()):
             r = s.rows[row]
-            ended = not r.active
-            ids = list(r.result.ids) if ended else list(r.turn)
-            lps = list(r.result.logprobs) if ended else list(r.turn_lps)
-            if c.handle.cancelled:  # wake a reader still blocked on the queue
+            if c.handle.cancelled:  # free the row now; wake a reader still blocked on the queue
+                if r.active:
+                    s.end_turn(row, reason=STOP_CANCELLED)
+                    self.stats["cancelled_rows"] += 1
                 c.handle.events.put(("error", "request cancelled"))
                 del self._choices[row]
                 continue
+            ended = not r.active
+            ids = list(r.result.ids) if ended else list(r.turn)
+            lps = list(r.result.logprobs) if ended else list(r.turn_lps)
+            alts = self._alternatives(r, ended, c.handle.request.top_logprobs)
             reason, matched = (FINISH[r.result.stop_reason] if ended else None), None
             stops = c.handle.request.stop
             hit = self._stop_index(ids, stops) if stops else None
             if hit is not None:
                 ids, lps, reason, matched = ids[:hit[0]], lps[:hit[0]], "stop", hit[1]
+                alts = alts if alts is None else alts[:hit[0]]
+                if r.active:  # the client's turn is over: stop decoding right after it
+                    s.end_turn(row, hit[0])
+                    self.stats["stop_string_rows"] += 1
             if len(ids) > c.sent:
-                c.handle.events.put(("tokens", c.index, ids[c.sent:], lps[c.sent:]))
+                c.handle.events.put(("tokens", c.index, ids[c.sent:], lps[c.sent:],
+                                     alts if alts is None else alts[c.sent:]))
                 c.sent = len(ids)
             if reason is not None:
                 c.handle.events.put(("done", c.index, reason, matched))

@@ -127,6 +127,9 @@ class ChatCompletionRequest(BaseModel):
             if getattr(self, name):
                 raise ValueError(f"{name}={getattr(self, name)} is not supported by seeker-jax "
                                  "serve; leave it at 0")
+        if self.top_logprobs is not None and not self.logprobs:
+            raise ValueError("top_logprobs needs logprobs=true (as in OpenAI's API): set "
+                             "logprobs to true, or leave top_logprobs out")
         if self.logit_bias:
             raise ValueError("logit_bias is not supported by seeker-jax serve")
         if self.parallel_tool_calls is False:

@@ -19,6 +19,7 @@ from seeker_jax.env.config import EnvConfig
 from seeker_jax.sampling import SamplingParams
 from seeker_jax.serve import protocol as P
 from seeker_jax.serve.engine import Engine, GenerationRequest, Handle
+from seeker_jax.serve.logprobs import TokenText, choice_logprobs
 from seeker_jax.serve.media import MediaError, MediaLimits, load_image, load_video
 from seeker_jax.serve.output import OutputSplitter, split_turn
 from seeker_jax.serve.render import RenderError, TurnMemory, render_messages, turn_key
@@ -45,6 +46,9 @@ class ChatService:
     limits: MediaLimits = MediaLimits()
     default_max_tokens: int = 512
     memory: TurnMemory = field(default_factory=TurnMemory)
+
+    def __post_init__(self):
+        self.token_text = TokenText(self.tokenizer)
 
     @property
     def tokenizer(self):
@@ -86,9 +90,6 @@ class ChatService:
         if req.model != self.model_name:
             raise RequestError(f"unknown model {req.model!r}; this server serves "
                                f"{self.model_name!r} (GET /v1/models)", 404, "model")
-        if req.top_logprobs:
-            raise RequestError("top_logprobs > 0 is not supported yet (logprobs=true gives each "
-                               "token's log-prob)", param="top_logprobs")
         tools = None if req.tool_choice == "none" else req.tools
         try:
             segments = render_messages(self.tokenizer, req.messages, tools, self._loader(),
@@ -98,7 +99,11 @@ class ChatService:
         return GenerationRequest(
             segments, SamplingParams(req.temperature, max(req.top_k, 0), req.top_p),
             req.max_new_tokens or self.default_max_tokens, req.n, req.seed,
-            self._forced(req) if tools else (), tuple(req.stop_list))
+            self._forced(req) if tools else (), tuple(req.stop_list), self._top_n(req))
+
+    @staticmethod
+    def _top_n(req: P.ChatCompletionRequest) -> int:
+        return (req.top_logprobs or 0) if req.logprobs else 0
 
     # -- engine -> response
 
@@ -120,10 +125,9 @@ class ChatService:
             done += ev[0] == "done"
             yield ev
 
-    def _logprobs(self, ids: list[int], lps: list[float]) -> P.ChoiceLogprobs:
-        return P.ChoiceLogprobs(content=[
-            P.TokenLogprob(token=self.tokenizer.decode([i], skip_special_tokens=False),
-                           logprob=float(lp)) for i, lp in zip(ids, lps)])
+    def _logprobs(self, req: P.ChatCompletionRequest, ids: list[int], lps: list[float],
+                  alternatives) -> P.ChoiceLogprobs:
+        return choice_logprobs(self.token_text, ids, lps, alternatives, self._top_n(req))
 
     def _text(self, ids: list[int], matched: str | None) -> str:
         text = self._decode(ids)
@@ -138,12 +142,14 @@ class ChatService:
         n = req.n
         ids = [[] for _ in range(n)]
         lps = [[] for _ in range(n)]
+        alts = [[] for _ in range(n)]
         finish: list = [None] * n
         matched: list = [None] * n
         for ev in self._events(handle):
             if ev[0] == "tokens":
                 ids[ev[1]] += ev[2]
                 lps[ev[1]] += ev[3]
+                alts[ev[1]] += ev[4] or []
             else:
                 finish[ev[1]], matched[ev[1]] = ev[2], ev[3]
         choices = []
@@ -159,7 +165,7 @@ class ChatService:
                 message=P.ResponseMessage(content=split.content,
                                           reasoning_content=split.reasoning,
                                           tool_calls=calls or None),
-                logprobs=self._logprobs(ids[i], lps[i]) if req.logprobs else None,
+                logprobs=self._logprobs(req, ids[i], lps[i], alts[i]) if req.logprobs else None,
                 token_ids=ids[i] if req.return_token_ids else None))
         return P.ChatCompletion(
             id=P.new_id("chatcmpl"), model=self.model_name, choices=choices,
@@ -219,7 +225,8 @@ class ChatService:
                     sent_text[i] = safe
                 if req.logprobs or req.return_token_ids:
                     yield chunk(i, P.Delta(), token_ids=ev[2] if req.return_token_ids else None,
-                                lp=self._logprobs(ev[2], ev[3]) if req.logprobs else None)
+                                lp=self._logprobs(req, ev[2], ev[3], ev[4]) if req.logprobs
+                                else None)
                 continue
             text = self._text(ids[i], ev[3])
             rest = text[sent_text[i]:] if len(text) >= sent_text[i] else ""
