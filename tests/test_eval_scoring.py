@@ -130,3 +130,32 @@ def test_v2p_first_character_rule():
     assert extract_v2p_official(["B. red"], None) == "B"
     assert extract_v2p_official(["(B)"], None) is None
     assert extract_v2p_official([""], None) is None
+
+
+def test_synthetic_split_reads_from_its_array_record(tmp_path):
+    """A dataset split as `seeker-jax synth` writes it: paths resolve from the dataset root,
+    every record is read, a missing video is that sample's error, a corrupt file a clear one."""
+    from seeker_jax.config import load_config
+    from seeker_jax.data.records import read_records, split_path, write_records
+    from seeker_jax.data.synth import synthesize
+    from seeker_jax.eval.readers import ReadError
+
+    root = tmp_path / "world"
+    synthesize(str(root), 8, 0, load_config("configs/synth.py:tiny"), progress=False)
+    path = split_path(root, "train")
+    want = read_records(root, "train", resolve=False)
+    samples = read_samples("synthetic", path)
+    assert len(samples) == len(want) > 0
+    for s, rec in zip(samples, want):
+        assert s.error is None and s.root == root.resolve()
+        assert s.record.video_path == rec["video_path"] and s.answer == rec["answer"]
+        assert (s.root / s.record.video_path).is_file()
+        assert s.groups["prompt_type"] == rec["prompt_type"]
+    gone = dict(want[0], video_path="videos/missing.mp4")
+    write_records(root / "records" / "broken.array_record", [gone, *want[1:]])
+    samples = read_samples("synthetic", root / "records" / "broken.array_record")
+    assert "missing.mp4" in samples[0].error and all(s.error is None for s in samples[1:])
+    bad = root / "records" / "corrupt.array_record"
+    bad.write_bytes(b"not an array record at all")
+    with pytest.raises(ReadError, match="ArrayRecord"):
+        read_samples("synthetic", bad)

@@ -17,7 +17,8 @@ dimension and category (integer codes; dimension names in DIMENSIONS).
 Video-MME (its released JSON): a list of videos, each with video_id, videoID (the file stem),
 duration ("short" / "medium" / "long"), domain, sub_category, and questions: [{question_id,
 task_type, question, options ["A. ...", ...], answer}].
-Synthetic (our data/synth.py records as .json / .jsonl): V2P fields plus prompt_type.
+Synthetic (our data/synth.py records as .json / .jsonl, or a dataset split's ArrayRecord
+file ROOT/records/SPLIT.array_record, paths relative to ROOT): V2P fields plus prompt_type.
 """
 from __future__ import annotations
 
@@ -81,6 +82,8 @@ class ReadError(ValueError):
 
 
 def _load(path: Path) -> list[Any]:
+    if path.suffix == ".array_record":
+        return _load_array_record(path)
     try:
         text = path.read_text(encoding="utf-8")
         if path.suffix == ".jsonl":
@@ -89,6 +92,36 @@ def _load(path: Path) -> list[Any]:
     except (OSError, ValueError) as e:
         raise ReadError(f"--data {path}: cannot read it as JSON / JSON lines ({e})") from e
     return loaded if isinstance(loaded, list) else [loaded]
+
+
+def _load_array_record(path: Path) -> list[Any]:
+    """The JSON records of one ArrayRecord file (a dataset split: data/records.py)."""
+    from array_record.python.array_record_module import ArrayRecordReader
+
+    try:
+        reader = ArrayRecordReader(str(path))
+        try:
+            raw = reader.read_all()
+        finally:
+            reader.close()
+    except Exception as e:  # the C++ reader raises RuntimeError / OSError on a corrupt file
+        raise ReadError(f"--data {path}: cannot read it as an ArrayRecord file ({e})") from e
+    out = []
+    for i, item in enumerate(raw):
+        try:
+            out.append(json.loads(item))
+        except ValueError as e:
+            raise ReadError(f"--data {path}: entry {i} is not a JSON record ({e})") from e
+    return out
+
+
+def dataset_base(path: Path) -> Path:
+    """Where a data file's relative paths start: its folder, or for a dataset split
+    (ROOT/records/SPLIT.array_record) the dataset root."""
+    path = path.resolve()
+    if path.suffix == ".array_record" and path.parent.name == "records":
+        return path.parent.parent
+    return path.parent
 
 
 def _relative(roots: Roots, base: Path, path: str) -> str:
@@ -177,7 +210,9 @@ def read_videomme(path: Path, roots: Roots) -> list[EvalSample]:
 
 
 def read_synthetic(path: Path, roots: Roots) -> list[EvalSample]:
-    """Our records (.json / .jsonl, data/synth.py's fields): grouped by prompt type, duration."""
+    """Our records (.json / .jsonl, or a dataset split ROOT/records/SPLIT.array_record as
+    `seeker-jax synth` and the pipeline write it; data/synth.py's fields): grouped by prompt
+    type and duration."""
     out = []
     for i, d in enumerate(_load(path)):
         sid = f"{i}:{d.get('video_id', '?')}" if isinstance(d, dict) else str(i)
@@ -196,13 +231,14 @@ READERS: dict[str, Callable[[Path, Roots], list[EvalSample]]] = {
 
 def read_samples(fmt: str, data: str | os.PathLike, video_root: str | os.PathLike | None = None,
                  frame_root: str | os.PathLike | None = None) -> list[EvalSample]:
-    """All samples of a data file; the roots default to the file's folder."""
+    """All samples of a data file; the roots default to the file's folder (a dataset split's
+    root for ROOT/records/SPLIT.array_record)."""
     if fmt not in READERS:
         raise ReadError(f"unknown data format {fmt!r}; known: {sorted(READERS)}")
     path = Path(data)
     if not path.is_file():
         raise ReadError(f"--data {path}: no such file")
-    base = path.resolve().parent
+    base = dataset_base(path)
     roots = Roots(Path(video_root or base), Path(frame_root or base))
     samples = READERS[fmt](path, roots)
     seen: set[str] = set()
