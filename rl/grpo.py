@@ -242,9 +242,12 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
     writer = MetricsWriter(workdir, resume_step=iteration)
 
     params = SamplingParams(r.temperature, r.top_k, r.top_p)
-    sampler = env_sampler(state.model(), tokenizer, batch_size=r.batch_size or r.prompts_per_step * r.n,
-                          max_len=r.max_len, params=params, decode_steps=r.decode_steps,
-                          max_chunk=r.max_chunk)
+    # The sampler on the learner's mesh and rules: weights placed like the learner's, the KV
+    # cache's rows over the batch axes.
+    sampler = env_sampler(state.model(), tokenizer,
+                          batch_size=r.batch_size or r.prompts_per_step * r.n, max_len=r.max_len,
+                          params=params, decode_steps=r.decode_steps, max_chunk=r.max_chunk,
+                          mesh=mesh, rules=rules)
     rollout = Rollout(sampler, RolloutConfig(r.max_new_tokens, r.max_turns, r.num_workers),
                       script, lambda text: tokenizer.encode(text, add_special_tokens=False))
     rewards = RewardModel(RewardConfig.from_config(config.reward))

@@ -178,3 +178,51 @@ def test_passk_tiny_run(runs):
 
 if __name__ == "__main__":
     _child(sys.argv[1], sys.argv[2])
+
+
+MESH_CHILD = r'''
+import json, os, sys
+import jax
+import numpy as np
+from flax import nnx
+sys.path.insert(0, os.path.join(sys.argv[1], "tests"))
+from test_grpo import _config, script
+from seeker_jax.config import load_config
+from seeker_jax.data.synth import synthesize
+from seeker_jax.rl.grpo import train
+
+tmp = sys.argv[2]
+root = os.path.join(tmp, "world")
+synthesize(root, 8, 0, load_config(os.path.join(sys.argv[1], "configs", "synth.py") + ":tiny"),
+           progress=False)
+out = {}
+def on_step(it):
+    p = jax.tree.leaves(nnx.state(it.state.model(), nnx.Param))
+    s = jax.tree.leaves(nnx.state(it.sampler.model, nnx.Param))
+    out["same_weights"] = all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(p, s))
+    out["sampler_shardings"] = sorted({str(x.sharding.spec) for x in s})
+    out["learner_shardings"] = sorted({str(x.sharding.spec) for x in p})
+    out["cache_spec"] = str(it.sampler.cache[0].key.sharding.spec)
+cfg = _config(root, steps=1)
+cfg.mesh.data, cfg.mesh.fsdp, cfg.mesh.tensor = 2, 2, 2
+out["rows"] = train(cfg, os.path.join(tmp, "run"), progress=False, script=script, on_step=on_step)
+out["devices"] = len(jax.devices())
+print(json.dumps(out))
+'''
+
+
+def test_grpo_on_a_data_fsdp_tensor_mesh(tmp_path):
+    """One iteration on an 8-device (2, 2, 2) mesh: the sampler's weights are placed like the
+    learner's (same values after the refresh), its KV cache rows split over the batch axes."""
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+           "JAX_PLATFORMS": "cpu", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-c", MESH_CHILD, ROOT_DIR, str(tmp_path)], env=env,
+                          cwd=ROOT_DIR, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["devices"] == 8 and out["same_weights"]
+    assert out["sampler_shardings"] == out["learner_shardings"]
+    assert any("fsdp" in s or "tensor" in s for s in out["sampler_shardings"])
+    assert "data" in out["cache_spec"]
+    row = out["rows"][0]
+    assert row["step"] == 1 and np.isfinite(row["loss"]) and row["sampler_learner_gap"] < 1e-4
