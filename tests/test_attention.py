@@ -228,7 +228,15 @@ def test_config_field_is_not_written_to_hf():
 
 def test_model_chunked_equals_reference_logits_and_grads():
     """A tiny model with images and a video, right padding: attention_impl="chunked" (text
-    and vision towers) gives the reference's logits, and the same parameter gradients."""
+    and vision towers) gives the reference's logits, padded rows included, and the same
+    parameter gradients.
+
+    At the HF init (std 0.02) as the parity tests use. A sharper model (weights x4) is
+    ill-conditioned in float32: there the reference against itself with the embeddings
+    scaled by (1 + 2^-23) already moves logits by 6.6e-5, and chunked differs by 1.7e-4, so
+    1e-5 would measure rounding amplification, not the attention. The unit tests above use
+    unit-variance q/k, where attention is far from uniform.
+    """
     base = from_hf_dict(tiny_hf_config().to_dict())
     inputs = make_inputs([[("text", 9), ("image", (4, 4)), ("text", 5),
                            ("video", (2, 4, 4)), ("text", 4)],
@@ -237,14 +245,11 @@ def test_model_chunked_equals_reference_logits_and_grads():
                                                 rngs=nnx.Rngs(0))
     ch_model = Qwen3VLForConditionalGeneration(base.replace(attention_impl="chunked"),
                                                rngs=nnx.Rngs(1))
-    params = nnx.state(ref_model, nnx.Param)
-    # a sharper random model than the 0.02 init, so attention is far from uniform
-    params = jax.tree.map(lambda p: p * 4.0, params)
-    nnx.update(ref_model, params)
-    nnx.update(ch_model, params)
+    nnx.update(ch_model, nnx.state(ref_model, nnx.Param))
     kw = {k: v for k, v in inputs.arrays().items() if v is not None}
     valid = jnp.asarray(inputs.attention_mask, bool)
 
+    @nnx.jit
     def loss_and_logits(model):
         def loss(m):
             logits = m(**kw).logits
@@ -254,9 +259,9 @@ def test_model_chunked_equals_reference_logits_and_grads():
 
     ref_logits, ref_grads = loss_and_logits(ref_model)
     ch_logits, ch_grads = loss_and_logits(ch_model)
-    logit_err = float(jnp.abs(ref_logits - ch_logits).max())  # padded rows included
-    assert logit_err <= TOL, logit_err  # seen: about 1e-6
+    logit_err = float(jnp.abs(ref_logits - ch_logits).max())
+    assert logit_err <= TOL, logit_err  # seen: 2.4e-7 (logits up to 1.3)
     rel = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max() / (jnp.abs(a).max() + 1e-30)),
                        nnx.state(ref_grads), nnx.state(ch_grads))
     worst = max(jax.tree.leaves(rel))
-    assert worst <= 1e-4, worst  # seen: about 1e-6 (relative to each gradient's largest entry)
+    assert worst <= TOL, worst  # relative to each gradient's largest entry
