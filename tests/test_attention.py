@@ -265,3 +265,20 @@ def test_model_chunked_equals_reference_logits_and_grads():
                        nnx.state(ref_grads), nnx.state(ch_grads))
     worst = max(jax.tree.leaves(rel))
     assert worst <= TOL, worst  # relative to each gradient's largest entry
+
+
+@pytest.mark.skipif(not aot.tpu_compiler_available(),
+                    reason="no TPU compiler: pip install 'jax[tpu]' (libtpu)")
+def test_sft_step_with_splash_compiles_for_tpu():
+    """The whole tiny SFT step (vision tower and decoder) with model.attention_impl="splash"
+    compiles for v5e:2x2 (4 chips, fsdp=4), the kernel present in the program (about 21 s
+    here, on a loaded machine)."""
+    from seeker_jax.config import load_config
+
+    c = load_config("configs/sft.py:tiny_synth")
+    c.mesh.data, c.mesh.fsdp = 1, -1
+    c.model.freeze_vision = True
+    c.model.attention_impl = "splash"
+    figures = aot.compile_train_step(c, "v5e:2x2", frames=2, text_tokens=128)
+    assert figures["fits"] and figures["attention_impl"] == "splash"
+    assert figures["pallas_kernels"] > 0
