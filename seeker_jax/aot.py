@@ -18,6 +18,7 @@ parallel chips share theirs).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 from typing import Any, Callable
@@ -149,7 +150,8 @@ def abstract_train_state(c: ml_collections.ConfigDict, mesh, tx, rules=None):
     from seeker_jax.train_state import trainable_filter
 
     rules = rules_from_config(c.mesh.rules) if rules is None else rules
-    cfg = from_hf_dict(load_config(f"configs/qwen3_vl.py:{c.model.size}").to_dict())
+    cfg = from_hf_dict(load_config(f"configs/qwen3_vl.py:{c.model.size}").to_dict()).replace(
+        attention_impl=c.model.get("attention_impl", "auto"))
     model = abstract_model(cfg, jnp.dtype(c.model.compute_dtype), jnp.dtype(c.model.param_dtype),
                            c.model.remat, bool(c.model.get("scan_layers", False)))
     replicated = NamedSharding(mesh, PartitionSpec())
@@ -399,7 +401,13 @@ def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_ch
     }
     step = jit_train_step(tx, jax.tree.map(lambda x: x.sharding, trainable),
                           jax.tree.map(lambda x: x.sharding, opt_state), loss_fn)
-    lowered = step.lower(graphdef, trainable, frozen, rest, opt_state, batch, Vision(None, video))
+    # Splash (a Mosaic kernel) runs under shard_map over the context mesh; the other
+    # implementations are partitioned by GSPMD from the shardings alone.
+    figures["attention_impl"] = cfg.attention_impl
+    splash = cfg.attention_impl == "splash"
+    with jax.set_mesh(mesh) if splash else contextlib.nullcontext():
+        lowered = step.lower(graphdef, trainable, frozen, rest, opt_state, batch,
+                             Vision(None, video))
     try:
         compiled = lowered.compile()
     except Exception as e:  # XlaRuntimeError: RESOURCE_EXHAUSTED
@@ -424,6 +432,8 @@ def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_ch
         flops += (cfg.text.num_hidden_layers - 1) * body
         figures.update(scan_body_flops_per_chip=body, flops_as_compiled=compiled_flops)
     figures.update(scan_layers=scan)
+    if splash:  # Pallas kernel calls in the compiled step (0 would mean a silent fallback)
+        figures["pallas_kernels"] = compiled.as_text().count("tpu_custom_call")
     figures.update(
         fits=total <= hbm_gib(topology) * GIB, argument_bytes=args, output_bytes=out,
         alias_bytes=alias, temp_bytes=temp, code_bytes=code, total_bytes=total,

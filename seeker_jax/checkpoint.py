@@ -326,11 +326,14 @@ def params_source(path: str, cfg: Qwen3VLConfig, dtype=None) -> ParamSource:
 
 
 def load_model(path: str, dtype=None, shardings: Shardings = None, compute_dtype=None,
-               remat: str = "none", scan_layers: bool = False
+               remat: str = "none", scan_layers: bool = False, attention_impl: str = "auto"
                ) -> Qwen3VLForConditionalGeneration:
-    """A Flax model with the parameters of a checkpoint (converted or trained)."""
+    """A Flax model with the parameters of a checkpoint (converted or trained).
+
+    attention_impl (models/qwen3_vl/attention.py) is a runtime choice, not stored with it."""
     loc = find_params(path)
     cfg, _ = read_model_config(loc.config_dir)
+    cfg = cfg.replace(attention_impl=attention_impl)
     flat = restore_params(path, cfg, dtype, shardings)
     param_dtype = next(iter(flat.values())).dtype
     model = abstract_model(cfg, compute_dtype or param_dtype, param_dtype, remat, scan_layers)

@@ -66,11 +66,13 @@ def build_model(c: ml_collections.ConfigDict):
 
     compute, param = jnp.dtype(c.compute_dtype), jnp.dtype(c.param_dtype)
     scan = bool(c.get("scan_layers", False))  # configs written before the option lack it
+    attention = c.get("attention_impl", "auto")  # likewise
     if c.init_from:
         model = ckpt.load_model(c.init_from, dtype=param, compute_dtype=compute, remat=c.remat,
-                                scan_layers=scan)
+                                scan_layers=scan, attention_impl=attention)
         return model, model.config
-    cfg = from_hf_dict(load_config(f"configs/qwen3_vl.py:{c.size}").to_dict())
+    cfg = from_hf_dict(load_config(f"configs/qwen3_vl.py:{c.size}").to_dict()).replace(
+        attention_impl=attention)
     model = Qwen3VLForConditionalGeneration(cfg, dtype=compute, param_dtype=param,
                                             rngs=nnx.Rngs(0), remat=c.remat, scan_layers=scan)
     return model, cfg

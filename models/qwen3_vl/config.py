@@ -11,6 +11,8 @@ import json
 import os
 from typing import Any
 
+from seeker_jax.models.qwen3_vl.attention import check_impl
+
 MODEL_TYPE = "qwen3_vl"
 
 
@@ -77,6 +79,12 @@ class Qwen3VLConfig:
     video_token_id: int = 151656
     vision_start_token_id: int = 151652
     vision_end_token_id: int = 151653
+    # How attention runs (models/qwen3_vl/attention.py): a runtime choice, not part of the
+    # checkpoint, so to_hf_dict never writes it and from_hf_dict leaves the default.
+    attention_impl: str = "auto"
+
+    def __post_init__(self):
+        check_impl(self.attention_impl)
 
     def replace(self, **kw: Any) -> "Qwen3VLConfig":
         return dataclasses.replace(self, **kw)

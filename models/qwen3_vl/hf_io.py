@@ -148,14 +148,16 @@ def load_into(model: Qwen3VLForConditionalGeneration, hf_dir: str, cfg: Qwen3VLC
 
 def from_pretrained(hf_dir: str, dtype=jnp.float32, *, compute_dtype=None, remat: str = "none",
                     scan_layers: bool = False,
-                    place: Callable[[tuple, jax.Array], jax.Array] | None = None
-                    ) -> Qwen3VLForConditionalGeneration:
+                    place: Callable[[tuple, jax.Array], jax.Array] | None = None,
+                    attention_impl: str = "auto") -> Qwen3VLForConditionalGeneration:
     """Loads an HF Qwen3-VL folder. `dtype` is the parameter dtype; compute_dtype defaults to it.
+
+    attention_impl: how attention runs (attention.IMPLEMENTATIONS; "auto" picks by backend).
 
     `place(flax_path, array)` may put each parameter on devices (e.g. with a sharding) as it
     is read, so the whole model never sits on one host device.
     """
-    cfg = load_hf_config(hf_dir)
+    cfg = load_hf_config(hf_dir).replace(attention_impl=attention_impl)
     model = abstract_model(cfg, compute_dtype or dtype, dtype, remat, scan_layers)
     load_into(model, hf_dir, cfg, place)
     return model

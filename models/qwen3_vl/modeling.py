@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from seeker_jax.models.qwen3_vl.attention import causal_mask
 from seeker_jax.models.qwen3_vl.config import Qwen3VLConfig
 from seeker_jax.models.qwen3_vl.layers import Linear
 from seeker_jax.models.qwen3_vl.rope import get_rope_index_np
@@ -79,10 +80,11 @@ class Qwen3VLModel(nnx.Module):
                  rngs: nnx.Rngs, remat: str = "none", scan_layers: bool = False):
         self.config = cfg
         self.visual = Qwen3VLVisionModel(cfg.vision, dtype=dtype, param_dtype=param_dtype,
-                                         rngs=rngs)
+                                         rngs=rngs, attention_impl=cfg.attention_impl)
         self.language_model = Qwen3VLTextModel(cfg.text, dtype=dtype, param_dtype=param_dtype,
                                                rngs=rngs, remat=remat,
-                                               scan_layers=scan_layers)
+                                               scan_layers=scan_layers,
+                                               attention_impl=cfg.attention_impl)
 
     def get_rope_index(self, input_ids, mm_token_type_ids=None, image_grid_thw=None,
                        video_grid_thw=None, attention_mask=None) -> tuple[np.ndarray, np.ndarray]:
@@ -154,7 +156,8 @@ class Qwen3VLModel(nnx.Module):
 
         positions = self._positions(input_ids, attention_mask, position_ids, mm_token_type_ids,
                                     image_grid_thw, video_grid_thw, write_index, has_vision)
-        mask = visibility_mask(attention_mask, B, L, cache, write_index)
+        mask = (causal_mask(attention_mask) if cache is None
+                else visibility_mask(attention_mask, B, L, cache, write_index))
         return self.language_model(embeds, positions, mask, deepstack, cache, write_index)
 
 

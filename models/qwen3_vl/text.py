@@ -5,7 +5,9 @@ SwiGLU; interleaved MRoPE; DeepStack visual features added after the first decod
 
 The KV cache is an explicit pytree (a list of `LayerCache`), passed in and returned, so a
 jitted sampler owns it. Each sequence writes its new keys at its own offset `write_index[b]`
-and the caller gives the (B, Lq, S) boolean mask of what each query may see.
+and the caller gives the (B, Lq, S) boolean mask of what each query may see. Without a cache
+(training, prefill) the mask is an `attention.AttentionMask`, so the configured fused
+attention can run; a dense mask always runs the reference.
 
 `scan_layers=True` runs the decoder stack as one `jax.lax.scan` (see `scan_decoder`): XLA
 compiles one layer body instead of `num_hidden_layers` copies, with the same parameters.
@@ -19,6 +21,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from seeker_jax.models.qwen3_vl.attention import (AttentionMask, check_impl,
+                                                  dot_product_attention, reference_attention)
 from seeker_jax.models.qwen3_vl.config import TextConfig
 from seeker_jax.models.qwen3_vl.layers import Embed, Linear, RMSNorm, activation
 from seeker_jax.models.qwen3_vl.rope import apply_rotary, mrope_cos_sin
@@ -42,24 +46,13 @@ def _write(cache: jax.Array, new: jax.Array, index: jax.Array) -> jax.Array:
     return jax.vmap(one)(cache, new, index)
 
 
-def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
-    """Grouped-query attention without repeating k/v.
-
-    q (B, Lq, H, D), k/v (B, S, KVH, D), mask (B, Lq, S) bool -> (B, Lq, H, D). Softmax in
-    float32; a row with nothing visible (padding) gets uniform weights instead of NaN.
-    """
-    B, Lq, H, D = q.shape
-    kvh = k.shape[2]
-    qg = q.reshape(B, Lq, kvh, H // kvh, D)
-    scores = jnp.einsum("bqhgd,bkhd->bhgqk", qg, k).astype(jnp.float32) * (D ** -0.5)
-    scores = jnp.where(mask[:, None, None], scores, jnp.finfo(jnp.float32).min)
-    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-    out = jnp.einsum("bhgqk,bkhd->bqhgd", probs, v)
-    return out.reshape(B, Lq, H, D)
+# The dense reference (kept under its old name: parity tests and the cache path use it).
+attention = reference_attention
 
 
 class Qwen3VLTextAttention(nnx.Module):
-    def __init__(self, cfg: TextConfig, *, dtype, param_dtype, rngs: nnx.Rngs):
+    def __init__(self, cfg: TextConfig, *, dtype, param_dtype, rngs: nnx.Rngs,
+                 attention_impl: str = "auto"):
         kw = dict(use_bias=cfg.attention_bias, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         h, kvh, d = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
         self.q_proj = Linear(cfg.hidden_size, h * d, ("embed", "q_heads"), **kw)
@@ -70,8 +63,10 @@ class Qwen3VLTextAttention(nnx.Module):
         self.q_norm = RMSNorm(d, ("head_dim",), **norm)
         self.k_norm = RMSNorm(d, ("head_dim",), **norm)
         self.num_heads, self.num_kv_heads, self.head_dim = h, kvh, d
+        self.attention_impl = check_impl(attention_impl)
 
-    def __call__(self, x: jax.Array, cos: jax.Array, sin: jax.Array, mask: jax.Array,
+    def __call__(self, x: jax.Array, cos: jax.Array, sin: jax.Array,
+                 mask: AttentionMask | jax.Array,
                  cache: LayerCache | None = None, write_index: jax.Array | None = None
                  ) -> tuple[jax.Array, LayerCache | None]:
         B, L, _ = x.shape
@@ -83,7 +78,7 @@ class Qwen3VLTextAttention(nnx.Module):
         if cache is not None:
             cache = LayerCache(_write(cache.key, k, write_index), _write(cache.value, v, write_index))
             k, v = cache.key.astype(q.dtype), cache.value.astype(q.dtype)
-        out = attention(q, k, v, mask)
+        out = dot_product_attention(q, k, v, mask, self.attention_impl)
         return self.o_proj(out.reshape(B, L, -1)), cache
 
 
@@ -100,9 +95,11 @@ class Qwen3VLTextMLP(nnx.Module):
 
 
 class Qwen3VLTextDecoderLayer(nnx.Module):
-    def __init__(self, cfg: TextConfig, *, dtype, param_dtype, rngs: nnx.Rngs):
+    def __init__(self, cfg: TextConfig, *, dtype, param_dtype, rngs: nnx.Rngs,
+                 attention_impl: str = "auto"):
         kw = dict(dtype=dtype, param_dtype=param_dtype)
-        self.self_attn = Qwen3VLTextAttention(cfg, rngs=rngs, **kw)
+        self.self_attn = Qwen3VLTextAttention(cfg, rngs=rngs, attention_impl=attention_impl,
+                                              **kw)
         self.mlp = Qwen3VLTextMLP(cfg, rngs=rngs, **kw)
         self.input_layernorm = RMSNorm(cfg.hidden_size, ("embed",), eps=cfg.rms_norm_eps, **kw)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, ("embed",),
@@ -116,23 +113,28 @@ class Qwen3VLTextDecoderLayer(nnx.Module):
 
 class Qwen3VLTextModel(nnx.Module):
     def __init__(self, cfg: TextConfig, *, dtype=jnp.float32, param_dtype=jnp.float32,
-                 rngs: nnx.Rngs, remat: str = "none", scan_layers: bool = False):
+                 rngs: nnx.Rngs, remat: str = "none", scan_layers: bool = False,
+                 attention_impl: str = "auto"):
+        """attention_impl: an attention.IMPLEMENTATIONS name, used when the mask is an
+        AttentionMask (training / prefill); a dense mask (the cache path) runs the reference."""
         self.config = cfg
         kw = dict(dtype=dtype, param_dtype=param_dtype)
         self.embed_tokens = Embed(cfg.vocab_size, cfg.hidden_size, ("vocab", "embed"),
                                   rngs=rngs, **kw)
-        self.layers = nnx.List([Qwen3VLTextDecoderLayer(cfg, rngs=rngs, **kw)
+        self.layers = nnx.List([Qwen3VLTextDecoderLayer(cfg, rngs=rngs,
+                                                        attention_impl=attention_impl, **kw)
                                 for _ in range(cfg.num_hidden_layers)])
         self.norm = RMSNorm(cfg.hidden_size, ("embed",), eps=cfg.rms_norm_eps, **kw)
         self.dtype = dtype
         self.remat = remat
         self.scan_layers = scan_layers
 
-    def __call__(self, inputs_embeds: jax.Array, position_ids: jax.Array, mask: jax.Array,
-                 deepstack: list[jax.Array] | None = None,
+    def __call__(self, inputs_embeds: jax.Array, position_ids: jax.Array,
+                 mask: AttentionMask | jax.Array, deepstack: list[jax.Array] | None = None,
                  cache: list[LayerCache] | None = None, write_index: jax.Array | None = None
                  ) -> tuple[jax.Array, list[LayerCache] | None]:
-        """inputs_embeds (B, L, D); position_ids (3, B, L); mask (B, L, S) bool.
+        """inputs_embeds (B, L, D); position_ids (3, B, L); mask: an AttentionMask
+        (causal with padding, no cache) or a dense (B, L, S) bool visibility (cache calls).
 
         deepstack: per-layer (B, L, D) additions (zero off visual tokens) for layers 0..k-1.
         """

@@ -15,6 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from seeker_jax.models.qwen3_vl.attention import (check_impl, dot_product_attention,
+                                                  reference_segment_attention, segment_mask)
 from seeker_jax.models.qwen3_vl.config import VisionConfig
 from seeker_jax.models.qwen3_vl.layers import Embed, LayerNorm, Linear, activation, gelu_erf
 from seeker_jax.models.qwen3_vl.rope import (apply_rotary, pos_embed_interpolation_np,
@@ -64,7 +66,8 @@ class Qwen3VLVisionAttention(nnx.Module):
     temporal patch each slot holds (-1 padding), so attention never crosses a group.
     """
 
-    def __init__(self, cfg: VisionConfig, *, dtype, param_dtype, rngs: nnx.Rngs):
+    def __init__(self, cfg: VisionConfig, *, dtype, param_dtype, rngs: nnx.Rngs,
+                 attention_impl: str = "auto"):
         kw = dict(use_bias=True, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.qkv = Linear(cfg.hidden_size, 3 * cfg.hidden_size, ("vision_embed", "vision_qkv"),
                           **kw)
@@ -72,6 +75,7 @@ class Qwen3VLVisionAttention(nnx.Module):
         self.num_heads = cfg.num_heads
         self.head_dim = cfg.head_dim
         self.dtype = dtype
+        self.attention_impl = check_impl(attention_impl)
 
     def __call__(self, x: jax.Array, cos: jax.Array, sin: jax.Array,
                  segment_ids: jax.Array) -> jax.Array:
@@ -81,31 +85,22 @@ class Qwen3VLVisionAttention(nnx.Module):
         c, s = cos[:, :, None, :], sin[:, :, None, :]
         q = apply_rotary(q.astype(jnp.float32), c, s).astype(self.dtype)
         k = apply_rotary(k.astype(jnp.float32), c, s).astype(self.dtype)
-        return self.proj(block_attention(q, k, v, segment_ids).reshape(B, S, -1))
+        out = dot_product_attention(q, k, v, segment_mask(segment_ids), self.attention_impl)
+        return self.proj(out.reshape(B, S, -1))
 
 
-def block_attention(q: jax.Array, k: jax.Array, v: jax.Array, segment_ids: jax.Array
-                    ) -> jax.Array:
-    """Segment-masked attention per block, (B, S, H, D) -> (B, S, H, D), float32 softmax.
-
-    A query sees the keys of its own segment only. Padding slots share segment -1, so their
-    rows stay finite (no NaN into gradients) and never touch real ones. Memory is
-    (B, H, S, S): per group, not per sequence. The place to plug in a fused kernel.
-    """
-    scale = q.shape[-1] ** -0.5
-    scores = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) * scale
-    same = segment_ids[:, None, :, None] == segment_ids[:, None, None, :]
-    scores = jnp.where(same, scores, jnp.finfo(jnp.float32).min)
-    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-    return jnp.einsum("bhqk,bkhd->bqhd", probs, v)
+# The dense reference per block (kept under its old name; parity tests use it).
+block_attention = reference_segment_attention
 
 
 class Qwen3VLVisionBlock(nnx.Module):
-    def __init__(self, cfg: VisionConfig, *, dtype, param_dtype, rngs: nnx.Rngs):
+    def __init__(self, cfg: VisionConfig, *, dtype, param_dtype, rngs: nnx.Rngs,
+                 attention_impl: str = "auto"):
         norm = dict(eps=1e-6, dtype=dtype, param_dtype=param_dtype)
         self.norm1 = LayerNorm(cfg.hidden_size, ("vision_embed",), **norm)
         self.norm2 = LayerNorm(cfg.hidden_size, ("vision_embed",), **norm)
-        self.attn = Qwen3VLVisionAttention(cfg, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        self.attn = Qwen3VLVisionAttention(cfg, dtype=dtype, param_dtype=param_dtype, rngs=rngs,
+                                           attention_impl=attention_impl)
         self.mlp = Qwen3VLVisionMLP(cfg, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
 
     def __call__(self, x, cos, sin, segment_ids: jax.Array) -> jax.Array:
@@ -147,13 +142,14 @@ class VisionOutput(NamedTuple):
 
 class Qwen3VLVisionModel(nnx.Module):
     def __init__(self, cfg: VisionConfig, *, dtype=jnp.float32, param_dtype=jnp.float32,
-                 rngs: nnx.Rngs):
+                 rngs: nnx.Rngs, attention_impl: str = "auto"):
         self.config = cfg
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.patch_embed = Qwen3VLVisionPatchEmbed(cfg, **kw)
         self.pos_embed = Embed(cfg.num_position_embeddings, cfg.hidden_size,
                                ("vision_pos", "vision_embed"), **kw)
-        self.blocks = nnx.List([Qwen3VLVisionBlock(cfg, **kw) for _ in range(cfg.depth)])
+        self.blocks = nnx.List([Qwen3VLVisionBlock(cfg, attention_impl=attention_impl, **kw)
+                                for _ in range(cfg.depth)])
         self.merger = Qwen3VLVisionPatchMerger(cfg, False, **kw)
         self.deepstack_merger_list = nnx.List(
             [Qwen3VLVisionPatchMerger(cfg, True, **kw) for _ in cfg.deepstack_visual_indexes])

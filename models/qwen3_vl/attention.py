@@ -1,0 +1,276 @@
+"""Attention for the Qwen3-VL towers: one dispatcher over named implementations.
+
+Why: the reference materializes (B, H, Lq, S) float32 scores, most of the per-chip temporaries
+at long sequence lengths. The fused implementations compute the same softmax block by block.
+
+Implementations (`IMPLEMENTATIONS`, picked by the model config's `attention_impl`):
+- "reference": the dense einsum + float32 softmax. Its numerics are the parity tests' bar.
+- "chunked": online softmax over key chunks, pure JAX with a FlashAttention-style custom VJP
+  (`flash.py`). Runs anywhere; equals the reference to float32 rounding.
+- "splash": the Pallas TPU kernel (`jax.experimental.pallas.ops.tpu.splash_attention`) inside
+  `jax.shard_map` over the context mesh (a Mosaic kernel cannot be partitioned automatically).
+- "cudnn": `jax.nn.dot_product_attention(implementation="cudnn")`, GPU only.
+- "auto": splash on TPU, cudnn on GPU, the reference elsewhere (CPU), read from
+  `jax.default_backend()` when the model is traced. An AOT compile for a TPU topology on a CPU
+  host traces on the CPU backend, so name "splash" there explicitly.
+
+What a query may see is an `AttentionMask` (causal with key padding, or segment ids), which
+every implementation can express. A dense (B, Lq, S) boolean mask (the KV-cache decode path:
+queries at per-row offsets write_index) is always run by the reference.
+
+Shapes: q (B, Lq, H, D), k/v (B, S, KVH, D), H a multiple of KVH (GQA; k/v never repeated).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from seeker_jax.models.qwen3_vl.flash import chunked_attention
+
+IMPLEMENTATIONS = ("auto", "reference", "chunked", "splash", "cudnn")
+
+# Mesh axes that carry the batch and the heads: those of seeker_jax.sharding.DEFAULT_RULES
+# ("batch" -> data, fsdp; "q_heads"/"kv_heads" -> tensor). models/ imports nothing above it.
+BATCH_AXES = ("data", "fsdp")
+HEAD_AXIS = "tensor"
+
+
+def check_impl(name: str) -> str:
+    """The name itself, or a clear error listing the implementations."""
+    if name not in IMPLEMENTATIONS:
+        raise ValueError(f"unknown attention_impl {name!r}; choose from {list(IMPLEMENTATIONS)}")
+    return name
+
+
+def resolve_impl(name: str) -> str:
+    """'auto' -> the implementation for the default backend; other names are checked."""
+    if check_impl(name) != "auto":
+        return name
+    return {"tpu": "splash", "gpu": "cudnn"}.get(jax.default_backend(), "reference")
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class AttentionMask:
+    """What each query may see, in the form fused kernels take (never an (Lq, S) array).
+
+    - causal with padding (text training / prefill): query i sees key j when j <= i and
+      kv_valid[b, j]; queries and keys are the same sequence (Lq == S).
+    - segments (vision blocks): query i sees key j when segment_ids[b, i] ==
+      segment_ids[b, j]; padding slots share segment -1 so their rows stay finite.
+    """
+    kv_valid: jax.Array | None = None      # (B, S) bool
+    segment_ids: jax.Array | None = None   # (B, S) int
+    causal: bool = dataclasses.field(default=False, metadata=dict(static=True))
+
+    def dense(self, Lq: int) -> jax.Array:
+        """The (B, Lq, S) boolean visibility the reference takes (same as the text model's
+        `visibility_mask` without a cache)."""
+        if self.segment_ids is not None:
+            seg = self.segment_ids
+            visible = seg[:, :, None] == seg[:, None, :]
+            return visible & self.kv_valid[:, None, :] if self.kv_valid is not None else visible
+        if not self.causal:
+            raise ValueError("an AttentionMask needs causal=True or segment_ids")
+        S = Lq if self.kv_valid is None else self.kv_valid.shape[1]
+        causal = jnp.tril(jnp.ones((Lq, S), bool))[None]
+        if self.kv_valid is None:
+            return causal
+        return causal & self.kv_valid.astype(bool)[:, None, :]
+
+
+def causal_mask(attention_mask: jax.Array | None) -> AttentionMask:
+    """Causal attention over a (B, L) padding mask (1 real, 0 padding; None: all real)."""
+    return AttentionMask(kv_valid=None if attention_mask is None
+                         else jnp.asarray(attention_mask).astype(bool), causal=True)
+
+
+def segment_mask(segment_ids: jax.Array) -> AttentionMask:
+    """Bidirectional attention within each segment of (B, S) ids."""
+    return AttentionMask(segment_ids=jnp.asarray(segment_ids, jnp.int32))
+
+
+# ------------------------------------------------------------------------------- reference
+
+def reference_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
+    """Grouped-query attention without repeating k/v.
+
+    q (B, Lq, H, D), k/v (B, S, KVH, D), mask (B, Lq, S) bool -> (B, Lq, H, D). Softmax in
+    float32; a row with nothing visible (padding) gets uniform weights instead of NaN.
+    """
+    B, Lq, H, D = q.shape
+    kvh = k.shape[2]
+    qg = q.reshape(B, Lq, kvh, H // kvh, D)
+    scores = jnp.einsum("bqhgd,bkhd->bhgqk", qg, k).astype(jnp.float32) * (D ** -0.5)
+    scores = jnp.where(mask[:, None, None], scores, jnp.finfo(jnp.float32).min)
+    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+    out = jnp.einsum("bhgqk,bkhd->bqhgd", probs, v)
+    return out.reshape(B, Lq, H, D)
+
+
+def reference_segment_attention(q: jax.Array, k: jax.Array, v: jax.Array,
+                                segment_ids: jax.Array) -> jax.Array:
+    """Segment-masked attention per block, (B, S, H, D) -> (B, S, H, D), float32 softmax.
+
+    A query sees the keys of its own segment only. Padding slots share segment -1, so their
+    rows stay finite (no NaN into gradients) and never touch real ones. Memory is
+    (B, H, S, S): per group, not per sequence.
+    """
+    scale = q.shape[-1] ** -0.5
+    scores = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) * scale
+    same = segment_ids[:, None, :, None] == segment_ids[:, None, None, :]
+    scores = jnp.where(same, scores, jnp.finfo(jnp.float32).min)
+    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+    return jnp.einsum("bhqk,bkhd->bqhd", probs, v)
+
+
+def _reference(q, k, v, mask: AttentionMask) -> jax.Array:
+    if mask.segment_ids is not None and mask.kv_valid is None and q.shape[2] == k.shape[2]:
+        return reference_segment_attention(q, k, v, mask.segment_ids)
+    return reference_attention(q, k, v, mask.dense(q.shape[1]))
+
+
+def _chunked(q, k, v, mask: AttentionMask, q_chunk: int = 512, kv_chunk: int = 512):
+    seg = mask.segment_ids
+    return chunked_attention(q, k, v, causal=mask.causal, kv_valid=mask.kv_valid,
+                             q_segment_ids=seg, kv_segment_ids=seg, q_chunk=q_chunk,
+                             kv_chunk=kv_chunk)
+
+
+# ------------------------------------------------------------------------------- cuDNN
+
+def _cudnn(q, k, v, mask: AttentionMask) -> jax.Array:
+    """cuDNN fused attention (GPU only). GQA is native (k/v with fewer heads).
+
+    Causal padding goes in as is_causal plus a (B, 1, 1, S) key mask; segments as a dense
+    (B, 1, S, S) mask (cuDNN takes it as a bias: per block, like the reference). Untested on
+    this project's machines (no GPU): a GPU run must check it against the reference.
+    """
+    if jax.default_backend() != "gpu":
+        raise ValueError(f"attention_impl 'cudnn' needs a GPU; this process runs on "
+                         f"{jax.default_backend()!r}. Use 'auto' or 'reference' (or 'chunked').")
+    if mask.segment_ids is not None:
+        dense = mask.dense(q.shape[1])[:, None]
+        return jax.nn.dot_product_attention(q, k, v, mask=dense, implementation="cudnn")
+    key_mask = None if mask.kv_valid is None else mask.kv_valid[:, None, None, :]
+    return jax.nn.dot_product_attention(q, k, v, mask=key_mask, is_causal=mask.causal,
+                                        implementation="cudnn")
+
+
+# ------------------------------------------------------------------------------- splash
+
+_LANES = 128
+_PAD_SEGMENT = int(np.iinfo(np.int32).min)  # chunk padding: a segment no real slot uses
+
+
+def _round_up(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+def _splash_local(q, k, v, seg, *, causal: bool, block: int, interpret: bool):
+    """The kernel on one device's shard. q (B, L, H, D), k/v (B, L, KVH, D), seg (B, L) int32,
+    L a multiple of block and D of 128 (padded by the caller)."""
+    from jax.experimental.pallas.ops.tpu import splash_attention as sa
+
+    B, L, H, D = q.shape
+    kvh = k.shape[2]
+    G = H // kvh
+    base = sa.CausalMask((L, L)) if causal else sa.FullMask((L, L))
+    sizes = sa.BlockSizes(block_q=block, block_kv=block, block_kv_compute=block,
+                          block_q_dkv=block, block_kv_dkv=block, block_kv_dkv_compute=block,
+                          block_q_dq=block, block_kv_dq=block)
+    kernel = sa.make_splash_mqa_single_device(sa.MultiHeadMask([base] * G), block_sizes=sizes,
+                                              interpret=interpret)
+    qg = jnp.einsum("blhgd->bhgld", q.reshape(B, L, kvh, G, D))      # (B, KVH, G, L, D)
+    kt, vt = jnp.einsum("blhd->bhld", k), jnp.einsum("blhd->bhld", v)  # (B, KVH, L, D)
+
+    def one(qh, kh, vh, s):
+        return kernel(qh, kh, vh, segment_ids=sa.SegmentIds(q=s, kv=s))
+
+    per_head = jax.vmap(one, in_axes=(0, 0, 0, None))                  # over KVH
+    out = jax.vmap(per_head)(qg, kt, vt, seg)                          # over B
+    return jnp.einsum("bhgld->blhgd", out).reshape(B, L, H, D)
+
+
+def _mesh_specs(mesh, B: int, H: int, kvh: int):
+    """shard_map specs: the batch over BATCH_AXES that divide it, heads over HEAD_AXIS."""
+    batch, size = [], 1
+    for axis in BATCH_AXES:
+        n = mesh.shape.get(axis, 1) if axis in mesh.axis_names else 1
+        if n > 1:
+            if B % (size * n):
+                raise ValueError(f"splash attention: batch {B} is not divisible by the mesh's "
+                                 f"batch axes {BATCH_AXES} ({dict(mesh.shape)}); make the "
+                                 "batch a multiple of data*fsdp")
+            batch.append(axis)
+            size *= n
+    t = mesh.shape.get(HEAD_AXIS, 1) if HEAD_AXIS in mesh.axis_names else 1
+    heads = HEAD_AXIS if t > 1 and H % t == 0 and kvh % t == 0 else None
+    b = tuple(batch) if batch else None
+    P = jax.sharding.PartitionSpec
+    return P(b, None, heads, None), P(b, None)
+
+
+def splash(q, k, v, mask: AttentionMask, *, block: int = 512, interpret: bool = False
+           ) -> jax.Array:
+    """Splash attention (TPU; `interpret=True` runs the Pallas interpreter elsewhere).
+
+    Padding is expressed as segment ids (real 1, padding 0; vision: its own ids), so a padded
+    query sees padded keys only: its output differs from the reference's (uniform weights) but
+    is finite and never reaches a real token. L is padded to a multiple of the block and D to
+    128 lanes with zeros (which change no score); the scale is applied to q first (the kernel
+    does not scale).
+    """
+    if mask.segment_ids is None and mask.causal is False:
+        raise ValueError("an AttentionMask needs causal=True or segment_ids")
+    B, L, H, D = q.shape
+    if k.shape[1] != L:
+        raise ValueError(f"splash attention needs Lq == S (got {L} and {k.shape[1]}); a "
+                         "cache call goes to the reference")
+    if mask.segment_ids is not None:
+        seg = mask.segment_ids.astype(jnp.int32)
+        if mask.kv_valid is not None:
+            seg = jnp.where(mask.kv_valid, seg, _PAD_SEGMENT + 1)
+    elif mask.kv_valid is not None:
+        seg = mask.kv_valid.astype(jnp.int32)
+    else:
+        seg = jnp.ones((B, L), jnp.int32)
+    block = min(block, _round_up(L, _LANES))
+    Lp, Dp = _round_up(L, block), _round_up(D, _LANES)
+    pad = lambda x: jnp.pad(x, ((0, 0), (0, Lp - L), (0, 0), (0, Dp - D)))
+    q = q * jnp.asarray(D ** -0.5, q.dtype)
+    qp, kp, vp = pad(q), pad(k), pad(v)
+    seg = jnp.pad(seg, ((0, 0), (0, Lp - L)), constant_values=_PAD_SEGMENT)
+    local = lambda *a: _splash_local(*a, causal=mask.causal, block=block, interpret=interpret)
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty or mesh.size == 1:
+        out = local(qp, kp, vp, seg)
+    else:
+        x_spec, s_spec = _mesh_specs(mesh, B, H, k.shape[2])
+        out = jax.shard_map(local, mesh=mesh, in_specs=(x_spec, x_spec, x_spec, s_spec),
+                            out_specs=x_spec, check_vma=False)(qp, kp, vp, seg)
+    return out[:, :L, :, :D]
+
+
+# ------------------------------------------------------------------------------- dispatch
+
+def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array,
+                          mask: AttentionMask | jax.Array, impl: str = "auto") -> jax.Array:
+    """q (B, Lq, H, D), k/v (B, S, KVH, D) -> (B, Lq, H, D) under `impl` (IMPLEMENTATIONS).
+
+    mask: an AttentionMask (training, prefill, vision blocks), or a dense (B, Lq, S) bool
+    array (the KV-cache path), which always runs the reference.
+    """
+    impl = resolve_impl(impl)
+    if not isinstance(mask, AttentionMask):
+        return reference_attention(q, k, v, mask)
+    if impl == "reference":
+        return _reference(q, k, v, mask)
+    if impl == "chunked":
+        return _chunked(q, k, v, mask)
+    if impl == "cudnn":
+        return _cudnn(q, k, v, mask)
+    return splash(q, k, v, mask)
