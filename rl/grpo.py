@@ -54,7 +54,7 @@ from seeker_jax.sampling import SamplingParams
 from seeker_jax.sft import prepare_data
 from seeker_jax.sharding import make_mesh, model_shardings, rules_from_config
 from seeker_jax.train_state import TrainState, create_train_state, make_train_step, place_batch
-from seeker_jax.trainer import (JsonItem, MetricsWriter, build_model,
+from seeker_jax.trainer import (JsonItem, MetricsWriter, build_model, mesh_context, under_mesh,
                                 maybe_initialize_distributed, open_manager, resolve_mesh_shape,
                                 restore_latest, save_checkpoint, state_items)
 
@@ -229,7 +229,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
     tx = make_optimizer(config.optimizer)
     schedule = make_schedule(config.optimizer)
     state = create_train_state(model, tx, mesh, config.model.freeze_vision, rules)
-    train_step = make_train_step(tx, make_grpo_loss(loss_cfg))
+    train_step = under_mesh(make_train_step(tx, make_grpo_loss(loss_cfg)), mesh,
+                            cfg.attention_impl)
     reference = build_reference(config, mesh, rules) if loss_cfg.needs_reference else None
     data_iter = prompt_iterator(root, config)
     rng = jax.random.key(config.seed)
@@ -317,18 +318,14 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
     return logged
 
 
-def update(state: TrainState, train_step, results, advantages: np.ndarray, keep: np.ndarray,
-           config: ml_collections.ConfigDict, loss_cfg: PolicyLossConfig, mesh, rules,
-           reference, times: dict[str, float] | None = None) -> list[dict]:
-    """The iteration's optimizer steps: each minibatch placed once, scored by the reference
-    (kl_coef > 0) and, with several updates, by the learner before any of them (old
-    log-probs); then epochs passes over the minibatches. Returns each step's metrics; adds
-    the seconds spent on batching + reference / old log-probs ("logprobs_s") and on the
-    optimizer steps ("optimizer_s") to `times`."""
+def score_minibatches(state: TrainState, results, advantages: np.ndarray, keep: np.ndarray,
+                      config: ml_collections.ConfigDict, loss_cfg: PolicyLossConfig, mesh, rules,
+                      reference) -> list[tuple[dict, Any]]:
+    """Each minibatch collated and placed once, scored by the reference (kl_coef > 0) and,
+    with several updates, by the learner before any of them (old log-probs)."""
     r = config.rollout
     model = state.model()
     placed = []
-    t0 = time.perf_counter()
     for part in minibatch_slices(len(results), r.minibatches):
         batch = episodes_batch([res.conversation for res in results[part]], advantages[part],
                                r.buckets, keep[part])
@@ -341,10 +338,23 @@ def update(state: TrainState, train_step, results, advantages: np.ndarray, keep:
                 state.graphdef, (state.trainable, state.frozen, state.rest), arrays, vision,
                 loss_cfg.temperature)
         placed.append((arrays, vision))
+    return placed
+
+
+def update(state: TrainState, train_step, results, advantages: np.ndarray, keep: np.ndarray,
+           config: ml_collections.ConfigDict, loss_cfg: PolicyLossConfig, mesh, rules,
+           reference, times: dict[str, float] | None = None) -> list[dict]:
+    """The iteration's optimizer steps: score_minibatches, then epochs passes over the
+    minibatches. Returns each step's metrics; adds the seconds spent on batching + reference /
+    old log-probs ("logprobs_s") and on the optimizer steps ("optimizer_s") to `times`."""
+    t0 = time.perf_counter()
+    with mesh_context(mesh, state.model().config.attention_impl):
+        placed = score_minibatches(state, results, advantages, keep, config, loss_cfg, mesh,
+                                   rules, reference)
     jax.block_until_ready([a for a, _ in placed])
     t1 = time.perf_counter()
     steps = []
-    for _ in range(r.epochs):
+    for _ in range(config.rollout.epochs):
         for arrays, vision in placed:
             steps.append(jax.device_get(train_step(state, arrays, vision)))
     if times is not None:
@@ -354,4 +364,5 @@ def update(state: TrainState, train_step, results, advantages: np.ndarray, keep:
 
 
 __all__ = ["GRPO_ITEM", "Collected", "Iteration", "build_reference", "check_config", "collect",
-           "merge_stats", "prompt_iterator", "rollout_seed", "train", "update"]
+           "merge_stats", "prompt_iterator", "rollout_seed", "score_minibatches", "train",
+           "update"]

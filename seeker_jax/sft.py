@@ -37,7 +37,7 @@ from seeker_jax.train_state import (TrainState, create_train_state, make_eval_st
                                     make_train_step, place_batch)
 from seeker_jax.trainer import (MetricsWriter, build_model, maybe_initialize_distributed,
                                 open_manager, resolve_mesh_shape, restore_latest,
-                                save_checkpoint, state_items)
+                                save_checkpoint, state_items, under_mesh)
 
 LOSS = "sft"  # seeker_jax.losses: mean NLL of the learned tokens
 
@@ -106,7 +106,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
     tx = make_optimizer(config.optimizer)
     schedule = make_schedule(config.optimizer)
     state = create_train_state(model, tx, mesh, config.model.freeze_vision, rules)
-    train_step, eval_step = make_train_step(tx, LOSS), make_eval_step(LOSS)
+    train_step = under_mesh(make_train_step(tx, LOSS), mesh, cfg.attention_impl)
+    eval_step = under_mesh(make_eval_step(LOSS), mesh, cfg.attention_impl)
 
     tcfg = TrajectoryConfig(env, tuple(config.data.buckets), config.tokenizer, model_dir)
     data_iter = iter(make_loader(root, "train", config.data.batch_size, tcfg, seed=config.seed,

@@ -14,6 +14,8 @@ after a kill are logged once, never twice (TensorBoard events are purged the sam
 """
 from __future__ import annotations
 
+import contextlib
+
 import dataclasses
 import json
 import os
@@ -54,6 +56,26 @@ def resolve_mesh_shape(c: ml_collections.ConfigDict, num_devices: int) -> dict[s
         raise ValueError(f"mesh {shape} needs {np.prod(list(shape.values()))} devices; "
                          f"there are {num_devices}: set one axis to -1")
     return shape
+
+
+def mesh_context(mesh, attention_impl: str):
+    """`jax.set_mesh(mesh)` when attention runs as splash (a Mosaic kernel cannot be
+    partitioned by GSPMD: it runs under shard_map over the context mesh), else a no-op
+    context. attention_impl as in the model config ("auto" resolved for this backend)."""
+    from seeker_jax.models.qwen3_vl.attention import resolve_impl
+
+    if mesh is None or resolve_impl(attention_impl) != "splash":
+        return contextlib.nullcontext()
+    return jax.set_mesh(mesh)
+
+
+def under_mesh(fn, mesh, attention_impl: str):
+    """`fn` run (and so traced) inside mesh_context(mesh, attention_impl)."""
+    def call(*args, **kwargs):
+        with mesh_context(mesh, attention_impl):
+            return fn(*args, **kwargs)
+
+    return call
 
 
 def build_model(c: ml_collections.ConfigDict):
@@ -252,6 +274,6 @@ class MetricsWriter:
 
 
 __all__ = ["ArrayItem", "Item", "JsonItem", "METRICS_FILE", "MetricsWriter", "build_model",
-           "load_state_items", "maybe_initialize_distributed", "open_manager",
+           "load_state_items", "maybe_initialize_distributed", "mesh_context", "open_manager",
            "resolve_mesh_shape", "restore_checkpoint", "restore_latest", "save_checkpoint",
-           "state_items", "truncate_metrics"]
+           "state_items", "truncate_metrics", "under_mesh"]

@@ -64,3 +64,21 @@ def test_checkpoint_named_items_round_trip(tmp_path):
         assert pa == pb
         np.testing.assert_array_equal(np.asarray(a.get_value()), np.asarray(b.get_value()))
     manager.close()
+
+
+def test_under_mesh_sets_the_context_mesh_for_splash_only():
+    """Splash runs under shard_map over the context mesh: the train / eval steps of SFT and
+    GRPO are traced inside jax.set_mesh when (and only when) attention resolves to splash."""
+    import jax
+
+    from seeker_jax.sharding import make_mesh
+    from seeker_jax.trainer import under_mesh
+
+    mesh = make_mesh({"data": 1, "fsdp": 1, "tensor": 1})
+    seen = []
+    probe = lambda: seen.append(jax.sharding.get_abstract_mesh().empty)  # noqa: E731
+    for fn_mesh, impl in ((mesh, "splash"), (mesh, "reference"), (None, "splash"),
+                          (mesh, "auto")):  # auto is the reference on this CPU
+        under_mesh(probe, fn_mesh, impl)()
+    assert seen == [False, True, True, True]
+    assert jax.sharding.get_abstract_mesh().empty  # restored after the call
