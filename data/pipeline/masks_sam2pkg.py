@@ -76,6 +76,7 @@ def build_predictor(model_config: str, checkpoint: str | None, image_size: int |
 
 
 class Sam2PkgMasks(SamStage):
+    """masks.backend=sam2_pkg. device None: cuda when available, else cpu."""
     backend = "sam2_pkg"
 
     def __init__(self, model_config: str = DEFAULT_CONFIG, checkpoint: str | None = None,
