@@ -213,8 +213,14 @@ def test_sam2_pkg_config_keys(tmp_path):
     cfg = load_config("configs/pipeline.py:rules", [API, "--config.masks.backend=sam2_pkg"])
     with pytest.raises(UserError, match="masks.checkpoint"):
         stage_specs(cfg, tmp_path)
+    cfg = load_config("configs/pipeline.py:rules", [
+        API, "--config.masks.backend=sam2_pkg", "--config.masks.checkpoint=/nonexistent.pt"])
+    with pytest.raises(UserError, match="masks.checkpoint /nonexistent.pt is not a file"):
+        stage_specs(cfg, tmp_path)
+    ckpt = tmp_path / "sam2.1_hiera_tiny.pt"
+    ckpt.write_bytes(b"")  # only its existence is checked here
     cfg = load_config("configs/pipeline.py:rules", [API,
-        "--config.masks.backend=sam2_pkg", "--config.masks.checkpoint=/ck/sam2.1_hiera_tiny.pt",
+        "--config.masks.backend=sam2_pkg", f"--config.masks.checkpoint={ckpt}",
         "--config.masks.sam2_config=configs/sam2.1/sam2.1_hiera_t.yaml",
         "--config.masks.image_size=512", "--config.masks.device=cpu"])
     spec = stage_specs(cfg, tmp_path)["3_masks"]
@@ -222,5 +228,5 @@ def test_sam2_pkg_config_keys(tmp_path):
     assert spec.kwargs == {"fps": 1.0, "min_area_frac": 0.001, "min_neighbour_iou": 0.3,
                            "threshold": 0.5, "num_threads": None,
                            "model_config": "configs/sam2.1/sam2.1_hiera_t.yaml",
-                           "checkpoint": "/ck/sam2.1_hiera_tiny.pt", "image_size": 512,
+                           "checkpoint": str(ckpt), "image_size": 512,
                            "device": "cpu"}

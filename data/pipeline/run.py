@@ -89,6 +89,9 @@ def _sam2_pkg_spec(cfg: ml_collections.ConfigDict, sam: dict[str, Any]) -> Stage
     if not cfg.masks.checkpoint:
         raise UserError("pipeline: masks.backend sam2_pkg needs --config.masks.checkpoint=a "
                         f"sam2 .pt file matching masks.sam2_config ({cfg.masks.sam2_config})")
+    if not os.path.isfile(cfg.masks.checkpoint):
+        raise UserError(f"pipeline: masks.checkpoint {cfg.masks.checkpoint} is not a file; give "
+                        "the path of a sam2 .pt file")
     return StageSpec(f"{_P}.masks_sam2pkg:Sam2PkgMasks", {
         **sam, "model_config": cfg.masks.sam2_config, "checkpoint": cfg.masks.checkpoint,
         "image_size": int(cfg.masks.image_size) or None, "device": cfg.masks.device or None})
