@@ -56,6 +56,9 @@ setup(
         "test": ["pytest>=8.0", "hypothesis>=6.100", "torch==2.13.0", "jax[tpu]>=0.7.0",
                  "trl>=1.0", "openai>=1.40", "ray>=2.30"],
         "ray": ["ray>=2.30"],
+        # Meta's sam2 package: the masks.backend=sam2_pkg stage. It brings its own torch and
+        # torchvision (CUDA builds from PyPI); build without its CUDA op: SAM2_BUILD_CUDA=0.
+        "sam2": ["sam2>=1.1"],
         "tpu": ["jax[tpu]>=0.7.0"],
     },
     entry_points={"console_scripts": ["seeker-jax=seeker_jax.cli:main"]},

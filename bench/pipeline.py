@@ -1,12 +1,14 @@
 """Pipeline throughput: samples/s per stage, API concurrency reached, SAM frames/s.
 
     python bench/pipeline.py [--num 24] [--delay 0.2] [--concurrency 8] [--sam sam2,sam3]
+    python bench/pipeline.py --sam sam2,sam2_pkg     # with Meta's sam2 package installed
 
 Stages 1-2 run against the deterministic truth server of the tests (valid replies) with a
 fixed delay per reply, so samples/s there is bounded by concurrency / delay and the server's
 peak in-flight count shows the concurrency actually reached (it should be near --concurrency).
 Stage 3 runs the oracle, then tiny random Sam2Video / Sam3Video models (transformers' real
-classes) for frames/s. Figures from a loaded machine mean nothing: run it on a quiet one.
+classes) for frames/s; `sam2_pkg` runs Meta's sam2 package with a random sam2.1_hiera_t at
+its real 1024 px input (random weights do not change the cost). Figures from a loaded machine mean nothing: run it on a quiet one.
 """
 from __future__ import annotations
 
@@ -28,13 +30,23 @@ from seeker_jax.data.pipeline.stage import StageSpec  # noqa: E402
 from seeker_jax.data.synth import synthesize  # noqa: E402
 
 
-def sam_frames_per_s(backend: str, verified: list, tmp: Path, threads: int) -> str:
+def sam_spec(backend: str, tmp: Path, threads: int) -> tuple[StageSpec, str]:
+    """The stage spec of a SAM backend, and what model it runs, for the figure's label."""
+    common = {"min_neighbour_iou": 0.0, "num_threads": threads}
+    if backend == "sam2_pkg":  # Meta's sam2 package (optional); random weights, real sizes
+        return StageSpec("seeker_jax.data.pipeline.masks_sam2pkg:Sam2PkgMasks", {
+            **common, "model_config": "configs/sam2.1/sam2.1_hiera_t.yaml", "checkpoint": None,
+            "device": "cpu"}), "random sam2.1_hiera_t at 1024 px"
     from sam_models import save_tiny_sam2, save_tiny_sam3
 
     folder = (save_tiny_sam2 if backend == "sam2" else save_tiny_sam3)(tmp / backend)
     cls = "Sam2Masks" if backend == "sam2" else "Sam3Masks"
-    spec = StageSpec(f"seeker_jax.data.pipeline.masks_sam:{cls}",
-                     {"model_dir": str(folder), "min_neighbour_iou": 0.0, "num_threads": threads})
+    return StageSpec(f"seeker_jax.data.pipeline.masks_sam:{cls}",
+                     {**common, "model_dir": str(folder)}), "tiny"
+
+
+def sam_frames_per_s(backend: str, verified: list, tmp: Path, threads: int) -> str:
+    spec, model = sam_spec(backend, tmp, threads)
     stage = spec.build()
     frames, start = 0, time.perf_counter()
     for sample in verified:
@@ -42,7 +54,7 @@ def sam_frames_per_s(backend: str, verified: list, tmp: Path, threads: int) -> s
         stage.segment(sample, info, indices, pixels)
         frames += len(indices)
     wall = time.perf_counter() - start
-    return f"{backend} (tiny, {threads} thread(s)): {frames} frames in {wall:.2f} s = {frames / wall:.1f} frames/s"
+    return f"{backend} ({model}, {threads} thread(s)): {frames} frames in {wall:.2f} s = {frames / wall:.1f} frames/s"
 
 
 def main() -> None:
@@ -50,7 +62,7 @@ def main() -> None:
     ap.add_argument("--num", type=int, default=24, help="synthetic records")
     ap.add_argument("--delay", type=float, default=0.2, help="server seconds per reply")
     ap.add_argument("--concurrency", type=int, default=8, help="API calls in flight")
-    ap.add_argument("--sam", default="sam2,sam3", help="comma list, or '' for none")
+    ap.add_argument("--sam", default="sam2,sam3", help="comma list of sam2, sam3, sam2_pkg; '' for none")
     ap.add_argument("--sam-threads", type=int, default=1)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

@@ -3,7 +3,8 @@
 Presets:
   default  LLM text filter + VLM verification through one OpenAI-compatible endpoint
            (set api.model=URL#MODEL, or text_filter.model / verify.model apart), SAM3 masks
-           from a local transformers folder (masks.model_dir).
+           from a local transformers folder (masks.model_dir); or masks.backend=sam2_pkg
+           with masks.checkpoint (Meta's sam2 package, pip install ".[sam2]").
   synth    the synthetic world: rule text filter off by default (LLM), oracle masks (the
            world's true masks; a test of stages 1, 2 and 4 against known truth).
   rules    no LLM at stage 1 (rule filter); VLM still needed for stage 2.
@@ -39,8 +40,16 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
     c.verify.max_pixels = 224 * 224
 
     c.masks = ml_collections.ConfigDict()
-    c.masks.backend = "sam3"     # sam3 | sam2 | oracle
-    c.masks.model_dir = ""       # transformers folder of the SAM model
+    # sam3: transformers' Sam3VideoModel, text-prompted by the tag (the paper's);
+    # sam2: transformers' Sam2VideoModel, box-prompted by stage 2's box;
+    # sam2_pkg: Meta's sam2 package (pip install ".[sam2]"), box-prompted, the reference code;
+    # oracle: the synthetic world's true masks (a test of stages 1, 2 and 4)
+    c.masks.backend = "sam3"     # sam3 | sam2 | sam2_pkg | oracle
+    c.masks.model_dir = ""       # sam3 / sam2: transformers folder of the SAM model
+    c.masks.sam2_config = "configs/sam2.1/sam2.1_hiera_l.yaml"  # sam2_pkg: the package's model config
+    c.masks.checkpoint = ""      # sam2_pkg: its .pt (sam2.1_hiera_large.pt for hiera_l)
+    c.masks.image_size = 0       # sam2_pkg: input side, a multiple of 32 (0: the config's, 1024)
+    c.masks.device = ""          # sam2_pkg: cuda | cpu ("" : cuda when available)
     c.masks.fps = 1.0
     c.masks.min_area_frac = 0.001
     c.masks.min_neighbour_iou = 0.3

@@ -5,6 +5,8 @@ Backends (each a class that loads what it needs once, per process or Ray actor):
     exists to test stages 1, 2 and 4 against known truth; it is named as such in records.
   - `Sam3Masks`, `Sam2Masks` (masks_sam.py): transformers' Sam3VideoModel (text prompt: the
     tag) and Sam2VideoModel (box prompt from stage 2).
+  - `Sam2PkgMasks` (masks_sam2pkg.py): Meta's `sam2` package, box-prompted, the optional
+    `pip install ".[sam2]"` backend.
 Every backend's masks go through the same checks: empty, tiny, or unstable (low IoU between
 neighbouring sampled frames) masks are rejected with the reason. RLE is pycocotools'.
 """

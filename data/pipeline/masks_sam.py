@@ -49,37 +49,58 @@ def pixel_values(frames: np.ndarray, mean, std):
     return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
 
 
+def logit(p: float) -> float:
+    """The mask-logit threshold that means probability `p` (0 for 0.5, SAM's own cut)."""
+    return math.log(p / (1.0 - p))
+
+
 def upsample(logits, height: int, width: int, threshold: float) -> np.ndarray:
     """(h, w) or (1, h, w) mask logits -> (height, width) bool at probability `threshold`."""
     import torch.nn.functional as F
 
     x = logits.reshape(1, 1, *logits.shape[-2:]).float()
     x = F.interpolate(x, (height, width), mode="bilinear", align_corners=False)[0, 0]
-    return (x > math.log(threshold / (1.0 - threshold))).numpy()
+    return (x > logit(threshold)).numpy()
 
 
-class _SamStage:
+def box_frame(indices: np.ndarray, fps: float, box_time: float) -> int:
+    """The position in `indices` (frame indices at `fps`) of the frame nearest `box_time` s:
+    where a box prompt goes and tracking starts, forwards and in reverse."""
+    return int(np.argmin(np.abs(np.asarray(indices) / fps - float(box_time))))
+
+
+def require_model_dir(backend: str, model_dir: str) -> None:
+    if not Path(model_dir).is_dir():
+        raise FileNotFoundError(f"{backend}: no model folder at {model_dir}; give "
+                                "--config.masks.model_dir=a transformers folder")
+
+
+class SamStage:
+    """What every SAM backend shares: read the window's frames at 1 fps, `segment` them (one
+    method per backend), then the mask checks and the record. Also the base of the `sam2`
+    package's backend (masks_sam2pkg.py)."""
     name, holds_model = "masks", True
     backend = ""
 
-    def __init__(self, model_dir: str, fps: float = 1.0, min_area_frac: float = 0.001,
+    def __init__(self, fps: float = 1.0, min_area_frac: float = 0.001,
                  min_neighbour_iou: float = 0.3, threshold: float = 0.5,
                  num_threads: int | None = None):
         if num_threads:  # one actor per core on CPU: torch's default oversubscribes (seen here: 50x)
             import torch
             torch.set_num_threads(int(num_threads))
-        if not Path(model_dir).is_dir():
-            raise FileNotFoundError(f"{self.backend}: no model folder at {model_dir}; give "
-                                    "--config.masks.model_dir=a transformers folder")
-        self.model_dir, self.fps, self.threshold = model_dir, fps, threshold
+        self.fps, self.threshold = fps, threshold
         self.min_area_frac, self.min_neighbour_iou = min_area_frac, min_neighbour_iou
+
+    def input_size(self) -> int | None:
+        """The square side frames are read at; None: native size (the model resizes)."""
+        return int(self.model.config.image_size)
 
     def frames(self, sample: dict[str, Any]):
         video = VideoFile(sample["video_path"])
         info = video.info
         indices = window_indices(info, sample["window"], self.fps)
-        size = int(self.model.config.image_size)
-        return info, indices, video.read(indices, (size, size))
+        size = self.input_size()
+        return info, indices, video.read(indices, None if size is None else (size, size))
 
     def segment(self, sample: dict[str, Any], info, indices, frames) -> np.ndarray | Rejected:
         raise NotImplementedError  # each backend
@@ -97,11 +118,12 @@ class _SamStage:
                        mask_record(sample, self.backend, indices, info.fps, masks))
 
 
-class Sam2Masks(_SamStage):
+class Sam2Masks(SamStage):
     backend = "sam2"
 
     def __init__(self, model_dir: str, **kwargs: Any):
-        super().__init__(model_dir, **kwargs)
+        super().__init__(**kwargs)
+        require_model_dir(self.backend, model_dir)
         from transformers import Sam2VideoModel
 
         self.model = Sam2VideoModel.from_pretrained(model_dir).eval()
@@ -114,7 +136,7 @@ class Sam2Masks(_SamStage):
         if "box" not in sample:
             return Rejected("no_box", "the sam2 backend needs stage 2's box (and box_time)")
         size = int(self.model.config.image_size)
-        start = int(np.argmin(np.abs(indices / info.fps - float(sample["box_time"]))))
+        start = box_frame(indices, info.fps, sample["box_time"])
         session = Sam2VideoInferenceSession(
             video=pixel_values(frames, self.mean, self.std), video_height=info.height,
             video_width=info.width, dtype=torch.float32)
@@ -134,12 +156,13 @@ class Sam2Masks(_SamStage):
         return np.stack([out[i] for i in range(len(indices))])
 
 
-class Sam3Masks(_SamStage):
+class Sam3Masks(SamStage):
     backend = "sam3"
 
     def __init__(self, model_dir: str, ambiguous_above: float | None = 0.5,
                  max_text_tokens: int = 32, **kwargs: Any):
-        super().__init__(model_dir, **kwargs)
+        super().__init__(**kwargs)
+        require_model_dir(self.backend, model_dir)
         from transformers import AutoTokenizer, Sam3VideoModel
 
         self.model = Sam3VideoModel.from_pretrained(model_dir).eval()

@@ -12,6 +12,7 @@ Workdir layout:
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -21,6 +22,7 @@ import ml_collections
 
 from seeker_jax.data.pipeline import runner
 from seeker_jax.data.pipeline.funnel import write_funnel
+from seeker_jax.data.pipeline.masks_sam2pkg import INSTALL as SAM2_INSTALL
 from seeker_jax.data.pipeline.readers import READERS, ReadResult
 from seeker_jax.data.pipeline.runner import StageReport
 from seeker_jax.data.pipeline.stage import StageSpec
@@ -58,6 +60,8 @@ def stage_specs(cfg: ml_collections.ConfigDict, workdir: str | os.PathLike) -> d
     common = {"fps": float(cfg.masks.fps), "min_area_frac": float(cfg.masks.min_area_frac),
               "min_neighbour_iou": float(cfg.masks.min_neighbour_iou)}
     backend = cfg.masks.backend
+    sam = {**common, "threshold": float(cfg.masks.threshold),
+           "num_threads": int(cfg.masks.num_threads) or None}
     if backend == "oracle":
         masks = StageSpec(f"{_P}.masks:OracleMasks", common)
     elif backend in ("sam3", "sam2"):
@@ -65,15 +69,32 @@ def stage_specs(cfg: ml_collections.ConfigDict, workdir: str | os.PathLike) -> d
             raise UserError(f"pipeline: masks.backend {backend} needs --config.masks.model_dir="
                             "a transformers folder of the model")
         cls = "Sam3Masks" if backend == "sam3" else "Sam2Masks"
-        masks = StageSpec(f"{_P}.masks_sam:{cls}", {**common, "model_dir": cfg.masks.model_dir,
-                                                    "threshold": float(cfg.masks.threshold),
-                                                    "num_threads": int(cfg.masks.num_threads) or None})
+        masks = StageSpec(f"{_P}.masks_sam:{cls}", {**sam, "model_dir": cfg.masks.model_dir})
+    elif backend == "sam2_pkg":
+        masks = _sam2_pkg_spec(cfg, sam)
     else:
-        raise UserError(f"pipeline: masks.backend {backend!r}: use sam3, sam2 or oracle")
+        raise UserError(f"pipeline: masks.backend {backend!r}: use sam3, sam2, sam2_pkg or oracle")
     render = StageSpec(f"{_P}.render:Render", {
         "frames_dir": str(workdir / "dataset" / "frames"), "seed": int(cfg.seed),
         "types": list(cfg.render.types)})
     return dict(zip(STAGES, (text, verify, masks, render)))
+
+
+def _sam2_pkg_spec(cfg: ml_collections.ConfigDict, sam: dict[str, Any]) -> StageSpec:
+    """Meta's sam2 package as stage 3: checked here, before any stage runs, that the package
+    is installed and a checkpoint is given (random weights are for tests only)."""
+    if importlib.util.find_spec("sam2") is None:
+        raise UserError("pipeline: masks.backend sam2_pkg needs Meta's sam2 package, which is "
+                        f"not installed; install it with {SAM2_INSTALL}")
+    if not cfg.masks.checkpoint:
+        raise UserError("pipeline: masks.backend sam2_pkg needs --config.masks.checkpoint=a "
+                        f"sam2 .pt file matching masks.sam2_config ({cfg.masks.sam2_config})")
+    if not os.path.isfile(cfg.masks.checkpoint):
+        raise UserError(f"pipeline: masks.checkpoint {cfg.masks.checkpoint} is not a file; give "
+                        "the path of a sam2 .pt file")
+    return StageSpec(f"{_P}.masks_sam2pkg:Sam2PkgMasks", {
+        **sam, "model_config": cfg.masks.sam2_config, "checkpoint": cfg.masks.checkpoint,
+        "image_size": int(cfg.masks.image_size) or None, "device": cfg.masks.device or None})
 
 
 def read_input(cfg: ml_collections.ConfigDict, path: str | os.PathLike) -> ReadResult:
