@@ -25,6 +25,9 @@ def get_config(preset: str = "agentic") -> ml_collections.ConfigDict:
     c.max_len = 32768            # tokens per sampler row
     c.max_new_tokens = 0         # 0: the protocol's (64 official, 1024 agentic)
     c.tool_mode = "text"         # openai: tools as hermes text ("text") or the tools parameter
+    c.video_mode = "frames"      # openai: videos as a lossless frame list ("frames"), vLLM's
+                                 # data:video/jpeg ("jpeg"), or timestamped images ("images")
+    c.tool_role = "tool"         # openai: tool results as role "tool", or "user" messages
     c.resamples = 2000           # bootstrap resamples
     if preset == "agentic":
         pass

@@ -149,3 +149,22 @@ def test_videoseeker_official_tool_round_as_text(bench, tmp_path):
     assert summary["overall"]["correct"] == 1
     row = read_done(tmp_path / "results.jsonl")["0:a"]
     assert row["calls"][0]["name"] == "view_visual_prompt" and row["calls"][0]["error"] is None
+
+
+def test_config_video_mode_and_tool_role_reach_the_backend(bench, tmp_path):
+    """configs/eval.py's video_mode / tool_role go to the openai: backend; a typo is a clear
+    error before any request (no server is needed to see it)."""
+    from seeker_jax.errors import UserError
+    from seeker_jax.eval.cli import run_eval_command
+
+    path, root = bench
+    for key, bad, name in (("video_mode", "mp4", "video_mode 'mp4'"),
+                           ("tool_role", "system", "tool_role 'system'")):
+        c = load_config("configs/eval.py:v2p_official", [f"--config.{key}={bad}"])
+        with pytest.raises(UserError, match=name):
+            run_eval_command(c, "openai:http://127.0.0.1:9#m", str(path), str(tmp_path / key),
+                             str(root / "videos"), str(root / "frames"))
+    backend, _ = load_backend("openai:http://127.0.0.1:9#m", batch_size=1, max_len=64,
+                              max_new_tokens=8, max_turns=1, video_mode="images",
+                              tool_role="user")
+    assert (backend.video_mode, backend.tool_role) == ("images", "user")

@@ -30,6 +30,8 @@ def run_eval_command(config, model: str, data: str, workdir: str, video_root: st
                                       max_len=int(config.max_len), max_new_tokens=max_new,
                                       max_turns=protocol.max_turns,
                                       tool_mode=str(config.tool_mode),
+                                      video_mode=str(config.get("video_mode", "frames")),
+                                      tool_role=str(config.get("tool_role", "tool")),
                                       cache_dir=str(Path(workdir) / "api_cache"))
     except ValueError as e:
         raise UserError(str(e)) from e
