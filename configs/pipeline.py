@@ -59,6 +59,9 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
     c.render = ml_collections.ConfigDict()
     c.render.types = ("rectangle", "mask_contour", "ellipse", "triangle", "scribble", "point",
                       "arrow", "set_of_mark")
+    c.render.phrase = "template"  # template | llm: an LLM words the reference to the mark
+                                  # (checked; the template when its replies fail)
+    c.render.model = ""           # render.phrase=llm: URL#MODEL (default: api.model)
 
     if preset == "synth":
         c.reader = "synth"

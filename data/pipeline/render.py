@@ -47,11 +47,19 @@ def draw(frame: np.ndarray, target: np.ndarray, others: Sequence[np.ndarray], se
 class Render:
     name, holds_model = "render", False
 
-    def __init__(self, frames_dir: str, seed: int = 0, types: Sequence[str] = PROMPT_TYPES):
+    def __init__(self, frames_dir: str, seed: int = 0, types: Sequence[str] = PROMPT_TYPES,
+                 phrase_llm: dict[str, Any] | None = None):
+        """phrase_llm: LlmPhrase's arguments (model URL#MODEL, client settings) to have an LLM
+        phrase the reference to the mark (data/pipeline/phrase.py); None: the template."""
         unknown = [t for t in types if t not in PROMPT_TYPES]
         if unknown or not types:
             raise ValueError(f"render: unknown prompt types {unknown}; pick from {PROMPT_TYPES}")
         self.frames_dir, self.seed, self.types = Path(frames_dir), int(seed), tuple(types)
+        self.phrase = None
+        if phrase_llm:
+            from seeker_jax.data.pipeline.phrase import LlmPhrase
+
+            self.phrase = LlmPhrase(**phrase_llm)
 
     def __call__(self, sample: dict[str, Any]) -> Outcome:
         masks = sample["masks"]
@@ -71,7 +79,12 @@ class Render:
         frame_path = self.frames_dir / f"{sample['id']}.png"
         Image.fromarray(vp.image).save(frame_path, optimize=False)
         options = sample.get("options") or {}
-        stem = fill_placeholder(sample["question_template"], vp.phrase)
+        tokens, source, phrase_error = 0, "template", None
+        if self.phrase is None:
+            stem = fill_placeholder(sample["question_template"], vp.phrase)
+        else:
+            stem, tokens, source, phrase_error = self.phrase.stem(
+                sample["question_template"], vp.phrase, vp.color)
         record = {
             "id": sample["id"], "video_id": Path(sample["video_path"]).stem,
             "video_path": sample["video_path"], "duration": sample["duration"],
@@ -81,12 +94,14 @@ class Render:
             "dimension": sample.get("dimension", ""), "category": "pipeline",
             "prompt_type": vp.prompt_type, "prompt_frame_index": int(index),
             "prompt_time": masks["times"][slot], "prompt_color": vp.color,
-            "prompt_geometry": vp.geometry, "target_phrase": vp.phrase,
+            "prompt_geometry": vp.geometry, "target_phrase": vp.phrase, "phrase_source": source,
             "target_tag": sample["target_tag"], "evidence_window": list(sample["window"]),
             "question_template": sample["question_template"], "options": options,
             "question_form": "mc" if options else "open", "mask_backend": sample["mask_backend"],
             "split": sample.get("split", "train"),
         }
+        if phrase_error:
+            record["phrase_error"] = phrase_error
         if "truth" in sample:
             record["truth"] = sample["truth"]
-        return Outcome(record)
+        return Outcome(record, tokens)

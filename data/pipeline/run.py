@@ -74,9 +74,13 @@ def stage_specs(cfg: ml_collections.ConfigDict, workdir: str | os.PathLike) -> d
         masks = _sam2_pkg_spec(cfg, sam)
     else:
         raise UserError(f"pipeline: masks.backend {backend!r}: use sam3, sam2, sam2_pkg or oracle")
+    phrase = cfg.render.get("phrase", "template")
+    if phrase not in ("template", "llm"):
+        raise UserError(f"pipeline: render.phrase {phrase!r}: use template or llm")
     render = StageSpec(f"{_P}.render:Render", {
         "frames_dir": str(workdir / "dataset" / "frames"), "seed": int(cfg.seed),
-        "types": list(cfg.render.types)})
+        "types": list(cfg.render.types),
+        "phrase_llm": _client(cfg, "render", workdir) if phrase == "llm" else None})
     return dict(zip(STAGES, (text, verify, masks, render)))
 
 
