@@ -60,7 +60,8 @@ def table(rows: list[dict]) -> str:
         mesh = " x ".join(str(v) for v in f["mesh"].values())
         pod = f"{PODS.get(f['topology'], f['topology'])} (`{f['topology']}`)"
         if f["fits"]:
-            mem, ratio = f"{f['total_bytes'] / GIB:.1f} GiB", f"{f['flops_ratio']:.2f}"
+            mem = f"{f['total_bytes'] / GIB:.1f} GiB"
+            ratio = "n/a" if f.get("flops_ratio") is None else f"{f['flops_ratio']:.2f}"
         else:
             mem = (f"needs {f['used_gib']:.1f} GiB" if f.get("used_gib") else "over HBM")
             ratio = "-"
