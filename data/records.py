@@ -34,6 +34,23 @@ def encode(record: dict[str, Any]) -> bytes:
     return json.dumps(record, sort_keys=True, ensure_ascii=False).encode("utf-8")
 
 
+def decode(raw: bytes) -> dict[str, Any]:
+    """A record from its stored bytes (the inverse of encode)."""
+    return json.loads(raw)
+
+
+def read_record_file(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every record of one ArrayRecord file, in file order, paths as stored (any file, not
+    only a split of a dataset root; small files: evaluation, tools)."""
+    from array_record.python.array_record_module import ArrayRecordReader
+
+    reader = ArrayRecordReader(str(path))
+    try:
+        return [decode(raw) for raw in reader.read_all()]
+    finally:
+        reader.close()
+
+
 def write_records(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> int:
     """Writes records to one ArrayRecord file (group_size:1 for cheap random access)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -80,7 +97,7 @@ class RecordSource:
         return len(self._source)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        record = json.loads(self._source[index])
+        record = decode(self._source[index])
         return resolve_paths(record, self.root) if self.resolve else record
 
     def __repr__(self) -> str:

@@ -96,23 +96,14 @@ def _load(path: Path) -> list[Any]:
 
 def _load_array_record(path: Path) -> list[Any]:
     """The JSON records of one ArrayRecord file (a dataset split: data/records.py)."""
-    from array_record.python.array_record_module import ArrayRecordReader
+    from seeker_jax.data.records import read_record_file
 
     try:
-        reader = ArrayRecordReader(str(path))
-        try:
-            raw = reader.read_all()
-        finally:
-            reader.close()
+        return read_record_file(path)
+    except ValueError as e:  # a stored entry that is not JSON
+        raise ReadError(f"--data {path}: an entry is not a JSON record ({e})") from e
     except Exception as e:  # the C++ reader raises RuntimeError / OSError on a corrupt file
         raise ReadError(f"--data {path}: cannot read it as an ArrayRecord file ({e})") from e
-    out = []
-    for i, item in enumerate(raw):
-        try:
-            out.append(json.loads(item))
-        except ValueError as e:
-            raise ReadError(f"--data {path}: entry {i} is not a JSON record ({e})") from e
-    return out
 
 
 def dataset_base(path: Path) -> Path:
