@@ -260,7 +260,9 @@ def _gen_sequence(ctx, k, rng, prompt_f):
     t0, t1 = chunk[0].t0, max(a.t1 for a in chunk)
     if i + n < len(acts) and acts[i + n].kind == "turn" and acts[i + n].t0 <= t1:
         return None
-    t0q, t1q = np.ceil(t0 * 10 - 1e-6) / 10, np.floor(t1 * 10 + 1e-6) / 10
+    # An instance entering from outside has actions from before 0 s: the window starts at 0.
+    t0q = max(0.0, float(np.ceil(t0 * 10 - 1e-6) / 10))
+    t1q = float(np.floor(t1 * 10 + 1e-6) / 10)
     phrases = [a.phrase for a in chunk]
     perms = [", then ".join(p) for p in itertools.permutations(phrases)]
     return ("AS", f"What does <target> do between {t0q:.1f} s and {t1q:.1f} s? List its "

@@ -34,9 +34,11 @@ class Evaluation:
 
 
 def run_episodes(model, root: str, records: Sequence[dict], ckpt_dir: str, *,
-                 batch_size: int = 8, max_len: int = 2048, max_new_tokens: int = 80):
-    """Greedy tool-using episodes of `model` on `records`, in the environment and with the
-    tokenizer saved in checkpoint `ckpt_dir` (the frames, prompt and rounds it trained on).
+                 batch_size: int = 8, max_len: int = 2048, max_new_tokens: int = 80,
+                 temperature: float = 0.0, seed: int = 0):
+    """Tool-using episodes of `model` on `records`, in the environment and with the tokenizer
+    saved in checkpoint `ckpt_dir` (the frames, prompt and rounds it trained on): greedy, or
+    sampled at `temperature` (the policy GRPO trains; reproducible from `seed`).
     Returns (results, RolloutStats)."""
     from seeker_jax import checkpoint as ckpt
     from seeker_jax.env.episode import Episode
@@ -49,10 +51,10 @@ def run_episodes(model, root: str, records: Sequence[dict], ckpt_dir: str, *,
     episodes = [Episode(SampleRecord.from_dict(r), formatter, root, episode_config)
                 for r in records]
     sampler = env_sampler(model, tokenizer, batch_size=min(batch_size, len(records)),
-                          max_len=max_len, params=SamplingParams(temperature=0.0))
+                          max_len=max_len, params=SamplingParams(temperature=temperature))
     rollout = Rollout(sampler, RolloutConfig(max_new_tokens=max_new_tokens,
                                              max_turns=env.max_rounds + 1, num_workers=2))
-    return rollout.run(episodes)
+    return rollout.run(episodes, seed=seed)
 
 
 def reward_model(preset: str = "paper"):

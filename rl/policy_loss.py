@@ -28,7 +28,7 @@ from flax import nnx
 
 from seeker_jax.losses import (_chunk_logits, _from_chunks, _to_chunks, lm_head_weight,
                                loss_hidden, policy_token_logprobs, register_loss,
-                               token_logprobs)
+                               token_logprobs, token_logprobs_with_entropy)
 from seeker_jax.rl.advantages import registered_advantages
 from seeker_jax.rl.registry import Registry
 from seeker_jax.train_state import Vision, with_vision
@@ -300,11 +300,14 @@ def make_grpo_loss(cfg: PolicyLossConfig) -> Callable[..., tuple[Array, dict[str
     def loss_fn(model, batch):
         hidden, labels = loss_hidden(model, batch)
         head, transposed = lm_head_weight(model)
-        logp = token_logprobs(hidden, head, transposed, labels, cfg.chunk, cfg.temperature)
+        if cfg.entropy:  # from the log-probs' own chunk logits: no second projection
+            logp, ent = token_logprobs_with_entropy(hidden, head, transposed, labels, cfg.chunk,
+                                                    cfg.temperature)
+        else:
+            logp = token_logprobs(hidden, head, transposed, labels, cfg.chunk, cfg.temperature)
         per_token, aux = grpo_token_terms(logp, batch, cfg)
         weight = batch["loss_weight"].astype(jnp.float32)
         if cfg.entropy:
-            ent = token_entropy(hidden, head, transposed, cfg.chunk, cfg.temperature)
             aux["entropy"] = _masked_mean(ent, weight)
         return aggregate(per_token, weight, cfg), aux
 

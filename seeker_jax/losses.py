@@ -15,6 +15,8 @@ chunk's logits alive, forward and backward.
   token_logprobs      (B, K) values, gradients for ANY per-token cotangent (GRPO's losses).
                       Backward recomputes each chunk's logits (no (B, K, V) residual):
                       4 vocabulary-sized matmuls per step (logits; logits again, dX, dW).
+  token_logprobs_with_entropy  the same, plus each position's entropy from the same logits
+                      (a metric, no gradient): no extra projection to log it.
   token_logprob_sum   sum_k w_k * logprob_k for weights w known up front (SFT's NLL). Its
                       cotangent is known in the forward pass (w_k times the scalar's), so the
                       forward forms both gradients chunk by chunk and backward only scales
@@ -103,24 +105,29 @@ def _from_chunks(x, K: int):
 
 # ---------------------------------------------------------------- token_logprobs (any cotangent)
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 4))
-def _chunked_logprobs(hs, w, transposed, ys, temperature):
-    return _chunked_logprobs_fwd(hs, w, transposed, ys, temperature)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 4, 5))
+def _chunked_logprobs(hs, w, transposed, ys, temperature, with_entropy):
+    return _chunked_logprobs_fwd(hs, w, transposed, ys, temperature, with_entropy)[0]
 
 
-def _chunked_logprobs_fwd(hs, w, transposed, ys, temperature):
+def _chunked_logprobs_fwd(hs, w, transposed, ys, temperature, with_entropy):
     def one(args):
         h, y = args
         logits = _chunk_logits(h, w, transposed, temperature)
         lse = jax.nn.logsumexp(logits, -1)
-        return jnp.take_along_axis(logits, y[..., None], -1)[..., 0] - lse, lse
+        lp = jnp.take_along_axis(logits, y[..., None], -1)[..., 0] - lse
+        if not with_entropy:
+            return lp, lse, jnp.zeros_like(lse)
+        logp = logits - lse[..., None]  # H = -sum p log p, from the chunk's logits in hand
+        return lp, lse, -jnp.sum(jnp.exp(logp) * logp, -1)
 
-    lp, lse = jax.lax.map(one, (hs, ys))
-    return lp, (hs, w, ys, lse)  # residuals: no logits, only their logsumexp (n, B, c)
+    lp, lse, ent = jax.lax.map(one, (hs, ys))
+    return (lp, ent), (hs, w, ys, lse)  # residuals: no logits, only their logsumexp (n, B, c)
 
 
-def _chunked_logprobs_bwd(transposed, temperature, res, g):
+def _chunked_logprobs_bwd(transposed, temperature, with_entropy, res, g):
     hs, w, ys, lse = res
+    g = g[0]  # the entropy is a metric: its cotangent is dropped (callers stop its gradient)
 
     def one(dw, args):
         h, y, l, gc = args
@@ -135,6 +142,12 @@ def _chunked_logprobs_bwd(transposed, temperature, res, g):
 _chunked_logprobs.defvjp(_chunked_logprobs_fwd, _chunked_logprobs_bwd)
 
 
+def _check_temperature(temperature: float) -> None:
+    if temperature <= 0:
+        raise ValueError(f"token_logprobs: temperature must be > 0, got {temperature} (greedy "
+                         "decoding scores its tokens at temperature 1)")
+
+
 def token_logprobs(hidden: jax.Array, weight: jax.Array, transposed: bool, labels: jax.Array,
                    chunk: int = 256, temperature: float = 1.0) -> jax.Array:
     """log softmax(hidden @ W / temperature)[labels]: hidden (B, K, D), labels (B, K) -> (B, K)
@@ -144,13 +157,26 @@ def token_logprobs(hidden: jax.Array, weight: jax.Array, transposed: bool, label
     Logits are fp32-accumulated products of `hidden.dtype` operands, `chunk` positions at a
     time; temperature is a static divisor of the logits (GRPO scores the sampling policy).
     """
-    if temperature <= 0:
-        raise ValueError(f"token_logprobs: temperature must be > 0, got {temperature} (greedy "
-                         "decoding scores its tokens at temperature 1)")
+    _check_temperature(temperature)
     K = hidden.shape[1]
     hs, ys = _to_chunks(chunk, hidden, labels.astype(jnp.int32))
-    lp = _chunked_logprobs(hs, weight.astype(hidden.dtype), transposed, ys, float(temperature))
+    lp, _ = _chunked_logprobs(hs, weight.astype(hidden.dtype), transposed, ys,
+                              float(temperature), False)
     return _from_chunks(lp, K)
+
+
+def token_logprobs_with_entropy(hidden: jax.Array, weight: jax.Array, transposed: bool,
+                                labels: jax.Array, chunk: int = 256, temperature: float = 1.0
+                                ) -> tuple[jax.Array, jax.Array]:
+    """(token_logprobs(...), entropy (B, K)): the entropy of softmax(hidden @ W / T) at each
+    position from the same chunk logits, so logging it costs no second vocabulary projection.
+    The log-probs differentiate as token_logprobs'; the entropy is a metric (no gradient)."""
+    _check_temperature(temperature)
+    K = hidden.shape[1]
+    hs, ys = _to_chunks(chunk, hidden, labels.astype(jnp.int32))
+    lp, ent = _chunked_logprobs(hs, weight.astype(hidden.dtype), transposed, ys,
+                                float(temperature), True)
+    return _from_chunks(lp, K), jax.lax.stop_gradient(_from_chunks(ent, K))
 
 
 # ---------------------------------------------------------------- fused weighted sum (SFT)
@@ -246,4 +272,4 @@ def sft_loss(model, batch: Mapping[str, jax.Array]) -> tuple[jax.Array, dict[str
 
 __all__ = ["LossFn", "get_loss", "lm_head_weight", "loss_hidden", "policy_token_logprobs",
            "register_loss", "registered_losses", "sft_loss", "token_logprob_sum",
-           "token_logprobs"]
+           "token_logprobs", "token_logprobs_with_entropy"]

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from seeker_jax.losses import (get_loss, register_loss, registered_losses, sft_loss,
-                               token_logprob_sum, token_logprobs)
+                               token_logprob_sum, token_logprobs,
+                               token_logprobs_with_entropy)
 
 B, K, D, V = 2, 37, 8, 50  # K = 37 with chunk 8 leaves a padded last chunk
 
@@ -46,6 +47,29 @@ def test_token_logprobs_value_and_vjp_equal_dense(transposed, temperature):
     for a, b in zip(vjp(g), ref_vjp(g)):
         np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
         assert float(jnp.abs(b).max()) > 1e-2  # the gradients compared are not all ~0
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_token_logprobs_with_entropy(transposed):
+    """The entropy from the log-probs' own chunk logits equals the dense entropy; the log-probs
+    and their VJP are token_logprobs' (the entropy, a metric, adds no gradient)."""
+    h, w, y, g = _inputs(2)
+    wt = w.T if transposed else w
+    lp, ent = jax.jit(lambda h, w: token_logprobs_with_entropy(h, w, transposed, y, chunk=8,
+                                                               temperature=0.7))(h, wt)
+    dense = jax.nn.log_softmax((h @ w) / 0.7, axis=-1)
+    np.testing.assert_allclose(ent, -jnp.sum(jnp.exp(dense) * dense, -1), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(lp, _dense(h, w, y, 0.7), atol=1e-5, rtol=0)
+
+    def with_ent(h, w):  # the entropy in the objective must not move the gradient
+        lp, ent = token_logprobs_with_entropy(h, w, transposed, y, chunk=8, temperature=0.7)
+        return jnp.sum(lp * g) + 3.0 * jnp.sum(ent)
+
+    got = jax.grad(with_ent, (0, 1))(h, wt)
+    ref = jax.grad(lambda h, w: jnp.sum(token_logprobs(h, w, transposed, y, chunk=8,
+                                                       temperature=0.7) * g), (0, 1))(h, wt)
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-6)
 
 
 def test_token_logprobs_second_use_of_output():
