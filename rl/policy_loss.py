@@ -26,8 +26,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from seeker_jax.losses import (_chunk_logits, _from_chunks, _to_chunks, lm_head_weight,
-                               loss_hidden, policy_token_logprobs, register_loss,
+from seeker_jax.losses import (lm_head_weight, loss_hidden, policy_token_logprobs, register_loss,
                                token_logprobs, token_logprobs_with_entropy)
 from seeker_jax.rl.advantages import registered_advantages
 from seeker_jax.rl.registry import Registry
@@ -222,21 +221,6 @@ def tis_sequence(old: Array, sampler: Array, weight: Array, cfg: PolicyLossConfi
 
 # ---------------------------------------------------------------- entropy (no gradient)
 
-def token_entropy(hidden: Array, weight: Array, transposed: bool, chunk: int = 256,
-                  temperature: float = 1.0) -> Array:
-    """(B, K) entropy of softmax(hidden @ W / T), `chunk` positions at a time, not
-    differentiated (a metric: one more vocabulary projection, forward only)."""
-    hidden, weight = jax.lax.stop_gradient(hidden), jax.lax.stop_gradient(weight)
-    (hs,) = _to_chunks(chunk, hidden)
-
-    def one(h):
-        logp = jax.nn.log_softmax(_chunk_logits(h, weight.astype(h.dtype), transposed,
-                                                temperature), -1)
-        return -jnp.sum(jnp.exp(logp) * logp, -1)
-
-    return _from_chunks(jax.lax.map(one, hs), hidden.shape[1])
-
-
 # ---------------------------------------------------------------- the loss
 
 def _masked_mean(x: Array, weight: Array) -> Array:
@@ -338,4 +322,4 @@ __all__ = ["AGGREGATIONS", "KL_ESTIMATORS", "POLICY_LOSSES", "PolicyLossConfig",
            "clipped_surrogate", "grpo_token_terms", "kl_k1", "kl_k2", "kl_k3", "make_grpo_loss",
            "reference_logprobs", "register_aggregation", "register_kl", "register_policy_loss",
            "register_tis", "seq_mean_token_mean", "seq_mean_token_sum", "seq_mean_token_sum_norm",
-           "token_entropy", "token_mean"]
+           "token_mean"]

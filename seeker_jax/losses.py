@@ -142,10 +142,16 @@ def _chunked_logprobs_bwd(transposed, temperature, with_entropy, res, g):
 _chunked_logprobs.defvjp(_chunked_logprobs_fwd, _chunked_logprobs_bwd)
 
 
-def _check_temperature(temperature: float) -> None:
+def _logprobs(hidden, weight, transposed, labels, chunk, temperature, with_entropy):
+    """(log-probs, entropies) (B, K) through _chunked_logprobs (entropies 0 unless asked)."""
     if temperature <= 0:
         raise ValueError(f"token_logprobs: temperature must be > 0, got {temperature} (greedy "
                          "decoding scores its tokens at temperature 1)")
+    K = hidden.shape[1]
+    hs, ys = _to_chunks(chunk, hidden, labels.astype(jnp.int32))
+    lp, ent = _chunked_logprobs(hs, weight.astype(hidden.dtype), transposed, ys,
+                                float(temperature), with_entropy)
+    return _from_chunks(lp, K), _from_chunks(ent, K)
 
 
 def token_logprobs(hidden: jax.Array, weight: jax.Array, transposed: bool, labels: jax.Array,
@@ -157,12 +163,7 @@ def token_logprobs(hidden: jax.Array, weight: jax.Array, transposed: bool, label
     Logits are fp32-accumulated products of `hidden.dtype` operands, `chunk` positions at a
     time; temperature is a static divisor of the logits (GRPO scores the sampling policy).
     """
-    _check_temperature(temperature)
-    K = hidden.shape[1]
-    hs, ys = _to_chunks(chunk, hidden, labels.astype(jnp.int32))
-    lp, _ = _chunked_logprobs(hs, weight.astype(hidden.dtype), transposed, ys,
-                              float(temperature), False)
-    return _from_chunks(lp, K)
+    return _logprobs(hidden, weight, transposed, labels, chunk, temperature, False)[0]
 
 
 def token_logprobs_with_entropy(hidden: jax.Array, weight: jax.Array, transposed: bool,
@@ -171,12 +172,8 @@ def token_logprobs_with_entropy(hidden: jax.Array, weight: jax.Array, transposed
     """(token_logprobs(...), entropy (B, K)): the entropy of softmax(hidden @ W / T) at each
     position from the same chunk logits, so logging it costs no second vocabulary projection.
     The log-probs differentiate as token_logprobs'; the entropy is a metric (no gradient)."""
-    _check_temperature(temperature)
-    K = hidden.shape[1]
-    hs, ys = _to_chunks(chunk, hidden, labels.astype(jnp.int32))
-    lp, ent = _chunked_logprobs(hs, weight.astype(hidden.dtype), transposed, ys,
-                                float(temperature), True)
-    return _from_chunks(lp, K), jax.lax.stop_gradient(_from_chunks(ent, K))
+    lp, ent = _logprobs(hidden, weight, transposed, labels, chunk, temperature, True)
+    return lp, jax.lax.stop_gradient(ent)
 
 
 # ---------------------------------------------------------------- fused weighted sum (SFT)
