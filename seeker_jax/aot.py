@@ -30,6 +30,8 @@ import numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
+from seeker_jax.roofline import format_projection, roofline
+
 GIB = 1024**3
 # HBM per chip, by the topology name's prefix.
 HBM_GIB = {"v5p": 95.0, "v5e": 16.0, "v5litepod": 16.0, "v6e": 32.0, "v4": 32.0}
@@ -281,9 +283,10 @@ def _oom_figures(message: str) -> tuple[float | None, float | None]:
     return float(m.group(1)) * scale[m.group(2)], float(m.group(3)) * scale[m.group(4)]
 
 
-def decoder_layer_flops(c: ml_collections.ConfigDict, cfg, mesh, rules, b: VideoBatch
-                        ) -> float | None:
-    """Per-chip FLOPs of one decoder layer's forward + backward, as the scan body runs it.
+def decoder_layer_cost(c: ml_collections.ConfigDict, cfg, mesh, rules, b: VideoBatch
+                       ) -> tuple[float, float] | None:
+    """Per-chip (FLOPs, bytes accessed) of one decoder layer's forward + backward, as the scan
+    body runs it.
 
     XLA's cost_analysis counts a while-loop body once, so a step whose decoder is a
     `lax.scan` (model.scan_layers) reports the decoder as if it had one layer. This compiles
@@ -329,7 +332,7 @@ def decoder_layer_flops(c: ml_collections.ConfigDict, cfg, mesh, rules, b: Video
                                      batched(B, L, hd), batched(B, L, L, dt=jnp.bool_),
                                      batched(B, L, D))
     try:
-        return _flops(lowered.compile())
+        return _cost(lowered.compile())
     except Exception as e:  # XlaRuntimeError: this dense-mask layer alone may not fit the chip
         # (the step itself may use splash): the count is then unknown, never a wrong number
         if "Ran out of memory" not in str(e) and "RESOURCE_EXHAUSTED" not in str(e):
@@ -337,10 +340,13 @@ def decoder_layer_flops(c: ml_collections.ConfigDict, cfg, mesh, rules, b: Video
         return None
 
 
-def _flops(compiled) -> float:
+def _cost(compiled) -> tuple[float, float]:
+    """(FLOPs, bytes accessed) per chip from XLA's cost_analysis (a loop body counted once)."""
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    return float(cost.get("flops", 0.0)) if cost else 0.0
+    if not cost:
+        return 0.0, 0.0
+    return float(cost.get("flops", 0.0)), float(cost.get("bytes accessed", 0.0))
 
 
 def _bucket(length: int, buckets: tuple[int, ...]) -> int:
@@ -432,26 +438,35 @@ def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_ch
     alias, temp = mem.alias_size_in_bytes, mem.temp_size_in_bytes
     code = mem.generated_code_size_in_bytes
     total = args + out - alias + temp + code
-    flops = compiled_flops = _flops(compiled)
+    flops, hbm = compiled_flops, compiled_bytes = _cost(compiled)
     scan = bool(c.model.get("scan_layers", False))
     if scan:  # cost_analysis counted the scanned decoder layer once: add the other n - 1
-        body = decoder_layer_flops(c, cfg, mesh, rules, b)
-        flops = None if body is None else flops + (cfg.text.num_hidden_layers - 1) * body
-        figures.update(scan_body_flops_per_chip=body, flops_as_compiled=compiled_flops)
+        body = decoder_layer_cost(c, cfg, mesh, rules, b)
+        more = cfg.text.num_hidden_layers - 1
+        flops, hbm = (None, None) if body is None else (flops + more * body[0],
+                                                        hbm + more * body[1])
+        figures.update(scan_body_flops_per_chip=None if body is None else body[0],
+                       scan_body_bytes_per_chip=None if body is None else body[1],
+                       flops_as_compiled=compiled_flops, bytes_as_compiled=compiled_bytes)
     figures.update(scan_layers=scan)
     if splash:  # Pallas kernel calls in the compiled step (0 would mean a silent fallback)
         figures["pallas_kernels"] = compiled.as_text().count("tpu_custom_call")
     figures.update(
         fits=total <= hbm_gib(topology) * GIB, argument_bytes=args, output_bytes=out,
         alias_bytes=alias, temp_bytes=temp, code_bytes=code, total_bytes=total,
-        flops_per_chip=flops, flops_6nt_per_chip=6.0 * n_trainable * tokens / len(devices))
+        flops_per_chip=flops, bytes_accessed_per_chip=hbm,
+        flops_6nt_per_chip=6.0 * n_trainable * tokens / len(devices))
     figures["flops_ratio"] = None if flops is None else flops / figures["flops_6nt_per_chip"]
+    figures["projection"] = roofline(figures)
     return figures
 
 
 def format_report(f: dict[str, Any]) -> str:
     """Human-readable figures of compile_train_step (and its callers' f["notes"] lines)."""
-    return "\n".join([_format_figures(f)] + [f"  {n}" for n in f.get("notes", ())])
+    lines = [_format_figures(f)]
+    if f.get("projection"):
+        lines.append(format_projection(f["projection"]))
+    return "\n".join(lines + [f"  {n}" for n in f.get("notes", ())])
 
 
 def _format_figures(f: dict[str, Any]) -> str:
@@ -516,6 +531,6 @@ def run_aot(config: ml_collections.ConfigDict, topology: str, json_out: str | No
     return 0 if figures["fits"] else 2
 
 
-__all__ = ["AotError", "VideoBatch", "abstract_batch", "abstract_vision", "abstract_train_state", "compile_train_step", "decoder_layer_flops",
+__all__ = ["AotError", "VideoBatch", "abstract_batch", "abstract_vision", "abstract_train_state", "compile_train_step", "decoder_layer_cost",
            "argument_bytes_by_hand", "format_report", "per_chip_bytes", "run_aot", "timestamp_tokens", "topology_devices",
            "tiled_bytes", "tpu_compiler_available", "video_batch"]

@@ -426,6 +426,10 @@ def _aot_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-tokens", type=positive_int, default=1024,
                    help="SFT: prompt, tool calls, answers; GRPO (configs/grpo.py): the prompt's "
                    "text, before c.rollout.max_new_tokens response tokens")
+    p.add_argument("--decode", action="store_true", help="compile the sampler's decode step "
+                   "instead (KV cache of --rows rows x c.rollout.max_len tokens) and say whether "
+                   "it fits beside the learner's state")
+    p.add_argument("--rows", type=positive_int, default=8, help="--decode: sampler rows")
     p.add_argument("--json", default=None, metavar="OUT", type=writable_file,
                    help="also save the figures here")
 
@@ -448,7 +452,9 @@ def _check_aot_arguments(args: argparse.Namespace) -> None:
          examples=["seeker-jax aot --config configs/sft.py:qwen3_vl_8b --topology v5p:2x2x1",
                    "seeker-jax aot --config configs/sft.py:qwen3_vl_4b --topology v6e:4x4 "
                    "--config.mesh.tensor=4 --json aot_4b_v6e.json",
-                   "seeker-jax aot --config configs/grpo.py:qwen3_vl_8b --topology v5p:2x2x1"],
+                   "seeker-jax aot --config configs/grpo.py:qwen3_vl_8b --topology v5p:2x2x1",
+                   "seeker-jax aot --decode --config configs/grpo.py:qwen3_vl_8b --topology "
+                   "v5p:2x2x1 --rows 8"],
          outputs="stdout: per-chip memory (arguments, temporaries, code vs HBM), FITS / DOES NOT "
                  "FIT, FLOPs vs 6NT;\n--json OUT: the same figures as JSON. Exit 2 if it does "
                  "not fit (or on a usage error)")
@@ -458,6 +464,8 @@ def _aot(args: argparse.Namespace) -> int:
 
     config = _config(args)
     _check_aot_arguments(args)
+    if args.decode:
+        return _aot_decode(config, args)
     grpo = is_grpo_config(config)  # configs/grpo.py: the GRPO learner's update step
     print(f"aot: compiling the {'GRPO' if grpo else 'SFT'} step for {args.topology} with libtpu "
           "(minutes for real sizes); libtpu's warnings about TPU_ACCELERATOR_TYPE / "
@@ -465,6 +473,25 @@ def _aot(args: argparse.Namespace) -> int:
     return run_aot(config, args.topology, args.json, compile_grpo_step if grpo else None,
                    batch_per_chip=args.batch_per_chip, frames=args.frames,
                    seq_len=args.seq_len, text_tokens=args.text_tokens)
+
+
+def _aot_decode(config, args: argparse.Namespace) -> int:
+    import json
+
+    from seeker_jax.aot import AotError
+    from seeker_jax.aot_decode import compile_decode_step, format_decode_report
+
+    print(f"aot: compiling the sampler's decode step for {args.topology} with libtpu",
+          flush=True)
+    try:
+        figures = compile_decode_step(config, args.topology, rows=args.rows)
+    except AotError as e:
+        raise UserError(str(e)) from e
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(figures, f, indent=1)
+    print(format_decode_report(figures))
+    return 0 if figures["fits"] else 2
 
 
 def _eval_arguments(p: argparse.ArgumentParser) -> None:

@@ -76,6 +76,22 @@ def bucket(n: int, minimum: int = 16) -> int:
     return 1 << (n - 1).bit_length()
 
 
+def decoding_graph(model: Qwen3VLForConditionalGeneration) -> Qwen3VLForConditionalGeneration:
+    """The model as the sampler runs it: the decoder layers unrolled.
+
+    A scanned decoder (a training choice that saves compile time) stacks every layer's
+    weights, and the KV cache, into a transient (n_layers, ...) copy at each call; inside a
+    decode loop that is a copy of the whole decoder and cache per token. The parameters are
+    the same either way (one list of layers), so this only changes the graph: returns `model`
+    itself when it does not scan, else a model sharing its arrays with scan_layers off.
+    """
+    if not getattr(model.model.language_model, "scan_layers", False):
+        return model
+    unrolled = nnx.merge(*nnx.split(model))
+    unrolled.model.language_model.scan_layers = False
+    return unrolled
+
+
 def segment_positions(input_ids: np.ndarray, mm_token_type_ids: np.ndarray,
                       image_grid_thw: np.ndarray | None, video_grid_thw: np.ndarray | None,
                       start: int, spatial_merge_size: int = 2) -> tuple[np.ndarray, int]:
@@ -144,6 +160,7 @@ class Sampler:
                  cache_dtype=None, seed: int = 0, top_logprobs: int = 0):
         if stop_strings and decode is None:
             raise ValueError("stop_strings need `decode` (ids -> text), e.g. tokenizer.decode")
+        model = decoding_graph(model)
         self.graphdef, state = nnx.split(model)
         shardings = model_shardings(model, mesh, rules) if mesh is not None else None
         # The sampler's own buffers: a learner step donating the model's arrays cannot
@@ -604,4 +621,4 @@ def _per_row(top, batch_size: int) -> list[tuple[np.ndarray, np.ndarray] | None]
     return [(ids[b], lps[b]) for b in range(ids.shape[0])]
 
 
-__all__ = ["Sampler", "bucket", "segment_positions"]
+__all__ = ["Sampler", "bucket", "decoding_graph", "segment_positions"]

@@ -73,6 +73,16 @@ def test_flops_near_6nt(figures):
         6 * figures["trainable_params"] * figures["tokens_per_step"] / 4)
 
 
+def test_roofline_projection_from_the_compiler_counts(figures):
+    # v5e: 197 TFLOP/s, 819 GB/s per chip; the bound is the larger of the two times
+    p = figures["projection"]
+    assert figures["bytes_accessed_per_chip"] > 0 and p["chip"] == "v5e"
+    assert p["step_s"] == pytest.approx(max(figures["flops_per_chip"] / 197e12,
+                                            figures["bytes_accessed_per_chip"] / 0.819e12))
+    assert p["mfu"] == pytest.approx(figures["flops_6nt_per_chip"] / (p["step_s"] * 197e12))
+    assert "PROJECTION (roofline, not measured)" in aot.format_report(figures)
+
+
 def test_does_not_fit_is_a_result(capsys):
     code = aot.run_aot(tiny_config(), TOPOLOGY, None, frames=2, seq_len=1 << 20,
                        text_tokens=128)
@@ -100,6 +110,9 @@ def test_scanned_decoder_flops_are_scaled_by_the_trip_count(figures):
     print(f"\nscanned (scaled) vs unrolled FLOPs per chip: relative gap {gap:.2e}")
     assert gap < 0.02
     assert "decoder scanned" in aot.format_report(scanned)
+    # bytes are scaled the same way (the stacked weights add traffic of their own)
+    assert scanned["bytes_accessed_per_chip"] > scanned["bytes_as_compiled"]
+    assert scanned["projection"]["step_s"] > 0
 
 
 # --- the GRPO update step (rl.aot): the learner's loss and per-token arrays, one episode per row
@@ -161,3 +174,32 @@ def test_grpo_cli_dispatch_and_does_not_fit(capsys):
     out = capsys.readouterr().out
     assert code == 2 and "compiling the GRPO step" in out and "GRPO step on v5e:2x2" in out
     assert "DOES NOT FIT" in out and "needs" in out and "Traceback" not in out
+
+
+# --- the sampler's decode step (seeker_jax.aot_decode): KV cache beside the learner's state
+
+
+def test_decode_step_memory_figures(capsys, tmp_path):
+    """The tiny GRPO config's sampler: 8 rows x (1024 + 256 chunk) slots, fp32, batch over 4
+    chips. The cache is counted by hand; the compiled arguments hold the weights and cache."""
+    import json
+
+    from seeker_jax.cli import main
+
+    out = tmp_path / "decode.json"
+    code = main(["aot", "--decode", "--config", "configs/grpo.py:tiny_synth",
+                 "--config.mesh.data=1", "--config.mesh.fsdp=-1", "--topology", TOPOLOGY,
+                 "--rows", "8", "--json", str(out)])
+    text = capsys.readouterr().out
+    f = json.loads(out.read_text())
+    assert code == 0 and f["fits"] and f["fits_beside_learner"]
+    text_cfg = load_config("configs/qwen3_vl.py:tiny").text_config
+    slots = 1024 + 256
+    by_hand = (2 * text_cfg.num_hidden_layers * 8 * slots * text_cfg.num_key_value_heads
+               * text_cfg.head_dim * 4)
+    assert f["cache_slots"] == slots and f["cache_bytes_total"] == by_hand
+    assert f["cache_bytes_per_chip"] == by_hand // 4  # rows split over the 4 chips
+    assert f["argument_bytes"] >= f["cache_bytes_per_chip"] + 0.9 * f["weights_bytes_per_chip"]
+    assert f["alias_bytes"] >= f["cache_bytes_per_chip"]  # the donated cache is updated in place
+    assert f["beside_learner_bytes"] == f["total_bytes"] + f["learner_state_bytes_per_chip"]
+    assert "sampler decode step on v5e:2x2" in text and "beside the learner's state" in text

@@ -123,6 +123,13 @@ def test_sampler_greedy_matches_transformers_generate(folder):
     seg = segment([("text", 5), ("image", (4, 6)), ("text", 3), ("video", (3, 4, 4)),
                    ("text", 4)], seed=20)
     turn = sampler.generate([seg], max_new_tokens=8)[0]
+    # The sampler runs the decoder unrolled (a scan would stack weights and cache per token);
+    # the model it was given keeps its scan.
+    assert not sampler.model.model.language_model.scan_layers
+    assert model.model.language_model.scan_layers
+    jaxpr = jax.make_jaxpr(lambda s: nnx.merge(sampler.graphdef, s)(seg.input_ids[None, :4]))(
+        sampler.state)
+    assert " scan[" not in str(jaxpr) and "= scan" not in str(jaxpr)
     with torch.no_grad():
         out = hf.generate(
             input_ids=torch.from_numpy(seg.input_ids[None].astype(np.int64)),
