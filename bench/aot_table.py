@@ -1,89 +1,135 @@
-"""The README's "TPU pods: will it fit?" table: `seeker-jax aot` for each model x topology.
+"""The README's "TPU pods: will it fit?" tables: `seeker-jax aot` for each step x model x
+topology, at the paper's recipe (SFT sequences of 16,384 tokens with a 256-frame prompt video,
+GRPO responses of 4,096 tokens on top, the sampler's KV cache of 8 rows x 20k tokens), with
+scanned decoder layers and splash attention.
 
-    python bench/aot_table.py [--out runs/aot] [--only 4b:v5p:2x2x1 ...]
+    python bench/aot_table.py [--out runs/aot] [--only sft:8b:v5p:2x2x1 ...]
 
-Each row is one `seeker-jax aot` subprocess (one at a time: a real-size compile takes minutes
-and ~3-5 GB of host memory), its figures saved as OUT/<model>_<topology>.json; rows already
-saved are reused. Prints the markdown table.
-
-Measured (this CPU, 2 cores, shared): 4B on v5p:2x2x1 fits at 26.9 GiB/chip (compile 13 min,
-13 GB host peak, under load); 8B on v5p:2x2x1 fits at 50.0 GiB/chip (compile 7 min). With
-same-size videos batched into one vision attention, the 16-chip fsdp rows compile in 6-7 min
-at 9-10 GB host peak: 4B v5p:2x2x4 31.6 GiB, 4B v6e:4x4 24.7 GiB, 8B v5p:2x2x4 38.6 GiB,
-8B v6e:4x4 30.7 GiB of 32 (all fit). The README's table has every row.
+Each row is one `seeker-jax aot` subprocess under `/usr/bin/time -v` (one at a time: a
+real-size compile takes minutes and several GB of host memory), its figures saved as
+OUT/<step>_<model>_<topology>.json with the compile's wall time and peak host memory; rows
+already saved are reused. Prints the markdown tables.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 
-ROWS = [  # (model, topology, batch per chip, config overrides)
-    ("4b", "v5p:2x2x1", 1, ()), ("4b", "v5p:2x2x4", 1, ()), ("4b", "v6e:4x4", 1, ()),
-    ("8b", "v5p:2x2x1", 1, ()), ("8b", "v5p:2x2x4", 1, ()), ("8b", "v6e:4x4", 1, ()),
-    # fsdp 4 x tensor 4: 4 videos per step instead of 16, a smaller program to compile
-    ("8b", "v6e:4x4", 1, ("--config.mesh.data=1", "--config.mesh.fsdp=4",
-                          "--config.mesh.tensor=4")),
+SPLASH = ("--config.model.attention_impl=splash",)
+ROWS = [  # (step, model, topology, extra arguments)
+    ("sft", "8b", "v5p:2x2x1", SPLASH + ("--seq-len", "16384")),
+    ("sft", "8b", "v5p:2x2x4", SPLASH + ("--seq-len", "16384")),
+    ("sft", "8b", "v6e:4x4", SPLASH + ("--seq-len", "16384")),
+    ("sft", "4b", "v5p:2x2x1", SPLASH + ("--seq-len", "16384")),
+    ("sft", "4b", "v5p:2x2x4", SPLASH + ("--seq-len", "16384")),
+    ("sft", "4b", "v6e:4x4", SPLASH + ("--seq-len", "16384")),
+    ("grpo", "8b", "v5p:2x2x1", SPLASH),
+    ("grpo", "8b", "v5p:2x2x4", SPLASH),
+    ("decode", "8b", "v5p:2x2x1", ("--rows", "8")),
+    ("decode", "8b", "v5p:2x2x4", ("--rows", "8")),
 ]
 PODS = {"v5p:2x2x1": "v5p-8", "v5p:2x2x4": "v5p-32", "v6e:4x4": "v6e-16", "v5e:2x2": "v5e-4"}
 GIB = 1024**3
 
 
-def run_row(model: str, topology: str, batch_per_chip: int, overrides: tuple, out: str) -> dict:
-    tag = "_tp" + overrides[-1].split("=")[-1] if overrides else ""
-    path = os.path.join(out, f"{model}_{topology.replace(':', '_')}{tag}.json")
+def row_path(out: str, step: str, model: str, topology: str) -> str:
+    return os.path.join(out, f"{step}_{model}_{topology.replace(':', '_')}.json")
+
+
+def run_row(step: str, model: str, topology: str, extra: tuple, out: str) -> dict:
+    path = row_path(out, step, model, topology)
     if not os.path.exists(path):
-        cmd = [sys.executable, "-m", "seeker_jax.cli", "aot", "--config",
-               f"configs/sft.py:qwen3_vl_{model}", *overrides, "--topology", topology,
-               "--batch-per-chip", str(batch_per_chip), "--json", path]
+        config = f"configs/{'sft' if step == 'sft' else 'grpo'}.py:qwen3_vl_{model}"
+        cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "seeker_jax.cli", "aot",
+               *(("--decode",) if step == "decode" else ()), "--config", config, *extra,
+               "--topology", topology, "--json", path]
         start = time.time()
         proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode not in (0, 2):
+        if proc.returncode not in (0, 2) or not os.path.exists(path):
             raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr[-3000:]}")
+        peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
         with open(path) as f:
             figures = json.load(f)
         figures["compile_s"] = round(time.time() - start, 1)
+        figures["host_peak_gb"] = round(int(peak.group(1)) * 1024 / 1e9, 2) if peak else None
+        figures["report"] = proc.stdout
         with open(path, "w") as f:
             json.dump(figures, f, indent=1)
     with open(path) as f:
         return json.load(f)
 
 
-def table(rows: list[dict]) -> str:
-    lines = ["| model | pod (topology) | mesh data x fsdp x tensor | batch/chip | seq len (64-frame video) "
-             "| per-chip memory | HBM | fits | FLOPs / 6NT |",
-             "|---|---|---|---|---|---|---|---|---|"]
+def _pod(f: dict) -> str:
+    return f"{PODS.get(f['topology'], f['topology'])} (`{f['topology']}`)"
+
+
+def _host(f: dict) -> str:
+    return f"{f.get('compile_s', 0):.0f} s, {f.get('host_peak_gb') or 0:.1f} GB"
+
+
+def train_table(rows: list[dict]) -> str:
+    lines = ["| step | model | pod | mesh | tokens / example | per chip (args / temps / total) "
+             "| fits | FLOPs / 6NT | projected step, MFU (roofline) | compile, host peak |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for f in rows:
         mesh = " x ".join(str(v) for v in f["mesh"].values())
-        pod = f"{PODS.get(f['topology'], f['topology'])} (`{f['topology']}`)"
         if f["fits"]:
-            mem = f"{f['total_bytes'] / GIB:.1f} GiB"
-            ratio = "n/a" if f.get("flops_ratio") is None else f"{f['flops_ratio']:.2f}"
+            mem = (f"{f['argument_bytes'] / GIB:.2f} / {f['temp_bytes'] / GIB:.2f} / "
+                   f"**{f['total_bytes'] / GIB:.2f} GiB** of {f['hbm_gib']:.0f}")
+            fits = f"yes ({100 * f['total_bytes'] / (f['hbm_gib'] * GIB):.0f}%)"
         else:
-            mem = (f"needs {f['used_gib']:.1f} GiB" if f.get("used_gib") else "over HBM")
-            ratio = "-"
-        lines.append(f"| {f['model'].upper()} | {pod} | {mesh} | {f['batch_per_chip']} | "
-                     f"{f['seq_len']} | {mem} | {f['hbm_gib']:.0f} GiB | "
-                     f"{'yes' if f['fits'] else '**no**'} | {ratio} |")
+            mem = f"needs {f['used_gib']:.1f} GiB" if f.get("used_gib") else "over HBM"
+            fits = "**no**"
+        ratio = "n/a" if f.get("flops_ratio") is None else f"{f['flops_ratio']:.2f}"
+        p = f.get("projection")
+        proj = "n/a" if not p else f"{p['step_s']:.2f} s ({p['bound']}), {100 * p['mfu']:.0f}%"
+        lines.append(f"| {f['step']} | {f['model'].upper()} | {_pod(f)} | {mesh} | "
+                     f"{f['seq_len']:,} | {mem} | {fits} | {ratio} | {proj} | {_host(f)} |")
+    return "\n".join(lines)
+
+
+def decode_table(rows: list[dict]) -> str:
+    lines = ["| model | pod | mesh | KV cache (rows x slots, dtype): all / per chip | weights "
+             "per chip | decode step per chip | + learner state | fits beside the learner | "
+             "compile, host peak |", "|---|---|---|---|---|---|---|---|---|"]
+    for f in rows:
+        mesh = " x ".join(str(v) for v in f["mesh"].values())
+        g = lambda k: f[k] / GIB  # noqa: E731
+        step = "does not fit" if "error" in f else f"{g('total_bytes'):.2f} GiB"
+        beside = ("no" if "error" in f else
+                  f"{'yes' if f['fits_beside_learner'] else '**no**'} "
+                  f"({g('beside_learner_bytes'):.1f} of {f['hbm_gib']:.0f} GiB)")
+        lines.append(f"| {f['model'].upper()} | {_pod(f)} | {mesh} | {f['rows']} x "
+                     f"{f['cache_slots']:,}, {f['dtype']}: {g('cache_bytes_total'):.1f} / "
+                     f"{g('cache_bytes_per_chip'):.2f} GiB | {g('weights_bytes_per_chip'):.2f} GiB"
+                     f" | {step} | {g('learner_state_bytes_per_chip'):.2f} GiB | {beside} | "
+                     f"{_host(f)} |")
     return "\n".join(lines)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="runs/aot")
-    p.add_argument("--only", nargs="*", default=None, help="model:topology, e.g. 8b:v5p:2x2x1")
+    p.add_argument("--only", nargs="*", default=None,
+                   help="step:model:topology, e.g. sft:8b:v5p:2x2x1 or decode:8b:v5p:2x2x1")
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    rows = [r for r in ROWS if args.only is None or f"{r[0]}:{r[1]}" in args.only]
-    figures = []
-    for model, topology, bpc, overrides in rows:
-        figures.append(run_row(model, topology, bpc, overrides, args.out))
-        print(f"{model} {topology}: {'fits' if figures[-1]['fits'] else 'does not fit'} "
-              f"({figures[-1].get('compile_s', '?')} s)", flush=True)
-    print(table(figures))
+    rows = [r for r in ROWS if args.only is None or f"{r[0]}:{r[1]}:{r[2]}" in args.only]
+    train, decode = [], []
+    for step, model, topology, extra in rows:
+        f = run_row(step, model, topology, extra, args.out)
+        (decode if step == "decode" else train).append(f)
+        print(f"{step} {model} {topology}: {'fits' if f['fits'] else 'does not fit'} "
+              f"({_host(f)})", flush=True)
+    if train:
+        print(train_table(train))
+    if decode:
+        print(decode_table(decode))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
 """Generation figures: decode tokens/s (ours vs transformers' `generate`, same process, same
 random model) and prefill work per turn (cache appends vs re-prefilling the conversation).
 
-    python bench/generate.py [--hidden 256 --layers 4 --batch 8 --new 128]
+    python bench/generate.py [--hidden 256 --layers 4 --batch 8 --new 128 --vocab 1000]
 """
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -26,37 +27,51 @@ from seeker_jax.sampling import SamplingParams
 
 
 
-def decode_speed(hf, model, batch: int, prompt: int, new: int) -> None:
+def decode_speed(hf, model, batch: int, prompt: int, new: int, repeats: int,
+                 vocab: int) -> None:
+    """Greedy decode of `new` tokens for `batch` prompts: ours (Sampler.generate) and
+    transformers' generate, interleaved `repeats` times in this process; medians."""
     rng = np.random.default_rng(0)
-    ids = rng.integers(0, 980, (batch, prompt))
+    ids = rng.integers(0, 980, (batch, prompt))  # below the vision ids (990-993)
     sampler = Sampler(model, batch_size=batch, max_len=prompt + new + 8, params=SamplingParams(0.0),
                       decode_steps=32, max_chunk=max(prompt, 16))
     prompts = [Segment(r.astype(np.int32), np.zeros(prompt, np.int32), np.zeros(prompt, np.int32))
                for r in ids]
+    x = torch.from_numpy(ids)
+    kw = dict(do_sample=False, eos_token_id=vocab - 1, pad_token_id=0)
+
+    def ours():
+        return sampler.generate(prompts, max_new_tokens=new)
+
+    def theirs():
+        with torch.no_grad():
+            return hf.generate(input_ids=x, max_new_tokens=new, min_new_tokens=new, **kw)
+
     t0 = time.perf_counter()
-    sampler.generate(prompts, max_new_tokens=new)
+    ours()
     compile_s = time.perf_counter() - t0
-    sampler.stats.clear()
-    t0 = time.perf_counter()
-    ours = sampler.generate(prompts, max_new_tokens=new)
-    ours_s = time.perf_counter() - t0
-    ours_decode = sampler.stats["decode_tokens"] / sampler.stats["decode_s"]
-    torch.set_num_threads(os.cpu_count() or 1)
-    with torch.no_grad():
-        x = torch.from_numpy(ids)
-        hf.generate(input_ids=x, do_sample=False, max_new_tokens=4, min_new_tokens=4,
-                    eos_token_id=999, pad_token_id=0)
+    theirs()  # warm-up
+    t_ours, t_theirs, in_decode = [], [], []
+    for _ in range(repeats):
+        sampler.stats.clear()
         t0 = time.perf_counter()
-        out = hf.generate(input_ids=x, do_sample=False, max_new_tokens=new, min_new_tokens=new,
-                          eos_token_id=999, pad_token_id=0)
-        hf_s = time.perf_counter() - t0
-    same = sum(np.array_equal(t.ids, o[prompt:].numpy()) for t, o in zip(ours, out))
+        mine = ours()
+        t_ours.append(time.perf_counter() - t0)
+        in_decode.append(sampler.stats["decode_s"] / max(sampler.stats["decode_tokens"], 1))
+        t0 = time.perf_counter()
+        out = theirs()
+        t_theirs.append(time.perf_counter() - t0)
+    same = sum(np.array_equal(t.ids, o[prompt:].numpy()) for t, o in zip(mine, out))
     total = batch * new
-    print(f"decode, batch {batch}, prompt {prompt}, {new} new tokens (greedy):")
-    print(f"  ours: {total / ours_s:8.1f} tok/s end to end ({ours_decode:.1f} tok/s in decode "
-          f"calls); first call incl. compilation {compile_s:.1f} s")
-    print(f"  transformers generate: {total / hf_s:8.1f} tok/s")
-    print(f"  speed-up: {hf_s / ours_s:.2f}x; identical sequences: {same}/{batch}")
+    a, b = statistics.median(t_ours), statistics.median(t_theirs)
+    print(f"decode, batch {batch}, prompt {prompt}, {new} new tokens, greedy, vocab {vocab}; "
+          f"medians of {repeats} interleaved runs; torch {torch.get_num_threads()} threads, "
+          f"XLA CPU on {os.cpu_count()} cores:")
+    print(f"  ours: {total / a:8.1f} tok/s end to end ({1e3 * a / new:.2f} ms per batch step; "
+          f"{1e3 * batch * statistics.median(in_decode):.2f} ms per step inside decode calls); "
+          f"first call incl. compilation {compile_s:.1f} s")
+    print(f"  transformers generate: {total / b:8.1f} tok/s ({1e3 * b / new:.2f} ms per step)")
+    print(f"  speed-up: {b / a:.2f}x; identical sequences: {same}/{batch}")
 
 
 def prefill_work(model, turns: int = 5) -> None:
@@ -97,8 +112,11 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--prompt", type=int, default=64)
     ap.add_argument("--new", type=int, default=128)
+    ap.add_argument("--vocab", type=int, default=1000, help="151936: Qwen3-VL's real vocabulary")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--skip-prefill", action="store_true")
     args = ap.parse_args()
-    cfg = tiny_hf_config(hidden_size=args.hidden, intermediate_size=4 * args.hidden,
+    cfg = tiny_hf_config(vocab_size=args.vocab, hidden_size=args.hidden, intermediate_size=4 * args.hidden,
                          num_hidden_layers=args.layers, num_attention_heads=8,
                          num_key_value_heads=4, head_dim=32,
                          rope_parameters=dict(rope_type="default", rope_theta=10000.0,
@@ -107,10 +125,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         hf.save_pretrained(d)
         model = from_pretrained(d)
-    print(f"model: hidden {args.hidden}, {args.layers} layers, vocab 1000; CPU, "
-          f"{os.cpu_count()} cores")
-    decode_speed(hf, model, args.batch, args.prompt, args.new)
-    prefill_work(model)
+    print(f"model: hidden {args.hidden}, {args.layers} layers, vocab {args.vocab}, float32; "
+          f"CPU, {os.cpu_count()} cores")
+    decode_speed(hf, model, args.batch, args.prompt, args.new, args.repeats, args.vocab)
+    if not args.skip_prefill:
+        prefill_work(model)
 
 
 if __name__ == "__main__":

@@ -81,8 +81,8 @@ def compile_decode_step(c: ml_collections.ConfigDict, topology: str, rows: int =
 
     state = jax.tree.map(place, state, is_leaf=lambda x: isinstance(x, nnx.Variable))
     slots = max_len + chunk
-    cache_shape = (rows, slots, cfg.text.num_key_value_heads, cfg.text.head_dim)
-    cache_sharding = array_sharding(mesh, ("batch", None, "kv_heads", "head_dim"), cache_shape,
+    cache_shape = (rows, cfg.text.num_key_value_heads, slots, cfg.text.head_dim)
+    cache_sharding = array_sharding(mesh, ("batch", "kv_heads", None, "head_dim"), cache_shape,
                                     rules)
     cache = jax.tree.map(lambda x: _with_sharding(x, cache_sharding),
                          jax.eval_shape(lambda: init_cache(cfg.text, rows, slots, dtype)))

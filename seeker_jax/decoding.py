@@ -56,7 +56,7 @@ def language_model(model: Qwen3VLForConditionalGeneration, cache, ids, positions
         embeds = scatter_features(embeds, is_visual, feats)
         zeros = jnp.zeros_like(embeds)
         extra = [scatter_features(zeros, is_visual, d) for d in deepstack]
-    S = cache[0].key.shape[1]
+    S = cache[0].key.shape[2]  # head-major (B, KVH, S, D)
     valid = jnp.arange(S)[None, :] < (write_index + n_valid)[:, None]
     mask = visibility_mask(valid, B, L, cache, write_index)
     return lm(embeds, positions, mask, extra, cache, write_index)

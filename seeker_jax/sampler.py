@@ -14,7 +14,8 @@ cache at slot == token index (no padding inside a row). A conversation grows in 
   a row stops on a stop token, `max_new_tokens` or the length limit (on device) or on a stop
   string (on the host, which then rolls the row back to the end of the string).
 
-Cache layout: (B, max_len + max_chunk, kv_heads, head_dim). Slots >= max_len are scratch:
+Cache layout: (B, kv_heads, max_len + max_chunk, head_dim), head-major as attention reads it.
+Slots >= max_len are scratch:
 rows that take no part in a call write their (ignored) keys there, so every call has one
 shape. The token a row sampled last is not in the cache yet; it is written by the next decode
 step or at the start of the next append.
@@ -226,13 +227,16 @@ class Sampler:
     def reset(self) -> None:
         """A fresh cache; every row empty."""
         text = self.config.text
-        shape = (self.batch_size, self.max_len + self.max_chunk, text.num_key_value_heads,
+        shape = (self.batch_size, text.num_key_value_heads, self.max_len + self.max_chunk,
                  text.head_dim)
-        cache = init_cache(text, shape[0], shape[1], self.cache_dtype)
-        sharding = array_sharding(self.mesh, ("batch", None, "kv_heads", "head_dim"), shape,
+        cache = init_cache(text, shape[0], shape[2], self.cache_dtype)
+        sharding = array_sharding(self.mesh, ("batch", "kv_heads", None, "head_dim"), shape,
                                   self.rules)
-        if sharding is None:  # committed like the (copied) weights: one signature per call
+        if sharding is None:  # committed where the (copied) weights are: one signature per
+            # call; replicated on their mesh, whatever one weight's own spec is
             sharding = jax.tree.leaves(self.state)[0].sharding
+            if isinstance(sharding, jax.sharding.NamedSharding):
+                sharding = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
         self.cache = jax.device_put(cache, sharding)
         self.rows = [self._new_row(None) for _ in range(self.batch_size)]
         self.last_logits = None

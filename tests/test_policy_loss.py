@@ -273,7 +273,9 @@ def test_reference_logprobs_and_a_train_step(model):
     ref = reference_logprobs(state.graphdef, (state.trainable, state.frozen, state.rest), arrays,
                              vision, CFG.temperature)
     direct = policy_token_logprobs(model, with_vision(arrays, vision), CFG.temperature)
-    np.testing.assert_allclose(ref, direct, atol=1e-6, rtol=0)
+    # Chunked (custom VJP) vs dense log_softmax in fp32: a few ulps apart at |logp| ~ 6 (seen
+    # 1.4e-6, 2.4e-7 relative), so the bound is relative as well as absolute.
+    np.testing.assert_allclose(ref, direct, atol=1e-6, rtol=1e-6)
     arrays["ref_logprobs"] = ref
     step = make_train_step(tx, make_grpo_loss(CFG))
     first = step(state, arrays, vision)

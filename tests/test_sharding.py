@@ -44,6 +44,6 @@ def test_sharded_sampler_matches_single_device(tmp_path):
                     decode_steps=8, max_chunk=32, min_bucket=32)
         outs.append([t.ids for t in s.generate(prompts, max_new_tokens=12)])
         if m is not None:
-            assert s.cache[0].key.sharding.spec == P("fsdp", None, "tensor")
+            assert s.cache[0].key.sharding.spec == P("fsdp", "tensor")  # (B, KVH, S, D)
     for a, b in zip(*outs):
         np.testing.assert_array_equal(a, b)

@@ -18,7 +18,8 @@ What a query may see is an `AttentionMask` (causal with key padding, or segment 
 every implementation can express. A dense (B, Lq, S) boolean mask (the KV-cache decode path:
 queries at per-row offsets write_index) is always run by the reference.
 
-Shapes: q (B, Lq, H, D), k/v (B, S, KVH, D), H a multiple of KVH (GQA; k/v never repeated).
+Shapes: q (B, Lq, H, D), k/v (B, S, KVH, D), H a multiple of KVH (GQA; k/v never repeated);
+the KV cache is head-major (B, KVH, S, D) and read by `cache_attention`.
 """
 from __future__ import annotations
 
@@ -108,6 +109,29 @@ def reference_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Arra
     scores = jnp.where(mask[:, None, None], scores, jnp.finfo(jnp.float32).min)
     probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
     out = jnp.einsum("bhgqk,bkhd->bqhgd", probs, v)
+    return out.reshape(B, Lq, H, D)
+
+
+def cache_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
+    """reference_attention against a head-major KV cache: q (B, Lq, H, D), k/v
+    (B, KVH, S, D), mask (B, Lq, S) bool -> (B, Lq, H, D). The same numbers; the cache is read
+    in place by batched matmuls over (B, KVH) instead of being transposed first."""
+    B, Lq, H, D = q.shape
+    kvh = k.shape[1]
+    qg = q.reshape(B, Lq, kvh, H // kvh, D)
+    if Lq == 1:  # decode: multiply-reduce, which XLA fuses into one pass over the cache;
+        # batched matmuls of one query row each cost more in call overhead than in FLOPs
+        qg = jnp.swapaxes(qg, 1, 2)  # (B, KVH, 1, G, D)
+        scores = (qg[:, :, 0, :, None, :] * k[:, :, None]).sum(-1)  # (B, KVH, G, S)
+        scores = scores[:, :, :, None].astype(jnp.float32) * (D ** -0.5)  # (B, KVH, G, 1, S)
+    else:
+        scores = jnp.einsum("bqhgd,bhkd->bhgqk", qg, k).astype(jnp.float32) * (D ** -0.5)
+    scores = jnp.where(mask[:, None, None], scores, jnp.finfo(jnp.float32).min)
+    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+    if Lq == 1:
+        out = (probs[:, :, :, 0, :, None] * v[:, :, None]).sum(-2)  # (B, KVH, G, D)
+        return out.reshape(B, 1, H, D)
+    out = jnp.einsum("bhgqk,bhkd->bqhgd", probs, v)
     return out.reshape(B, Lq, H, D)
 
 

@@ -65,7 +65,7 @@ def visibility_mask(attention_mask, B: int, L: int, cache, write_index) -> jax.A
         if attention_mask is None:
             return jnp.broadcast_to(causal, (B, L, L))
         return causal & jnp.asarray(attention_mask).astype(bool)[:, None, :]
-    S = cache[0].key.shape[1]
+    S = cache[0].key.shape[2]  # head-major (B, KVH, S, D)
     if write_index is None:
         raise ValueError("a cache needs write_index (B,): where each sequence's new tokens go")
     q_slot = jnp.asarray(write_index, jnp.int32)[:, None] + jnp.arange(L)[None]

@@ -3,8 +3,8 @@
 Qwen3 decoder: RMSNorm, GQA with per-head RMSNorm on q and k before RoPE, no attention bias,
 SwiGLU; interleaved MRoPE; DeepStack visual features added after the first decoder layers.
 
-The KV cache is an explicit pytree (a list of `LayerCache`), passed in and returned, so a
-jitted sampler owns it. Each sequence writes its new keys at its own offset `write_index[b]`
+The KV cache is an explicit pytree (a list of head-major `LayerCache`), passed in and
+returned, so a jitted sampler owns it. Each sequence writes its new keys at its own offset `write_index[b]`
 and the caller gives the (B, Lq, S) boolean mask of what each query may see. Without a cache
 (training, prefill) the mask is an `attention.AttentionMask`, so the configured fused
 attention can run; a dense mask always runs the reference.
@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from seeker_jax.models.qwen3_vl.attention import (AttentionMask, check_impl,
+from seeker_jax.models.qwen3_vl.attention import (AttentionMask, cache_attention, check_impl,
                                                   dot_product_attention, reference_attention)
 from seeker_jax.models.qwen3_vl.config import TextConfig
 from seeker_jax.models.qwen3_vl.layers import Embed, Linear, RMSNorm, activation
@@ -29,20 +29,28 @@ from seeker_jax.models.qwen3_vl.rope import apply_rotary, mrope_cos_sin
 
 
 class LayerCache(NamedTuple):
-    key: jax.Array    # (B, S, kv_heads, head_dim)
-    value: jax.Array  # (B, S, kv_heads, head_dim)
+    """Head-major, as attention reads it: (B, kv_heads, S, head_dim). Scores and values are
+    then batched matmuls over (B, kv_heads) with no transposed copy of the cache per step (a
+    (B, S, kv_heads, D) cache was copied twice per layer and token in decode)."""
+    key: jax.Array    # (B, kv_heads, S, head_dim)
+    value: jax.Array  # (B, kv_heads, S, head_dim)
+
+
+CACHE_SLOT_AXIS = 2  # the slot (sequence) axis of a LayerCache array
 
 
 def init_cache(cfg: TextConfig, batch: int, max_len: int, dtype=jnp.float32) -> list[LayerCache]:
-    shape = (batch, max_len, cfg.num_key_value_heads, cfg.head_dim)
+    shape = (batch, cfg.num_key_value_heads, max_len, cfg.head_dim)
     return [LayerCache(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
             for _ in range(cfg.num_hidden_layers)]
 
 
 def _write(cache: jax.Array, new: jax.Array, index: jax.Array) -> jax.Array:
-    """Writes new (B, L, ...) into cache (B, S, ...) at per-sequence offsets index (B,)."""
+    """Writes new (B, L, kv_heads, D) into cache (B, kv_heads, S, D) at per-sequence slot
+    offsets index (B,)."""
     def one(c, n, i):
-        return jax.lax.dynamic_update_slice_in_dim(c, n.astype(c.dtype), i, axis=0)
+        n = jnp.swapaxes(n, 0, 1).astype(c.dtype)  # (kv_heads, L, D)
+        return jax.lax.dynamic_update_slice_in_dim(c, n, i, axis=1)
     return jax.vmap(one)(cache, new, index)
 
 
@@ -77,8 +85,9 @@ class Qwen3VLTextAttention(nnx.Module):
         q, k = apply_rotary(q, c, s), apply_rotary(k, c, s)
         if cache is not None:
             cache = LayerCache(_write(cache.key, k, write_index), _write(cache.value, v, write_index))
-            k, v = cache.key.astype(q.dtype), cache.value.astype(q.dtype)
-        out = dot_product_attention(q, k, v, mask, self.attention_impl)
+            out = cache_attention(q, cache.key.astype(q.dtype), cache.value.astype(q.dtype), mask)
+        else:
+            out = dot_product_attention(q, k, v, mask, self.attention_impl)
         return self.o_proj(out.reshape(B, L, -1)), cache
 
 
