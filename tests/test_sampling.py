@@ -1,5 +1,6 @@
 """Learner log-probs against a closed-form numpy softmax: tempered, never truncated."""
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from seeker_jax.sampling import SamplingParams, learner_logprobs, policy_logprobs, sample
@@ -71,3 +72,15 @@ def test_each_row_draws_from_its_own_key():
         alone = np.asarray(sample(logits[i:i + 1], keys[i:i + 1], params)[0])
         assert alone[0] == full[i]
     assert len(set(np.asarray(sample(np.repeat(logits[:1], 4, 0), keys, params)[0]))) > 1
+
+
+def test_first_argmax_equals_argmax_with_ties():
+    from seeker_jax.sampling import first_argmax
+
+    x = np.random.default_rng(0).normal(size=(6, 1000)).astype(np.float32)
+    x[1, [3, 700]] = 9.0        # a tie: the first index wins, as jnp.argmax
+    x[2, :] = 0.0               # all equal
+    x[3, -1] = 50.0             # the last index
+    np.testing.assert_array_equal(np.asarray(first_argmax(jnp.asarray(x))),
+                                  np.argmax(x, axis=-1))
+    assert int(first_argmax(jnp.asarray(x))[1]) == 3
