@@ -40,8 +40,12 @@ def top_alternatives(logits: jax.Array, params: SamplingParams, top_n: int
 
 
 def language_model(model: Qwen3VLForConditionalGeneration, cache, ids, positions, write_index,
-                   n_valid, feats, deepstack):
+                   n_valid, feats, deepstack, window: int | None = None):
     """The decoder on (B, L) ids written at write_index (B,); n_valid (B,) real tokens each.
+
+    window (static): attention reads only the first `window` cache slots (None: all). Every
+    row that takes part must end inside it (write_index + n_valid <= window); rows writing to
+    the scratch slots beyond it are ignored anyway.
 
     feats (F, D) / deepstack (k, F, D): vision features for the visual tokens of `ids` in
     row-major order (padded at the end).
@@ -56,21 +60,22 @@ def language_model(model: Qwen3VLForConditionalGeneration, cache, ids, positions
         embeds = scatter_features(embeds, is_visual, feats)
         zeros = jnp.zeros_like(embeds)
         extra = [scatter_features(zeros, is_visual, d) for d in deepstack]
-    S = cache[0].key.shape[2]  # head-major (B, KVH, S, D)
+    S = cache[0].key.shape[2] if window is None else window  # head-major (B, KVH, S, D)
     valid = jnp.arange(S)[None, :] < (write_index + n_valid)[:, None]
     mask = visibility_mask(valid, B, L, cache, write_index)
     return lm(embeds, positions, mask, extra, cache, write_index)
 
 
-@partial(jax.jit, static_argnames=("graphdef", "params", "top_n"), donate_argnames=("cache",))
+@partial(jax.jit, static_argnames=("graphdef", "params", "top_n", "window"),
+         donate_argnames=("cache",))
 def extend(state, cache, ids, positions, write_index, n_valid, feats, deepstack, forced,
-           seed_key, episode, *, graphdef, params, top_n=0):
+           seed_key, episode, *, graphdef, params, top_n=0, window=None):
     """Writes (B, L) ids and samples each row's next token, at conversation index
     write_index + n_valid, with its episode's key. Returns the cache, tokens (B,), log-probs
     (B,), the last logits (B, V) and the top_n alternatives (see top_alternatives)."""
     model = nnx.merge(graphdef, state)
     hidden, cache = language_model(model, cache, ids, positions, write_index, n_valid, feats,
-                                   deepstack)
+                                   deepstack, window)
     last = hidden[jnp.arange(ids.shape[0]), n_valid - 1]
     logits = model.logits(last).astype(jnp.float32)
     keys = row_keys(seed_key, episode, write_index + n_valid)
@@ -102,11 +107,13 @@ def first_tokens(logits, seed_key, episode, token_index, forced, *, params, top_
     return token, logprob, top_alternatives(logits, params, top_n)
 
 
-@partial(jax.jit, static_argnames=("graphdef", "params", "steps", "stop_ids", "max_len", "top_n"),
-         donate_argnames=("cache",))
+@partial(jax.jit, static_argnames=("graphdef", "params", "steps", "stop_ids", "max_len", "top_n",
+                                   "window"), donate_argnames=("cache",))
 def decode(state, cache, last, length, pos, n_gen, active, max_new, forced, forced_len,
-           seed_key, episode, *, graphdef, params, steps, stop_ids, max_len, top_n=0):
-    """Up to `steps` decode steps; stops early when no row is active.
+           seed_key, episode, *, graphdef, params, steps, stop_ids, max_len, top_n=0,
+           window=None):
+    """Up to `steps` decode steps; stops early when no row is active. window: see
+    language_model (every active row must stay inside it for all `steps`).
 
     last: the pending token of each row (written at slot `length`, position `pos`); the token
     it predicts is at conversation index length + 1 and drawn with its episode's key.
@@ -126,7 +133,7 @@ def decode(state, cache, last, length, pos, n_gen, active, max_new, forced, forc
         write = jnp.where(active, length, max_len)
         positions = jnp.broadcast_to(pos[None, :, None], (3, B, 1))
         hidden, cache = language_model(model, cache, last[:, None], positions, write,
-                                       jnp.ones_like(length), None, None)
+                                       jnp.ones_like(length), None, None, window)
         logits = model.logits(hidden[:, 0]).astype(jnp.float32)
         want = forced[rows, jnp.clip(n_gen, 0, forced.shape[1] - 1)]
         token, logprob = sample(logits, keys, params, jnp.where(n_gen < forced_len, want, -1))

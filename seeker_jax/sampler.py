@@ -36,8 +36,13 @@ Weights and randomness:
 - `fork(src, dsts, episodes)` copies a just-prefilled row (cache and state) into other rows, so
   n episodes of one prompt (a GRPO group) encode and prefill it once.
 
+Attention reads a window of the cache: the first power-of-two (>= min_window) slots that hold
+every participating row's tokens, not all max_len slots, so a 20k-slot cache costs a 2k-token
+conversation what a 2k cache would.
+
 Shapes are bucketed (powers of two) so that the number of compilations is bounded:
-extend: (B, chunk bucket, vision-feature bucket); decode: (B, steps, forced-token bucket);
+extend: (B, chunk bucket, vision-feature bucket, window); decode: (B, steps, forced-token
+bucket, window);
 vision: one per vision bucket (grids as data, seeker_jax.models.qwen3_vl.vision_inputs), never
 per grid. `compilations` counts them.
 """
@@ -158,7 +163,8 @@ class Sampler:
                  stop_strings: Sequence[str] = (), decode: Callable[[list[int]], str] | None = None,
                  pad_id: int = 0, decode_steps: int = 16, max_chunk: int = 512,
                  min_bucket: int = 16, mesh: Mesh | None = None, rules: Rules = DEFAULT_RULES,
-                 cache_dtype=None, seed: int = 0, top_logprobs: int = 0):
+                 cache_dtype=None, seed: int = 0, top_logprobs: int = 0,
+                 min_window: int = 1024):
         if stop_strings and decode is None:
             raise ValueError("stop_strings need `decode` (ids -> text), e.g. tokenizer.decode")
         model = decoding_graph(model)
@@ -176,6 +182,7 @@ class Sampler:
         self.decode_text = decode
         self.pad_id = pad_id
         self.decode_steps, self.min_bucket = decode_steps, min_bucket
+        self.min_window = min_window
         self.max_chunk = bucket(max_chunk, min_bucket)
         self.mesh, self.rules = mesh, rules
         self.cache_dtype = cache_dtype or model.dtype
@@ -260,6 +267,13 @@ class Sampler:
         return Conversation(np.asarray(r.ids, np.int32), np.asarray(r.types, np.int32),
                             np.asarray(r.policy, np.int32), np.asarray(r.logprobs, np.float32),
                             list(r.segments))
+
+    def _window(self, needed: int) -> int | None:
+        """How many cache slots a call's attention reads: the power of two >= `needed`
+        (>= min_window), or None (all of them) when that is not smaller than the cache. Each
+        value is its own compile, so at most log2(max_len / min_window) + 1 per program."""
+        window = bucket(needed, self.min_window)
+        return None if window >= self.max_len + self.max_chunk else window
 
     def _call(self, name: str, fn, *args, **kwargs):
         """Calls a jitted function, counting (and logging) the compilations it triggers."""
@@ -493,7 +507,8 @@ class Sampler:
         self.cache, token, logprob, logits, top = self._call(
             "extend", extend, self.state, self.cache, ids, positions, write, n_valid, f, d,
             first, self.seed_key, episode, graphdef=self.graphdef, params=self.params,
-            top_n=self.top_n)
+            top_n=self.top_n,
+            window=self._window(max(p["start"] + len(p["ids"]) for p in part.values())))
         token, logprob = np.asarray(token), np.asarray(logprob)
         self.stats["prefill_tokens"] += int(sum(len(p["ids"]) for p in part.values()))
         self.stats["prefill_padded_tokens"] += B * L
@@ -527,7 +542,8 @@ class Sampler:
                          is_active, max_new, forced, forced_len, self.seed_key,
                          np.array([r.episode for r in self.rows], np.int32),
                          graphdef=self.graphdef, params=self.params, steps=self.decode_steps,
-                         stop_ids=self.stop_token_ids, max_len=self.max_len, top_n=self.top_n)
+                         stop_ids=self.stop_token_ids, max_len=self.max_len, top_n=self.top_n,
+                         window=self._window(int(length[active].max()) + self.decode_steps + 1))
         self.cache = out[0]
         toks, lps, _, length, _, n_gen2, still, stop = (np.asarray(x) for x in out[1:9])
         tops = None if out[9] is None else tuple(np.asarray(x) for x in out[9])

@@ -66,7 +66,21 @@ def test_appends_match_full_forward_and_logprobs_reproduce(models, sampler):
     segment with text / an image / a video / all three -> a second turn. One full forward over
     the four conversations must give the logits after each append and every recorded log-prob.
     """
-    s = sampler
+    check_multi_turn(models, sampler)
+
+
+def test_attention_windows_match_full_forward(models):
+    """The same conversations with attention reading windows of 16, 32, 64 ... slots of the
+    192-slot cache (min_window 16) instead of all of them: the same logits and log-probs."""
+    s = Sampler(models[1], batch_size=4, max_len=MAX_LEN, params=SamplingParams(0.0),
+                stop_token_ids=(999,), stop_strings=("<12><13>",), decode=text_of,
+                decode_steps=8, max_chunk=32, min_bucket=32, min_window=16)
+    assert [s._window(n) for n in (3, 16, 17, 100, 129, 192)] == [16, 16, 32, 128, None, None]
+    check_multi_turn(models, s)
+    assert s.compilations["decode"] >= 2 and s.compilations["extend"] >= 2  # several windows
+
+
+def check_multi_turn(models, s):
     s.reset()
     prompts = {0: segment(PROMPT, 1), 1: segment([("text", 9)], 2), 2: segment(PROMPT, 3),
                3: segment([("text", 6), ("image", (2, 4))], 4)}

@@ -63,6 +63,26 @@ def test_scan_is_one_layer_body(folder):
     assert str(unrolled).count("dot_general") - str(scanned).count("dot_general") == 2 * 9
 
 
+def test_scanned_vision_blocks_equal_the_loop(folder):
+    """The vision tower as one scan over its 3 blocks: the same merged features and DeepStack
+    taps (after blocks 0 and 1) as the loop, and one block body in the program."""
+    seg = segment([("image", (4, 6)), ("video", (3, 4, 4))], seed=5)
+    outs, jaxprs = [], []
+    for scan in (False, True):
+        visual = load(folder, scan_layers=scan).model.visual
+        graphdef, state = nnx.split(visual)
+        run = lambda s: nnx.merge(graphdef, s)(seg.pixel_values, seg.image_grid_thw)  # noqa: E731
+        outs.append(run(state))
+        jaxprs.append(jax.make_jaxpr(run)(state))
+    (a, da), (b, db) = outs
+    assert len(da) == len(db) == 2
+    np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=TOL_SELF, rtol=0)
+    for x, y in zip(da, db):
+        np.testing.assert_allclose(np.asarray(y), np.asarray(x), atol=TOL_SELF, rtol=0)
+    lengths = [e.params["length"] for e in jaxprs[1].jaxpr.eqns if e.primitive.name == "scan"]
+    assert lengths == [3] and "scan" not in str(jaxprs[0])
+
+
 def _grads(model, inputs, weights):
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     arrays = inputs.arrays()

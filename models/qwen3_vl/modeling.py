@@ -56,16 +56,17 @@ def scatter_features(embeds: jax.Array, is_token: jax.Array, features: jax.Array
 def visibility_mask(attention_mask, B: int, L: int, cache, write_index) -> jax.Array:
     """(B, L, S) visibility: causal, and only keys the attention mask marks as real.
 
-    Without a cache, attention_mask is (B, L) over the input. With a cache, it is (B, S)
-    over the cache slots as they will be after this write, and query i of sequence b sits
-    at slot write_index[b] + i.
+    Without a cache, attention_mask is (B, L) over the input. With a cache, it is (B, W) over
+    the first W <= S cache slots as they will be after this write (attention then reads only
+    those: a window), and query i of sequence b sits at slot write_index[b] + i.
     """
     if cache is None:
         causal = jnp.tril(jnp.ones((L, L), bool))[None]
         if attention_mask is None:
             return jnp.broadcast_to(causal, (B, L, L))
         return causal & jnp.asarray(attention_mask).astype(bool)[:, None, :]
-    S = cache[0].key.shape[2]  # head-major (B, KVH, S, D)
+    # head-major (B, KVH, S, D); a narrower attention_mask (B, W) is a window: the first W slots
+    S = cache[0].key.shape[2] if attention_mask is None else jnp.shape(attention_mask)[1]
     if write_index is None:
         raise ValueError("a cache needs write_index (B,): where each sequence's new tokens go")
     q_slot = jnp.asarray(write_index, jnp.int32)[:, None] + jnp.arange(L)[None]
@@ -80,7 +81,8 @@ class Qwen3VLModel(nnx.Module):
                  rngs: nnx.Rngs, remat: str = "none", scan_layers: bool = False):
         self.config = cfg
         self.visual = Qwen3VLVisionModel(cfg.vision, dtype=dtype, param_dtype=param_dtype,
-                                         rngs=rngs, attention_impl=cfg.attention_impl)
+                                         rngs=rngs, attention_impl=cfg.attention_impl,
+                                         scan_layers=scan_layers)
         self.language_model = Qwen3VLTextModel(cfg.text, dtype=dtype, param_dtype=param_dtype,
                                                rngs=rngs, remat=remat,
                                                scan_layers=scan_layers,
@@ -167,8 +169,9 @@ class Qwen3VLForConditionalGeneration(nnx.Module):
     def __init__(self, cfg: Qwen3VLConfig, *, dtype=jnp.float32, param_dtype=jnp.float32,
                  rngs: nnx.Rngs | None = None, remat: str = "none",
                  scan_layers: bool = False):
-        """remat: a text.REMAT_POLICIES name; scan_layers: run the decoder stack as one
-        lax.scan (text.scan_decoder), same parameters and numbers, one compiled layer."""
+        """remat: a text.REMAT_POLICIES name; scan_layers: run the decoder stack and the
+        vision blocks as one lax.scan each (text.scan_decoder, vision.scan_blocks), same
+        parameters and numbers, one compiled layer and one compiled block."""
         rngs = rngs if rngs is not None else nnx.Rngs(0)
         self.config = cfg
         self.dtype = dtype

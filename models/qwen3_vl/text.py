@@ -85,7 +85,11 @@ class Qwen3VLTextAttention(nnx.Module):
         q, k = apply_rotary(q, c, s), apply_rotary(k, c, s)
         if cache is not None:
             cache = LayerCache(_write(cache.key, k, write_index), _write(cache.value, v, write_index))
-            out = cache_attention(q, cache.key.astype(q.dtype), cache.value.astype(q.dtype), mask)
+            # The mask's width is the window of slots attention reads (a sampler attends only
+            # to the bucket of slots its rows have filled, not the whole cache).
+            window = mask.shape[-1]
+            out = cache_attention(q, cache.key[:, :, :window].astype(q.dtype),
+                                  cache.value[:, :, :window].astype(q.dtype), mask)
         else:
             out = dot_product_attention(q, k, v, mask, self.attention_impl)
         return self.o_proj(out.reshape(B, L, -1)), cache

@@ -8,7 +8,7 @@ works: the arrays are then built on the spot.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -142,8 +142,10 @@ class VisionOutput(NamedTuple):
 
 class Qwen3VLVisionModel(nnx.Module):
     def __init__(self, cfg: VisionConfig, *, dtype=jnp.float32, param_dtype=jnp.float32,
-                 rngs: nnx.Rngs, attention_impl: str = "auto"):
+                 rngs: nnx.Rngs, attention_impl: str = "auto", scan_layers: bool = False):
+        """scan_layers: run the blocks as one lax.scan (`scan_blocks`): one compiled block."""
         self.config = cfg
+        self.scan_layers = scan_layers
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.patch_embed = Qwen3VLVisionPatchEmbed(cfg, **kw)
         self.pos_embed = Embed(cfg.num_position_embeddings, cfg.hidden_size,
@@ -222,10 +224,44 @@ class Qwen3VLVisionModel(nnx.Module):
         def merge(merger, h):
             return jnp.take(merger(h.reshape(B * S, -1)), order, axis=0)
 
+        taps = self.config.deepstack_visual_indexes
+        if self.scan_layers:
+            x, tapped = scan_blocks(list(self.blocks), x, cos, sin, segment_ids, taps)
+            deepstack = [merge(m, t) for m, t in zip(self.deepstack_merger_list, tapped)]
+            return VisionOutput(merge(self.merger, x), deepstack)
         deepstack = []
         for i, block in enumerate(self.blocks):
             x = block(x, cos, sin, segment_ids)
-            if i in self.config.deepstack_visual_indexes:
-                j = self.config.deepstack_visual_indexes.index(i)
-                deepstack.append(merge(self.deepstack_merger_list[j], x))
+            if i in taps:
+                deepstack.append(merge(self.deepstack_merger_list[taps.index(i)], x))
         return VisionOutput(merge(self.merger, x), deepstack)
+
+
+def scan_blocks(blocks: list[Qwen3VLVisionBlock], x: jax.Array, cos: jax.Array, sin: jax.Array,
+                segment_ids: jax.Array, taps: Sequence[int]) -> tuple[jax.Array, list[jax.Array]]:
+    """The vision blocks as one `lax.scan`, equal to the loop: x (B, S, C) -> x and the hidden
+    states after each block in `taps` (DeepStack), in taps order.
+
+    As text.scan_decoder: the parameters stay per-block modules (same paths, checkpoints and
+    HF mapping) and are stacked here. The tapped states ride in the carry, a (k, B, S, C)
+    buffer that block i writes into slot taps.index(i) (a no-op write elsewhere), so no
+    (depth, B, S, C) stack of every block's output is kept.
+    """
+    graphdef = nnx.graphdef(blocks[0])
+    params = jax.tree.map(lambda *xs: jnp.stack(xs), *[nnx.state(b) for b in blocks])
+    k = len(taps)
+    slot = np.full(len(blocks), -1, np.int32)
+    slot[list(taps)] = np.arange(k, dtype=np.int32)
+    buffer = jnp.zeros((max(k, 1),) + x.shape, x.dtype)
+
+    def body(carry, xs):
+        h, buf = carry
+        j, state = xs
+        h = nnx.merge(graphdef, state)(h, cos, sin, segment_ids)
+        at = jnp.maximum(j, 0)
+        keep = jax.lax.dynamic_index_in_dim(buf, at, keepdims=False)
+        buf = jax.lax.dynamic_update_index_in_dim(buf, jnp.where(j >= 0, h, keep), at, axis=0)
+        return (h, buf), None
+
+    (x, buffer), _ = jax.lax.scan(body, (x, buffer), (jnp.asarray(slot), params))
+    return x, [buffer[i] for i in range(k)]
