@@ -30,6 +30,7 @@ import numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
+from seeker_jax.aot_cost import compiled_cost, decoder_layer_cost, vision_block_cost
 from seeker_jax.roofline import format_projection, roofline
 
 GIB = 1024**3
@@ -283,72 +284,6 @@ def _oom_figures(message: str) -> tuple[float | None, float | None]:
     return float(m.group(1)) * scale[m.group(2)], float(m.group(3)) * scale[m.group(4)]
 
 
-def decoder_layer_cost(c: ml_collections.ConfigDict, cfg, mesh, rules, b: VideoBatch
-                       ) -> tuple[float, float] | None:
-    """Per-chip (FLOPs, bytes accessed) of one decoder layer's forward + backward, as the scan
-    body runs it.
-
-    XLA's cost_analysis counts a while-loop body once, so a step whose decoder is a
-    `lax.scan` (model.scan_layers) reports the decoder as if it had one layer. This compiles
-    that layer alone, on the same mesh, with the same parameter shardings (logical-axis
-    rules), batch sharding, dtypes and remat policy: forward then the VJP with respect to the
-    parameters and the input, which is what the forward and backward scan bodies hold. The
-    DeepStack add and loop bookkeeping are left out (elementwise, negligible).
-    """
-    from seeker_jax.models.qwen3_vl.text import REMAT_POLICIES, Qwen3VLTextDecoderLayer
-    from seeker_jax.sharding import array_sharding
-
-    dtype, param_dtype = jnp.dtype(c.model.compute_dtype), jnp.dtype(c.model.param_dtype)
-    layer = nnx.eval_shape(lambda: Qwen3VLTextDecoderLayer(
-        cfg.text, dtype=dtype, param_dtype=param_dtype, rngs=nnx.Rngs(0)))
-    replicated = NamedSharding(mesh, PartitionSpec())
-
-    def place(var: nnx.Variable) -> jax.ShapeDtypeStruct:
-        x, axes = var.get_value(), getattr(var, "logical_axes", None)
-        return _with_sharding(x, replicated if axes is None else
-                              array_sharding(mesh, axes, x.shape, rules))
-
-    graphdef, state = nnx.split(layer)
-    state = jax.tree.map(place, state, is_leaf=lambda x: isinstance(x, nnx.Variable))
-
-    def batched(*shape, dt=dtype):
-        axes = ("batch",) + (None,) * (len(shape) - 1)
-        return jax.ShapeDtypeStruct(shape, dt, sharding=array_sharding(mesh, axes, shape, rules))
-
-    B, L, D, hd = b.batch, b.seq_len, cfg.text.hidden_size, cfg.text.head_dim
-    policy = REMAT_POLICIES[c.model.remat]
-
-    def forward(state, x, cos, sin, mask):
-        return nnx.merge(graphdef, state)(x, cos, sin, mask)[0]
-
-    if policy is not None:
-        forward = jax.checkpoint(forward, policy=policy, prevent_cse=False)
-
-    def fwd_bwd(state, x, cos, sin, mask, dy):
-        y, vjp = jax.vjp(lambda s, h: forward(s, h, cos, sin, mask), state, x)
-        return y, vjp(dy)
-
-    lowered = jax.jit(fwd_bwd).lower(state, batched(B, L, D), batched(B, L, hd),
-                                     batched(B, L, hd), batched(B, L, L, dt=jnp.bool_),
-                                     batched(B, L, D))
-    try:
-        return _cost(lowered.compile())
-    except Exception as e:  # XlaRuntimeError: this dense-mask layer alone may not fit the chip
-        # (the step itself may use splash): the count is then unknown, never a wrong number
-        if "Ran out of memory" not in str(e) and "RESOURCE_EXHAUSTED" not in str(e):
-            raise
-        return None
-
-
-def _cost(compiled) -> tuple[float, float]:
-    """(FLOPs, bytes accessed) per chip from XLA's cost_analysis (a loop body counted once)."""
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    if not cost:
-        return 0.0, 0.0
-    return float(cost.get("flops", 0.0)), float(cost.get("bytes accessed", 0.0))
-
-
 def _bucket(length: int, buckets: tuple[int, ...]) -> int:
     """The smallest bucket >= length (the learner's padded length), or a clear error."""
     from seeker_jax.data.batch import bucket_length
@@ -438,13 +373,18 @@ def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_ch
     alias, temp = mem.alias_size_in_bytes, mem.temp_size_in_bytes
     code = mem.generated_code_size_in_bytes
     total = args + out - alias + temp + code
-    flops, hbm = compiled_flops, compiled_bytes = _cost(compiled)
+    flops, hbm = compiled_flops, compiled_bytes = compiled_cost(compiled)
     scan = bool(c.model.get("scan_layers", False))
     if scan:  # cost_analysis counted the scanned decoder layer once: add the other n - 1
-        body = decoder_layer_cost(c, cfg, mesh, rules, b)
+        body = decoder_layer_cost(c, cfg, mesh, rules, b.batch, b.seq_len)
         more = cfg.text.num_hidden_layers - 1
         flops, hbm = (None, None) if body is None else (flops + more * body[0],
                                                         hbm + more * body[1])
+        block = vision_block_cost(c, cfg, mesh, rules, tuple(video.segment_ids.shape))
+        if flops is not None:  # the vision blocks' scan: its body counted once as well
+            flops += (cfg.vision.depth - 1) * block[0]
+            hbm += (cfg.vision.depth - 1) * block[1]
+        figures.update(vision_block_flops_per_chip=block[0])
         figures.update(scan_body_flops_per_chip=None if body is None else body[0],
                        scan_body_bytes_per_chip=None if body is None else body[1],
                        flops_as_compiled=compiled_flops, bytes_as_compiled=compiled_bytes)
@@ -485,7 +425,8 @@ def _format_figures(f: dict[str, Any]) -> str:
     if not f["fits"] and "error" in f:  # the compiler refused
         used = ("" if f.get("used_gib") is None else
                 f": needs {f['used_gib']:.1f} GiB of {f['capacity_gib']:.1f} GiB")
-        return head + f"  DOES NOT FIT{used}\n  compiler: {f['error']}"
+        return head + (f"  DOES NOT FIT{used}\n  compiler: {f['error']}\n"
+                       f"  to fit: {grow_hint(f)}")
     g = lambda k: f[k] / GIB  # noqa: E731
     return head + (
         f"  per chip: arguments {g('argument_bytes'):.2f} GiB, outputs {g('output_bytes'):.2f} "
@@ -498,6 +439,17 @@ def _format_figures(f: dict[str, Any]) -> str:
            f"  FLOPs: not measured: the probe that counts one scanned decoder layer (compiled "
            f"alone, dense mask) does not fit a chip here; the compiler's count with the layer "
            f"body once is {f['flops_as_compiled']:.3e}"))
+
+
+def grow_hint(f: dict[str, Any]) -> str:
+    """Which mesh axis to grow for a step that does not fit, from where its bytes are."""
+    state = f["state_bytes_per_chip"] / GIB
+    if f.get("used_gib") and state > 0.5 * f["used_gib"]:
+        return (f"the state is {state:.1f} GiB/chip, most of it: grow the fsdp axis (more chips,"
+                " --config.mesh.fsdp) so params and optimizer state split further")
+    return ("the activations dominate (state {:.1f} GiB/chip): grow the tensor axis "
+            "(--config.mesh.tensor=2 splits heads and MLP per layer), or shorten the example "
+            "(--seq-len / --frames), or keep batch_per_chip at 1").format(state)
 
 
 def _flops_line(f: dict[str, Any]) -> str:
@@ -531,6 +483,6 @@ def run_aot(config: ml_collections.ConfigDict, topology: str, json_out: str | No
     return 0 if figures["fits"] else 2
 
 
-__all__ = ["AotError", "VideoBatch", "abstract_batch", "abstract_vision", "abstract_train_state", "compile_train_step", "decoder_layer_cost",
+__all__ = ["AotError", "VideoBatch", "abstract_batch", "abstract_vision", "abstract_train_state", "compile_train_step",
            "argument_bytes_by_hand", "format_report", "per_chip_bytes", "run_aot", "timestamp_tokens", "topology_devices",
            "tiled_bytes", "tpu_compiler_available", "video_batch"]

@@ -88,6 +88,7 @@ def test_does_not_fit_is_a_result(capsys):
                        text_tokens=128)
     out = capsys.readouterr().out
     assert code == 2 and "DOES NOT FIT" in out and "Traceback" not in out
+    assert "to fit: the activations dominate" in out and "tensor" in out  # which axis to grow
     assert "Ran out of memory" in out or "RESOURCE_EXHAUSTED" in out
     assert "needs" in out  # the compiler's figures, read from its message (GiB)
 
