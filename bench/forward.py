@@ -1,8 +1,9 @@
 """Forward-pass speed: our jitted Flax Qwen3-VL vs transformers' PyTorch forward.
 
-Same config, same weights (loaded from one saved HF folder), same inputs, same process:
-hidden 512, 8 text layers, a 4-block vision tower, one 448x448 image + 256 text tokens,
-float32 on CPU. Prints both median times, the ratio (ours / theirs) and tokens/s.
+Same config, same weights (loaded from one saved HF folder), same inputs, same process, runs
+interleaved: hidden 512, 8 text layers, a 4-block vision tower, one 448x448 image + 256 text
+tokens (`--text 2048` for the long row), float32 on CPU. Prints both median times, the ratio
+(ours / theirs), tokens/s and the thread counts.
 
     python bench/forward.py [--repeats 10] [--text 256] [--image 448]
 """
@@ -78,17 +79,19 @@ def main() -> None:
     run_theirs()  # warm-up
     diff = np.abs(np.asarray(forward(ours, **inputs.arrays()).logits)
                   - torch_logits(ref, inputs)).max()
-    theirs = timed(run_theirs, args.repeats)
-    mine = timed(run_ours, args.repeats)
+    mine, theirs = [], []
+    for _ in range(args.repeats):  # interleaved: load from elsewhere falls on both alike
+        mine += timed(run_ours, 1)
+        theirs += timed(run_theirs, 1)
     t_ours, t_theirs = statistics.median(mine), statistics.median(theirs)
     print(f"config: hidden 512, 8 layers, vision depth 4, {args.image}x{args.image} image + "
           f"{args.text} text tokens = {n_tokens} tokens, float32, "
-          f"{jax.devices()[0].platform} / torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads)")
+          f"{jax.devices()[0].platform} ({os.cpu_count()} cores) / torch {torch.__version__} "
+          f"({torch.get_num_threads()} threads); medians of {args.repeats} interleaved runs")
     print(f"max |logits diff| {diff:.2e}; first call (compile) {compile_s:.2f} s")
     print(f"transformers: {t_theirs * 1e3:8.1f} ms  ({n_tokens / t_theirs:8.0f} tokens/s)")
     print(f"seeker-jax:   {t_ours * 1e3:8.1f} ms  ({n_tokens / t_ours:8.0f} tokens/s)")
-    print(f"ratio ours/theirs: {t_ours / t_theirs:.2f}x  (target <= 1.0x)")
+    print(f"ratio ours/theirs: {t_ours / t_theirs:.2f}x  (target <= 0.8x)")
 
 
 if __name__ == "__main__":
