@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import re
+import time
 from typing import Any, Callable
 
 import jax
@@ -356,8 +357,10 @@ def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_ch
     with jax.set_mesh(mesh) if splash else contextlib.nullcontext():
         lowered = step.lower(graphdef, trainable, frozen, rest, opt_state, batch,
                              Vision(None, video))
+    start = time.perf_counter()
     try:
         compiled = lowered.compile()
+        figures["step_compile_s"] = round(time.perf_counter() - start, 1)
     except Exception as e:  # XlaRuntimeError: RESOURCE_EXHAUSTED
         message = str(e)
         if "Ran out of memory" not in message and "RESOURCE_EXHAUSTED" not in message:
@@ -437,7 +440,7 @@ def _format_figures(f: dict[str, Any]) -> str:
         f"({100 * f['total_bytes'] / (f['hbm_gib'] * GIB):.0f}%)\n"
         + (_flops_line(f) if f["flops_ratio"] is not None else
            f"  FLOPs: not measured: the probe that counts one scanned decoder layer (compiled "
-           f"alone, dense mask) does not fit a chip here; the compiler's count with the layer "
+           f"alone) does not fit a chip here; the compiler's count with the layer "
            f"body once is {f['flops_as_compiled']:.3e}"))
 
 

@@ -63,31 +63,38 @@ def decoder_layer_cost(c: ml_collections.ConfigDict, cfg, mesh, rules, batch: in
     parameters and the input, which is what the forward and backward scan bodies hold. The
     DeepStack add and loop bookkeeping are left out (elementwise, negligible).
     """
+    from seeker_jax.models.qwen3_vl.attention import AttentionMask
     from seeker_jax.models.qwen3_vl.text import REMAT_POLICIES, Qwen3VLTextDecoderLayer
 
     dtype, param_dtype = jnp.dtype(c.model.compute_dtype), jnp.dtype(c.model.param_dtype)
+    # A Pallas kernel has no cost model, so a splash step is probed with the online-softmax
+    # implementation (pure JAX, scores in blocks: its FLOPs cover attention, its HBM traffic
+    # is a fused kernel's, not a dense (L x L) score matrix's).
+    impl = "chunked" if cfg.attention_impl == "splash" else cfg.attention_impl
     graphdef, state = _placed(lambda: Qwen3VLTextDecoderLayer(
-        cfg.text, dtype=dtype, param_dtype=param_dtype, rngs=nnx.Rngs(0)), mesh, rules)
+        cfg.text, dtype=dtype, param_dtype=param_dtype, rngs=nnx.Rngs(0),
+        attention_impl=impl), mesh, rules)
     batched = _batched(mesh, rules, dtype)
     B, L, D, hd = batch, seq_len, cfg.text.hidden_size, cfg.text.head_dim
     policy = REMAT_POLICIES[c.model.remat]
 
-    def forward(state, x, cos, sin, mask):
+    def forward(state, x, cos, sin, valid):
+        mask = AttentionMask(kv_valid=valid, causal=True)  # causal with padding, as training
         return nnx.merge(graphdef, state)(x, cos, sin, mask)[0]
 
     if policy is not None:
         forward = jax.checkpoint(forward, policy=policy, prevent_cse=False)
 
-    def fwd_bwd(state, x, cos, sin, mask, dy):
-        y, vjp = jax.vjp(lambda s, h: forward(s, h, cos, sin, mask), state, x)
+    def fwd_bwd(state, x, cos, sin, valid, dy):
+        y, vjp = jax.vjp(lambda s, h: forward(s, h, cos, sin, valid), state, x)
         return y, vjp(dy)
 
     lowered = jax.jit(fwd_bwd).lower(state, batched(B, L, D), batched(B, L, hd),
-                                     batched(B, L, hd), batched(B, L, L, dt=jnp.bool_),
+                                     batched(B, L, hd), batched(B, L, dt=jnp.bool_),
                                      batched(B, L, D))
     try:
         return compiled_cost(lowered.compile())
-    except Exception as e:  # XlaRuntimeError: this dense-mask layer alone may not fit the chip
+    except Exception as e:  # XlaRuntimeError: this layer alone may not fit the chip
         # (the step itself may use splash): the count is then unknown, never a wrong number
         if "Ran out of memory" not in str(e) and "RESOURCE_EXHAUSTED" not in str(e):
             raise

@@ -13,9 +13,11 @@ on one chip, and its model FLOPs utilization is MFU = 6·N·T per chip / (t · p
   compute; they are not in the bound;
 - "bytes accessed" is XLA's per-op operand + output count, an upper bound on HBM traffic
   where fusion keeps values on chip;
-- a Pallas kernel (splash attention) has no cost model: with splash, the scanned layers' FLOPs
-  come from a one-layer probe with dense attention (seeker_jax.aot.decoder_layer_cost), which
-  counts the full L² scores where the causal kernel skips about half.
+- a Pallas kernel (splash attention) has no cost model: with splash, the scanned layers'
+  FLOPs and bytes come from a one-layer probe with the pure-JAX online-softmax attention
+  (seeker_jax.aot_cost.decoder_layer_cost), which computes every (query, key) block where the
+  causal kernel skips about half, and the one layer the compiler counted in the step itself
+  has no attention FLOPs.
 
 Chip figures: the vendor's published bf16 peak and HBM bandwidth per chip.
 """
