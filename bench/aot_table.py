@@ -69,12 +69,13 @@ def _pod(f: dict) -> str:
 
 
 def _host(f: dict) -> str:
-    return f"{f.get('compile_s', 0):.0f} s, {f.get('host_peak_gb') or 0:.1f} GB"
+    step = f" (step {f['step_compile_s']:.0f} s)" if f.get("step_compile_s") else ""
+    return f"{f.get('compile_s', 0):.0f} s{step}, {f.get('host_peak_gb') or 0:.1f} GB"
 
 
 def train_table(rows: list[dict]) -> str:
     lines = ["| step | model | pod | mesh | tokens / example | per chip (args / temps / total) "
-             "| fits | FLOPs / 6NT | projected step, MFU (roofline) | compile, host peak |",
+             "| fits | FLOPs / 6NT | projected step, MFU (roofline) | process (step compile), host peak |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for f in rows:
         mesh = " x ".join(str(v) for v in f["mesh"].values())

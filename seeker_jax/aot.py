@@ -380,6 +380,10 @@ def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_ch
     scan = bool(c.model.get("scan_layers", False))
     if scan:  # cost_analysis counted the scanned decoder layer once: add the other n - 1
         body = decoder_layer_cost(c, cfg, mesh, rules, b.batch, b.seq_len)
+        if splash:  # HBM traffic of a fused attention, not of a dense score matrix
+            fused = decoder_layer_cost(c, cfg, mesh, rules, b.batch, b.seq_len, "chunked")
+            if body is not None and fused is not None:
+                body = (body[0], fused[1])
         more = cfg.text.num_hidden_layers - 1
         flops, hbm = (None, None) if body is None else (flops + more * body[0],
                                                         hbm + more * body[1])

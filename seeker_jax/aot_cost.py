@@ -52,9 +52,15 @@ def _batched(mesh, rules, dtype):
 
 
 def decoder_layer_cost(c: ml_collections.ConfigDict, cfg, mesh, rules, batch: int,
-                       seq_len: int) -> tuple[float, float] | None:
+                       seq_len: int, attention_impl: str = "reference"
+                       ) -> tuple[float, float] | None:
     """Per-chip (FLOPs, bytes accessed) of one decoder layer's forward + backward, as the scan
-    body runs it.
+    body runs it, with `attention_impl`: "reference" counts every attention FLOP (the full
+    L x L scores; a causal kernel skips about half) but its bytes include the dense score
+    matrix; "chunked" (online softmax over key blocks, a loop whose body XLA counts once)
+    gives a fused kernel's HBM traffic but undercounts attention FLOPs. A Pallas kernel
+    (splash) has no cost model at all, so seeker_jax.aot takes FLOPs from the first and, for
+    a splash step, bytes from the second.
 
     XLA's cost_analysis counts a while-loop body once, so a step whose decoder is a
     `lax.scan` (model.scan_layers) reports the decoder as if it had one layer. This compiles
@@ -67,13 +73,9 @@ def decoder_layer_cost(c: ml_collections.ConfigDict, cfg, mesh, rules, batch: in
     from seeker_jax.models.qwen3_vl.text import REMAT_POLICIES, Qwen3VLTextDecoderLayer
 
     dtype, param_dtype = jnp.dtype(c.model.compute_dtype), jnp.dtype(c.model.param_dtype)
-    # A Pallas kernel has no cost model, so a splash step is probed with the online-softmax
-    # implementation (pure JAX, scores in blocks: its FLOPs cover attention, its HBM traffic
-    # is a fused kernel's, not a dense (L x L) score matrix's).
-    impl = "chunked" if cfg.attention_impl == "splash" else cfg.attention_impl
     graphdef, state = _placed(lambda: Qwen3VLTextDecoderLayer(
         cfg.text, dtype=dtype, param_dtype=param_dtype, rngs=nnx.Rngs(0),
-        attention_impl=impl), mesh, rules)
+        attention_impl=attention_impl), mesh, rules)
     batched = _batched(mesh, rules, dtype)
     B, L, D, hd = batch, seq_len, cfg.text.hidden_size, cfg.text.head_dim
     policy = REMAT_POLICIES[c.model.remat]
