@@ -103,17 +103,6 @@ def decoder_layer_cost(c: ml_collections.ConfigDict, cfg, mesh, rules, batch: in
         return None
 
 
-def _cost(compiled) -> tuple[float, float]:
-    """(FLOPs, bytes accessed) per chip from XLA's cost_analysis (a loop body counted once)."""
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    if not cost:
-        return 0.0, 0.0
-    return float(cost.get("flops", 0.0)), float(cost.get("bytes accessed", 0.0))
-
-
-
-
 def vision_block_cost(c: ml_collections.ConfigDict, cfg, mesh, rules,
                       blocks: tuple[int, int]) -> tuple[float, float]:
     """Per-chip (FLOPs, bytes accessed) of one vision block on the step's (attention blocks,
