@@ -1,7 +1,7 @@
 """`seeker-jax demo` and bench/demo_recipe.py: how big each stage of the end-to-end run is.
 
 Presets:
-  default  the README's demo (about 15 minutes on 2 CPU cores): configs/sft.py:demo as is,
+  default  the README's demo (about 5 minutes on 2 CPU cores): configs/sft.py:demo as is,
            16 held-out questions before and after 8 GRPO iterations.
   long     the "it learns" run (bench/demo_recipe.py --preset long; hours on a CPU): a world of
            2400 records (>= 200 held-out test questions), longer SFT and GRPO, every test
