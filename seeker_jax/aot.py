@@ -31,7 +31,8 @@ import numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
-from seeker_jax.aot_cost import compiled_cost, decoder_layer_cost, vision_block_cost
+from seeker_jax.aot_cost import (compiled_cost, decoder_layer_cost, is_out_of_memory,
+                                 place_variables, vision_block_cost)
 from seeker_jax.roofline import format_projection, roofline
 
 GIB = 1024**3
@@ -150,7 +151,7 @@ def abstract_train_state(c: ml_collections.ConfigDict, mesh, tx, rules=None):
     from seeker_jax.config import load_config
     from seeker_jax.models.qwen3_vl import from_hf_dict
     from seeker_jax.models.qwen3_vl.hf_io import abstract_model
-    from seeker_jax.sharding import array_sharding, rules_from_config
+    from seeker_jax.sharding import rules_from_config
     from seeker_jax.train_state import trainable_filter
 
     rules = rules_from_config(c.mesh.rules) if rules is None else rules
@@ -159,14 +160,7 @@ def abstract_train_state(c: ml_collections.ConfigDict, mesh, tx, rules=None):
     model = abstract_model(cfg, jnp.dtype(c.model.compute_dtype), jnp.dtype(c.model.param_dtype),
                            c.model.remat, bool(c.model.get("scan_layers", False)))
     replicated = NamedSharding(mesh, PartitionSpec())
-
-    def place(var: nnx.Variable) -> jax.ShapeDtypeStruct:  # as sharding.model_shardings does
-        x, axes = var.get_value(), getattr(var, "logical_axes", None)
-        return _with_sharding(x, replicated if axes is None else
-                              array_sharding(mesh, axes, x.shape, rules))
-
-    nnx.update(model, jax.tree.map(place, nnx.state(model),
-                                   is_leaf=lambda x: isinstance(x, nnx.Variable)))
+    nnx.update(model, place_variables(nnx.state(model), mesh, rules))
     graphdef, trainable, frozen, rest = nnx.split(model, trainable_filter(c.model.freeze_vision),
                                                   nnx.Param, ...)
     by_path = {tuple(str(k) for k in path): x.sharding for path, x in
@@ -363,7 +357,7 @@ def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_ch
         figures["step_compile_s"] = round(time.perf_counter() - start, 1)
     except Exception as e:  # XlaRuntimeError: RESOURCE_EXHAUSTED
         message = str(e)
-        if "Ran out of memory" not in message and "RESOURCE_EXHAUSTED" not in message:
+        if not is_out_of_memory(e):
             raise
         used, capacity = _oom_figures(message)
         figures.update(fits=False, used_gib=used, capacity_gib=capacity,

@@ -26,8 +26,14 @@ def compiled_cost(compiled) -> tuple[float, float]:
     return float(cost.get("flops", 0.0)), float(cost.get("bytes accessed", 0.0))
 
 
-def _placed(build: Callable[[], nnx.Module], mesh, rules):
-    """(graphdef, abstract state) of a module, each parameter placed by the logical rules."""
+def is_out_of_memory(error: Exception) -> bool:
+    """Whether a compile failed because the program does not fit the chip's HBM."""
+    return "Ran out of memory" in str(error) or "RESOURCE_EXHAUSTED" in str(error)
+
+
+def place_variables(state, mesh, rules):
+    """An abstract nnx.State's variables as ShapeDtypeStructs placed by the logical-axis rules
+    (as sharding.model_shardings places real ones; variables without axes replicated)."""
     from seeker_jax.sharding import array_sharding
 
     replicated = NamedSharding(mesh, PartitionSpec())
@@ -37,8 +43,13 @@ def _placed(build: Callable[[], nnx.Module], mesh, rules):
         sharding = replicated if axes is None else array_sharding(mesh, axes, x.shape, rules)
         return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
 
+    return jax.tree.map(place, state, is_leaf=lambda x: isinstance(x, nnx.Variable))
+
+
+def _placed(build: Callable[[], nnx.Module], mesh, rules):
+    """(graphdef, abstract state) of a module, each parameter placed by the logical rules."""
     graphdef, state = nnx.split(nnx.eval_shape(build))
-    return graphdef, jax.tree.map(place, state, is_leaf=lambda x: isinstance(x, nnx.Variable))
+    return graphdef, place_variables(state, mesh, rules)
 
 
 def _batched(mesh, rules, dtype):
@@ -98,7 +109,7 @@ def decoder_layer_cost(c: ml_collections.ConfigDict, cfg, mesh, rules, batch: in
         return compiled_cost(lowered.compile())
     except Exception as e:  # XlaRuntimeError: this layer alone may not fit the chip
         # (the step itself may use splash): the count is then unknown, never a wrong number
-        if "Ran out of memory" not in str(e) and "RESOURCE_EXHAUSTED" not in str(e):
+        if not is_out_of_memory(e):
             raise
         return None
 
@@ -133,4 +144,5 @@ def vision_block_cost(c: ml_collections.ConfigDict, cfg, mesh, rules,
     return compiled_cost(jax.jit(fwd_bwd).lower(*args, batched(n, S, C)).compile())
 
 
-__all__ = ["compiled_cost", "decoder_layer_cost", "vision_block_cost"]
+__all__ = ["compiled_cost", "decoder_layer_cost", "is_out_of_memory", "place_variables",
+           "vision_block_cost"]

@@ -30,6 +30,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from seeker_jax.aot import (GIB, AotError, _with_sharding, abstract_train_state, hbm_gib,
                             per_chip_bytes, topology_devices)
+from seeker_jax.aot_cost import is_out_of_memory, place_variables
 from seeker_jax.decoding import decode
 from seeker_jax.sampling import SamplingParams
 
@@ -73,13 +74,7 @@ def compile_decode_step(c: ml_collections.ConfigDict, topology: str, rows: int =
     dtype = jnp.dtype(c.model.compute_dtype)
     model = abstract_model(cfg, dtype, dtype, "none", bool(c.model.get("scan_layers", False)))
     graphdef, state = nnx.split(decoding_graph(model))
-
-    def place(var: nnx.Variable) -> jax.ShapeDtypeStruct:
-        x, axes = var.get_value(), getattr(var, "logical_axes", None)
-        return _with_sharding(x, replicated if axes is None else
-                              array_sharding(mesh, axes, x.shape, rules))
-
-    state = jax.tree.map(place, state, is_leaf=lambda x: isinstance(x, nnx.Variable))
+    state = place_variables(state, mesh, rules)
     slots = max_len + chunk
     cache_shape = (rows, cfg.text.num_key_value_heads, slots, cfg.text.head_dim)
     cache_sharding = array_sharding(mesh, ("batch", "kv_heads", None, "head_dim"), cache_shape,
@@ -109,7 +104,7 @@ def compile_decode_step(c: ml_collections.ConfigDict, topology: str, rows: int =
     try:
         compiled = lowered.compile()
     except Exception as e:  # XlaRuntimeError: RESOURCE_EXHAUSTED
-        if "Ran out of memory" not in str(e) and "RESOURCE_EXHAUSTED" not in str(e):
+        if not is_out_of_memory(e):
             raise
         figures.update(fits=False, fits_beside_learner=False,
                        error=str(e).strip().splitlines()[0][:500])

@@ -4,8 +4,8 @@ Qwen3 decoder: RMSNorm, GQA with per-head RMSNorm on q and k before RoPE, no att
 SwiGLU; interleaved MRoPE; DeepStack visual features added after the first decoder layers.
 
 The KV cache is an explicit pytree (a list of head-major `LayerCache`), passed in and
-returned, so a jitted sampler owns it. Each sequence writes its new keys at its own offset `write_index[b]`
-and the caller gives the (B, Lq, S) boolean mask of what each query may see. Without a cache
+returned, so a jitted sampler owns it. Each sequence writes its new keys at its own offset
+`write_index[b]` and the caller gives the (B, Lq, S) boolean mask of what each query may see. Without a cache
 (training, prefill) the mask is an `attention.AttentionMask`, so the configured fused
 attention can run; a dense mask always runs the reference.
 
@@ -35,8 +35,6 @@ class LayerCache(NamedTuple):
     key: jax.Array    # (B, kv_heads, S, head_dim)
     value: jax.Array  # (B, kv_heads, S, head_dim)
 
-
-CACHE_SLOT_AXIS = 2  # the slot (sequence) axis of a LayerCache array
 
 
 def init_cache(cfg: TextConfig, batch: int, max_len: int, dtype=jnp.float32) -> list[LayerCache]:
