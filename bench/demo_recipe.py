@@ -81,7 +81,11 @@ def main(argv=None) -> int:
     p.add_argument("--grpo-steps", type=int, default=None, help="GRPO iterations (default: 0, "
                    "or the preset's with --preset long)")
     p.add_argument("--episodes", type=int, default=None, help="held-out questions")
-    p.add_argument("--sft", nargs="*", default=[], help="extra configs/sft.py:demo flags")
+    p.add_argument("--sft", action="append", default=[], metavar="FLAG",
+                   help="an extra configs/sft.py:demo flag, as --sft=--config.steps=9 (repeat "
+                        "it for more)")
+    p.add_argument("--grpo", action="append", default=[], metavar="FLAG",
+                   help="an extra configs/grpo.py:tiny_synth flag, as --sft")
     args = p.parse_args(argv)
 
     from seeker_jax.config import load_config
@@ -96,7 +100,7 @@ def main(argv=None) -> int:
     sft_flags = [*preset.sft, *args.sft]
 
     summary = demo.run_demo(args.workdir, steps, episodes, grpo_steps, sft_flags,
-                            list(preset.grpo))
+                            [*preset.grpo, *args.grpo])
     root = os.path.join(args.workdir, "sft", "data")
     sft_ckpt = os.path.join(args.workdir, "sft", "checkpoints")
     out = {"preset": args.preset, "sft_steps": summary["sft"]["steps"],

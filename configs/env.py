@@ -6,6 +6,8 @@ Presets:
   paper  VideoSeeker's budgets: prompt video 1 fps, 4-256 frames, <= 112,896 px per frame;
          crop_video 1 fps, 4-64 frames, <= 336x336 px; at most 5 tool rounds.
   tiny   tests and the demo on a 2-core CPU: 64x64 px frames, <= 16 frames.
+  tiny_128  tiny with frames up to 128x128 px (16 vision tokens a frame after the 2x2 merge,
+         against tiny's 4): the "it learns" run (configs/demo.py:long).
 """
 import ml_collections
 
@@ -35,8 +37,14 @@ def env_group(preset: str = "paper") -> ml_collections.ConfigDict:
         env.video = _sampling(1.0, 4, 16, 32 * 32, 64 * 64, budget)
         env.crop = _sampling(1.0, 4, 16, 32 * 32, 64 * 64, budget)
         env.frame.max_pixels = 64 * 64
+    elif preset == "tiny_128":
+        env = env_group("tiny")
+        for group in (env.video, env.crop):
+            group.max_frame_pixels = 128 * 128
+        env.frame.max_pixels = 128 * 128
     else:
-        raise ValueError(f"configs/env.py: unknown env preset {preset!r}; use paper or tiny")
+        raise ValueError(f"configs/env.py: unknown env preset {preset!r}; use paper, tiny or "
+                         "tiny_128")
     return env
 
 

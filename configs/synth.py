@@ -5,6 +5,14 @@ Presets:
   tiny     4 s, 8 fps, 96x64, 3-4 instances: tests (fractions of a second each).
   demo     tiny, with multiple choice wherever a question has 3 distractors (a letter to
            answer, scored by rule): what `seeker-jax demo` trains, runs and scores.
+  demo_128 demo at 128x128 px (objects 26-40 px across): with configs/env.py:tiny_128 each
+           frame is 16 vision tokens, not 4, so a tiny model can tell the marked object.
+  learn    the "it learns" run (configs/demo.py:long), a world a tiny model trained from
+           scratch can read: 128x128 px, ONE large instance that keeps its color, never leaves
+           and is never occluded, and one open-ended question per video, "What color is
+           <target> at T s?", answered with the color's name (scored by rule). The visual
+           prompt still marks it and the tools still show it; telling instances apart is
+           what this world leaves out.
 """
 import ml_collections
 
@@ -65,7 +73,21 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
     elif preset == "demo":
         c = get_config("tiny")
         c.questions.mc_fraction = 1.0
+    elif preset == "demo_128":
+        c = get_config("demo")
+        c.video.width = c.video.height = 128
+        c.questions.min_visible_px = 32   # the tiny preset's 12 px, scaled by the frame area
+    elif preset == "learn":
+        c = get_config("demo_128")
+        c.world.min_instances = c.world.max_instances = 1
+        c.world.min_kinds = 1
+        c.world.size_frac = (0.15, 0.25)
+        c.world.p_recolor = c.world.p_leave = c.world.p_start_outside = 0.0
+        c.world.occluder = False
+        c.questions.dimensions = ("OA",)
+        c.questions.mc_fraction = 0.0
+        c.questions.per_video = 1
     else:
-        raise ValueError(f"configs/synth.py: unknown preset {preset!r}; use default, tiny or "
-                         "demo")
+        raise ValueError(f"configs/synth.py: unknown preset {preset!r}; use default, tiny, "
+                         "demo, demo_128 or learn")
     return c

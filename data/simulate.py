@@ -177,7 +177,7 @@ def simulate(cfg: ml_collections.ConfigDict, rng: np.random.Generator) -> World:
     """Samples a World from `cfg` (configs/synth.py) with `rng`; deterministic given both.
 
     Every video has `min_kinds`+ shape kinds and each used kind has >= 2 instances, so a shape
-    name never singles out the target.
+    name never singles out the target (a one-instance world has one).
     """
     v, wc = cfg.video, cfg.world
     w, h, fps = int(v.width), int(v.height), int(v.fps)
@@ -185,7 +185,9 @@ def simulate(cfg: ml_collections.ConfigDict, rng: np.random.Generator) -> World:
     k = int(rng.integers(wc.min_instances, wc.max_instances + 1))
     n_kinds = max(1, min(wc.min_kinds, k // 2, len(SHAPES)))
     kinds = rng.choice(len(SHAPES), size=n_kinds, replace=False)
-    shape = np.array(list(kinds) * 2 + list(rng.choice(kinds, size=k - 2 * n_kinds)), np.int32)
+    per_kind = min(2, k // n_kinds)  # 2, except in a one-instance world
+    shape = np.array(list(kinds) * per_kind
+                     + list(rng.choice(kinds, size=k - per_kind * n_kinds)), np.int32)
     shape = rng.permutation(shape)
     texture = rng.integers(len(TEXTURES), size=k).astype(np.int32)
     z = rng.permutation(k).astype(np.int32)

@@ -155,8 +155,9 @@ def run_demo(workdir: str, steps: int | None = None, episodes: int = 16, grpo_st
     summary: dict[str, Any] = {"workdir": os.path.abspath(workdir)}
     t0 = time.perf_counter()
     sft_dir = os.path.join(workdir, "sft")
-    stage(1, "synthesizing a tiny video world (configs/synth.py:demo)")
-    root = prepare_data(sft_config(steps, overrides), sft_dir)
+    config = sft_config(steps, overrides)
+    stage(1, f"synthesizing a tiny video world (configs/synth.py:{config.data.synth_preset})")
+    root = prepare_data(config, sft_dir)
     summary["sft"] = sft_stage(workdir, steps, overrides)
 
     sft_ckpt = os.path.join(sft_dir, "checkpoints")

@@ -85,3 +85,34 @@ def test_grain_shuffle_shard_and_resume(root):
     fresh = iter(make_dataset(root, "train", seed=3, num_epochs=2))
     fresh.set_state(state)
     assert head + [r["id"] for r in fresh] == full
+
+
+def test_learn_world_one_instance_color_questions(tmp_path):
+    """configs/synth.py:learn (the "it learns" run): 128x128 videos of ONE instance that keeps
+    its color, one open color question per video whose answer is that color in the truth."""
+    cfg = load_config("configs/synth.py:learn")
+    synthesize(tmp_path, 12, seed=1, cfg=cfg, workers=1, progress=False)
+    records = [r for split in ("train", "val", "test") for r in read_records(tmp_path, split)]
+    assert len(records) == 12 and len({r["video_id"] for r in records}) == 12
+    for r in records:
+        world = World.load(r["tracks_path"])
+        assert world.num_instances == 1
+        assert r["question_form"] == "open" and r["dimension"] == "OA" and not r["options"]
+        assert r["question"].startswith("What color is ") and " at " in r["question"]
+        colors = set(np.asarray(world.color[0]).tolist())
+        assert len(colors) == 1  # never recolored
+        info = VideoFile(r["video_path"]).info
+        assert (info.width, info.height) == (128, 128)
+
+
+def test_env_tiny_128_shows_128_px_frames():
+    from seeker_jax.env.config import EnvConfig
+
+    env = EnvConfig.from_config(load_config("configs/env.py:tiny_128"))
+    tiny = EnvConfig.from_config(load_config("configs/env.py:tiny"))
+    assert (env.video.max_frame_pixels, env.crop.max_frame_pixels, env.frame_max_pixels) == (
+        128 * 128,) * 3
+    assert (tiny.video.max_frame_pixels, tiny.crop.max_frame_pixels, tiny.frame_max_pixels) == (
+        64 * 64,) * 3
+    episode = env.episode_config()
+    assert episode.video.max_frame_pixels == episode.tools.crop.max_frame_pixels == 128 * 128
