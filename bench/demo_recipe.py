@@ -90,7 +90,7 @@ def main(argv=None) -> int:
 
     from seeker_jax.config import load_config
     from seeker_jax.rl import demo
-    from seeker_jax.rl.demo_eval import describe_episode, paired_bootstrap, table
+    from seeker_jax.rl.demo_eval import paired_bootstrap, table
 
     preset = load_config(f"configs/demo.py:{args.preset}")
     steps = args.steps or preset.sft_steps or None

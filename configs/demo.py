@@ -11,6 +11,8 @@ sft / grpo: extra --config flags for configs/sft.py:demo and configs/grpo.py:tin
 """
 import ml_collections
 
+from seeker_jax.configs.env import env_group
+
 
 def get_config(preset: str = "default") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
@@ -22,12 +24,15 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
     if preset == "default":
         pass
     elif preset == "long":
-        # The world a tiny model trained from scratch can read (configs/synth.py:learn: 128x128
-        # frames, colors and directions) and frames shown at 128x128 (configs/env.py:tiny_128),
-        # in SFT and GRPO alike: the demo's 96x64 world at 64x64 frames is 4 vision tokens a
-        # frame, and its SFT model answers at chance.
-        frames = tuple(f"--config.env.{group}={128 * 128}" for group in (
-            "video.max_frame_pixels", "crop.max_frame_pixels", "frame.max_pixels"))
+        # The world a tiny model trained from scratch can read (configs/synth.py:learn: one
+        # instance, color questions) and its frames shown at 128x128 (configs/env.py:tiny_128's
+        # budgets), in SFT and GRPO alike: the demo's 96x64 world at 64x64 frames is 4 vision
+        # tokens a frame, and its SFT model answers at chance.
+        env = env_group("tiny_128")
+        frames = tuple(f"--config.env.{key}={value}" for key, value in (
+            ("video.max_frame_pixels", env.video.max_frame_pixels),
+            ("crop.max_frame_pixels", env.crop.max_frame_pixels),
+            ("frame.max_pixels", env.frame.max_pixels)))
         c.sft_steps = 1200
         c.sft = ("--config.data.synth_preset=learn", "--config.data.synth_num=2400",
                  "--config.optimizer.lr=3e-3", *frames)
