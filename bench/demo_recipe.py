@@ -81,6 +81,9 @@ def main(argv=None) -> int:
     p.add_argument("--grpo-steps", type=int, default=None, help="GRPO iterations (default: 0, "
                    "or the preset's with --preset long)")
     p.add_argument("--episodes", type=int, default=None, help="held-out questions")
+    p.add_argument("--eval-world", type=int, default=None, help="held-out questions from a "
+                   "separate world of that many records (default: the preset's; 0 = the SFT "
+                   "world's test split)")
     p.add_argument("--sft", action="append", default=[], metavar="FLAG",
                    help="an extra configs/sft.py:demo flag, as --sft=--config.steps=9 (repeat "
                         "it for more)")
@@ -98,9 +101,10 @@ def main(argv=None) -> int:
         preset.grpo_steps if args.preset != "default" else 0)
     episodes = args.episodes or preset.episodes
     sft_flags = [*preset.sft, *args.sft]
+    eval_world = preset.eval_world if args.eval_world is None else args.eval_world
 
     summary = demo.run_demo(args.workdir, steps, episodes, grpo_steps, sft_flags,
-                            [*preset.grpo, *args.grpo])
+                            [*preset.grpo, *args.grpo], eval_world=eval_world)
     root = os.path.join(args.workdir, "sft", "data")
     sft_ckpt = os.path.join(args.workdir, "sft", "checkpoints")
     out = {"preset": args.preset, "sft_steps": summary["sft"]["steps"],

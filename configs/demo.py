@@ -4,9 +4,9 @@ Presets:
   default  the README's demo (about 5 minutes on 2 CPU cores): configs/sft.py:demo as is,
            16 held-out questions before and after 8 GRPO iterations.
   long     the "it learns" run (bench/demo_recipe.py --preset long; about an hour on 2 CPU
-           cores): a world of 2400 records a tiny model can read (>= 200 held-out test
-           questions), longer SFT and GRPO, every test question evaluated before and after GRPO
-           with a paired bootstrap interval.
+           cores): a world of 2400 records a tiny model can read, longer SFT and GRPO, and
+           1200 held-out questions (a second world, rl/demo.py:held_out_world) evaluated
+           before and after GRPO with a paired bootstrap interval.
 sft / grpo: extra --config flags for configs/sft.py:demo and configs/grpo.py:tiny_synth.
 """
 import ml_collections
@@ -21,6 +21,8 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
     c.grpo_steps = 8
     c.grpo = ()
     c.episodes = 16
+    c.eval_world = 0                 # > 0: evaluate on a separate held-out world of that many
+                                     # records (rl/demo.py:held_out_world), not the test split
     if preset == "default":
         pass
     elif preset == "long":
@@ -45,7 +47,8 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
         c.grpo = ("--config.rollout.prompts_per_step=8", "--config.rollout.n=8",
                   "--config.rollout.minibatches=2", "--config.optimizer.accum_steps=2",
                   "--config.optimizer.lr=2e-4", "--config.checkpoint_every=2", *frames)
-        c.episodes = 100_000         # every test question
+        c.episodes = 100_000         # every held-out question
+        c.eval_world = 1200
     else:
         raise ValueError(f"configs/demo.py: unknown preset {preset!r}; use default or long")
     return c

@@ -86,6 +86,21 @@ def held_out(root: str, episodes: int) -> list[dict]:
     return records[:episodes]
 
 
+def held_out_world(workdir: str, config, num: int) -> tuple[str, list[dict]]:
+    """(root, records): a second world of `num` records from the SFT world's synth preset and
+    the next seed, made once in WORKDIR/eval_data. Its videos are new (the seed is in every
+    video id and drives every draw), so all of its records, every split, are held out: a
+    larger evaluation set than the SFT world's test split, for a tighter interval."""
+    from seeker_jax.data.records import SPLITS, read_records
+    from seeker_jax.data.synth import synthesize
+
+    root = os.path.join(workdir, "eval_data")
+    if not os.path.isfile(os.path.join(root, "meta.json")):
+        synthesize(root, num, int(config.seed) + 1,
+                   load_config(f"configs/synth.py:{config.data.synth_preset}"))
+    return root, [r for split in SPLITS for r in read_records(root, split, resolve=False)]
+
+
 def evaluate(ckpt_dir: str, root: str, records: list[dict], label: str):
     """Greedy episodes of checkpoint `ckpt_dir` on `records`, scored (rl/demo_eval.py)."""
     from seeker_jax import checkpoint as ckpt
@@ -143,10 +158,12 @@ def grpo_stage(workdir: str, sft_ckpt: str, root: str, steps: int,
 
 
 def run_demo(workdir: str, steps: int | None = None, episodes: int = 16, grpo_steps: int = 8,
-             overrides: Sequence[str] = (), grpo_overrides: Sequence[str] = ()
-             ) -> dict[str, Any]:
+             overrides: Sequence[str] = (), grpo_overrides: Sequence[str] = (),
+             eval_world: int = 0) -> dict[str, Any]:
     """Runs the six stages; returns (and writes) the summary. steps: SFT steps (None: the
-    preset's); grpo_steps: GRPO iterations (0 skips GRPO: "after" is then the SFT model)."""
+    preset's); grpo_steps: GRPO iterations (0 skips GRPO: "after" is then the SFT model);
+    eval_world > 0: evaluate on the first `episodes` records of a separate held-out world of
+    that many records (held_out_world) instead of the SFT world's test split."""
     from seeker_jax.convert import export
     from seeker_jax.rl.demo_eval import describe_episode, table
     from seeker_jax.sft import prepare_data
@@ -161,16 +178,20 @@ def run_demo(workdir: str, steps: int | None = None, episodes: int = 16, grpo_st
     summary["sft"] = sft_stage(workdir, steps, overrides)
 
     sft_ckpt = os.path.join(sft_dir, "checkpoints")
-    records = held_out(root, episodes)
+    eval_root, records = root, held_out(root, episodes)
+    if eval_world > 0:
+        say(f"    a separate held-out world of {eval_world} records (seed {config.seed + 1})")
+        eval_root, records = held_out_world(workdir, config, eval_world)
+        records = records[:episodes]
     stage(3, f"evaluating the SFT model on {len(records)} held-out questions (greedy tool "
              "episodes)")
-    before, model = evaluate(sft_ckpt, root, records, "SFT")
+    before, model = evaluate(sft_ckpt, eval_root, records, "SFT")
     final_ckpt, after = sft_ckpt, before
     if grpo_steps > 0:
         summary["grpo"] = grpo_stage(workdir, sft_ckpt, root, grpo_steps, grpo_overrides)
         final_ckpt = os.path.join(summary["grpo"]["dir"], "checkpoints")
         stage(5, f"evaluating the GRPO model on the same {len(records)} questions")
-        after, model = evaluate(final_ckpt, root, records, "GRPO")
+        after, model = evaluate(final_ckpt, eval_root, records, "GRPO")
     else:
         stage(4, "GRPO skipped (--grpo-steps 0)")
         stage(5, "the SFT model is the final one")
@@ -180,7 +201,7 @@ def run_demo(workdir: str, steps: int | None = None, episodes: int = 16, grpo_st
         say(f"      {line}")
     pick = next((i for i, r in enumerate(after.results) if r.answer is not None and r.calls), 0)
     say("    one episode in full:")
-    for line in describe_episode(after.results[pick], records[pick], root, final_ckpt):
+    for line in describe_episode(after.results[pick], records[pick], eval_root, final_ckpt):
         say(f"      {line}")
 
     t2 = time.perf_counter()

@@ -139,7 +139,22 @@ def test_demo_presets_read_like_the_docs():
     demo, long = load_config("configs/demo.py:default"), load_config("configs/demo.py:long")
     assert demo.grpo_steps > 0 and demo.episodes >= 16
     assert "--config.data.synth_num=2400" in long.sft and long.episodes >= 200
+    assert demo.eval_world == 0 and long.eval_world >= 200
     assert load_config("configs/sft.py:demo").data.synth_preset == "demo"
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         load_config("configs/demo.py:huge")
     json.dumps(demo.to_dict())
+
+
+def test_held_out_world_is_new_videos_from_every_split(tmp_path):
+    """The long run's evaluation world: the SFT world's preset, the next seed, every split."""
+    from seeker_jax.rl.demo import held_out_world
+
+    config = load_config("configs/sft.py:tiny_synth")
+    root, records = held_out_world(str(tmp_path), config, 48)
+    assert root == str(tmp_path / "eval_data") and len(records) == 48
+    assert {r["split"] for r in records} == {"train", "val", "test"}
+    assert all(r["video_id"].startswith(f"synth{config.seed + 1}_") for r in records)
+    # made once: a second call reads the same records back
+    assert [r["question"] for r in held_out_world(str(tmp_path), config, 48)[1]] == \
+        [r["question"] for r in records]
