@@ -3,8 +3,8 @@
 Presets:
   default  the README's demo (about 5 minutes on 2 CPU cores): configs/sft.py:demo as is,
            16 held-out questions before and after 8 GRPO iterations.
-  long     the "it learns" run (bench/demo_recipe.py --preset long; about an hour on 2 CPU
-           cores): a world of 2400 records a tiny model can read, longer SFT and GRPO, and
+  long     the "it learns" run (bench/demo_recipe.py --preset long; about 80 minutes on 2
+           CPU cores): a world of 2400 records a tiny model can read, longer SFT and GRPO, and
            1200 held-out questions (a second world, rl/demo.py:held_out_world) evaluated
            before and after GRPO with a paired bootstrap interval.
 sft / grpo: extra --config flags for configs/sft.py:demo and configs/grpo.py:tiny_synth.
@@ -35,7 +35,9 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
             ("video.max_frame_pixels", env.video.max_frame_pixels),
             ("crop.max_frame_pixels", env.crop.max_frame_pixels),
             ("frame.max_pixels", env.frame.max_pixels)))
-        c.sft_steps = 1200
+        # 2400 steps (two passes over the train split) at lr 3e-3: at 1200 steps the model
+        # read the color at 28.6% (chance 17%), at 2400 steps at 68% (241 test questions).
+        c.sft_steps = 2400
         c.sft = ("--config.data.synth_preset=learn", "--config.data.synth_num=2400",
                  "--config.optimizer.lr=3e-3", *frames)
         # 8 prompts x 8 samples and one optimizer step per iteration (two accumulated
@@ -46,7 +48,8 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
         c.grpo_steps = 14
         c.grpo = ("--config.rollout.prompts_per_step=8", "--config.rollout.n=8",
                   "--config.rollout.minibatches=2", "--config.optimizer.accum_steps=2",
-                  "--config.optimizer.lr=2e-4", "--config.checkpoint_every=2", *frames)
+                  "--config.optimizer.lr=2e-4", "--config.loss.chunk=64",
+                  "--config.checkpoint_every=2", *frames)
         c.episodes = 100_000         # every held-out question
         c.eval_world = 1200
     else:

@@ -33,6 +33,10 @@ def loss_group(preset: str = "grpo") -> ml_collections.ConfigDict:
     loss.entropy = True              # log the policy entropy (one extra forward projection)
     loss.dynamic_sampling = False    # drop groups whose rewards are all equal, refill
     loss.overlong_filter = False     # mask episodes cut by the length limit
+    loss.chunk = 256                 # positions per vocabulary-projection chunk: one chunk's
+                                     # logits are (rows, chunk, vocab) float32 per device, with
+                                     # rows = a minibatch's rows over the data axes (151,936
+                                     # columns: 32 rows x 256 = 5 GB); lower it to fit memory
     if preset == "grpo":
         pass
     elif preset == "dr_grpo":

@@ -169,6 +169,37 @@ def check_config(config: ml_collections.ConfigDict, loss: PolicyLossConfig) -> N
         raise ValueError(f"rollout.max_refills must be >= 0, got {r.max_refills}")
 
 
+# Live copies of a chunk's logits in the update's backward (logits, softmax, the logit
+# gradient, a fused temporary): measured on CPU, where 32 rows x 256 positions (5 GB a copy)
+# took a 24 GiB process past its memory.
+PROJECTION_COPIES = 4
+
+
+def projection_bytes(rows: int, chunk: int, vocab: int) -> int:
+    """Bytes of one vocabulary-projection chunk's float32 logits, (rows, chunk, vocab)."""
+    return rows * chunk * vocab * 4
+
+
+def check_host_memory(config: ml_collections.ConfigDict, loss: PolicyLossConfig, vocab: int,
+                      host_bytes: int) -> None:
+    """On a CPU backend the update's temporaries are host memory (every device's: the CPU
+    devices share it), and a process the kernel kills for it dies without a word: raise, saying
+    what to lower, when PROJECTION_COPIES of a chunk's logits (a minibatch's rows x loss.chunk
+    x vocab) pass 3/4 of it."""
+    r = config.rollout
+    rows = max(s.stop - s.start for s in minibatch_slices(r.prompts_per_step * r.n,
+                                                          r.minibatches))
+    need = PROJECTION_COPIES * projection_bytes(rows, loss.chunk, vocab)
+    if need > 0.75 * host_bytes:
+        fit = int(0.75 * host_bytes // (PROJECTION_COPIES * projection_bytes(rows, 1, vocab)))
+        raise ValueError(
+            f"the GRPO update needs about {need / 2**30:.1f} GiB for the vocabulary projection "
+            f"({PROJECTION_COPIES} copies of ({rows} rows, {loss.chunk} positions, {vocab}) "
+            f"float32 logits) and this host has {host_bytes / 2**30:.1f} GiB: set "
+            f"--config.loss.chunk={max(fit, 1)} or lower, or more rollout.minibatches (with "
+            f"optimizer.accum_steps to keep one step per iteration)")
+
+
 def prompt_iterator(root: str, config: ml_collections.ConfigDict):
     """Records of the RL split in a seeded, reshuffled-per-epoch, endless order (paths kept
     relative to root); its get_state() goes into every checkpoint."""
@@ -226,6 +257,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
     model_dir = ckpt.find_params(config.model.init_from).config_dir if config.model.init_from else None
     tokenizer = tokenizer_from_config(config.tokenizer, model_dir)
     model, cfg = build_model(config.model)
+    if jax.default_backend() == "cpu":
+        check_host_memory(config, loss_cfg, cfg.text.vocab_size,
+                          os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
     tx = make_optimizer(config.optimizer)
     schedule = make_schedule(config.optimizer)
     state = create_train_state(model, tx, mesh, config.model.freeze_vision, rules)
@@ -363,6 +397,7 @@ def update(state: TrainState, train_step, results, advantages: np.ndarray, keep:
     return steps
 
 
-__all__ = ["GRPO_ITEM", "Collected", "Iteration", "build_reference", "check_config", "collect",
+__all__ = ["GRPO_ITEM", "Collected", "Iteration", "build_reference", "check_config",
+           "check_host_memory", "collect", "projection_bytes",
            "merge_stats", "prompt_iterator", "rollout_seed", "score_minibatches", "train",
            "update"]

@@ -89,3 +89,23 @@ def test_max_refills_must_not_be_negative():
     config = load_config("configs/grpo.py:tiny_synth", ["--config.rollout.max_refills=-1"])
     with pytest.raises(ValueError, match="max_refills"):
         check_config(config, PolicyLossConfig.from_config(config.loss))
+
+
+def test_host_memory_check_names_the_fix():
+    """The vocabulary projection's size, hand-worked, and the CPU check that refuses a
+    minibatch whose chunk logits would take the host past its memory (the OS kills such a
+    process without a message): 32 rows x 256 positions on a 24 GiB host, the run that died."""
+    from seeker_jax.rl.grpo import check_host_memory, projection_bytes
+
+    assert projection_bytes(32, 256, 151_936) == 32 * 256 * 151_936 * 4 == 4_978_638_848
+    flags = ["--config.rollout.prompts_per_step=8", "--config.rollout.n=8",
+             "--config.rollout.minibatches=2"]
+    host = 24 * 2**30
+    config = load_config("configs/grpo.py:tiny_synth", flags)
+    with pytest.raises(ValueError, match=r"about 18\.5 GiB .*32 rows, 256 positions.*"
+                                         r"--config\.loss\.chunk=248 or lower"):
+        check_host_memory(config, PolicyLossConfig.from_config(config.loss), 151_936, host)
+    config = load_config("configs/grpo.py:tiny_synth", [*flags, "--config.loss.chunk=64"])
+    check_host_memory(config, PolicyLossConfig.from_config(config.loss), 151_936, host)
+    config = load_config("configs/grpo.py:tiny_synth")  # 8 rows in 2 minibatches: fits
+    check_host_memory(config, PolicyLossConfig.from_config(config.loss), 151_936, host)
