@@ -3,7 +3,7 @@
 Presets:
   default  the README's demo (about 5 minutes on 2 CPU cores): configs/sft.py:demo as is,
            16 held-out questions before and after 8 GRPO iterations.
-  long     the "it learns" run (bench/demo_recipe.py --preset long; about 80 minutes on 2
+  long     the "it learns" run (bench/demo_recipe.py --preset long; about 55 minutes on 2
            CPU cores): a world of 2400 records a tiny model can read, longer SFT and GRPO, and
            1200 held-out questions (a second world, rl/demo.py:held_out_world) evaluated
            before and after GRPO with a paired bootstrap interval.
