@@ -178,11 +178,12 @@ def run_demo(workdir: str, steps: int | None = None, episodes: int = 16, grpo_st
     summary["sft"] = sft_stage(workdir, steps, overrides)
 
     sft_ckpt = os.path.join(sft_dir, "checkpoints")
-    eval_root, records = root, held_out(root, episodes)
     if eval_world > 0:
         say(f"    a separate held-out world of {eval_world} records (seed {config.seed + 1})")
         eval_root, records = held_out_world(workdir, config, eval_world)
         records = records[:episodes]
+    else:
+        eval_root, records = root, held_out(root, episodes)
     stage(3, f"evaluating the SFT model on {len(records)} held-out questions (greedy tool "
              "episodes)")
     before, model = evaluate(sft_ckpt, eval_root, records, "SFT")
