@@ -7,6 +7,9 @@ Presets:
            CPU cores): a world of 2400 records a tiny model can read, longer SFT and GRPO, and
            1200 held-out questions (a second world, rl/demo.py:held_out_world) evaluated
            before and after GRPO with a paired bootstrap interval.
+  tools    the "it learns" run where a tool decides the answer (bench/demo_recipe.py --preset
+           tools; about 55 minutes): long's recipe on configs/synth.py:learn_tools, a world
+           whose instance changes color and a weak teacher that skips the crop 60% of the time.
 sft / grpo: extra --config flags for configs/sft.py:demo and configs/grpo.py:tiny_synth.
 """
 import ml_collections
@@ -52,6 +55,14 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
                   "--config.checkpoint_every=2", *frames)
         c.episodes = 100_000         # every held-out question
         c.eval_world = 1200
+    elif preset == "tools":
+        # long's SFT and GRPO, unchanged, on a world where the crop decides the answer and a
+        # teacher that mostly skips it: in learn's world a crop shows what the marked frame
+        # shows, so GRPO had only perception to improve and showed no gain (README).
+        c = get_config("long")
+        c.sft = tuple(f.replace("synth_preset=learn", "synth_preset=learn_tools")
+                      for f in c.sft)
     else:
-        raise ValueError(f"configs/demo.py: unknown preset {preset!r}; use default or long")
+        raise ValueError(f"configs/demo.py: unknown preset {preset!r}; use default, long or "
+                         "tools")
     return c

@@ -13,6 +13,13 @@ Presets:
            <target> at T s?", answered with the color's name (scored by rule). The visual
            prompt still marks it and the tools still show it; telling instances apart is
            what this world leaves out.
+  learn_tools  the GRPO "it learns" run (configs/demo.py:tools): learn, but the instance
+           changes color at most pauses, so "What color is <target> at T s?" is asked at a
+           time its color differs from the marked frame's (data/questions.py) and only the
+           crop shows the answer; and a weak scripted teacher: 60% of its trajectories view
+           the marked frame and answer from it without cropping (teacher.shortcut). SFT on
+           them learns to skip the crop most of the time; whether GRPO learns to crop is the
+           question the run answers.
 """
 import ml_collections
 
@@ -56,6 +63,11 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
     c.prompts = ml_collections.ConfigDict()
     c.prompts.types = PROMPT_TYPES
 
+    c.teacher = ml_collections.ConfigDict()
+    c.teacher.shortcut = 0.0   # fraction of records whose scripted teacher answers from the
+                               # marked frame alone, without a crop (data/trajectories.py);
+                               # only questions about one time have such an answer
+
     c.splits = ml_collections.ConfigDict()
     c.splits.val = 0.1
     c.splits.test = 0.1
@@ -87,7 +99,12 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
         c.questions.dimensions = ("OA",)
         c.questions.mc_fraction = 0.0
         c.questions.per_video = 1
+    elif preset == "learn_tools":
+        c = get_config("learn")
+        c.world.p_pause = 0.6
+        c.world.p_recolor, c.world.p_resize = 1.0, 0.0
+        c.teacher.shortcut = 0.6
     else:
         raise ValueError(f"configs/synth.py: unknown preset {preset!r}; use default, tiny, "
-                         "demo, demo_128 or learn")
+                         "demo, demo_128, learn or learn_tools")
     return c

@@ -20,7 +20,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from seeker_jax.data import records as records_lib
-from seeker_jax.data.questions import Context, Question, ask
+from seeker_jax.data.questions import Context, Question, answer_of, ask
 from seeker_jax.data.simulate import simulate
 from seeker_jax.data.visual_prompt import fill_placeholder, render_visual_prompt
 from seeker_jax.data.world import World
@@ -141,7 +141,8 @@ def _record(world: World, ctx: Context, q: Question, k: int, prompt_f: int, prom
         text = text + "".join(f"\n{letter}. {o}" for letter, o in options.items())
     else:
         answer = q.answer
-    return {
+    shortcut = _shortcut_answer(ctx, q, k, prompt_f, options, cfg, rng)
+    return {**({"teacher_shortcut": shortcut} if shortcut is not None else {}),
         "id": record_id, "video_id": video_id, "video_path": video_rel,
         "duration": round(world.duration, 3), "question": text, "answer": answer,
         "source": SOURCE, "frame_path": frame_rel, "dimension": q.dimension,
@@ -153,6 +154,22 @@ def _record(world: World, ctx: Context, q: Question, k: int, prompt_f: int, prom
         "prompt_color": vp.color, "prompt_geometry": vp.geometry,
         "split": split_of(int(video_id.rsplit("_", 1)[1]), cfg),
     }
+
+
+def _shortcut_answer(ctx: Context, q: Question, k: int, prompt_f: int,
+                     options: dict[str, str] | None, cfg: ml_collections.ConfigDict,
+                     rng: np.random.Generator) -> str | None:
+    """For a `teacher.shortcut` share of the questions about one time: the answer a teacher that
+    skips the crop gives, what the marked frame shows (the question's reading at the prompt
+    frame's time; its letter for multiple choice). Else None, and no random draw is made, so
+    worlds without a shortcut teacher are unchanged."""
+    share = float(cfg.get("teacher", {}).get("shortcut", 0.0))
+    if share <= 0 or "t" not in q.spec or rng.random() >= share:
+        return None
+    seen = answer_of(ctx, {**q.spec, "t": ctx.world.time(prompt_f)}, k)
+    if seen is None or not options:
+        return seen
+    return next((letter for letter, o in options.items() if o.lower() == seen.lower()), None)
 
 
 def _work(args: tuple) -> list[dict[str, Any]]:

@@ -68,14 +68,18 @@ def teacher_turns(record: dict) -> list[str]:
     first words say which turn it is, the tools name the sample's assets by kind ("frame",
     "video": env/sandbox.py accepts them for this sample's own files only) instead of paths
     to copy, and the crop window comes from the question (`crop_window`), so every number is
-    in the prompt.
+    in the prompt. A record with `teacher_shortcut` (configs/synth.py:learn_tools) gets a
+    weak teacher's turns instead: view the marked frame, then answer what it shows, no crop.
     """
     if record.get("teacher_turns"):
         return list(record["teacher_turns"])
+    view = ("<think>I view the marked frame.</think>\n"
+            + _call("view_visual_prompt", frame_path="frame"))
+    if record.get("teacher_shortcut") is not None:   # a weak teacher (configs/synth.py)
+        return [view, f"<think>I answer.</think>\n<answer>{record['teacher_shortcut']}</answer>"]
     start, end = crop_window(record)
     return [
-        "<think>I view the marked frame.</think>\n"
-        + _call("view_visual_prompt", frame_path="frame"),
+        view,
         f"<think>I watch {start:.1f} to {end:.1f} s.</think>\n"
         + _call("crop_video", video_path="video", start_time=start, end_time=end),
         f"<think>I answer.</think>\n<answer>{record['answer']}</answer>",

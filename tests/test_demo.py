@@ -104,6 +104,47 @@ def test_score_and_table_hand_worked(demo_world):
         score(results[:2], mc)
 
 
+def test_learn_tools_world_has_a_weak_teacher_that_answers_from_the_marked_frame(tmp_path):
+    """configs/synth.py:learn_tools: most questions name a time whose color differs from the
+    marked frame's (all, where the instance changed color), so the crop decides the answer
+    (the others ask what color it turns into); a share of the records carry the weak
+    teacher's answer, the color the tracks give at the prompt frame, and their trajectories
+    view the frame, then answer that, with no crop. The other records keep the crop. Presets
+    without the shortcut write no such key."""
+    from seeker_jax.data.questions import COLOR_NAMES
+    from seeker_jax.data.world import World
+
+    root = tmp_path / "tools"
+    synthesize(root, 40, 0, load_config("configs/synth.py:learn_tools"), progress=False)
+    env = EnvConfig.from_config(load_config("configs/sft.py:demo").env)
+    formatter = env.formatter(offline_qwen_tokenizer())
+    records = [r for s in ("train", "val", "test") for r in read_records(root, s, resolve=False)]
+    weak = [r for r in records if "teacher_shortcut" in r]
+    assert 0.3 * len(records) <= len(weak) <= 0.9 * len(records)
+    differ = 0
+    for record in records:
+        world = World.load(root / record["tracks_path"])
+        marked = COLOR_NAMES[world.color[record["target_track_id"], record["prompt_frame_index"]]]
+        at_time = record["spec"]["kind"] == "color_at"   # else "what color does it turn into"
+        differ += at_time and record["answer"] != marked
+        turns = teacher_turns(record)
+        calls = [c.name for t in turns for c in parse_tool_calls(t)]
+        if "teacher_shortcut" in record:
+            assert at_time and record["teacher_shortcut"] == marked
+            assert calls == ["view_visual_prompt"] and validate_trajectory(turns).ok
+            assert turns[-1].endswith(f"<answer>{marked}</answer>")
+        else:
+            assert calls == ["view_visual_prompt", "crop_video"]
+    assert differ >= 0.7 * sum(r["spec"]["kind"] == "color_at" for r in records)
+    videos = [len(build_trajectory(r, formatter, root, env.episode_config()).video_grid_thw)
+              for r in (weak[0], next(r for r in records if "teacher_shortcut" not in r))]
+    assert videos == [1, 2]   # the prompt's video; the crop's on top where the teacher crops
+    plain = tmp_path / "plain"
+    synthesize(plain, 6, 0, load_config("configs/synth.py:learn"), progress=False)
+    assert not any("teacher_shortcut" in r for s in ("train", "val", "test")
+                   for r in read_records(plain, s, resolve=False))
+
+
 def test_describe_episode_shows_what_the_tools_showed(demo_world, tmp_path):
     """The write-up replays the turns: the crop's caption with its frame count and times."""
     from seeker_jax import checkpoint as ckpt
@@ -140,6 +181,10 @@ def test_demo_presets_read_like_the_docs():
     assert demo.grpo_steps > 0 and demo.episodes >= 16
     assert "--config.data.synth_num=2400" in long.sft and long.episodes >= 200
     assert demo.eval_world == 0 and long.eval_world >= 200
+    tools = load_config("configs/demo.py:tools")
+    assert "--config.data.synth_preset=learn_tools" in tools.sft
+    assert (tools.grpo, tools.grpo_steps, tools.eval_world) == (long.grpo, long.grpo_steps,
+                                                                 long.eval_world)
     assert load_config("configs/sft.py:demo").data.synth_preset == "demo"
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         load_config("configs/demo.py:huge")
