@@ -10,6 +10,7 @@ Presets:
   tools    the "it learns" run where a tool decides the answer (bench/demo_recipe.py --preset
            tools; about 55 minutes): long's recipe on configs/synth.py:learn_tools, a world
            whose instance changes color and a weak teacher that skips the crop 60% of the time.
+           Measured: SFT 16.7% (chance), GRPO +0.0%; README, "Is it learning?".
 sft / grpo: extra --config flags for configs/sft.py:demo and configs/grpo.py:tiny_synth.
 """
 import ml_collections

@@ -19,7 +19,8 @@ Presets:
            crop shows the answer; and a weak scripted teacher: 60% of its trajectories view
            the marked frame and answer from it without cropping (teacher.shortcut). SFT on
            them learns to skip the crop most of the time; whether GRPO learns to crop is the
-           question the run answers.
+           question the run answers. Measured (README, "Is it learning?"): no. The SFT model
+           read the color from neither the frame nor the crop, so the crop earned nothing.
 """
 import ml_collections
 

@@ -77,7 +77,7 @@ def extend(state, cache, ids, positions, write_index, n_valid, feats, deepstack,
     hidden, cache = language_model(model, cache, ids, positions, write_index, n_valid, feats,
                                    deepstack, window)
     last = hidden[jnp.arange(ids.shape[0]), n_valid - 1]
-    logits = model.logits(last).astype(jnp.float32)
+    logits = model.step_logits(last).astype(jnp.float32)
     keys = row_keys(seed_key, episode, write_index + n_valid)
     token, logprob = sample(logits, keys, params, forced)
     return cache, token, logprob, logits, top_alternatives(logits, params, top_n)
@@ -134,7 +134,7 @@ def decode(state, cache, last, length, pos, n_gen, active, max_new, forced, forc
         positions = jnp.broadcast_to(pos[None, :, None], (3, B, 1))
         hidden, cache = language_model(model, cache, last[:, None], positions, write,
                                        jnp.ones_like(length), None, None, window)
-        logits = model.logits(hidden[:, 0]).astype(jnp.float32)
+        logits = model.step_logits(hidden[:, 0]).astype(jnp.float32)
         want = forced[rows, jnp.clip(n_gen, 0, forced.shape[1] - 1)]
         token, logprob = sample(logits, keys, params, jnp.where(n_gen < forced_len, want, -1))
         step = active.astype(jnp.int32)

@@ -162,3 +162,18 @@ def test_stop_tokens_and_length_limit(sampler):
     assert len(s.conversation(1).input_ids) == MAX_LEN
     with pytest.raises(ValueError, match="does not fit"):
         s.add(1, segment([("text", 1)], 32))
+
+
+def test_attend_few_is_the_tied_projection():
+    """A decode step's tied projection, (E @ h.T).T, equals Embed.attend's h @ E.T (fp32; the
+    largest difference seen is reported by the assertion's bound)."""
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from seeker_jax.models.qwen3_vl.layers import Embed
+
+    emb = Embed(1000, 64, ("vocab", "embed"), dtype=jnp.float32, param_dtype=jnp.float32,
+                rngs=nnx.Rngs(0))
+    h = jnp.asarray(np.random.default_rng(0).standard_normal((8, 64)), jnp.float32)
+    assert float(jnp.abs(emb.attend_few(h) - emb.attend(h)).max()) <= 1e-5
+    assert emb.attend_few(h).shape == (8, 1000)

@@ -1,0 +1,87 @@
+"""The decode step's vocabulary projection at Qwen3-VL's real vocabulary, and the memory floor
+under it: is a 3x decode speed-up over transformers reachable on this CPU in float32?
+
+One greedy decode step ends in logits = h @ E.T, h (rows, hidden), E the tied embedding
+(vocab, hidden): every step reads all of E. At bench/generate.py's config (hidden 256, vocab
+151,936, fp32) that is 155 MB a step. This bench times, interleaved in one process (medians):
+  ours        the jitted projection as the sampler runs it (jnp.dot with E transposed)
+  torch       the same product in PyTorch (what transformers' lm_head runs)
+  read floor  a jitted reduction that reads E once and does nothing else (E.max()): no
+              projection that reads E can beat it
+and prints each in ms and GB/s of E read, and the decode ratio the floor allows given the rest
+of a step (--rest-ms, bench/generate.py's per-step time at vocab 1,000).
+
+    python bench/projection.py [--rows 8 --hidden 256 --vocab 151936 --repeats 30]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+
+
+def _once(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=8)
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--vocab", type=int, default=151_936)
+    ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--rest-ms", type=float, default=2.36,
+                    help="the rest of our decode step (bench/generate.py, vocab 1,000)")
+    ap.add_argument("--theirs-ms", type=float, default=29.9,
+                    help="transformers' decode step at the real vocabulary (bench/generate.py)")
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    E = rng.standard_normal((args.vocab, args.hidden), dtype=np.float32)
+    h = rng.standard_normal((args.rows, args.hidden), dtype=np.float32)
+    Ej, hj, Et, ht = jnp.asarray(E), jnp.asarray(h), torch.from_numpy(E), torch.from_numpy(h)
+
+    project = jax.jit(lambda h, E: jnp.dot(h, E.T))
+    read = jax.jit(lambda E: E.max())
+    runs = {
+        "ours": lambda: project(hj, Ej).block_until_ready(),
+        "torch": lambda: h_at(Et, ht),
+        "read floor": lambda: read(Ej).block_until_ready(),
+    }
+    ref = np.asarray(project(hj, Ej))
+    assert np.allclose(ref, h_at(Et, ht).numpy(), atol=1e-3), "ours and torch disagree"
+    for fn in runs.values():  # compile and warm up
+        fn()
+    times = {k: [] for k in runs}
+    for _ in range(args.repeats):  # interleaved
+        for k, fn in runs.items():
+            times[k].append(_once(fn))
+    gb = E.nbytes / 1e9
+    print(f"rows {args.rows}, hidden {args.hidden}, vocab {args.vocab}, float32 (E is "
+          f"{1e3 * gb:.0f} MB); medians of {args.repeats} interleaved runs; torch "
+          f"{torch.get_num_threads()} threads, XLA CPU on {os.cpu_count()} cores")
+    med = {k: statistics.median(v) for k, v in times.items()}
+    for k, t in med.items():
+        print(f"  {k:<11} {1e3 * t:7.2f} ms  {gb / t:6.1f} GB/s")
+    print(f"  ours vs torch: {med['torch'] / med['ours']:.2f}x; ours vs the read floor: "
+          f"{med['ours'] / med['read floor']:.2f}x the floor's time")
+    best = args.rest_ms + 1e3 * med["read floor"]
+    print(f"  a decode step can take no less than {args.rest_ms:.2f} + "
+          f"{1e3 * med['read floor']:.2f} = {best:.2f} ms here: at most "
+          f"{args.theirs_ms / best:.2f}x transformers' {args.theirs_ms:.1f} ms step")
+
+
+def h_at(Et: torch.Tensor, ht: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return ht @ Et.T
+
+
+if __name__ == "__main__":
+    main()
