@@ -11,6 +11,7 @@ Presets:
            tools; about 55 minutes): long's recipe on configs/synth.py:learn_tools, a world
            whose instance changes color and a weak teacher that skips the crop 60% of the time.
            Measured: SFT 16.7% (chance), GRPO +0.0%; README, "Is it learning?".
+  crop     tools on configs/synth.py:learn_crop (the crop window shows one color).
 sft / grpo: extra --config flags for configs/sft.py:demo and configs/grpo.py:tiny_synth.
 """
 import ml_collections
@@ -63,7 +64,12 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
         c = get_config("long")
         c.sft = tuple(f.replace("synth_preset=learn", "synth_preset=learn_tools")
                       for f in c.sft)
+    elif preset == "crop":
+        # tools, on a world whose crop shows one color (configs/synth.py:learn_crop): in
+        # tools' world the SFT model read the color from nothing it was shown (README).
+        c = get_config("tools")
+        c.sft = tuple(f.replace("=learn_tools", "=learn_crop") for f in c.sft)
     else:
-        raise ValueError(f"configs/demo.py: unknown preset {preset!r}; use default, long or "
-                         "tools")
+        raise ValueError(f"configs/demo.py: unknown preset {preset!r}; use default, long, "
+                         "tools or crop")
     return c

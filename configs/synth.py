@@ -13,6 +13,9 @@ Presets:
            <target> at T s?", answered with the color's name (scored by rule). The visual
            prompt still marks it and the tools still show it; telling instances apart is
            what this world leaves out.
+  learn_crop  learn_tools, but a time is asked about only where the color holds over the
+           teacher's whole crop window (questions.color_stable_s 0.5): the crop shows one
+           color, the answer (configs/demo.py:crop).
   learn_tools  the GRPO "it learns" run (configs/demo.py:tools): learn, but the instance
            changes color at most pauses, so "What color is <target> at T s?" is asked at a
            time its color differs from the marked frame's (data/questions.py) and only the
@@ -60,6 +63,8 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
     c.questions.mc_fraction = 0.7        # the rest are open-ended
     c.questions.min_visible_px = 40      # the target on the prompt frame
     c.questions.min_visible_frac = 0.6   # of its full (unoccluded) in-frame area
+    c.questions.color_stable_s = 0.0     # > 0: "What color is it at T s?" only where its color
+                                         # holds for T +- this (the teacher's crop window)
 
     c.prompts = ml_collections.ConfigDict()
     c.prompts.types = PROMPT_TYPES
@@ -105,7 +110,10 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
         c.world.p_pause = 0.6
         c.world.p_recolor, c.world.p_resize = 1.0, 0.0
         c.teacher.shortcut = 0.6
+    elif preset == "learn_crop":
+        c = get_config("learn_tools")
+        c.questions.color_stable_s = 0.5
     else:
         raise ValueError(f"configs/synth.py: unknown preset {preset!r}; use default, tiny, "
-                         "demo, demo_128, learn or learn_tools")
+                         "demo, demo_128, learn, learn_tools or learn_crop")
     return c

@@ -39,19 +39,27 @@ class Context:
     visible_px: np.ndarray   # (K, T) int: visible (occlusion-aware) pixels per frame
     full_px: np.ndarray      # (K, T) int: in-frame pixels ignoring occlusion
     min_visible_px: int
+    color_stable_s: float = 0.0  # > 0: "color at T" only where the color holds for T +- this
 
     @classmethod
-    def build(cls, world: World, min_visible_px: int) -> "Context":
+    def build(cls, world: World, min_visible_px: int, color_stable_s: float = 0.0) -> "Context":
         k, t = world.num_instances, world.num_frames
         vis, full = np.zeros((k, t), np.int32), np.zeros((k, t), np.int32)
         for f in range(t):
             fm = world.full_masks(f)
             full[:, f] = fm.sum(axis=(1, 2))
             vis[:, f] = world.visible_masks(f, fm).sum(axis=(1, 2))
-        return cls(world, vis, full, min_visible_px)
+        return cls(world, vis, full, min_visible_px, float(color_stable_s))
 
     def visible(self, j: int, f: int) -> bool:
         return bool(self.visible_px[j, f] >= self.min_visible_px)
+
+    def color_holds(self, j: int, f: int) -> bool:
+        """Instance j has frame f's color in every frame within color_stable_s of it (and one
+        frame more: the question's time is f's, rounded to 0.1 s)."""
+        r = int(np.ceil(self.color_stable_s * self.world.fps)) + 1
+        colors = self.world.color[j, max(0, f - r):f + r + 1]
+        return bool((colors == self.world.color[j, f]).all())
 
 
 @dataclasses.dataclass
@@ -182,7 +190,10 @@ def _t(x: float) -> float:
 
 def _gen_color_at(ctx, k, rng, prompt_f):
     w = ctx.world
-    frames = [f for f in range(w.num_frames) if ctx.visible(k, f)]
+    frames = [f for f in range(w.num_frames) if ctx.visible(k, f)
+              and (not ctx.color_stable_s or ctx.color_holds(k, f))]
+    if not frames:
+        return None
     differ = [f for f in frames if w.color[k, f] != w.color[k, prompt_f]]
     f = int(rng.choice(differ or frames))
     t = _t(w.time(f))

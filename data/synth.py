@@ -96,7 +96,8 @@ def make_video_records(cfg: ml_collections.ConfigDict, seed: int, index: int,
     write_mp4(out / video_rel, (world.render_frame(f, background) for f in range(world.num_frames)),
               world.fps, cfg.video.crf, cfg.video.preset)
     world.save(out / tracks_rel)
-    ctx = Context.build(world, cfg.questions.min_visible_px)
+    ctx = Context.build(world, cfg.questions.min_visible_px,
+                        cfg.questions.get("color_stable_s", 0.0))
     dims, types = list(cfg.questions.dimensions), list(cfg.prompts.types)
     per_video = int(cfg.questions.per_video)
     candidates = [k for k in range(world.num_instances)
