@@ -97,3 +97,20 @@ def _hand_world() -> World:
 def test_hand_worked_answers(spec, answer):
     ctx = Context.build(_hand_world(), min_visible_px=4)
     assert answer_of(ctx, spec, 0) == answer
+
+
+def test_color_stable_window_hand_worked():
+    """Instance 0 is blue in frames 0-2 and red in 3-7 (2 fps). With color_stable_s 0.5 its
+    color must hold for 1 frame either side plus 1 for rounding, inside the video (the crop is
+    clipped there too): frames 0, 5, 6 and 7. Asked with the prompt on frame 0 (blue), "color
+    at T" names frames 5-7 only, the stable ones whose color differs from the marked frame's."""
+    from seeker_jax.data.questions import _gen_color_at
+
+    world = _hand_world()
+    ctx = Context.build(world, min_visible_px=4, color_stable_s=0.5)
+    assert [f for f in range(8) if ctx.color_holds(0, f)] == [0, 5, 6, 7]
+    asked = {_gen_color_at(ctx, 0, np.random.default_rng(s), 0)[2]["t"] for s in range(20)}
+    assert asked == {2.5, 3.0, 3.5}
+    loose = Context.build(world, min_visible_px=4)   # the default: every visible frame
+    assert len({_gen_color_at(loose, 0, np.random.default_rng(s), 0)[2]["t"]
+                for s in range(40)}) > 1
