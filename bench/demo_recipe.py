@@ -74,6 +74,33 @@ def teacher_forced(ckpt_dir: str, root: str, split: str = "val", limit: int = 16
     return {k: {"accuracy": h[0] / h[1], "tokens": h[1]} for k, h in sorted(hits.items())}
 
 
+def sampled_by_tools(ckpt_dir: str, root: str, questions: int, samples: int = 4,
+                     seed: int = 3) -> dict:
+    """What GRPO's reward will see: `samples` episodes at T = 1 (the policy GRPO samples) on
+    each of the first `questions` train questions, grouped by which tools the episode called
+    and whether a call failed, with each group's share, accuracy, format and reward. Where
+    calling a tool earns less than not calling it, GRPO will learn to stop calling it."""
+    from seeker_jax import checkpoint as ckpt
+    from seeker_jax.data.records import read_records
+    from seeker_jax.rl.demo_eval import reward_model, run_episodes
+    from seeker_jax.rl.rewards import from_episode
+
+    records = read_records(root, "train", resolve=False)[:questions]
+    records = [r for r in records for _ in range(samples)]
+    results, _ = run_episodes(ckpt.load_model(ckpt_dir), root, records, ckpt_dir,
+                              temperature=1.0, seed=seed, batch_size=16)
+    scores = reward_model().score([from_episode(r, rec) for r, rec in zip(results, records)])
+    groups: dict[str, list] = defaultdict(list)
+    for result, s in zip(results, scores):
+        calls = "+".join(c.name for c in result.calls) or "no tool"
+        if any(c.error for c in result.calls):
+            calls += " (a call failed)"
+        groups[calls].append((s["accuracy"], s["format"], s["reward"]))
+    return {k: {"episodes": len(v), "share": len(v) / len(results),
+                **dict(zip(("accuracy", "format", "reward"), np.mean(v, axis=0).tolist()))}
+            for k, v in sorted(groups.items(), key=lambda kv: -len(kv[1]))}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--workdir", required=True)
@@ -85,6 +112,10 @@ def main(argv=None) -> int:
     p.add_argument("--eval-world", type=int, default=None, help="held-out questions from a "
                    "separate world of that many records (default: the preset's; 0 = the SFT "
                    "world's test split)")
+    p.add_argument("--probe", type=int, default=0, metavar="N", help="sample 4 "
+                   "episodes at T = 1 from the SFT checkpoint on N train questions and print "
+                   "accuracy and reward by "
+                   "the tools called (sampled_by_tools); 0: off")
     p.add_argument("--sft", action="append", default=[], metavar="FLAG",
                    help="an extra configs/sft.py:demo flag, as --sft=--config.steps=9 (repeat "
                         "it for more)")
@@ -114,6 +145,13 @@ def main(argv=None) -> int:
     print("\nteacher-forced next-token accuracy of the SFT model on val trajectories:")
     for kind, v in out["teacher_forced"].items():
         print(f"  {kind:<12} {v['accuracy']:6.1%}  ({v['tokens']} tokens)")
+    if args.probe:
+        out["sampled_by_tools"] = sampled_by_tools(sft_ckpt, root, args.probe)
+        print(f"\nthe SFT model's episodes at T = 1 on {args.probe} train questions x 4, by "
+              "the tools called (what GRPO's reward sees):")
+        for calls, g in out["sampled_by_tools"].items():
+            print(f"  {calls:<44} {g['share']:6.1%} of episodes: accuracy {g['accuracy']:.2f}, "
+                  f"format {g['format']:.2f}, reward {g['reward']:.3f}")
     b = summary["before"]
     verdict = "OK" if b["answered"] >= 0.9 else "FAIL (< 90%)"
     print(f"\nSFT model on {b['episodes']} held-out questions: answered {b['answered']:.1%} "
