@@ -15,7 +15,8 @@ Presets:
            what this world leaves out.
   learn_crop  learn_tools, but a time is asked about only where the color holds over the
            teacher's whole crop window (questions.color_stable_s 0.5): the crop shows one
-           color, the answer (configs/demo.py:crop).
+           color, the answer (configs/demo.py:crop). Measured: its SFT model is at chance
+           too (16%), and GRPO did not raise it (README).
   learn_tools  the GRPO "it learns" run (configs/demo.py:tools): learn, but the instance
            changes color at most pauses, so "What color is <target> at T s?" is asked at a
            time its color differs from the marked frame's (data/questions.py) and only the
