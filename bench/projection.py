@@ -4,7 +4,9 @@ under it: is a 3x decode speed-up over transformers reachable on this CPU in flo
 One greedy decode step ends in logits = h @ E.T, h (rows, hidden), E the tied embedding
 (vocab, hidden): every step reads all of E. At bench/generate.py's config (hidden 256, vocab
 151,936, fp32) that is 155 MB a step. This bench times, interleaved in one process (medians):
-  ours        the jitted projection as the sampler runs it (jnp.dot with E transposed)
+  h @ E.T     the jitted projection as training and prefill run it (layers.Embed.attend)
+  ours        as a decode step runs it, (E @ h.T).T (layers.Embed.attend_few)
+  E copy      h @ Et with a transposed (hidden, vocab) copy of E (not done: one more table)
   torch       the same product in PyTorch (what transformers' lm_head runs)
   read floor  a jitted reduction that reads E once and does nothing else (E.max()): no
               projection that reads E can beat it
@@ -49,14 +51,20 @@ def main() -> None:
     Ej, hj, Et, ht = jnp.asarray(E), jnp.asarray(h), torch.from_numpy(E), torch.from_numpy(h)
 
     project = jax.jit(lambda h, E: jnp.dot(h, E.T))
+    few = jax.jit(lambda h, E: jnp.dot(E, h.T).T)
+    copy = jax.jit(lambda h, Et: h @ Et)
+    Etj = jnp.asarray(E.T.copy())
     read = jax.jit(lambda E: E.max())
     runs = {
-        "ours": lambda: project(hj, Ej).block_until_ready(),
+        "h @ E.T": lambda: project(hj, Ej).block_until_ready(),
+        "ours": lambda: few(hj, Ej).block_until_ready(),
+        "E copy": lambda: copy(hj, Etj).block_until_ready(),
         "torch": lambda: h_at(Et, ht),
         "read floor": lambda: read(Ej).block_until_ready(),
     }
     ref = np.asarray(project(hj, Ej))
-    assert np.allclose(ref, h_at(Et, ht).numpy(), atol=1e-3), "ours and torch disagree"
+    for other in (few(hj, Ej), copy(hj, Etj), h_at(Et, ht).numpy()):
+        assert np.allclose(ref, np.asarray(other), atol=1e-3), "the projections disagree"
     for fn in runs.values():  # compile and warm up
         fn()
     times = {k: [] for k in runs}
