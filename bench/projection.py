@@ -8,8 +8,9 @@ One greedy decode step ends in logits = h @ E.T, h (rows, hidden), E the tied em
   ours        as a decode step runs it, (E @ h.T).T (layers.Embed.attend_few)
   E copy      h @ Et with a transposed (hidden, vocab) copy of E (not done: one more table)
   torch       the same product in PyTorch (what transformers' lm_head runs)
-  read floor  a jitted reduction that reads E once and does nothing else (E.max()): no
-              projection that reads E can beat it
+  read floor  a jitted reduction that reads E once and does nothing else (E.max()): a rough
+              floor only (the transposed copy has beaten it: XLA's reduction does not run
+              at full bandwidth either)
 and prints each in ms and GB/s of E read, and the decode ratio the floor allows given the rest
 of a step (--rest-ms, bench/generate.py's per-step time at vocab 1,000).
 
