@@ -4,7 +4,8 @@ under it: is a 3x decode speed-up over transformers reachable on this CPU in flo
 One greedy decode step ends in logits = h @ E.T, h (rows, hidden), E the tied embedding
 (vocab, hidden): every step reads all of E. At bench/generate.py's config (hidden 256, vocab
 151,936, fp32) that is 155 MB a step. This bench times, interleaved in one process (medians):
-  h @ E.T     the jitted projection as training and prefill run it (layers.Embed.attend)
+  h @ E.T     the jitted projection as training and prefill run it (layers.Embed.attend,
+              called on a real Embed)
   ours        as a decode step runs it, (E @ h.T).T (layers.Embed.attend_few)
   E copy      h @ Et with a transposed (hidden, vocab) copy of E (not done: one more table)
   torch       the same product in PyTorch (what transformers' lm_head runs)
@@ -27,6 +28,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import torch
+from flax import nnx
+
+from seeker_jax.models.qwen3_vl.layers import Embed
 
 
 def _once(fn) -> float:
@@ -51,20 +55,24 @@ def main() -> None:
     h = rng.standard_normal((args.rows, args.hidden), dtype=np.float32)
     Ej, hj, Et, ht = jnp.asarray(E), jnp.asarray(h), torch.from_numpy(E), torch.from_numpy(h)
 
-    project = jax.jit(lambda h, E: jnp.dot(h, E.T))
-    few = jax.jit(lambda h, E: jnp.dot(E, h.T).T)
+    emb = Embed(args.vocab, args.hidden, ("vocab", "embed"), dtype=jnp.float32,
+                param_dtype=jnp.float32, rngs=nnx.Rngs(0))
+    emb.embedding[...] = Ej
+    graphdef, state = nnx.split(emb)
+    project = jax.jit(lambda state, h: nnx.merge(graphdef, state).attend(h))
+    few = jax.jit(lambda state, h: nnx.merge(graphdef, state).attend_few(h))
     copy = jax.jit(lambda h, Et: h @ Et)
     Etj = jnp.asarray(E.T.copy())
     read = jax.jit(lambda E: E.max())
     runs = {
-        "h @ E.T": lambda: project(hj, Ej).block_until_ready(),
-        "ours": lambda: few(hj, Ej).block_until_ready(),
+        "h @ E.T": lambda: project(state, hj).block_until_ready(),
+        "ours": lambda: few(state, hj).block_until_ready(),
         "E copy": lambda: copy(hj, Etj).block_until_ready(),
         "torch": lambda: h_at(Et, ht),
         "read floor": lambda: read(Ej).block_until_ready(),
     }
-    ref = np.asarray(project(hj, Ej))
-    for other in (few(hj, Ej), copy(hj, Etj), h_at(Et, ht).numpy()):
+    ref = np.asarray(project(state, hj))
+    for other in (few(state, hj), copy(hj, Etj), h_at(Et, ht).numpy()):
         assert np.allclose(ref, np.asarray(other), atol=1e-3), "the projections disagree"
     for fn in runs.values():  # compile and warm up
         fn()
@@ -81,9 +89,10 @@ def main() -> None:
         print(f"  {k:<11} {1e3 * t:7.2f} ms  {gb / t:6.1f} GB/s")
     print(f"  ours vs torch: {med['torch'] / med['ours']:.2f}x; ours vs the read floor: "
           f"{med['ours'] / med['read floor']:.2f}x the floor's time")
-    best = args.rest_ms + 1e3 * med["read floor"]
-    print(f"  a decode step can take no less than {args.rest_ms:.2f} + "
-          f"{1e3 * med['read floor']:.2f} = {best:.2f} ms here: at most "
+    fastest = min(med["read floor"], med["E copy"])   # the fastest read of E measured here
+    best = args.rest_ms + 1e3 * fastest
+    print(f"  with the projection as fast as the fastest read of E here, a decode step takes "
+          f"about {args.rest_ms:.2f} + {1e3 * fastest:.2f} = {best:.2f} ms: at most about "
           f"{args.theirs_ms / best:.2f}x transformers' {args.theirs_ms:.1f} ms step")
 
 

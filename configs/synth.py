@@ -13,10 +13,6 @@ Presets:
            <target> at T s?", answered with the color's name (scored by rule). The visual
            prompt still marks it and the tools still show it; telling instances apart is
            what this world leaves out.
-  learn_crop  learn_tools, but a time is asked about only where the color holds over the
-           teacher's whole crop window (questions.color_stable_s 0.5): the crop shows one
-           color, the answer (configs/demo.py:crop). Measured: its SFT model is at chance
-           too (16%), and GRPO did not raise it (README).
   learn_tools  the GRPO "it learns" run (configs/demo.py:tools): learn, but the instance
            changes color at most pauses, so "What color is <target> at T s?" is asked at a
            time its color differs from the marked frame's (data/questions.py) and only the
@@ -25,6 +21,10 @@ Presets:
            them learns to skip the crop most of the time; whether GRPO learns to crop is the
            question the run answers. Measured (README, "Is it learning?"): no. The SFT model
            read the color from neither the frame nor the crop, so the crop earned nothing.
+  learn_crop  learn_tools, but a time is asked about only where the color holds over the
+           teacher's whole crop window (questions.color_stable_s 0.5): the crop shows one
+           color, the answer (configs/demo.py:crop). Measured: its SFT model is at chance
+           too (16%), and GRPO did not raise it (README).
 """
 import ml_collections
 

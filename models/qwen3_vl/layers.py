@@ -65,7 +65,7 @@ class Embed(nnx.Module):
 
     def attend_few(self, x: jax.Array) -> jax.Array:
         """attend for a few rows (a decode step's), computed as (embedding @ x.T).T: XLA:CPU
-        then streams the (num, features) table once in its own layout, 7.1 vs 8.7 ms for 8 rows
+        then streams the (num, features) table once in its own layout, 7.1-7.9 vs 8.7-9.5 ms for 8 rows
         at hidden 256 and Qwen3-VL's 151,936-token vocabulary (bench/projection.py). x (B, H)."""
         return jnp.dot(self.embedding[...].astype(self.dtype), x.astype(self.dtype).T).T
 
