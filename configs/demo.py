@@ -12,6 +12,10 @@ Presets:
            whose instance changes color and a weak teacher that skips the crop 60% of the time.
            Measured: SFT 16.7% (chance), GRPO +0.0%; README, "Is it learning?".
   crop     tools on configs/synth.py:learn_crop (the crop window shows one color).
+  guess    GRPO where looking pays (bench/demo_recipe.py --preset guess --sft=--config.model.
+           init_from=LONG/sft; about 35 minutes): SFT continued for 600 steps from long's SFT
+           model (which reads the color, 60%) on configs/synth.py:learn_guess, whose teacher
+           calls no tool and guesses 60% of the time; then GRPO at lr 5e-4.
 sft / grpo: extra --config flags for configs/sft.py:demo and configs/grpo.py:tiny_synth.
 """
 import ml_collections
@@ -72,7 +76,18 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
         # lr 1e-3: in tools' world lr 2e-4 moved the crop rate nowhere in 6 iterations, where
         # 1e-3 moved it (the way that world's reward pointed) within 14.
         c.grpo = tuple(f.replace("lr=2e-4", "lr=1e-3") for f in c.grpo)
+    elif preset == "guess":
+        # long's model already reads the color; 600 more SFT steps (lr 1e-3) on a teacher that
+        # guesses without looking 60% of the time teach it to skip the tools, so its greedy
+        # episode guesses. Its sampled episodes that look are right far more often than those
+        # that guess: a reward difference GRPO must find in its 14 iterations. init_from (long's
+        # SFT workdir) is given on the command line.
+        c = get_config("long")
+        c.sft_steps = 600
+        c.sft = tuple(f.replace("synth_preset=learn", "synth_preset=learn_guess")
+                      .replace("lr=3e-3", "lr=1e-3") for f in c.sft)
+        c.grpo = tuple(f.replace("lr=2e-4", "lr=5e-4") for f in c.grpo)
     else:
         raise ValueError(f"configs/demo.py: unknown preset {preset!r}; use default, long, "
-                         "tools or crop")
+                         "tools, crop or guess")
     return c

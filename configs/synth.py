@@ -13,6 +13,11 @@ Presets:
            <target> at T s?", answered with the color's name (scored by rule). The visual
            prompt still marks it and the tools still show it; telling instances apart is
            what this world leaves out.
+  learn_guess  learn, with a lazy scripted teacher: 60% of its trajectories call no tool and
+           guess the color (teacher.guess), the rest view the marked frame and crop as
+           always. SFT on them learns to skip the tools most of the time, so its greedy answer
+           is a guess; a sampled episode that looks is right far more often, and GRPO's
+           reward favours looking (configs/demo.py:guess).
   learn_tools  the GRPO "it learns" run (configs/demo.py:tools): learn, but the instance
            changes color at most pauses, so "What color is <target> at T s?" is asked at a
            time its color differs from the marked frame's (data/questions.py) and only the
@@ -74,6 +79,8 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
     c.teacher.shortcut = 0.0   # fraction of records whose scripted teacher answers from the
                                # marked frame alone, without a crop (data/trajectories.py);
                                # only questions about one time have such an answer
+    c.teacher.guess = 0.0      # fraction of records whose scripted teacher calls no tool and
+                               # guesses (an option letter, or a color name); chance only
 
     c.splits = ml_collections.ConfigDict()
     c.splits.val = 0.1
@@ -106,6 +113,9 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
         c.questions.dimensions = ("OA",)
         c.questions.mc_fraction = 0.0
         c.questions.per_video = 1
+    elif preset == "learn_guess":
+        c = get_config("learn")
+        c.teacher.guess = 0.6
     elif preset == "learn_tools":
         c = get_config("learn")
         c.world.p_pause = 0.6
@@ -116,5 +126,5 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
         c.questions.color_stable_s = 0.5
     else:
         raise ValueError(f"configs/synth.py: unknown preset {preset!r}; use default, tiny, "
-                         "demo, demo_128, learn, learn_tools or learn_crop")
+                         "demo, demo_128, learn, learn_guess, learn_tools or learn_crop")
     return c

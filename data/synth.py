@@ -23,7 +23,7 @@ from seeker_jax.data import records as records_lib
 from seeker_jax.data.questions import Context, Question, answer_of, ask
 from seeker_jax.data.simulate import simulate
 from seeker_jax.data.visual_prompt import fill_placeholder, render_visual_prompt
-from seeker_jax.data.world import World
+from seeker_jax.data.world import COLOR_NAMES, World
 
 SOURCE = "seeker-synth"
 LETTERS = "ABCD"
@@ -142,8 +142,11 @@ def _record(world: World, ctx: Context, q: Question, k: int, prompt_f: int, prom
         text = text + "".join(f"\n{letter}. {o}" for letter, o in options.items())
     else:
         answer = q.answer
-    shortcut = _shortcut_answer(ctx, q, k, prompt_f, options, cfg, rng)
+    guess = _guess_answer(q, options, cfg, rng)
+    shortcut = (_shortcut_answer(ctx, q, k, prompt_f, options, cfg, rng) if guess is None
+                else None)
     return {**({"teacher_shortcut": shortcut} if shortcut is not None else {}),
+        **({"teacher_guess": guess} if guess is not None else {}),
         "id": record_id, "video_id": video_id, "video_path": video_rel,
         "duration": round(world.duration, 3), "question": text, "answer": answer,
         "source": SOURCE, "frame_path": frame_rel, "dimension": q.dimension,
@@ -155,6 +158,23 @@ def _record(world: World, ctx: Context, q: Question, k: int, prompt_f: int, prom
         "prompt_color": vp.color, "prompt_geometry": vp.geometry,
         "split": split_of(int(video_id.rsplit("_", 1)[1]), cfg),
     }
+
+
+def _guess_answer(q: Question, options: dict[str, str] | None,
+                  cfg: ml_collections.ConfigDict, rng: np.random.Generator) -> str | None:
+    """For a `teacher.guess` share of the questions: the answer of a teacher that calls no tool
+    and guesses, uniformly among the options' letters (multiple choice) or the world's color
+    names (an open question whose answer is a color). Right by chance only. Else None, and no
+    random draw is made when the share is 0, so worlds without a guessing teacher are
+    unchanged."""
+    share = float(cfg.get("teacher", {}).get("guess", 0.0))
+    if share <= 0:
+        return None
+    pool = sorted(options) if options else (list(COLOR_NAMES) if q.answer in COLOR_NAMES
+                                            else [])
+    if not pool or rng.random() >= share:
+        return None
+    return str(pool[int(rng.integers(len(pool)))])
 
 
 def _shortcut_answer(ctx: Context, q: Question, k: int, prompt_f: int,

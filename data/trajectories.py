@@ -69,10 +69,14 @@ def teacher_turns(record: dict) -> list[str]:
     "video": env/sandbox.py accepts them for this sample's own files only) instead of paths
     to copy, and the crop window comes from the question (`crop_window`), so every number is
     in the prompt. A record with `teacher_shortcut` (configs/synth.py:learn_tools) gets a
-    weak teacher's turns instead: view the marked frame, then answer what it shows, no crop.
+    weak teacher's turns instead: view the marked frame, then answer what it shows, no crop;
+    one with `teacher_guess` (configs/synth.py:learn_guess) a lazier one's: answer at once, no
+    tool, with a guess.
     """
     if record.get("teacher_turns"):
         return list(record["teacher_turns"])
+    if record.get("teacher_guess") is not None:   # a guessing teacher (configs/synth.py)
+        return [f"<think>I answer.</think>\n<answer>{record['teacher_guess']}</answer>"]
     view = ("<think>I view the marked frame.</think>\n"
             + _call("view_visual_prompt", frame_path="frame"))
     if record.get("teacher_shortcut") is not None:   # a weak teacher (configs/synth.py)

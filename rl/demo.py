@@ -126,7 +126,8 @@ def sft_stage(workdir: str, steps: int | None, overrides: Sequence[str]) -> dict
 
     config = sft_config(steps, overrides)
     sft_dir = os.path.join(workdir, "sft")
-    stage(2, f"training a tiny Qwen3-VL from scratch for {config.steps} steps (SFT, CPU) in "
+    start = (f"from {config.model.init_from}" if config.model.init_from else "from scratch")
+    stage(2, f"training a tiny Qwen3-VL {start} for {config.steps} steps (SFT, CPU) in "
              f"{sft_dir}")
     t0 = time.perf_counter()
     logged = train(config, sft_dir)

@@ -145,6 +145,44 @@ def test_learn_tools_world_has_a_weak_teacher_that_answers_from_the_marked_frame
                    for r in read_records(plain, s, resolve=False))
 
 
+def test_learn_guess_world_has_a_guessing_teacher(tmp_path):
+    """configs/synth.py:learn_guess: a share of the records carry a guess, a color name drawn
+    apart from the truth (so right by chance only, not always), and their trajectories call no
+    tool and answer the guess; the others view the frame and crop. The videos and questions
+    are learn's draws (the guess is drawn after the record's own), and a preset without the
+    guessing teacher writes no such key (test_learn_tools_world_... checks that for learn)."""
+    from seeker_jax.data.questions import COLOR_NAMES
+
+    root = tmp_path / "guess"
+    synthesize(root, 60, 0, load_config("configs/synth.py:learn_guess"), progress=False)
+    env = EnvConfig.from_config(load_config("configs/sft.py:demo").env)
+    formatter = env.formatter(offline_qwen_tokenizer())
+    records = [r for s in ("train", "val", "test") for r in read_records(root, s, resolve=False)]
+    lazy = [r for r in records if "teacher_guess" in r]
+    assert 0.35 * len(records) <= len(lazy) <= 0.85 * len(records)
+    assert all(r["teacher_guess"] in COLOR_NAMES for r in lazy)
+    right = sum(r["teacher_guess"] == r["answer"] for r in lazy)
+    assert 0 < right < 0.5 * len(lazy)        # chance is 1/6
+    for record in records:
+        turns = teacher_turns(record)
+        calls = [c.name for t in turns for c in parse_tool_calls(t)]
+        assert "teacher_shortcut" not in record
+        if "teacher_guess" in record:
+            assert calls == [] and len(turns) == 1 and validate_trajectory(turns).ok
+            assert turns[0].endswith(f"<answer>{record['teacher_guess']}</answer>")
+        else:
+            assert calls == ["view_visual_prompt", "crop_video"]
+    videos = [len(build_trajectory(r, formatter, root, env.episode_config()).video_grid_thw)
+              for r in (lazy[0], next(r for r in records if "teacher_guess" not in r))]
+    assert videos == [1, 2]   # the prompt's video; the crop's on top where the teacher crops
+    plain = tmp_path / "plain"
+    synthesize(plain, 60, 0, load_config("configs/synth.py:learn"), progress=False)
+    same = [r for s in ("train", "val", "test") for r in read_records(plain, s, resolve=False)]
+    assert [(r["id"], r["question"], r["answer"]) for r in same] == \
+        [(r["id"], r["question"], r["answer"]) for r in records]
+    assert not any("teacher_guess" in r for r in same)
+
+
 def test_describe_episode_shows_what_the_tools_showed(demo_world, tmp_path):
     """The write-up replays the turns: the crop's caption with its frame count and times."""
     from seeker_jax import checkpoint as ckpt
@@ -185,6 +223,10 @@ def test_demo_presets_read_like_the_docs():
     assert "--config.data.synth_preset=learn_tools" in tools.sft
     assert (tools.grpo, tools.grpo_steps, tools.eval_world) == (long.grpo, long.grpo_steps,
                                                                  long.eval_world)
+    guess = load_config("configs/demo.py:guess")
+    assert "--config.data.synth_preset=learn_guess" in guess.sft
+    assert guess.sft_steps < long.sft_steps and guess.eval_world == long.eval_world
+    assert "--config.optimizer.lr=5e-4" in guess.grpo
     assert load_config("configs/sft.py:demo").data.synth_preset == "demo"
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         load_config("configs/demo.py:huge")
