@@ -67,7 +67,7 @@ from seeker_jax.models.qwen3_vl.text import init_cache
 from seeker_jax.conversation import Conversation, Turn
 from seeker_jax.decoding import (STOP_MAX_LEN, STOP_MAX_NEW, STOP_REASONS, STOP_STRING,
                                  STOP_TOKEN, copy_rows, decode, encode_visual, extend,
-                                 first_tokens)
+                                 first_tokens, transposed_head)
 from seeker_jax.sampling import SamplingParams
 from seeker_jax.sharding import DEFAULT_RULES, Rules, array_sharding, model_shardings
 from seeker_jax.state_copy import copy_state
@@ -156,6 +156,9 @@ class Sampler:
     `decode` (ids -> text), needed only if stop_strings is not empty. top_logprobs: how many
     alternatives each sampled position records (`top_n`, settable between calls; each value
     is its own compile of the sampling programs, so keep to one or two values).
+    transposed_head: hold a (hidden, vocab) copy of a tied embedding for the decode step's
+    logits (decoding.transposed_head: one more table of memory, remade on each load_state);
+    None: on where JAX runs on CPU, whose matmul streams that layout fastest, off elsewhere.
     """
 
     def __init__(self, model: Qwen3VLForConditionalGeneration, *, batch_size: int, max_len: int,
@@ -164,7 +167,7 @@ class Sampler:
                  pad_id: int = 0, decode_steps: int = 16, max_chunk: int = 512,
                  min_bucket: int = 16, mesh: Mesh | None = None, rules: Rules = DEFAULT_RULES,
                  cache_dtype=None, seed: int = 0, top_logprobs: int = 0,
-                 min_window: int = 1024):
+                 min_window: int = 1024, transposed_head: bool | None = None):
         if stop_strings and decode is None:
             raise ValueError("stop_strings need `decode` (ids -> text), e.g. tokenizer.decode")
         model = decoding_graph(model)
@@ -173,6 +176,9 @@ class Sampler:
         # The sampler's own buffers: a learner step donating the model's arrays cannot
         # delete them.
         self.state = copy_state(state, [state], shardings)
+        self.use_transposed_head = (jax.default_backend() == "cpu" if transposed_head is None
+                                    else bool(transposed_head))
+        self.head = self._head()
         self.config = model.config
         self.batch_size, self.max_len = batch_size, max_len
         self.params = params
@@ -200,6 +206,10 @@ class Sampler:
         """The model the sampler runs (its own weights)."""
         return nnx.merge(self.graphdef, self.state)
 
+    def _head(self) -> jax.Array | None:
+        """The decode step's transposed tied head for the current weights, or None."""
+        return transposed_head(self.model) if self.use_transposed_head else None
+
     def set_seed(self, seed: int) -> None:
         """The seed every row's keys fold from (see the module doc)."""
         self.seed_key = jax.random.key(seed)
@@ -213,6 +223,7 @@ class Sampler:
         donate them). Every row is reset: cached keys were computed with the old weights.
         """
         self.state = copy_state(self.state, states)
+        self.head = self._head()
         self.reset()
 
     @property
@@ -507,7 +518,7 @@ class Sampler:
         self.cache, token, logprob, logits, top = self._call(
             "extend", extend, self.state, self.cache, ids, positions, write, n_valid, f, d,
             first, self.seed_key, episode, graphdef=self.graphdef, params=self.params,
-            top_n=self.top_n,
+            top_n=self.top_n, head=self.head,
             window=self._window(max(p["start"] + len(p["ids"]) for p in part.values())))
         token, logprob = np.asarray(token), np.asarray(logprob)
         self.stats["prefill_tokens"] += int(sum(len(p["ids"]) for p in part.values()))
@@ -543,6 +554,7 @@ class Sampler:
                          np.array([r.episode for r in self.rows], np.int32),
                          graphdef=self.graphdef, params=self.params, steps=self.decode_steps,
                          stop_ids=self.stop_token_ids, max_len=self.max_len, top_n=self.top_n,
+                         head=self.head,
                          window=self._window(int(length[active].max()) + self.decode_steps + 1))
         self.cache = out[0]
         toks, lps, _, length, _, n_gen2, still, stop = (np.asarray(x) for x in out[1:9])
