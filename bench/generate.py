@@ -29,19 +29,22 @@ from seeker_jax.sampling import SamplingParams
 
 def decode_speed(hf, model, batch: int, prompt: int, new: int, repeats: int,
                  vocab: int) -> None:
-    """Greedy decode of `new` tokens for `batch` prompts: ours (Sampler.generate) and
-    transformers' generate, interleaved `repeats` times in this process; medians."""
+    """Greedy decode of `new` tokens for `batch` prompts: ours (Sampler.generate, with the
+    transposed tied head it holds on CPU by default, and without it) and transformers'
+    generate, interleaved `repeats` times in this process; medians."""
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 980, (batch, prompt))  # below the vision ids (990-993)
-    sampler = Sampler(model, batch_size=batch, max_len=prompt + new + 8, params=SamplingParams(0.0),
-                      decode_steps=32, max_chunk=max(prompt, 16))
+    samplers = {head: Sampler(model, batch_size=batch, max_len=prompt + new + 8,
+                              params=SamplingParams(0.0), decode_steps=32,
+                              max_chunk=max(prompt, 16), transposed_head=head)
+                for head in (True, False)}
     prompts = [Segment(r.astype(np.int32), np.zeros(prompt, np.int32), np.zeros(prompt, np.int32))
                for r in ids]
     x = torch.from_numpy(ids)
     kw = dict(do_sample=False, eos_token_id=vocab - 1, pad_token_id=0)
 
-    def ours():
-        return sampler.generate(prompts, max_new_tokens=new)
+    def ours(head=True):
+        return samplers[head].generate(prompts, max_new_tokens=new)
 
     def theirs():
         with torch.no_grad():
@@ -50,28 +53,38 @@ def decode_speed(hf, model, batch: int, prompt: int, new: int, repeats: int,
     t0 = time.perf_counter()
     ours()
     compile_s = time.perf_counter() - t0
+    ours(False)
     theirs()  # warm-up
-    t_ours, t_theirs, in_decode = [], [], []
+    t_ours, t_plain, t_theirs, in_decode = [], [], [], []
     for _ in range(repeats):
-        sampler.stats.clear()
+        samplers[True].stats.clear()
         t0 = time.perf_counter()
         mine = ours()
         t_ours.append(time.perf_counter() - t0)
-        in_decode.append(sampler.stats["decode_s"] / max(sampler.stats["decode_tokens"], 1))
+        stats = samplers[True].stats
+        in_decode.append(stats["decode_s"] / max(stats["decode_tokens"], 1))
+        t0 = time.perf_counter()
+        plain = ours(False)
+        t_plain.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         out = theirs()
         t_theirs.append(time.perf_counter() - t0)
     same = sum(np.array_equal(t.ids, o[prompt:].numpy()) for t, o in zip(mine, out))
+    same_plain = sum(np.array_equal(t.ids, p.ids) for t, p in zip(mine, plain))
     total = batch * new
     a, b = statistics.median(t_ours), statistics.median(t_theirs)
+    c = statistics.median(t_plain)
     print(f"decode, batch {batch}, prompt {prompt}, {new} new tokens, greedy, vocab {vocab}; "
           f"medians of {repeats} interleaved runs; torch {torch.get_num_threads()} threads, "
           f"XLA CPU on {os.cpu_count()} cores:")
     print(f"  ours: {total / a:8.1f} tok/s end to end ({1e3 * a / new:.2f} ms per batch step; "
           f"{1e3 * batch * statistics.median(in_decode):.2f} ms per step inside decode calls); "
           f"first call incl. compilation {compile_s:.1f} s")
+    print(f"  ours, the model's own tied projection (transposed_head=False): {total / c:8.1f} "
+          f"tok/s ({1e3 * c / new:.2f} ms per step; same sequences {same_plain}/{batch})")
     print(f"  transformers generate: {total / b:8.1f} tok/s ({1e3 * b / new:.2f} ms per step)")
-    print(f"  speed-up: {b / a:.2f}x; identical sequences: {same}/{batch}")
+    print(f"  speed-up: {b / a:.2f}x ({b / c:.2f}x without the transposed head); identical "
+          f"sequences: {same}/{batch}")
 
 
 def prefill_work(model, turns: int = 5) -> None:
