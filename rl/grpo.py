@@ -322,7 +322,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
         t4 = time.perf_counter()
         iteration += 1
 
-        row = {**episode_metrics(results, scores), **mean_update_metrics(updates),
+        row = {**episode_metrics(results, scores, advantages), **mean_update_metrics(updates),
                "dropped_groups": float(batch.dropped), "refills": float(batch.refills),
                "optimizer_step": float(state.step),
                "lr": float(schedule(max(state.step - 1, 0) // config.optimizer.accum_steps)),
