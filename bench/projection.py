@@ -7,7 +7,8 @@ One greedy decode step ends in logits = h @ E.T, h (rows, hidden), E the tied em
   h @ E.T     the jitted projection as training and prefill run it (layers.Embed.attend,
               called on a real Embed)
   ours        as a decode step runs it, (E @ h.T).T (layers.Embed.attend_few)
-  E copy      h @ Et with a transposed (hidden, vocab) copy of E (not done: one more table)
+  E copy      h @ Et with a transposed (hidden, vocab) copy of E (the CPU sampler's decode form:
+              decoding.transposed_head, one more table of memory)
   torch       the same product in PyTorch (what transformers' lm_head runs)
   read floor  a jitted reduction that reads E once and does nothing else (E.max()): a rough
               floor only (the transposed copy has beaten it: XLA's reduction does not run
