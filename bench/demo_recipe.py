@@ -14,6 +14,7 @@ accuracy gain (the "it learns" claim: the interval's low end above 0).
   python bench/demo_recipe.py --workdir /tmp/recipe --grpo-steps 12
   python bench/demo_recipe.py --workdir /tmp/long --preset long   # >= 200 questions; ~55 min
   python bench/demo_recipe.py --workdir /tmp/tools --preset tools # the crop decides the answer
+  python bench/demo_recipe.py --workdir /tmp/guess --preset guess --sft=--config.model.init_from=/tmp/long/sft
 
 Re-running with the same workdir resumes (SFT and GRPO checkpoints); results go to
 WORKDIR/recipe.json. Run it on a quiet machine: it prints no timings you should compare.

@@ -15,7 +15,9 @@ Presets:
   guess    GRPO where looking pays (bench/demo_recipe.py --preset guess --sft=--config.model.
            init_from=LONG/sft; about 35 minutes): SFT continued for 600 steps from long's SFT
            model (which reads the color, 60%) on configs/synth.py:learn_guess, whose teacher
-           calls no tool and guesses 60% of the time; then GRPO at lr 5e-4.
+           calls no tool and guesses 60% of the time; then GRPO at lr 5e-4. Measured: SFT
+           16.8% with no tool call, GRPO +1.1% [-2.0%, +4.2%]; the sampled tool episodes
+           were no better than guesses, so GRPO dropped them (README, "Is it learning?").
 sft / grpo: extra --config flags for configs/sft.py:demo and configs/grpo.py:tiny_synth.
 """
 import ml_collections

@@ -17,7 +17,8 @@ Presets:
            guess the color (teacher.guess), the rest view the marked frame and crop as
            always. SFT on them learns to skip the tools most of the time, so its greedy answer
            is a guess; a sampled episode that looks is right far more often, and GRPO's
-           reward favours looking (configs/demo.py:guess).
+           reward favours looking (configs/demo.py:guess). Measured: at T = 1 it did not
+           (tool episodes right 20%, guesses 17%), and GRPO dropped the tools (README).
   learn_tools  the GRPO "it learns" run (configs/demo.py:tools): learn, but the instance
            changes color at most pauses, so "What color is <target> at T s?" is asked at a
            time its color differs from the marked frame's (data/questions.py) and only the
