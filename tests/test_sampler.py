@@ -201,7 +201,8 @@ def test_transposed_head_decodes_the_same(models, sampler, tmp_path):
     for a, b in zip(ours, theirs):
         np.testing.assert_array_equal(a.ids, b.ids)
         assert float(np.abs(np.asarray(a.logprobs) - np.asarray(b.logprobs)).max()) <= 1e-5
-    assert float(jnp.abs(sampler.last_logits - plain.last_logits).max()) <= 1e-5
+    # the rows the two prompts used (the shared sampler's other rows hold earlier tests')
+    assert float(jnp.abs(sampler.last_logits[:2] - plain.last_logits[:2]).max()) <= 1e-5
 
     _, state = nnx.split(model)
     doubled = jax.tree.map(lambda x: x * 2, state)
