@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from seeker_jax.config import load_config
-from seeker_jax.data.records import read_records
+from seeker_jax.data.records import SPLITS, read_records
 from seeker_jax.data.synth import synthesize
 from seeker_jax.data.trajectories import build_trajectory, crop_window, teacher_turns
 from seeker_jax.env.config import EnvConfig
@@ -37,17 +37,28 @@ def test_crop_window_hand_worked(question, window):
     assert crop_window(rec(question)) == pytest.approx(window)
 
 
+def every_record(root) -> list[dict]:
+    """The records of every split of a synthesized world, in split order."""
+    return [r for s in SPLITS for r in read_records(root, s, resolve=False)]
+
+
+def synth_world(root, num: int, preset: str):
+    """A world of `num` records of configs/synth.py:`preset` under root: (env, formatter) as
+    configs/sft.py:demo runs it."""
+    synthesize(root, num, 0, load_config(f"configs/synth.py:{preset}"), progress=False)
+    env = EnvConfig.from_config(load_config("configs/sft.py:demo").env)
+    return env, env.formatter(offline_qwen_tokenizer())
+
+
 @pytest.fixture(scope="module")
 def demo_world(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo_world")
-    synthesize(root, 24, 0, load_config("configs/synth.py:demo"), progress=False)
-    env = EnvConfig.from_config(load_config("configs/sft.py:demo").env)
-    return root, env, env.formatter(offline_qwen_tokenizer())
+    return (root, *synth_world(root, 24, "demo"))
 
 
 def test_demo_world_is_multiple_choice_wherever_it_can_be(demo_world):
     root, _, _ = demo_world
-    records = [r for s in ("train", "val", "test") for r in read_records(root, s, resolve=False)]
+    records = every_record(root)
     mc = [r for r in records if r["question_form"] == "mc"]
     assert len(mc) >= 0.8 * len(records)
     assert all(r["answer"] in "ABCD" and len(r["options"]) == 4 for r in mc)
@@ -115,10 +126,8 @@ def test_learn_tools_world_has_a_weak_teacher_that_answers_from_the_marked_frame
     from seeker_jax.data.world import World
 
     root = tmp_path / "tools"
-    synthesize(root, 40, 0, load_config("configs/synth.py:learn_tools"), progress=False)
-    env = EnvConfig.from_config(load_config("configs/sft.py:demo").env)
-    formatter = env.formatter(offline_qwen_tokenizer())
-    records = [r for s in ("train", "val", "test") for r in read_records(root, s, resolve=False)]
+    env, formatter = synth_world(root, 40, "learn_tools")
+    records = every_record(root)
     weak = [r for r in records if "teacher_shortcut" in r]
     assert 0.3 * len(records) <= len(weak) <= 0.9 * len(records)
     differ = 0
@@ -141,23 +150,20 @@ def test_learn_tools_world_has_a_weak_teacher_that_answers_from_the_marked_frame
     assert videos == [1, 2]   # the prompt's video; the crop's on top where the teacher crops
     plain = tmp_path / "plain"
     synthesize(plain, 6, 0, load_config("configs/synth.py:learn"), progress=False)
-    assert not any("teacher_shortcut" in r for s in ("train", "val", "test")
-                   for r in read_records(plain, s, resolve=False))
+    assert not any("teacher_shortcut" in r for r in every_record(plain))
 
 
 def test_learn_guess_world_has_a_guessing_teacher(tmp_path):
     """configs/synth.py:learn_guess: a share of the records carry a guess, a color name drawn
-    apart from the truth (so right by chance only, not always), and their trajectories call no
+    without looking at the truth (so right by chance only, not always), and their trajectories call no
     tool and answer the guess; the others view the frame and crop. The videos and questions
     are learn's draws (the guess is drawn after the record's own), and a preset without the
     guessing teacher writes no such key (test_learn_tools_world_... checks that for learn)."""
     from seeker_jax.data.questions import COLOR_NAMES
 
     root = tmp_path / "guess"
-    synthesize(root, 60, 0, load_config("configs/synth.py:learn_guess"), progress=False)
-    env = EnvConfig.from_config(load_config("configs/sft.py:demo").env)
-    formatter = env.formatter(offline_qwen_tokenizer())
-    records = [r for s in ("train", "val", "test") for r in read_records(root, s, resolve=False)]
+    env, formatter = synth_world(root, 60, "learn_guess")
+    records = every_record(root)
     lazy = [r for r in records if "teacher_guess" in r]
     assert 0.35 * len(records) <= len(lazy) <= 0.85 * len(records)
     assert all(r["teacher_guess"] in COLOR_NAMES for r in lazy)
@@ -177,7 +183,7 @@ def test_learn_guess_world_has_a_guessing_teacher(tmp_path):
     assert videos == [1, 2]   # the prompt's video; the crop's on top where the teacher crops
     plain = tmp_path / "plain"
     synthesize(plain, 60, 0, load_config("configs/synth.py:learn"), progress=False)
-    same = [r for s in ("train", "val", "test") for r in read_records(plain, s, resolve=False)]
+    same = every_record(plain)
     assert [(r["id"], r["question"], r["answer"]) for r in same] == \
         [(r["id"], r["question"], r["answer"]) for r in records]
     assert not any("teacher_guess" in r for r in same)
