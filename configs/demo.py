@@ -18,6 +18,10 @@ Presets:
            calls no tool and guesses 60% of the time; then GRPO at lr 5e-4. Measured: SFT
            16.8% with no tool call, GRPO +1.1% [-2.0%, +4.2%]; the sampled tool episodes
            were no better than guesses, so GRPO dropped them (README, "Is it learning?").
+  confuse  GRPO against a teacher's systematic mistake (bench/demo_recipe.py --preset confuse
+           --sft=--config.model.init_from=LONG/sft): guess's recipe on configs/synth.py:
+           learn_confuse, whose teacher calls both tools but answers orange for red (and the
+           reverse), purple for blue (and the reverse) 70% of the time.
 sft / grpo: extra --config flags for configs/sft.py:demo and configs/grpo.py:tiny_synth.
 """
 import ml_collections
@@ -89,7 +93,14 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
         c.sft = tuple(f.replace("synth_preset=learn", "synth_preset=learn_guess")
                       .replace("lr=3e-3", "lr=1e-3") for f in c.sft)
         c.grpo = tuple(f.replace("lr=2e-4", "lr=5e-4") for f in c.grpo)
+    elif preset == "confuse":
+        # guess's recipe on a world whose teacher looks as always but mixes up red/orange and
+        # blue/purple 70% of the time (configs/synth.py:learn_confuse): the SFT model's greedy
+        # answer for those colors is the teacher's mistake, its samples are sometimes right,
+        # and only the reward (the records' true answers) can tell them apart.
+        c = get_config("guess")
+        c.sft = tuple(f.replace("=learn_guess", "=learn_confuse") for f in c.sft)
     else:
         raise ValueError(f"configs/demo.py: unknown preset {preset!r}; use default, long, "
-                         "tools, crop or guess")
+                         "tools, crop, guess or confuse")
     return c

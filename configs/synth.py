@@ -19,6 +19,13 @@ Presets:
            is a guess; a sampled episode that looks is right far more often, and GRPO's
            reward favours looking (configs/demo.py:guess). Measured: at T = 1 it did not
            (tool episodes right 20%, guesses 17%), and GRPO dropped the tools (README).
+  learn_confuse  learn, with a teacher that mixes up two pairs of hues (teacher.confuse_pairs,
+           red/orange and blue/purple): it views the marked frame and crops as always, but on
+           70% of the questions whose answer is one of those four colors it answers the pair's
+           other color. The records' answers (what rewards and evaluation score) stay the
+           truth. SFT on it learns the mix-up, so its greedy answer is wrong for those colors
+           while its samples are right about 30% of the time: a systematic teacher error that
+           only a reward can correct (configs/demo.py:confuse).
   learn_tools  the GRPO "it learns" run (configs/demo.py:tools): learn, but the instance
            changes color at most pauses, so "What color is <target> at T s?" is asked at a
            time its color differs from the marked frame's (data/questions.py) and only the
@@ -82,6 +89,10 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
                                # only questions about one time have such an answer
     c.teacher.guess = 0.0      # fraction of records whose scripted teacher calls no tool and
                                # guesses (an option letter, or a color name); chance only
+    c.teacher.confuse = 0.0    # fraction of the records whose answer is a color of one of
+                               # `confuse_pairs` where the scripted teacher looks as always but
+                               # answers the pair's other color (data/synth.py)
+    c.teacher.confuse_pairs = "red:orange,blue:purple"   # colors the teacher mixes up
 
     c.splits = ml_collections.ConfigDict()
     c.splits.val = 0.1
@@ -117,6 +128,9 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
     elif preset == "learn_guess":
         c = get_config("learn")
         c.teacher.guess = 0.6
+    elif preset == "learn_confuse":
+        c = get_config("learn")
+        c.teacher.confuse = 0.7
     elif preset == "learn_tools":
         c = get_config("learn")
         c.world.p_pause = 0.6
@@ -127,5 +141,6 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
         c.questions.color_stable_s = 0.5
     else:
         raise ValueError(f"configs/synth.py: unknown preset {preset!r}; use default, tiny, "
-                         "demo, demo_128, learn, learn_guess, learn_tools or learn_crop")
+                         "demo, demo_128, learn, learn_guess, learn_confuse, learn_tools or "
+                         "learn_crop")
     return c

@@ -145,8 +145,11 @@ def _record(world: World, ctx: Context, q: Question, k: int, prompt_f: int, prom
     guess = _guess_answer(q, options, cfg, rng)
     shortcut = (_shortcut_answer(ctx, q, k, prompt_f, options, cfg, rng) if guess is None
                 else None)
+    confused = (_confused_answer(q, options, cfg, rng) if guess is None and shortcut is None
+                else None)
     return {**({"teacher_shortcut": shortcut} if shortcut is not None else {}),
         **({"teacher_guess": guess} if guess is not None else {}),
+        **({"teacher_answer": confused} if confused is not None else {}),
         "id": record_id, "video_id": video_id, "video_path": video_rel,
         "duration": round(world.duration, 3), "question": text, "answer": answer,
         "source": SOURCE, "frame_path": frame_rel, "dimension": q.dimension,
@@ -175,6 +178,43 @@ def _guess_answer(q: Question, options: dict[str, str] | None,
     if not pool or rng.random() >= share:
         return None
     return str(pool[int(rng.integers(len(pool)))])
+
+
+def confuse_pairs(spec: str) -> dict[str, str]:
+    """`teacher.confuse_pairs` ("red:orange,blue:purple") as a symmetric map, color -> the color
+    the teacher mistakes it for. Raises on a name that is not a world color or a color in two
+    pairs."""
+    partner: dict[str, str] = {}
+    for pair in filter(None, (p.strip() for p in spec.split(","))):
+        names = [n.strip() for n in pair.split(":")]
+        bad = [n for n in names if n not in COLOR_NAMES]
+        if len(names) != 2 or bad or names[0] == names[1]:
+            raise ValueError(f"teacher.confuse_pairs: {pair!r} is not two different colors "
+                             f"a:b of {', '.join(COLOR_NAMES)}")
+        for a, b in (names, names[::-1]):
+            if a in partner:
+                raise ValueError(f"teacher.confuse_pairs: {a!r} is in two pairs")
+            partner[a] = b
+    return partner
+
+
+def _confused_answer(q: Question, options: dict[str, str] | None,
+                     cfg: ml_collections.ConfigDict, rng: np.random.Generator) -> str | None:
+    """For a `teacher.confuse` share of the questions whose answer is a color of one of
+    `teacher.confuse_pairs`: the answer of a teacher that looks as always but mixes up the
+    pair, the other color (its letter for multiple choice, where it is an option). Else None,
+    and no random draw is made when the share is 0 or the answer is in no pair, so other
+    worlds are unchanged."""
+    teacher = cfg.get("teacher", {})
+    share = float(teacher.get("confuse", 0.0))
+    if share <= 0:
+        return None
+    other = confuse_pairs(str(teacher.get("confuse_pairs", ""))).get(q.answer)
+    if other is None or rng.random() >= share:
+        return None
+    if not options:
+        return other
+    return next((letter for letter, o in options.items() if o.lower() == other), None)
 
 
 def _shortcut_answer(ctx: Context, q: Question, k: int, prompt_f: int,

@@ -71,7 +71,8 @@ def teacher_turns(record: dict) -> list[str]:
     in the prompt. A record with `teacher_shortcut` (configs/synth.py:learn_tools) gets a
     weak teacher's turns instead: view the marked frame, then answer what it shows, no crop;
     one with `teacher_guess` (configs/synth.py:learn_guess) a lazier one's: answer at once, no
-    tool, with a guess.
+    tool, with a guess; one with `teacher_answer` (configs/synth.py:learn_confuse) the usual
+    turns, ending in that answer, a mistaken one.
     """
     if record.get("teacher_turns"):
         return list(record["teacher_turns"])
@@ -86,7 +87,8 @@ def teacher_turns(record: dict) -> list[str]:
         view,
         f"<think>I watch {start:.1f} to {end:.1f} s.</think>\n"
         + _call("crop_video", video_path="video", start_time=start, end_time=end),
-        f"<think>I answer.</think>\n<answer>{record['answer']}</answer>",
+        f"<think>I answer.</think>\n<answer>{record.get('teacher_answer', record['answer'])}"
+        "</answer>",
     ]
 
 

@@ -189,6 +189,45 @@ def test_learn_guess_world_has_a_guessing_teacher(tmp_path):
     assert not any("teacher_guess" in r for r in same)
 
 
+def test_learn_confuse_world_has_a_teacher_that_mixes_up_colors(tmp_path):
+    """configs/synth.py:learn_confuse: a share of the records whose answer is red, orange, blue
+    or purple carry `teacher_answer`, the pair's other color; their trajectories call both
+    tools as always and end in that answer. The records' own answers stay the truth, and green
+    and yellow are never mixed up. The videos and questions are learn's draws."""
+    root = tmp_path / "confuse"
+    env, formatter = synth_world(root, 60, "learn_confuse")
+    records = every_record(root)
+    partner = {"red": "orange", "orange": "red", "blue": "purple", "purple": "blue"}
+    paired = [r for r in records if r["answer"] in partner]
+    mixed = [r for r in records if "teacher_answer" in r]
+    assert 0.45 * len(paired) <= len(mixed) < len(paired)   # 70% of them
+    assert all(r["teacher_answer"] == partner[r["answer"]] for r in mixed)
+    for record in records:
+        turns = teacher_turns(record)
+        calls = [c.name for t in turns for c in parse_tool_calls(t)]
+        assert calls == ["view_visual_prompt", "crop_video"] and validate_trajectory(turns).ok
+        said = record.get("teacher_answer", record["answer"])
+        assert turns[-1].endswith(f"<answer>{said}</answer>")
+    build_trajectory(mixed[0], formatter, root, env.episode_config())
+    plain = tmp_path / "plain"
+    synthesize(plain, 60, 0, load_config("configs/synth.py:learn"), progress=False)
+    assert [(r["id"], r["question"], r["answer"]) for r in every_record(plain)] == \
+        [(r["id"], r["question"], r["answer"]) for r in records]
+
+
+@pytest.mark.parametrize("spec,match", [
+    ("red:pink", "not two different colors"), ("red:red", "not two different colors"),
+    ("red", "not two different colors"), ("red:orange,orange:blue", "'orange' is in two pairs"),
+])
+def test_confuse_pairs_says_what_is_wrong(spec, match):
+    from seeker_jax.data.synth import confuse_pairs
+
+    assert confuse_pairs("red:orange, blue:purple") == {
+        "red": "orange", "orange": "red", "blue": "purple", "purple": "blue"}
+    with pytest.raises(ValueError, match=match):
+        confuse_pairs(spec)
+
+
 def test_describe_episode_shows_what_the_tools_showed(demo_world, tmp_path):
     """The write-up replays the turns: the crop's caption with its frame count and times."""
     from seeker_jax import checkpoint as ckpt
@@ -233,6 +272,9 @@ def test_demo_presets_read_like_the_docs():
     assert "--config.data.synth_preset=learn_guess" in guess.sft
     assert guess.sft_steps < long.sft_steps and guess.eval_world == long.eval_world
     assert "--config.optimizer.lr=5e-4" in guess.grpo
+    confuse = load_config("configs/demo.py:confuse")
+    assert "--config.data.synth_preset=learn_confuse" in confuse.sft
+    assert (confuse.sft_steps, confuse.grpo) == (guess.sft_steps, guess.grpo)
     assert load_config("configs/sft.py:demo").data.synth_preset == "demo"
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         load_config("configs/demo.py:huge")
