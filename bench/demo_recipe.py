@@ -8,13 +8,15 @@ Prints, for the SFT model:
   - greedy episodes on the held-out test split: answered rate (the demo needs >= 90%),
     accuracy, reward, tool calls per episode, why episodes ended, one failing episode;
 and with --grpo-steps > 0 the before/after table and the paired 95% bootstrap interval of the
-accuracy gain (the "it learns" claim: the interval's low end above 0).
+accuracy gain (the "it learns" claim: the interval's low end above 0), and the accuracy of
+each run split by the questions' true answers.
 
   python bench/demo_recipe.py --workdir /tmp/recipe               # the demo's recipe
   python bench/demo_recipe.py --workdir /tmp/recipe --grpo-steps 12
   python bench/demo_recipe.py --workdir /tmp/long --preset long   # >= 200 questions; ~55 min
   python bench/demo_recipe.py --workdir /tmp/tools --preset tools # the crop decides the answer
   python bench/demo_recipe.py --workdir /tmp/guess --preset guess --sft=--config.model.init_from=/tmp/long/sft
+  python bench/demo_recipe.py --workdir /tmp/confuse --preset confuse --sft=--config.model.init_from=/tmp/long/sft
 
 Re-running with the same workdir resumes (SFT and GRPO checkpoints); results go to
 WORKDIR/recipe.json. Run it on a quiet machine: it prints no timings you should compare.
@@ -102,6 +104,19 @@ def sampled_by_tools(ckpt_dir: str, root: str, questions: int, samples: int = 4,
             for k, v in sorted(groups.items(), key=lambda kv: -len(kv[1]))}
 
 
+def held_out_answers(workdir: str, root: str, episodes: int, eval_world: int) -> list[str]:
+    """The true answers of the questions rl/demo.py:run_demo evaluated, in its order."""
+    from seeker_jax.data.records import SPLITS, read_records
+    from seeker_jax.rl import demo
+
+    if eval_world > 0:
+        data = os.path.join(workdir, "eval_data")
+        records = [r for s in SPLITS for r in read_records(data, s, resolve=False)]
+    else:
+        records = demo.held_out(root, episodes)
+    return [str(r["answer"]) for r in records[:episodes]]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--workdir", required=True)
@@ -126,7 +141,7 @@ def main(argv=None) -> int:
 
     from seeker_jax.config import load_config
     from seeker_jax.rl import demo
-    from seeker_jax.rl.demo_eval import paired_bootstrap, table
+    from seeker_jax.rl.demo_eval import by_answer, paired_bootstrap, table
 
     preset = load_config(f"configs/demo.py:{args.preset}")
     steps = args.steps or preset.sft_steps or None
@@ -166,6 +181,13 @@ def main(argv=None) -> int:
               f"{high:+.1%}]: {'significant' if low > 0 else 'not significant'}")
         print(f"tool calls per episode after GRPO: "
               f"{summary['after']['tool_calls_per_episode']:.2f} (must not collapse to 0)")
+        answers = held_out_answers(args.workdir, root, episodes, eval_world)
+        out["by_answer"] = by_answer(answers, {"SFT": b["correct"],
+                                               "SFT+GRPO": summary["after"]["correct"]})
+        print("accuracy by the true answer:")
+        for answer, row in out["by_answer"].items():
+            print(f"  {answer:<10} {row['n']:5d} questions: SFT {row['SFT']:6.1%}, "
+                  f"SFT+GRPO {row['SFT+GRPO']:6.1%}")
     with open(os.path.join(args.workdir, "recipe.json"), "w") as f:
         json.dump(out, f, indent=2)
     print(f"results in {os.path.join(args.workdir, 'recipe.json')}")

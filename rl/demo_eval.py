@@ -112,6 +112,18 @@ def paired_bootstrap(before: np.ndarray, after: np.ndarray, samples: int = 10_00
     return float(diff.mean()), float(low), float(high)
 
 
+def by_answer(answers: list[str], runs: dict[str, list]) -> dict[str, dict[str, float]]:
+    """Held-out accuracy of each run, split by the question's true answer: {answer: {"n": count,
+    run: accuracy}}. Where a teacher's mistakes are systematic (configs/synth.py:
+    learn_confuse), this shows which answers SFT got wrong and GRPO put right."""
+    out: dict[str, dict[str, float]] = {}
+    for answer in sorted(set(answers)):
+        rows = [i for i, a in enumerate(answers) if a == answer]
+        out[answer] = {"n": len(rows), **{name: float(np.mean([correct[i] for i in rows]))
+                                          for name, correct in runs.items()}}
+    return out
+
+
 def replay(result: Any, record: dict, root: str, ckpt_dir: str) -> list[tuple[str, list]]:
     """The episode's turns run again through a fresh Episode (tools are deterministic):
     [(model turn, [Observation per call])]; the last turn (the answer) has none."""

@@ -14,7 +14,7 @@ from seeker_jax.env.episode import Episode
 from seeker_jax.env.parser import parse_tool_calls, validate_trajectory
 from seeker_jax.env.records import SampleRecord
 from seeker_jax.models.tokenizer import offline_qwen_tokenizer
-from seeker_jax.rl.demo_eval import describe_episode, paired_bootstrap, score, table
+from seeker_jax.rl.demo_eval import by_answer, describe_episode, paired_bootstrap, score, table
 from seeker_jax.rl.rollout import EpisodeResult
 
 
@@ -257,6 +257,15 @@ def test_paired_bootstrap_closed_forms():
     assert low == pytest.approx(0.451, abs=0.006) and high == pytest.approx(0.549, abs=0.006)
     with pytest.raises(ValueError, match="equal non-empty"):
         paired_bootstrap(np.zeros(3), np.zeros(4))
+
+
+def test_by_answer_splits_accuracy_by_the_truth():
+    answers = ["red", "blue", "red", "green", "red"]
+    split = by_answer(answers, {"SFT": [1, 0, 0, 1, 0], "GRPO": [1, 1, 1, 0, 0]})
+    assert list(split) == ["blue", "green", "red"]
+    assert split["red"] == pytest.approx({"n": 3, "SFT": 1 / 3, "GRPO": 2 / 3})
+    assert split["blue"] == {"n": 1, "SFT": 0.0, "GRPO": 1.0}
+    assert split["green"] == {"n": 1, "SFT": 1.0, "GRPO": 0.0}
 
 
 def test_demo_presets_read_like_the_docs():
