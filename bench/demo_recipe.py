@@ -182,12 +182,14 @@ def main(argv=None) -> int:
         print(f"tool calls per episode after GRPO: "
               f"{summary['after']['tool_calls_per_episode']:.2f} (must not collapse to 0)")
         answers = held_out_answers(args.workdir, root, episodes, eval_world)
-        out["by_answer"] = by_answer(answers, {"SFT": b["correct"],
-                                               "SFT+GRPO": summary["after"]["correct"]})
-        print("accuracy by the true answer:")
+        runs = {"SFT": b, "SFT+GRPO": summary["after"]}
+        out["by_answer"] = by_answer(answers, {k: v["correct"] for k, v in runs.items()},
+                                     {k: v["answers"] for k, v in runs.items()})
+        print("accuracy by the true answer (and each run's most common answer there):")
         for answer, row in out["by_answer"].items():
-            print(f"  {answer:<10} {row['n']:5d} questions: SFT {row['SFT']:6.1%}, "
-                  f"SFT+GRPO {row['SFT+GRPO']:6.1%}")
+            print(f"  {answer:<10} {row['n']:5d} questions: SFT {row['SFT']:6.1%} (says "
+                  f"{row['SFT says']}), SFT+GRPO {row['SFT+GRPO']:6.1%} (says "
+                  f"{row['SFT+GRPO says']})")
     with open(os.path.join(args.workdir, "recipe.json"), "w") as f:
         json.dump(out, f, indent=2)
     print(f"results in {os.path.join(args.workdir, 'recipe.json')}")

@@ -113,6 +113,7 @@ def evaluate(ckpt_dir: str, root: str, records: list[dict], label: str):
     ev.summary.update(tool_wait_fraction=round(stats.wait_fraction, 3),
                       seconds=round(time.perf_counter() - t0, 1),
                       correct=ev.correct.astype(int).tolist(),
+                      answers=[r.answer for r in results],
                       rewards=[round(float(x), 4) for x in ev.reward])
     s = ev.summary
     say(f"    {label}: {s['answered']:.0%} answered, accuracy {s['accuracy']:.0%}, reward "

@@ -112,15 +112,21 @@ def paired_bootstrap(before: np.ndarray, after: np.ndarray, samples: int = 10_00
     return float(diff.mean()), float(low), float(high)
 
 
-def by_answer(answers: list[str], runs: dict[str, list]) -> dict[str, dict[str, float]]:
+def by_answer(answers: list[str], runs: dict[str, list],
+              said: dict[str, list] | None = None) -> dict[str, dict[str, Any]]:
     """Held-out accuracy of each run, split by the question's true answer: {answer: {"n": count,
-    run: accuracy}}. Where a teacher's mistakes are systematic (configs/synth.py:
-    learn_confuse), this shows which answers SFT got wrong and GRPO put right."""
-    out: dict[str, dict[str, float]] = {}
+    run: accuracy, and for each run in `said` (its answers, None where it gave none), "run
+    says": its most common answer there}}. Where a teacher's mistakes are systematic
+    (configs/synth.py:learn_confuse), this shows which answers SFT got wrong, what it said
+    instead, and what GRPO put right."""
+    out: dict[str, dict[str, Any]] = {}
     for answer in sorted(set(answers)):
         rows = [i for i, a in enumerate(answers) if a == answer]
         out[answer] = {"n": len(rows), **{name: float(np.mean([correct[i] for i in rows]))
                                           for name, correct in runs.items()}}
+        for name, given in (said or {}).items():
+            top, count = Counter(str(given[i]) for i in rows).most_common(1)[0]
+            out[answer][f"{name} says"] = f"{top} ({count / len(rows):.0%})"
     return out
 
 

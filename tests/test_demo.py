@@ -261,11 +261,13 @@ def test_paired_bootstrap_closed_forms():
 
 def test_by_answer_splits_accuracy_by_the_truth():
     answers = ["red", "blue", "red", "green", "red"]
-    split = by_answer(answers, {"SFT": [1, 0, 0, 1, 0], "GRPO": [1, 1, 1, 0, 0]})
+    split = by_answer(answers, {"SFT": [1, 0, 0, 1, 0], "GRPO": [1, 1, 1, 0, 0]},
+                      said={"SFT": ["red", "purple", "orange", "green", "orange"]})
     assert list(split) == ["blue", "green", "red"]
+    assert split["red"].pop("SFT says") == "orange (67%)"
     assert split["red"] == pytest.approx({"n": 3, "SFT": 1 / 3, "GRPO": 2 / 3})
-    assert split["blue"] == {"n": 1, "SFT": 0.0, "GRPO": 1.0}
-    assert split["green"] == {"n": 1, "SFT": 1.0, "GRPO": 0.0}
+    assert split["blue"] == {"n": 1, "SFT": 0.0, "GRPO": 1.0, "SFT says": "purple (100%)"}
+    assert split["green"]["GRPO"] == 0.0
 
 
 def test_demo_presets_read_like_the_docs():
