@@ -21,7 +21,9 @@ Presets:
   confuse  GRPO against a teacher's systematic mistake (bench/demo_recipe.py --preset confuse
            --sft=--config.model.init_from=LONG/sft): guess's recipe on configs/synth.py:
            learn_confuse, whose teacher calls both tools but answers orange for red (and the
-           reverse), purple for blue (and the reverse) 70% of the time.
+           reverse), purple for blue (and the reverse) 70% of the time; 28 GRPO iterations
+           (about 60 minutes). Measured: SFT 44.3%, GRPO 51.3% on 1,200 held-out questions,
+           gain +7.0% [+4.9%, +9.2%], 2.0 tool calls per episode (README, "Is it learning?").
 sft / grpo: extra --config flags for configs/sft.py:demo and configs/grpo.py:tiny_synth.
 """
 import ml_collections
@@ -100,6 +102,8 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
         # and only the reward (the records' true answers) can tell them apart.
         c = get_config("guess")
         c.sft = tuple(f.replace("=learn_guess", "=learn_confuse") for f in c.sft)
+        # 28 iterations: at 14 the gain was +1.6% [-0.5%, +3.7%], at 28 +7.0% [+4.9%, +9.2%].
+        c.grpo_steps = 28
     else:
         raise ValueError(f"configs/demo.py: unknown preset {preset!r}; use default, long, "
                          "tools, crop, guess or confuse")

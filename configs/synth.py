@@ -23,9 +23,10 @@ Presets:
            red/orange and blue/purple): it views the marked frame and crops as always, but on
            70% of the questions whose answer is one of those four colors it answers the pair's
            other color. The records' answers (what rewards and evaluation score) stay the
-           truth. SFT on it learns the mix-up, so its greedy answer is wrong for those colors
-           while its samples are right about 30% of the time: a systematic teacher error that
-           only a reward can correct (configs/demo.py:confuse).
+           truth. SFT on it is meant to learn the mix-up (its greedy answer wrong for those
+           colors, its samples sometimes right): a systematic teacher error that only a reward
+           can correct (configs/demo.py:confuse). Measured: SFT said orange for red 66% of the
+           time (12% right); GRPO raised red to 64% and held-out accuracy by 7.0 points.
   learn_tools  the GRPO "it learns" run (configs/demo.py:tools): learn, but the instance
            changes color at most pauses, so "What color is <target> at T s?" is asked at a
            time its color differs from the marked frame's (data/questions.py) and only the

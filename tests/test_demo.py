@@ -286,6 +286,7 @@ def test_demo_presets_read_like_the_docs():
     confuse = load_config("configs/demo.py:confuse")
     assert "--config.data.synth_preset=learn_confuse" in confuse.sft
     assert (confuse.sft_steps, confuse.grpo) == (guess.sft_steps, guess.grpo)
+    assert confuse.grpo_steps == 2 * guess.grpo_steps
     assert load_config("configs/sft.py:demo").data.synth_preset == "demo"
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         load_config("configs/demo.py:huge")
