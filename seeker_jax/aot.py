@@ -31,8 +31,9 @@ import numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
-from seeker_jax.aot_cost import (compiled_cost, decoder_layer_cost, is_out_of_memory,
-                                 place_variables, vision_block_cost)
+from seeker_jax.aot_cost import (FIT_LENGTHS, compiled_cost, decoder_layer_cost,
+                                 decoder_layer_flops, is_out_of_memory, place_variables,
+                                 vision_block_cost)
 from seeker_jax.roofline import format_projection, roofline
 
 GIB = 1024**3
@@ -373,21 +374,23 @@ def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_ch
     flops, hbm = compiled_flops, compiled_bytes = compiled_cost(compiled)
     scan = bool(c.model.get("scan_layers", False))
     if scan:  # cost_analysis counted the scanned decoder layer once: add the other n - 1
-        body = decoder_layer_cost(c, cfg, mesh, rules, b.batch, b.seq_len)
-        if splash:  # HBM traffic of a fused attention, not of a dense score matrix
-            fused = decoder_layer_cost(c, cfg, mesh, rules, b.batch, b.seq_len, "chunked")
-            if body is not None and fused is not None:
-                body = (body[0], fused[1])
+        # FLOPs with every attention FLOP (the dense scores); HBM traffic of the step's own
+        # attention, where for splash the online-softmax probe stands in for the kernel's
+        # (a fused kernel's traffic, not a dense score matrix's)
+        layer_flops, counted = decoder_layer_flops(c, cfg, mesh, rules, b.batch, b.seq_len)
+        traffic = decoder_layer_cost(c, cfg, mesh, rules, b.batch, b.seq_len,
+                                     "chunked" if splash else "reference")
         more = cfg.text.num_hidden_layers - 1
-        flops, hbm = (None, None) if body is None else (flops + more * body[0],
-                                                        hbm + more * body[1])
+        flops = None if layer_flops is None else flops + more * layer_flops
+        hbm = None if traffic is None else hbm + more * traffic[1]
         block = vision_block_cost(c, cfg, mesh, rules, tuple(video.segment_ids.shape))
         if flops is not None:  # the vision blocks' scan: its body counted once as well
             flops += (cfg.vision.depth - 1) * block[0]
+        if hbm is not None:
             hbm += (cfg.vision.depth - 1) * block[1]
         figures.update(vision_block_flops_per_chip=block[0])
-        figures.update(scan_body_flops_per_chip=None if body is None else body[0],
-                       scan_body_bytes_per_chip=None if body is None else body[1],
+        figures.update(scan_body_flops_per_chip=layer_flops, scan_body_flops_counted=counted,
+                       scan_body_bytes_per_chip=None if traffic is None else traffic[1],
                        flops_as_compiled=compiled_flops, bytes_as_compiled=compiled_bytes)
     figures.update(scan_layers=scan)
     if splash:  # Pallas kernel calls in the compiled step (0 would mean a silent fallback)
@@ -438,8 +441,8 @@ def _format_figures(f: dict[str, Any]) -> str:
         f"({100 * f['total_bytes'] / (f['hbm_gib'] * GIB):.0f}%)\n"
         + (_flops_line(f) if f["flops_ratio"] is not None else
            f"  FLOPs: not measured: the probe that counts one scanned decoder layer (compiled "
-           f"alone) does not fit a chip here; the compiler's count with the layer "
-           f"body once is {f['flops_as_compiled']:.3e}"))
+           f"alone) does not fit a chip here, even at {FIT_LENGTHS[0]} tokens; the compiler's "
+           f"count with the layer body once is {f['flops_as_compiled']:.3e}"))
 
 
 def grow_hint(f: dict[str, Any]) -> str:
@@ -461,7 +464,10 @@ def _flops_line(f: dict[str, Any]) -> str:
         f"do not cost 6 FLOPs per param per token"
         + (f"\n  decoder scanned: the compiler counts its body once ({f['flops_as_compiled']:.3e});"
            f" scaled by the trip count with one layer's fwd+bwd compiled alone "
-           f"({f['scan_body_flops_per_chip']:.3e} per layer)" if f.get("scan_layers") else ""))
+           f"({f['scan_body_flops_per_chip']:.3e} per layer, {f['scan_body_flops_counted']})"
+           + ("" if f.get("scan_body_bytes_per_chip") is not None else
+              "; its HBM bytes: not measured (the layer alone does not fit a chip)")
+           if f.get("scan_layers") else ""))
 
 
 def run_aot(config: ml_collections.ConfigDict, topology: str, json_out: str | None = None,

@@ -116,6 +116,73 @@ def test_scanned_decoder_flops_are_scaled_by_the_trip_count(figures):
     assert scanned["projection"]["step_s"] > 0
 
 
+def _probe_setup():
+    """The tiny SFT config's model config, mesh and rules on TOPOLOGY (as compile_train_step
+    builds them)."""
+    import jax
+
+    from seeker_jax.models.qwen3_vl import from_hf_dict
+    from seeker_jax.sharding import rules_from_config
+    from seeker_jax.trainer import resolve_mesh_shape
+
+    c = tiny_config()
+    devices = aot.topology_devices(TOPOLOGY)
+    shape = resolve_mesh_shape(c.mesh, len(devices))
+    mesh = jax.make_mesh(tuple(shape.values()), tuple(shape), devices=devices,
+                         axis_types=(jax.sharding.AxisType.Auto,) * len(shape))
+    cfg = from_hf_dict(load_config(f"configs/qwen3_vl.py:{c.model.size}").to_dict())
+    return c, cfg, mesh, rules_from_config(c.mesh.rules)
+
+
+def test_flops_only_probe_counts_the_same_flops():
+    """The FLOPs probe compiles at jax's lowest exec-time effort: the FLOPs of the default
+    effort within 1e-4 (6.3e-5 here; identical for the 8B layer); its bytes may differ and
+    are never used."""
+    from seeker_jax.aot_cost import FLOPS_ONLY, decoder_layer_cost
+
+    c, cfg, mesh, rules = _probe_setup()
+    default = decoder_layer_cost(c, cfg, mesh, rules, 4, 1536)
+    fast = decoder_layer_cost(c, cfg, mesh, rules, 4, 1536, "reference", FLOPS_ONLY)
+    gap = abs(fast[0] - default[0]) / default[0]
+    print(f"\nlayer FLOPs, default effort {default[0]:.6e}, lowest {fast[0]:.6e}: relative "
+          f"gap {gap:.1e}")
+    assert default[0] > 0 and gap < 1e-4
+
+
+def test_layer_flops_quadratic_fit_matches_the_compiled_count(monkeypatch):
+    """Where the dense layer does not fit a chip, its FLOPs come from three short compiles
+    and the quadratic in L through them. Checked against the layer compiled at the length
+    itself; then the fallback path, with the direct compile made to run out of memory."""
+    from seeker_jax import aot_cost
+
+    c, cfg, mesh, rules = _probe_setup()
+    length = 6144
+    direct, how = aot_cost.decoder_layer_flops(c, cfg, mesh, rules, 4, length)
+    assert how == "compiled"
+    short = [aot_cost.decoder_layer_cost(c, cfg, mesh, rules, 4, n, "reference",
+                                         aot_cost.FLOPS_ONLY)[0]
+             for n in aot_cost.FIT_LENGTHS]
+    fit = aot_cost.quadratic_at(aot_cost.FIT_LENGTHS, short, length)
+    print(f"\nlayer FLOPs at {length}: compiled {direct:.6e}, quadratic fit {fit:.6e}, "
+          f"relative error {abs(fit - direct) / direct:.1e}")
+    assert abs(fit - direct) / direct < 1e-5
+    real = aot_cost.decoder_layer_cost
+
+    def dense_does_not_fit(c_, cfg_, mesh_, rules_, batch, seq_len, *args):
+        return None if seq_len == length else real(c_, cfg_, mesh_, rules_, batch, seq_len,
+                                                   *args)
+    monkeypatch.setattr(aot_cost, "decoder_layer_cost", dense_does_not_fit)
+    fitted, how = aot_cost.decoder_layer_flops(c, cfg, mesh, rules, 4, length)
+    assert how == "quadratic fit" and fitted == fit
+
+
+def test_quadratic_at_closed_form():
+    from seeker_jax.aot_cost import quadratic_at
+
+    f = lambda x: 7.0 + 3.0 * x + 0.5 * x * x  # noqa: E731
+    assert quadratic_at((1, 2, 3), [f(1), f(2), f(3)], 10) == pytest.approx(f(10), rel=1e-12)
+
+
 # --- the GRPO update step (rl.aot): the learner's loss and per-token arrays, one episode per row
 
 
