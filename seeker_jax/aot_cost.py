@@ -146,9 +146,9 @@ def decoder_layer_flops(c: ml_collections.ConfigDict, cfg, mesh, rules, batch: i
     FLOP counted (the dense reference: the L x L scores), and how they were counted.
 
     "compiled": the layer compiled at seq_len with FLOPS_ONLY (the default effort's count,
-    see FLOPS_ONLY, in a sixth of the compile time). "quadratic fit": where the dense scores do not fit
-    one chip (16,384 tokens on a 32 GiB v6e), the layer compiled at FIT_LENGTHS and the
-    count's quadratic in L (projections and norms grow with L, scores and softmax with L^2)
+    see FLOPS_ONLY, in a sixth of the compile time). "quadratic fit": where the dense scores
+    do not fit one chip (16,384 tokens on a 32 GiB v6e), the layer compiled at FIT_LENGTHS and
+    the count's quadratic in L (projections and norms grow with L, scores and softmax with L^2)
     evaluated at seq_len: for the 8B layer at 14,848 tokens on v5p it is within 8.6e-7 of the
     compiled count (tests/test_aot.py checks the fit on the tiny model's layer). None when
     even the short layer does not fit: the count is then unknown, never a wrong number.
