@@ -123,6 +123,18 @@ def topology_devices(topology: str) -> list:
                            "(v5p-8), v5p:2x2x4, v5e:2x2, v6e:4x4") from e
 
 
+def topology_mesh(c: ml_collections.ConfigDict, topology: str):
+    """(devices, mesh shape, mesh) of config c's (data, fsdp, tensor) mesh over a TPU
+    topology's devices, Auto axes as training uses."""
+    from seeker_jax.trainer import resolve_mesh_shape
+
+    devices = topology_devices(topology)
+    shape = resolve_mesh_shape(c.mesh, len(devices))
+    mesh = jax.make_mesh(tuple(shape.values()), tuple(shape), devices=devices,
+                         axis_types=(jax.sharding.AxisType.Auto,) * len(shape))
+    return devices, shape, mesh
+
+
 def tpu_compiler_available() -> bool:
     """Whether libtpu (from jax[tpu]) is importable."""
     import importlib.util
@@ -311,12 +323,8 @@ def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_ch
     from seeker_jax.optim import make_optimizer
     from seeker_jax.sharding import rules_from_config
     from seeker_jax.train_state import Vision, jit_train_step
-    from seeker_jax.trainer import resolve_mesh_shape
 
-    devices = topology_devices(topology)
-    shape = resolve_mesh_shape(c.mesh, len(devices))
-    mesh = jax.make_mesh(tuple(shape.values()), tuple(shape), devices=devices,
-                         axis_types=(jax.sharding.AxisType.Auto,) * len(shape))
+    devices, shape, mesh = topology_mesh(c, topology)
     rules = rules_from_config(c.mesh.rules)
     tx = make_optimizer(c.optimizer)
     cfg, graphdef, trainable, frozen, rest, opt_state = abstract_train_state(c, mesh, tx, rules)
@@ -377,9 +385,12 @@ def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_ch
         # FLOPs with every attention FLOP (the dense scores); HBM traffic of the step's own
         # attention, where for splash the online-softmax probe stands in for the kernel's
         # (a fused kernel's traffic, not a dense score matrix's)
-        layer_flops, counted = decoder_layer_flops(c, cfg, mesh, rules, b.batch, b.seq_len)
         traffic = decoder_layer_cost(c, cfg, mesh, rules, b.batch, b.seq_len,
                                      "chunked" if splash else "reference")
+        if splash or traffic is None:
+            layer_flops, counted = decoder_layer_flops(c, cfg, mesh, rules, b.batch, b.seq_len)
+        else:  # that probe was the dense reference already: every attention FLOP counted
+            layer_flops, counted = traffic[0], "compiled"
         more = cfg.text.num_hidden_layers - 1
         flops = None if layer_flops is None else flops + more * layer_flops
         hbm = None if traffic is None else hbm + more * traffic[1]
@@ -491,5 +502,5 @@ def run_aot(config: ml_collections.ConfigDict, topology: str, json_out: str | No
 
 
 __all__ = ["AotError", "VideoBatch", "abstract_batch", "abstract_vision", "abstract_train_state", "compile_train_step",
-           "argument_bytes_by_hand", "format_report", "per_chip_bytes", "run_aot", "timestamp_tokens", "topology_devices",
+           "argument_bytes_by_hand", "format_report", "per_chip_bytes", "run_aot", "timestamp_tokens", "topology_devices", "topology_mesh",
            "tiled_bytes", "tpu_compiler_available", "video_batch"]

@@ -29,7 +29,7 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
 from seeker_jax.aot import (GIB, AotError, _with_sharding, abstract_train_state, hbm_gib,
-                            per_chip_bytes, topology_devices)
+                            per_chip_bytes, topology_mesh)
 from seeker_jax.aot_cost import is_out_of_memory, place_variables
 from seeker_jax.decoding import decode
 from seeker_jax.sampling import SamplingParams
@@ -56,17 +56,13 @@ def compile_decode_step(c: ml_collections.ConfigDict, topology: str, rows: int =
     from seeker_jax.optim import make_optimizer
     from seeker_jax.sampler import bucket, decoding_graph
     from seeker_jax.sharding import array_sharding, rules_from_config
-    from seeker_jax.trainer import resolve_mesh_shape
 
     if rows < 1:
         raise AotError(f"rows must be at least 1, got {rows}")
     max_len = int(max_len or _rollout(c, "max_len", 20_480))
     steps = int(steps or _rollout(c, "decode_steps", 16))
     chunk = bucket(_rollout(c, "max_chunk", 512), 16)
-    devices = topology_devices(topology)
-    shape = resolve_mesh_shape(c.mesh, len(devices))
-    mesh = jax.make_mesh(tuple(shape.values()), tuple(shape), devices=devices,
-                         axis_types=(jax.sharding.AxisType.Auto,) * len(shape))
+    devices, shape, mesh = topology_mesh(c, topology)
     rules = rules_from_config(c.mesh.rules)
     replicated = NamedSharding(mesh, PartitionSpec())
 

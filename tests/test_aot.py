@@ -119,17 +119,11 @@ def test_scanned_decoder_flops_are_scaled_by_the_trip_count(figures):
 def _probe_setup():
     """The tiny SFT config's model config, mesh and rules on TOPOLOGY (as compile_train_step
     builds them)."""
-    import jax
-
     from seeker_jax.models.qwen3_vl import from_hf_dict
     from seeker_jax.sharding import rules_from_config
-    from seeker_jax.trainer import resolve_mesh_shape
 
     c = tiny_config()
-    devices = aot.topology_devices(TOPOLOGY)
-    shape = resolve_mesh_shape(c.mesh, len(devices))
-    mesh = jax.make_mesh(tuple(shape.values()), tuple(shape), devices=devices,
-                         axis_types=(jax.sharding.AxisType.Auto,) * len(shape))
+    mesh = aot.topology_mesh(c, TOPOLOGY)[2]
     cfg = from_hf_dict(load_config(f"configs/qwen3_vl.py:{c.model.size}").to_dict())
     return c, cfg, mesh, rules_from_config(c.mesh.rules)
 
