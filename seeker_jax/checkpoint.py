@@ -20,7 +20,10 @@ step, next to whatever else it needs::
 
 The keys of the params item are the Flax parameter paths joined with "." (the paths the
 mapping table in models/qwen3_vl/params.py names), so `export` needs only this item and the
-config, whoever wrote it. `find_params` accepts a converted checkpoint, a step folder, a
+config, whoever wrote it. A scanned model (scan_layers) saves its layers stacked, one key per
+weight name ("model.language_model.layers.mlp.up_proj.kernel", shape (n_layers, ...); see
+models/qwen3_vl/stacking.py); every reader here takes either layout and converts to the one
+asked for. `find_params` accepts a converted checkpoint, a step folder, a
 manager root (latest step) or a workdir holding `checkpoints/`.
 """
 from __future__ import annotations
@@ -38,11 +41,11 @@ import orbax.checkpoint as ocp
 from etils import epath
 from flax import nnx, traverse_util
 
-from seeker_jax.models.qwen3_vl import params as P
 from seeker_jax.models.qwen3_vl.config import ConfigError, Qwen3VLConfig, from_hf_dict, to_hf_dict
 from seeker_jax.models.qwen3_vl.hf_io import (CheckpointError, ParamSource, abstract_model,
                                               copy_assets)
 from seeker_jax.models.qwen3_vl.modeling import Qwen3VLForConditionalGeneration
+from seeker_jax.models.qwen3_vl.stacking import is_stacked, match_layout, split_index
 
 if TYPE_CHECKING:
     from seeker_jax.env.config import EnvConfig
@@ -64,6 +67,16 @@ Shardings = Union[None, jax.sharding.Sharding, Mapping[str, jax.sharding.Shardin
 def param_key(path: tuple) -> str:
     """("model", "visual", "blocks", 0, "attn", "qkv", "kernel") -> "model.visual.blocks.0..."."""
     return ".".join(str(p) for p in path)
+
+
+def key_path(key: str) -> tuple:
+    """The inverse of param_key: "model.visual.blocks.0.attn" -> ("model", ..., 0, "attn")."""
+    return tuple(int(p) if p.isdigit() else p for p in key.split("."))
+
+
+def stored_stacked(keys) -> bool:
+    """Whether a params item's keys are in the stacked layout (a scanned model's)."""
+    return is_stacked(key_path(k) for k in keys)
 
 
 def params_tree(source: Any) -> dict[str, jax.Array]:
@@ -155,7 +168,7 @@ def save_params(directory: str, source: Any, cfg: Qwen3VLConfig, *,
                 config_dict: dict | None = None, assets_from: str | None = None) -> None:
     """Writes a converted-style checkpoint: `directory/params` plus model_config.json."""
     tree = params_tree(source)
-    expected = {param_key(e.flax_path) for e in P.expand(cfg)}
+    expected = set(abstract_params(cfg, jnp.float32, stacked=stored_stacked(tree)))
     if set(tree) != expected:
         raise CheckpointError(f"the parameters do not match the config: "
                               f"{_name_diff(expected, set(tree))}")
@@ -249,12 +262,14 @@ def stored_metadata(params_dir: str) -> dict[str, Any]:
 
 
 def abstract_params(cfg: Qwen3VLConfig, dtype=None, shardings: Shardings = None,
-                    stored: Mapping[str, Any] | None = None) -> dict[str, jax.ShapeDtypeStruct]:
+                    stored: Mapping[str, Any] | None = None, stacked: bool = False
+                    ) -> dict[str, jax.ShapeDtypeStruct]:
     """The params item as ShapeDtypeStructs with shardings: the target orbax restores into.
 
-    dtype None keeps each stored dtype (needs `stored`, from `stored_metadata`).
+    dtype None keeps each stored dtype (needs `stored`, from `stored_metadata`). stacked: the
+    keys of a scanned model (stacking.py) instead of one per layer.
     """
-    model = abstract_model(cfg)
+    model = abstract_model(cfg, scan_layers=stacked)
     out = {}
     for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param)):
         key = param_key(path)
@@ -268,7 +283,7 @@ def abstract_params(cfg: Qwen3VLConfig, dtype=None, shardings: Shardings = None,
 def check_params(loc: ParamsLocation, cfg: Qwen3VLConfig) -> dict[str, Any]:
     """The stored metadata, after checking names and shapes against cfg (nothing is read)."""
     stored = stored_metadata(loc.params_dir)
-    expected = abstract_params(cfg, jnp.float32)
+    expected = abstract_params(cfg, jnp.float32, stacked=stored_stacked(stored))
     if set(stored) != set(expected):
         raise CheckpointError(f"{loc.params_dir} does not fit the config: "
                               f"{_name_diff(set(expected), set(stored))}")
@@ -281,19 +296,33 @@ def check_params(loc: ParamsLocation, cfg: Qwen3VLConfig) -> dict[str, Any]:
 
 
 def restore_params(path: str, cfg: Qwen3VLConfig | None = None, dtype=None,
-                   shardings: Shardings = None, keys: list[str] | None = None
-                   ) -> dict[str, jax.Array]:
+                   shardings: Shardings = None, keys: list[str] | None = None,
+                   scan_layers: bool | None = None) -> dict[str, jax.Array]:
     """Restores the params item (any folder `find_params` accepts) into placed arrays.
 
     Names and shapes are checked against cfg (default: the checkpoint's own config) before
     anything is read, with the offending tensors named. dtype casts on read; None keeps
-    the stored dtypes. keys restores only those parameters (e.g. one export shard).
+    the stored dtypes. keys restores only those parameters (e.g. one export shard), named in
+    the stored layout. scan_layers: the layout to return (True: stacked, False: per layer,
+    None: as stored); a conversion holds both layouts of the converted layers at once.
     """
     loc = find_params(path)
     cfg = cfg if cfg is not None else read_model_config(loc.config_dir)[0]
     stored = check_params(loc, cfg)
-    target = abstract_params(cfg, dtype, shardings, stored)
-    return _restore(loc.params_dir, target if keys is None else {k: target[k] for k in keys})
+    stacked = stored_stacked(stored)
+    target = abstract_params(cfg, dtype, shardings, stored, stacked)
+    got = _restore(loc.params_dir, target if keys is None else {k: target[k] for k in keys})
+    if scan_layers is None or bool(scan_layers) == stacked:
+        return got
+    if keys is not None:
+        raise ValueError("restore_params: keys name the stored layout; restore them without "
+                         "scan_layers, or all of them with it")
+    want = abstract_params(cfg, jnp.float32, shardings, stacked=bool(scan_layers))
+    converted = match_layout({key_path(k): v for k, v in got.items()},
+                             [key_path(k) for k in want])
+    del got
+    return {param_key(p): (jax.device_put(v, want[param_key(p)].sharding)
+                           if shardings is not None else v) for p, v in converted.items()}
 
 
 def _restore(params_dir: str, target: dict[str, jax.ShapeDtypeStruct], host: bool = False
@@ -309,18 +338,27 @@ def _restore(params_dir: str, target: dict[str, jax.ShapeDtypeStruct], host: boo
 
 
 def params_source(path: str, cfg: Qwen3VLConfig, dtype=None) -> ParamSource:
-    """A checkpoint as an export source: restores one shard's parameters at a time."""
+    """A checkpoint as an export source: restores one shard's parameters at a time (per-layer
+    paths; of a stacked item, the stacked arrays a shard touches, sliced on the host)."""
     loc = find_params(path)
-    target = abstract_params(cfg, dtype, None, check_params(loc, cfg))
+    stored = check_params(loc, cfg)
+    stacked = stored_stacked(stored)
+    target = abstract_params(cfg, dtype, None, stored, stacked)
+    where = (lambda p: split_index(p)) if stacked else (lambda p: (p, None))  # noqa: E731
 
     def shape_dtype(p: tuple):
-        t = target[param_key(p)]
-        return tuple(t.shape), t.dtype
+        key, index = where(p)
+        t = target[param_key(key)]
+        return tuple(t.shape)[index is not None:], t.dtype
 
     def fetch(paths: list[tuple]) -> dict[tuple, jax.Array]:
-        got = _restore(loc.params_dir, {param_key(p): target[param_key(p)] for p in paths},
-                       host=True)
-        return {p: got[param_key(p)] for p in paths}
+        keys = {param_key(where(p)[0]) for p in paths}
+        got = _restore(loc.params_dir, {k: target[k] for k in keys}, host=True)
+        out = {}
+        for p in paths:
+            key, index = where(p)
+            out[p] = got[param_key(key)] if index is None else got[param_key(key)][index]
+        return out
 
     return ParamSource(shape_dtype, fetch)
 
@@ -328,13 +366,14 @@ def params_source(path: str, cfg: Qwen3VLConfig, dtype=None) -> ParamSource:
 def load_model(path: str, dtype=None, shardings: Shardings = None, compute_dtype=None,
                remat: str = "none", scan_layers: bool = False, attention_impl: str = "auto"
                ) -> Qwen3VLForConditionalGeneration:
-    """A Flax model with the parameters of a checkpoint (converted or trained).
+    """A Flax model with the parameters of a checkpoint (converted or trained), in the layout
+    scan_layers asks for, whichever the checkpoint was saved in.
 
     attention_impl (models/qwen3_vl/attention.py) is a runtime choice, not stored with it."""
     loc = find_params(path)
     cfg, _ = read_model_config(loc.config_dir)
     cfg = cfg.replace(attention_impl=attention_impl)
-    flat = restore_params(path, cfg, dtype, shardings)
+    flat = restore_params(path, cfg, dtype, shardings, scan_layers=scan_layers)
     param_dtype = next(iter(flat.values())).dtype
     model = abstract_model(cfg, compute_dtype or param_dtype, param_dtype, remat, scan_layers)
     for p, var in nnx.to_flat_state(nnx.state(model, nnx.Param)):

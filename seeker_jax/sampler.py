@@ -63,6 +63,7 @@ from jax.sharding import Mesh
 from seeker_jax.models.chat import Segment
 from seeker_jax.models.qwen3_vl.modeling import Qwen3VLForConditionalGeneration
 from seeker_jax.models.qwen3_vl.rope import get_rope_index_np
+from seeker_jax.models.qwen3_vl.stacking import unstack_module
 from seeker_jax.models.qwen3_vl.text import init_cache
 from seeker_jax.conversation import Conversation, Turn
 from seeker_jax.decoding import (STOP_MAX_LEN, STOP_MAX_NEW, STOP_REASONS, STOP_STRING,
@@ -85,16 +86,18 @@ def bucket(n: int, minimum: int = 16) -> int:
 def decoding_graph(model: Qwen3VLForConditionalGeneration) -> Qwen3VLForConditionalGeneration:
     """The model as the sampler runs it: the decoder layers unrolled.
 
-    A scanned decoder (a training choice that saves compile time) stacks every layer's
-    weights, and the KV cache, into a transient (n_layers, ...) copy at each call; inside a
-    decode loop that is a copy of the whole decoder and cache per token. The parameters are
-    the same either way (one list of layers), so this only changes the graph: returns `model`
-    itself when it does not scan, else a model sharing its arrays with scan_layers off.
+    A scanned decoder (a training choice that saves compile time and memory) would carry the
+    KV cache through its scan, a copy of the whole cache per token. So a stacked decoder
+    (stacking.py) is returned as a model whose language model holds one layer module per
+    slice (new arrays: the sampler copies its weights anyway); the vision tower, run once per
+    prefill, keeps its scan and shares the given arrays. `model` itself when it does not scan.
     """
     if not getattr(model.model.language_model, "scan_layers", False):
         return model
     unrolled = nnx.merge(*nnx.split(model))
-    unrolled.model.language_model.scan_layers = False
+    lm = unrolled.model.language_model
+    lm.layers = nnx.List(unstack_module(lm.layers))
+    lm.scan_layers = False
     return unrolled
 
 

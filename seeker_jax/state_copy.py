@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from seeker_jax.models.qwen3_vl.stacking import match_layout
+
 Path = tuple
 
 
@@ -69,10 +71,12 @@ def copy_state(target: nnx.State, sources: Iterable[Any], shardings: nnx.State |
     """A new state shaped like `target` (same variables, dtypes, and shardings, or
     `shardings` where given) holding fresh copies of the sources' arrays.
 
-    Every variable of `target` must be in the sources, and nothing else may be.
+    Every variable of `target` must be in the sources, and nothing else may be. Sources in
+    the other layer layout (stacked for a scanned learner, stacking.py) are converted first:
+    their slices are a transient copy of the layers converted.
     """
     tgt = _flat(target)
-    src = source_arrays(sources)
+    src = match_layout(source_arrays(sources), tgt)  # a stacked learner -> the sampler's layout
     missing = [p for p in tgt if p not in src]
     extra = [p for p in src if p not in tgt]
     if missing or extra:

@@ -16,6 +16,7 @@ from flax import nnx
 
 from hf_reference import hf_logits, make_inputs, save_tiny_hf, segment
 from seeker_jax.models.qwen3_vl import forward, from_pretrained, save_pretrained
+from seeker_jax.models.qwen3_vl.stacking import unstack_flat
 from seeker_jax.models.qwen3_vl.text import init_cache
 from seeker_jax.sampler import Sampler
 from seeker_jax.sampling import SamplingParams
@@ -92,7 +93,8 @@ def _grads(model, inputs, weights):
         logits = nnx.merge(graphdef, p, rest)(**arrays).logits
         return jnp.sum(logits * weights * real)
 
-    return dict(nnx.to_flat_state(jax.grad(loss)(params)))
+    grads = {p: v.get_value() for p, v in nnx.to_flat_state(jax.grad(loss)(params))}
+    return unstack_flat(grads)  # a stacked model's gradients, per layer
 
 
 @pytest.mark.parametrize("remat", ["none", "full", "dots"])
@@ -103,13 +105,13 @@ def test_gradients_match_unrolled(folder, remat):
     want = _grads(load(folder), inputs, weights)
     got = _grads(load(folder, scan_layers=True, remat=remat), inputs, weights)
     assert sorted(want) == sorted(got)
-    errs = {p: float(jnp.abs(got[p].get_value() - want[p].get_value()).max()) for p in want}
-    scale = max(float(jnp.abs(v.get_value()).max()) for v in want.values())
+    errs = {p: float(jnp.abs(got[p] - want[p]).max()) for p in want}
+    scale = max(float(jnp.abs(v).max()) for v in want.values())
     worst = max(errs, key=errs.get)
     print(f"\nremat {remat}: max |grad diff| {errs[worst]:.2e} at {worst} (grad scale {scale:.2f})")
     assert errs[worst] <= TOL_SELF
     layer0 = ("model", "language_model", "layers", 0, "mlp", "down_proj", "kernel")
-    assert float(jnp.abs(want[layer0].get_value()).max()) > 1e-3  # the check is not vacuous
+    assert float(jnp.abs(want[layer0]).max()) > 1e-3  # the check is not vacuous
 
 
 def test_kv_cache_writes_match_unrolled(folder):
@@ -160,12 +162,93 @@ def test_sampler_greedy_matches_transformers_generate(folder):
             mm_token_type_ids=torch.from_numpy(seg.mm_token_type_ids[None].astype(np.int64)),
             do_sample=False, max_new_tokens=8, eos_token_id=999, pad_token_id=0)
     np.testing.assert_array_equal(turn.ids, out[0, len(seg.input_ids):].numpy())
+    # A learner's stacked state refreshes the sampler's unrolled copy: the same weights, so
+    # the same greedy turn; a nudged state changes the copy.
+    sampler.load_state(nnx.state(model))
+    assert sampler.generate([seg], max_new_tokens=8)[0].ids.tolist() == turn.ids.tolist()
+    state = nnx.state(model, nnx.Param)
+    down = state["model"]["language_model"]["layers"]["mlp"]["down_proj"]["kernel"]
+    down.set_value(down.get_value().at[2].add(1.0))
+    sampler.load_state(nnx.state(model))
+    got = sampler.model.model.language_model.layers[2].mlp.down_proj.kernel[...]
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(down.get_value()[2]))
 
 
 def test_export_of_a_scanned_model_is_bit_exact(folder, tmp_path):
     model = load(folder, scan_layers=True)
     save_pretrained(model, str(tmp_path / "out"))
     assert_bit_exact(hf_tensors(folder[0]), hf_tensors(str(tmp_path / "out")))
+
+
+def test_scanned_layers_are_stored_stacked(folder):
+    """One (n_layers, ...) array per weight name, its first logical axis "layers", which no
+    rule shards: the optimizer sees 11 decoder arrays instead of 33."""
+    from seeker_jax.sharding import DEFAULT_RULES, logical_to_pspec
+
+    cfg = load(folder).config
+    flat = dict(nnx.to_flat_state(nnx.state(load(folder, scan_layers=True), nnx.Param)))
+    layers = {p: v for p, v in flat.items() if p[:3] == ("model", "language_model", "layers")}
+    blocks = {p: v for p, v in flat.items() if p[:3] == ("model", "visual", "blocks")}
+    assert len(layers) == 11 and len(blocks) == 12
+    for p, v in {**layers, **blocks}.items():
+        assert not any(isinstance(k, int) for k in p), p
+        n = cfg.text.num_hidden_layers if p in layers else cfg.vision.depth
+        axes = v.get_metadata()["logical_axes"]
+        assert v.shape[0] == n and axes[0] == "layers" and len(axes) == v.ndim
+        assert logical_to_pspec(axes, DEFAULT_RULES)[:1] in ((), (None,))
+    assert len(flat) == len(dict(nnx.to_flat_state(nnx.state(load(folder), nnx.Param)))) \
+        - 2 * 11 - 2 * 12
+
+
+def test_stack_and_unstack_are_inverse(folder):
+    from seeker_jax.models.qwen3_vl.stacking import match_layout, stack_flat
+
+    flat = {p: v.get_value() for p, v in nnx.to_flat_state(nnx.state(load(folder), nnx.Param))}
+    stacked = {p: v.get_value() for p, v in
+               nnx.to_flat_state(nnx.state(load(folder, scan_layers=True), nnx.Param))}
+    for a, b in ((stack_flat(flat), stacked), (unstack_flat(stacked), flat)):
+        assert sorted(a) == sorted(b)
+        for p in a:
+            np.testing.assert_array_equal(np.asarray(a[p]), np.asarray(b[p]))
+    # Stack by stack: decoder unrolled, vision stacked (the sampler's layout).
+    mixed = match_layout(stacked, [p for p in flat if p[1] == "language_model"]
+                         + [p for p in stacked if p[1] == "visual"])
+    assert ("model", "language_model", "layers", 2, "mlp", "up_proj", "kernel") in mixed
+    assert ("model", "visual", "blocks", "attn", "qkv", "kernel") in mixed
+
+
+def test_checkpoints_cross_layouts(folder, tmp_path):
+    """A scanned model saves its layers stacked; that checkpoint loads into either layout
+    (bit-equal weights), exports to the HF folder bit-exact (sharded output: a stacked array
+    spans shards); a per-layer checkpoint loads into a scanned model."""
+    from seeker_jax import checkpoint as C
+    from seeker_jax.convert import convert, export
+
+    scanned = load(folder, scan_layers=True)
+    ckpt = str(tmp_path / "stacked")
+    C.save_params(ckpt, scanned, scanned.config)
+    keys = C.stored_metadata(str(tmp_path / "stacked" / "params"))
+    assert "model.language_model.layers.mlp.up_proj.kernel" in keys and C.stored_stacked(keys)
+    want = {p: np.asarray(v.get_value())
+            for p, v in nnx.to_flat_state(nnx.state(load(folder), nnx.Param))}
+    for scan in (False, True):
+        got = C.load_model(ckpt, scan_layers=scan)
+        assert got.model.language_model.scan_layers is scan
+        flat = {p: v.get_value() for p, v in nnx.to_flat_state(nnx.state(got, nnx.Param))}
+        flat = unstack_flat(flat) if scan else flat
+        assert sorted(flat) == sorted(want)
+        for p in want:
+            np.testing.assert_array_equal(np.asarray(flat[p]), want[p])
+    export(ckpt, str(tmp_path / "hf"), max_shard_size="100KB", progress=False)
+    assert_bit_exact(hf_tensors(folder[0]), hf_tensors(str(tmp_path / "hf")))
+
+    per_layer = str(tmp_path / "per_layer")
+    convert(folder[0], per_layer, progress=False)
+    got = C.load_model(per_layer, scan_layers=True)
+    flat = unstack_flat({p: v.get_value()
+                         for p, v in nnx.to_flat_state(nnx.state(got, nnx.Param))})
+    for p in want:
+        np.testing.assert_array_equal(np.asarray(flat[p]), want[p])
 
 
 def test_presets_turn_scan_on():

@@ -35,6 +35,7 @@ from seeker_jax.models.qwen3_vl import params as P
 from seeker_jax.models.qwen3_vl.config import (Qwen3VLConfig, from_hf_dict, load_hf_config,
                                                to_hf_dict)
 from seeker_jax.models.qwen3_vl.modeling import Qwen3VLForConditionalGeneration
+from seeker_jax.models.qwen3_vl.stacking import is_stacked, split_index
 from seeker_jax.models.qwen3_vl.safetensors_io import (BLOCK_BYTES, CheckpointError,
                                                        StoredTensor, TensorSpec, read_header,
                                                        read_rows, write_safetensors)
@@ -121,27 +122,50 @@ def load_into(model: Qwen3VLForConditionalGeneration, hf_dir: str, cfg: Qwen3VLC
               progress: Callable[[str, int], None] | None = None) -> None:
     """Fills an (abstract) model's parameters from an HF folder, tensor by tensor.
 
-    Names and shapes are all checked (from the headers) before any tensor is read.
+    Names and shapes are all checked (from the headers) before any tensor is read. A stacked
+    model (scan_layers, stacking.py) gets each stacked array once all its layers are read:
+    until then the layers read so far sit in one host buffer per weight name. `place` is
+    called with the model's own path (the stacked one there).
     """
     entries = P.expand(cfg)
     stored = stored_tensors(hf_dir)
     check_names([e.hf_name for e in entries], set(stored), cfg, hf_dir)
     flat = dict(nnx.to_flat_state(nnx.state(model, nnx.Param)))
+    stacked = is_stacked(flat)
+    where = {e.hf_name: split_index(e.flax_path) if stacked else (e.flax_path, None)
+             for e in entries}
     for e in entries:
-        want = P.hf_shape(e, tuple(flat[e.flax_path].shape), cfg)
+        path, index = where[e.hf_name]
+        shape = tuple(flat[path].shape)[index is not None:]
+        want = P.hf_shape(e, shape, cfg)
         if stored[e.hf_name].spec.shape != want:
             raise CheckpointError(f"{e.hf_name}: shape {stored[e.hf_name].spec.shape} in the "
                                   f"checkpoint, the config expects {want}")
     by_file: dict[str, list[P.Entry]] = {}
     for e in entries:
         by_file.setdefault(stored[e.hf_name].path, []).append(e)
+    buffers: dict[tuple, tuple[np.ndarray, set[int]]] = {}
+
+    def put(path: tuple, value) -> None:
+        value = jnp.asarray(value)
+        flat[path].set_value(place(path, value) if place else value)
+
     for path, group in by_file.items():
         with open(path, "rb") as f:
             for e in group:
-                var = flat[e.flax_path]
-                value = jnp.asarray(_read_flax(f, stored[e.hf_name], e, tuple(var.shape),
-                                               var.dtype, cfg))
-                var.set_value(place(e.flax_path, value) if place else value)
+                target, index = where[e.hf_name]
+                var = flat[target]
+                shape = tuple(var.shape)[index is not None:]
+                value = _read_flax(f, stored[e.hf_name], e, shape, var.dtype, cfg)
+                if index is None:
+                    put(target, value)
+                else:
+                    buf, filled = buffers.setdefault(
+                        target, (np.empty(tuple(var.shape), np.dtype(var.dtype)), set()))
+                    buf[index] = value
+                    filled.add(index)
+                    if len(filled) == var.shape[0]:
+                        put(target, buffers.pop(target)[0])
                 if progress:
                     progress(e.hf_name, stored[e.hf_name].spec.nbytes)
 
@@ -164,8 +188,17 @@ def from_pretrained(hf_dir: str, dtype=jnp.float32, *, compute_dtype=None, remat
 
 
 def flax_param_getter(model: Qwen3VLForConditionalGeneration) -> Callable[[tuple], jax.Array]:
+    """get(path) -> the parameter at a per-layer (canonical, params.py) path, from a model of
+    either layout: a stacked model hands out the layer's slice."""
     flat = dict(nnx.to_flat_state(nnx.state(model, nnx.Param)))
-    return lambda path: flat[path][...]
+    if not is_stacked(flat):
+        return lambda path: flat[path][...]
+
+    def get(path: tuple) -> jax.Array:
+        stacked, index = split_index(path)
+        return flat[stacked][...] if index is None else flat[stacked][...][index]
+
+    return get
 
 
 def stored_dtype(hf_dir: str) -> jnp.dtype:
@@ -337,10 +370,17 @@ class ParamSource:
 
 
 def model_source(model: Qwen3VLForConditionalGeneration) -> ParamSource:
-    """The parameters of a live model (fetching hands out references, no copies)."""
+    """The parameters of a live model (fetching hands out references, no copies; of a stacked
+    model, each layer's slice as its shard is written)."""
+    flat = {path: var for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param))}
     get = flax_param_getter(model)
-    return ParamSource(lambda p: (tuple(get(p).shape), np.dtype(get(p).dtype)),
-                       lambda paths: {p: get(p) for p in paths})
+
+    def shape_dtype(path: tuple):
+        stacked, index = split_index(path) if is_stacked(flat) else (path, None)
+        var = flat[stacked]
+        return tuple(var.shape)[index is not None:], np.dtype(var.dtype)
+
+    return ParamSource(shape_dtype, lambda paths: {p: get(p) for p in paths})
 
 
 def write_hf_dir(source: ParamSource, cfg: Qwen3VLConfig, out_dir: str, *,

@@ -9,8 +9,9 @@ returned, so a jitted sampler owns it. Each sequence writes its new keys at its 
 (training, prefill) the mask is an `attention.AttentionMask`, so the configured fused
 attention can run; a dense mask always runs the reference.
 
-`scan_layers=True` runs the decoder stack as one `jax.lax.scan` (see `scan_decoder`): XLA
-compiles one layer body instead of `num_hidden_layers` copies, with the same parameters.
+`scan_layers=True` stores the decoder layers stacked (stacking.py: one module whose arrays carry
+a leading layer axis) and runs them as one `jax.lax.scan` (see `scan_decoder`): XLA compiles
+one layer body instead of `num_hidden_layers` copies.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from seeker_jax.models.qwen3_vl.attention import (AttentionMask, cache_attention
 from seeker_jax.models.qwen3_vl.config import TextConfig
 from seeker_jax.models.qwen3_vl.layers import Embed, Linear, RMSNorm, activation
 from seeker_jax.models.qwen3_vl.rope import apply_rotary, mrope_cos_sin
+from seeker_jax.models.qwen3_vl.stacking import stack_modules
 
 
 class LayerCache(NamedTuple):
@@ -132,9 +134,11 @@ class Qwen3VLTextModel(nnx.Module):
         kw = dict(dtype=dtype, param_dtype=param_dtype)
         self.embed_tokens = Embed(cfg.vocab_size, cfg.hidden_size, ("vocab", "embed"),
                                   rngs=rngs, **kw)
-        self.layers = nnx.List([Qwen3VLTextDecoderLayer(cfg, rngs=rngs,
-                                                        attention_impl=attention_impl, **kw)
-                                for _ in range(cfg.num_hidden_layers)])
+        layers = [Qwen3VLTextDecoderLayer(cfg, rngs=rngs, attention_impl=attention_impl, **kw)
+                  for _ in range(cfg.num_hidden_layers)]
+        # Stacked: one layer module holding (n_layers, ...) arrays (stacking.py); the same
+        # random init as the list, drawn in the same order.
+        self.layers = stack_modules(layers) if scan_layers else nnx.List(layers)
         self.norm = RMSNorm(cfg.hidden_size, ("embed",), eps=cfg.rms_norm_eps, **kw)
         self.dtype = dtype
         self.remat = remat
@@ -154,7 +158,7 @@ class Qwen3VLTextModel(nnx.Module):
                                  self.dtype)
         x = inputs_embeds.astype(self.dtype)
         if self.scan_layers:
-            x, new_cache = scan_decoder(list(self.layers), x, cos, sin, mask, deepstack, cache,
+            x, new_cache = scan_decoder(self.layers, x, cos, sin, mask, deepstack, cache,
                                         write_index, self.remat)
             return self.norm(x), new_cache
         new_cache = [] if cache is not None else None
@@ -192,22 +196,17 @@ def _stack(trees: list):
     return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
 
-def scan_decoder(layers: list[Qwen3VLTextDecoderLayer], x: jax.Array, cos: jax.Array,
+def scan_decoder(layers: Qwen3VLTextDecoderLayer, x: jax.Array, cos: jax.Array,
                  sin: jax.Array, mask: jax.Array, deepstack: list[jax.Array] | None = None,
                  cache: list[LayerCache] | None = None, write_index: jax.Array | None = None,
                  remat: str = "none") -> tuple[jax.Array, list[LayerCache] | None]:
     """The decoder stack as one `lax.scan`: equal to the unrolled loop, compiled once.
 
-    x (B, L, D); cos/sin (B, L, head_dim); mask (B, L, S); deepstack: k (B, L, D) additions
-    for layers 0..k-1; cache: one LayerCache (B, S, KVH, head_dim) per layer.
-
-    The parameters stay a list of per-layer modules (the HF mapping table, checkpoints and
-    sharding rules see the same paths) and are stacked to (n_layers, ...) here, inside the
-    traced function. Trade-off: the stack is a transient copy of the decoder weights (of each
-    chip's shard under FSDP) and their gradients are unstacked back, which costs one extra
-    decoder-sized buffer at the peak; in exchange the program holds one layer body, so compile
-    time and compiler host memory stop growing with depth. Storing the weights stacked would
-    save that copy but change every parameter path; a later step can do that.
+    layers: the stacked decoder layer (stacking.stack_modules: every array (n_layers, ...)),
+    scanned over as stored: no per-call copy of the weights, and their gradients come back
+    stacked, so the optimizer sees one array per weight name. x (B, L, D); cos/sin (B, L,
+    head_dim); mask (B, L, S); deepstack: k (B, L, D) additions for layers 0..k-1; cache: one
+    LayerCache (B, KVH, S, head_dim) per layer.
 
     DeepStack: layer i adds table[min(i, k-1)] where i < k, zero otherwise, with the (k, B,
     L, D) table read by the layer index, so no (n_layers, B, L, D) zeros are materialized.
@@ -217,9 +216,8 @@ def scan_decoder(layers: list[Qwen3VLTextDecoderLayer], x: jax.Array, cos: jax.A
     """
     if remat not in REMAT_POLICIES:
         raise ValueError(f"unknown remat policy {remat!r}; choose from {sorted(REMAT_POLICIES)}")
-    graphdef = nnx.graphdef(layers[0])
-    params = _stack([nnx.state(layer) for layer in layers])
-    n = len(layers)
+    graphdef, params = nnx.split(layers)
+    n = jax.tree.leaves(params)[0].shape[0]
     k = 0 if deepstack is None else min(len(deepstack), n)
     table = jnp.stack([d.astype(x.dtype) for d in deepstack[:k]]) if k else None
     caches = None if cache is None else _stack(list(cache))

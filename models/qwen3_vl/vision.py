@@ -19,6 +19,7 @@ from seeker_jax.models.qwen3_vl.attention import (check_impl, dot_product_attent
                                                   reference_segment_attention, segment_mask)
 from seeker_jax.models.qwen3_vl.config import VisionConfig
 from seeker_jax.models.qwen3_vl.layers import Embed, LayerNorm, Linear, activation, gelu_erf
+from seeker_jax.models.qwen3_vl.stacking import stack_modules
 from seeker_jax.models.qwen3_vl.rope import (apply_rotary, pos_embed_interpolation_np,
                                              vision_position_ids_np, vision_rotary_cos_sin)
 from seeker_jax.models.qwen3_vl.vision_inputs import (DEFAULT_BUCKETS, VisionBuckets,
@@ -150,8 +151,10 @@ class Qwen3VLVisionModel(nnx.Module):
         self.patch_embed = Qwen3VLVisionPatchEmbed(cfg, **kw)
         self.pos_embed = Embed(cfg.num_position_embeddings, cfg.hidden_size,
                                ("vision_pos", "vision_embed"), **kw)
-        self.blocks = nnx.List([Qwen3VLVisionBlock(cfg, attention_impl=attention_impl, **kw)
-                                for _ in range(cfg.depth)])
+        blocks = [Qwen3VLVisionBlock(cfg, attention_impl=attention_impl, **kw)
+                  for _ in range(cfg.depth)]
+        # Stacked (stacking.py) when scanned: one block module holding (depth, ...) arrays.
+        self.blocks = stack_modules(blocks) if scan_layers else nnx.List(blocks)
         self.merger = Qwen3VLVisionPatchMerger(cfg, False, **kw)
         self.deepstack_merger_list = nnx.List(
             [Qwen3VLVisionPatchMerger(cfg, True, **kw) for _ in cfg.deepstack_visual_indexes])
@@ -226,7 +229,7 @@ class Qwen3VLVisionModel(nnx.Module):
 
         taps = self.config.deepstack_visual_indexes
         if self.scan_layers:
-            x, tapped = scan_blocks(list(self.blocks), x, cos, sin, segment_ids, taps)
+            x, tapped = scan_blocks(self.blocks, x, cos, sin, segment_ids, taps)
             deepstack = [merge(m, t) for m, t in zip(self.deepstack_merger_list, tapped)]
             return VisionOutput(merge(self.merger, x), deepstack)
         deepstack = []
@@ -237,20 +240,20 @@ class Qwen3VLVisionModel(nnx.Module):
         return VisionOutput(merge(self.merger, x), deepstack)
 
 
-def scan_blocks(blocks: list[Qwen3VLVisionBlock], x: jax.Array, cos: jax.Array, sin: jax.Array,
+def scan_blocks(blocks: Qwen3VLVisionBlock, x: jax.Array, cos: jax.Array, sin: jax.Array,
                 segment_ids: jax.Array, taps: Sequence[int]) -> tuple[jax.Array, list[jax.Array]]:
     """The vision blocks as one `lax.scan`, equal to the loop: x (B, S, C) -> x and the hidden
     states after each block in `taps` (DeepStack), in taps order.
 
-    As text.scan_decoder: the parameters stay per-block modules (same paths, checkpoints and
-    HF mapping) and are stacked here. The tapped states ride in the carry, a (k, B, S, C)
+    blocks: the stacked block (stacking.stack_modules), scanned over as stored, as
+    text.scan_decoder does. The tapped states ride in the carry, a (k, B, S, C)
     buffer that block i writes into slot taps.index(i) (a no-op write elsewhere), so no
     (depth, B, S, C) stack of every block's output is kept.
     """
-    graphdef = nnx.graphdef(blocks[0])
-    params = jax.tree.map(lambda *xs: jnp.stack(xs), *[nnx.state(b) for b in blocks])
+    graphdef, params = nnx.split(blocks)
+    depth = jax.tree.leaves(params)[0].shape[0]
     k = len(taps)
-    slot = np.full(len(blocks), -1, np.int32)
+    slot = np.full(depth, -1, np.int32)
     slot[list(taps)] = np.arange(k, dtype=np.int32)
     buffer = jnp.zeros((max(k, 1),) + x.shape, x.dtype)
 
