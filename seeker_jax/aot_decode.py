@@ -9,7 +9,7 @@ What is compiled is the sampler's own program, `seeker_jax.decoding.decode` (up 
 - the sampler's copy of the weights in the compute dtype (bf16 in the real presets), placed
   by the config's logical-axis rules as `Sampler(mesh=...)` places them;
 - the decoder unrolled, as the sampler runs it (seeker_jax.sampler.decoding_graph): a scanned
-  decoder would stack every layer's weights and cache inside each step;
+  decoder would carry, and copy, the whole cache through each step;
 - a KV cache of `rows` x (max_len + max_chunk) slots per layer (the sampler's layout:
   c.rollout.max_len, c.rollout.max_chunk), rows split over the batch axes like
   `Sampler.reset` splits them.

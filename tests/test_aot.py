@@ -241,9 +241,11 @@ def test_grpo_cli_dispatch_and_does_not_fit(capsys):
 # --- the sampler's decode step (seeker_jax.aot_decode): KV cache beside the learner's state
 
 
-def test_decode_step_memory_figures(capsys, tmp_path):
+@pytest.mark.parametrize("scan", [False, True])
+def test_decode_step_memory_figures(capsys, tmp_path, scan):
     """The tiny GRPO config's sampler: 8 rows x (1024 + 256 chunk) slots, fp32, batch over 4
-    chips. The cache is counted by hand; the compiled arguments hold the weights and cache."""
+    chips. The cache is counted by hand; the compiled arguments hold the weights and cache.
+    A scanned (stacked) learner's sampler unrolls its decoder: the same figures."""
     import json
 
     from seeker_jax.cli import main
@@ -251,7 +253,7 @@ def test_decode_step_memory_figures(capsys, tmp_path):
     out = tmp_path / "decode.json"
     code = main(["aot", "--decode", "--config", "configs/grpo.py:tiny_synth",
                  "--config.mesh.data=1", "--config.mesh.fsdp=-1", "--topology", TOPOLOGY,
-                 "--rows", "8", "--json", str(out)])
+                 "--rows", "8", "--json", str(out), f"--config.model.scan_layers={scan}"])
     text = capsys.readouterr().out
     f = json.loads(out.read_text())
     assert code == 0 and f["fits"] and f["fits_beside_learner"]

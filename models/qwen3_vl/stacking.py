@@ -58,9 +58,16 @@ def unstack_module(module: nnx.Module) -> list[nnx.Module]:
             axes = meta.get("logical_axes")
             if axes is not None:
                 meta["logical_axes"] = tuple(axes[1:])
-            items.append((path, type(var)(var.get_value()[i], **meta)))
+            items.append((path, type(var)(_slice(var.get_value(), i), **meta)))
         out.append(nnx.merge(graphdef, nnx.from_flat_state(items)))
     return out
+
+
+def _slice(x, i: int):
+    """x[i]; of an abstract array (nnx.eval_shape, AOT), the abstract slice."""
+    if isinstance(x, jax.ShapeDtypeStruct):
+        return jax.ShapeDtypeStruct(x.shape[1:], x.dtype)
+    return x[i]
 
 
 def _stack_of(path: Path) -> int | None:
