@@ -189,38 +189,52 @@ sys.path.insert(0, os.path.join(sys.argv[1], "tests"))
 from test_grpo import _config, script
 from seeker_jax.config import load_config
 from seeker_jax.data.synth import synthesize
+from seeker_jax.models.qwen3_vl.stacking import match_layout, split_index
 from seeker_jax.rl.grpo import train
 
-tmp = sys.argv[2]
+tmp, scan = sys.argv[2], sys.argv[3] == "True"
 root = os.path.join(tmp, "world")
 synthesize(root, 8, 0, load_config(os.path.join(sys.argv[1], "configs", "synth.py") + ":tiny"),
            progress=False)
 out = {}
+def spec(path, x):  # a stacked array's spec without its (unsharded) layer axis
+    spec = tuple(x.sharding.spec)
+    stacked = split_index(path)[1] is None and path[:3] in (
+        ("model", "language_model", "layers"), ("model", "visual", "blocks"))
+    if stacked:
+        assert spec[:1] in ((), (None,)), (path, spec)
+    return str(spec[1:] if stacked else spec)
 def on_step(it):
-    p = jax.tree.leaves(nnx.state(it.state.model(), nnx.Param))
-    s = jax.tree.leaves(nnx.state(it.sampler.model, nnx.Param))
-    out["same_weights"] = all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(p, s))
-    out["sampler_shardings"] = sorted({str(x.sharding.spec) for x in s})
-    out["learner_shardings"] = sorted({str(x.sharding.spec) for x in p})
+    p = {q: v[...] for q, v in nnx.to_flat_state(nnx.state(it.state.model(), nnx.Param))}
+    s = {q: v[...] for q, v in nnx.to_flat_state(nnx.state(it.sampler.model, nnx.Param))}
+    same = match_layout(p, s)  # a stacked learner's weights in the sampler's layout
+    out["same_weights"] = sorted(same) == sorted(s) and all(
+        np.array_equal(np.asarray(same[q]), np.asarray(s[q])) for q in s)
+    out["sampler_shardings"] = sorted({spec(q, x) for q, x in s.items()})
+    out["learner_shardings"] = sorted({spec(q, x) for q, x in p.items()})
+    out["learner_stacked"] = any(len(x.shape) == 3 for q, x in p.items() if "layers" in q)
     out["cache_spec"] = str(it.sampler.cache[0].key.sharding.spec)
 cfg = _config(root, steps=1)
 cfg.mesh.data, cfg.mesh.fsdp, cfg.mesh.tensor = 2, 2, 2
+cfg.model.scan_layers = scan
 out["rows"] = train(cfg, os.path.join(tmp, "run"), progress=False, script=script, on_step=on_step)
 out["devices"] = len(jax.devices())
 print(json.dumps(out))
 '''
 
 
-def test_grpo_on_a_data_fsdp_tensor_mesh(tmp_path):
+@pytest.mark.parametrize("scan", [False, True])
+def test_grpo_on_a_data_fsdp_tensor_mesh(tmp_path, scan):
     """One iteration on an 8-device (2, 2, 2) mesh: the sampler's weights are placed like the
-    learner's (same values after the refresh), its KV cache rows split over the batch axes."""
+    learner's (same values after the refresh), its KV cache rows split over the batch axes.
+    With scan_layers the learner's layers are stacked and the sampler's decoder unrolled."""
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
            "JAX_PLATFORMS": "cpu", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-c", MESH_CHILD, ROOT_DIR, str(tmp_path)], env=env,
+    proc = subprocess.run([sys.executable, "-c", MESH_CHILD, ROOT_DIR, str(tmp_path), str(scan)], env=env,
                           cwd=ROOT_DIR, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-6000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["devices"] == 8 and out["same_weights"]
+    assert out["devices"] == 8 and out["same_weights"] and out["learner_stacked"] == scan
     assert out["sampler_shardings"] == out["learner_shardings"]
     assert any("fsdp" in s or "tensor" in s for s in out["sampler_shardings"])
     assert "data" in out["cache_spec"]
