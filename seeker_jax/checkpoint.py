@@ -304,7 +304,8 @@ def restore_params(path: str, cfg: Qwen3VLConfig | None = None, dtype=None,
     anything is read, with the offending tensors named. dtype casts on read; None keeps
     the stored dtypes. keys restores only those parameters (e.g. one export shard), named in
     the stored layout. scan_layers: the layout to return (True: stacked, False: per layer,
-    None: as stored); a conversion holds both layouts of the converted layers at once.
+    None: as stored); stacking holds both layouts of one weight name at a time, unstacking
+    both layouts of the whole stack.
     """
     loc = find_params(path)
     cfg = cfg if cfg is not None else read_model_config(loc.config_dir)[0]
@@ -318,9 +319,8 @@ def restore_params(path: str, cfg: Qwen3VLConfig | None = None, dtype=None,
         raise ValueError("restore_params: keys name the stored layout; restore them without "
                          "scan_layers, or all of them with it")
     want = abstract_params(cfg, jnp.float32, shardings, stacked=bool(scan_layers))
-    converted = match_layout({key_path(k): v for k, v in got.items()},
-                             [key_path(k) for k in want])
-    del got
+    flat = {key_path(k): got.pop(k) for k in list(got)}
+    converted = match_layout(flat, [key_path(k) for k in want], consume=True)
     return {param_key(p): (jax.device_put(v, want[param_key(p)].sharding)
                            if shardings is not None else v) for p, v in converted.items()}
 

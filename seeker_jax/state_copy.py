@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from seeker_jax.models.qwen3_vl.stacking import match_layout
+from seeker_jax.models.qwen3_vl.stacking import Slice, match_layout
 
 Path = tuple
 
@@ -72,11 +72,12 @@ def copy_state(target: nnx.State, sources: Iterable[Any], shardings: nnx.State |
     `shardings` where given) holding fresh copies of the sources' arrays.
 
     Every variable of `target` must be in the sources, and nothing else may be. Sources in
-    the other layer layout (stacked for a scanned learner, stacking.py) are converted first:
-    their slices are a transient copy of the layers converted.
+    the other layer layout (stacked for a scanned learner, stacking.py) are converted: each
+    layer's slice is taken as it is copied, so at most one slice is held beside the copy.
     """
     tgt = _flat(target)
-    src = match_layout(source_arrays(sources), tgt)  # a stacked learner -> the sampler's layout
+    # A stacked learner -> the sampler's layout, its slices taken one at a time as copied.
+    src = match_layout(source_arrays(sources), tgt, consume=True, lazy=True)
     missing = [p for p in tgt if p not in src]
     extra = [p for p in src if p not in tgt]
     if missing or extra:
@@ -92,7 +93,9 @@ def copy_state(target: nnx.State, sources: Iterable[Any], shardings: nnx.State |
         like = var[...]
         sharding = place.get(path, like.sharding)
         sharding = sharding[...] if isinstance(sharding, nnx.Variable) else sharding
-        new.append((path, var.replace(_copy_one(path, src[path], like, sharding))))
+        value = src.pop(path)
+        value = value.take() if isinstance(value, Slice) else value
+        new.append((path, var.replace(_copy_one(path, value, like, sharding))))
     return nnx.from_flat_state(new)
 
 

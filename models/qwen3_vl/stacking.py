@@ -13,7 +13,7 @@ two, so a checkpoint or a learner state of either layout feeds a model of either
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -112,10 +112,19 @@ def is_stacked(paths) -> bool:
     return any(_stacked_under(paths, prefix) for prefix in STACKS)
 
 
-def unstack_flat(flat: Mapping[Path, jax.Array],
-                 prefixes: tuple[Path, ...] = STACKS) -> dict[Path, jax.Array]:
+class Slice(NamedTuple):
+    """Layer `index` of a stacked array, taken when `take()` is called (a lazy unstack)."""
+    stacked: jax.Array
+    index: int
+
+    def take(self) -> jax.Array:
+        return self.stacked[self.index]
+
+
+def unstack_flat(flat: Mapping[Path, jax.Array], prefixes: tuple[Path, ...] = STACKS,
+                 lazy: bool = False) -> dict[Path, jax.Array]:
     """Stacked layout -> per-layer layout (under `prefixes`): each stacked array becomes its n
-    slices."""
+    slices; lazy: `Slice`s, so a caller copying them one at a time never holds them all."""
     out = {}
     for path, x in flat.items():
         at = _stack_of(path)
@@ -123,33 +132,38 @@ def unstack_flat(flat: Mapping[Path, jax.Array],
             out[tuple(path)] = x
             continue
         for i in range(x.shape[0]):
-            out[with_index(path, i)] = x[i]
+            out[with_index(path, i)] = Slice(x, i) if lazy else x[i]
     return out
 
 
-def stack_flat(flat: Mapping[Path, jax.Array],
-               prefixes: tuple[Path, ...] = STACKS) -> dict[Path, jax.Array]:
+def stack_flat(flat: dict[Path, jax.Array], prefixes: tuple[Path, ...] = STACKS,
+               consume: bool = False) -> dict[Path, jax.Array]:
     """Per-layer layout -> stacked layout (under `prefixes`): the slices of each weight name
-    stacked in layer order."""
+    stacked in layer order. consume: empty `flat` and drop each weight name's slices once
+    stacked, so a caller holding no other reference has both layouts of one name at a time."""
     out, slices = {}, {}
-    for path, x in flat.items():
+    for path in list(flat):
+        x = flat.pop(path) if consume else flat[path]
         stacked, index = split_index(path)
         if index is None or tuple(path[:_stack_of(path)]) not in prefixes:
             out[tuple(path)] = x
         else:
             slices.setdefault(stacked, {})[index] = x
-    for stacked, by_index in slices.items():
+    for stacked in list(slices):
+        by_index = slices.pop(stacked)
         n = len(by_index)
         if sorted(by_index) != list(range(n)):
             raise ValueError(f"{'.'.join(map(str, stacked))}: layers {sorted(by_index)} are not "
                              f"0..{n - 1}")
-        out[stacked] = jnp.stack([by_index[i] for i in range(n)])
+        out[stacked] = jnp.stack([by_index.pop(i) for i in range(n)])
     return out
 
 
-def match_layout(flat: Mapping[Path, jax.Array], want) -> dict[Path, jax.Array]:
+def match_layout(flat: dict[Path, jax.Array], want, *, consume: bool = False,
+                 lazy: bool = False) -> dict[Path, jax.Array]:
     """`flat` in the layout of the paths `want`, stack by stack (the sampler's model has its
-    decoder unrolled and its vision blocks stacked): converted only where the layouts differ."""
+    decoder unrolled and its vision blocks stacked): converted only where the layouts differ.
+    consume / lazy: see stack_flat / unstack_flat (lazy slices are `Slice`s)."""
     want, have = list(want), list(flat)
     to_stack, to_unstack = [], []
     for prefix in STACKS:
@@ -157,13 +171,13 @@ def match_layout(flat: Mapping[Path, jax.Array], want) -> dict[Path, jax.Array]:
         if w is None or h is None or w == h:
             continue
         (to_stack if w else to_unstack).append(prefix)
-    out = dict(flat)
+    out = flat if consume else dict(flat)
     if to_unstack:
-        out = unstack_flat(out, tuple(to_unstack))
+        out = unstack_flat(out, tuple(to_unstack), lazy)
     if to_stack:
-        out = stack_flat(out, tuple(to_stack))
+        out = stack_flat(out, tuple(to_stack), consume=True)
     return out
 
 
-__all__ = ["LAYER_AXIS", "STACKS", "is_stacked", "match_layout", "split_index", "stack_flat",
+__all__ = ["LAYER_AXIS", "STACKS", "Slice", "is_stacked", "match_layout", "split_index", "stack_flat",
            "stack_modules", "unstack_flat", "unstack_module", "with_index"]
