@@ -4,6 +4,8 @@ Reading streams one tensor at a time from the safetensors files (single `model.s
 or sharded with `model.safetensors.index.json`), through the mapping table in params.py;
 big matrices are read and transposed a block of rows at a time (safetensors_io.py), so
 memory holds the parameters read so far plus one block (bf16 via ml_dtypes' numpy dtype).
+The table names per-layer paths; a scanned model's stacked arrays (stacking.py) are filled
+slot by slot on import and sliced per layer on export.
 
 Writing walks the same table the other way and streams too: each safetensors file's header
 is computed from the shapes up front, then tensors are converted and written one at a time,

@@ -169,9 +169,10 @@ class Qwen3VLForConditionalGeneration(nnx.Module):
     def __init__(self, cfg: Qwen3VLConfig, *, dtype=jnp.float32, param_dtype=jnp.float32,
                  rngs: nnx.Rngs | None = None, remat: str = "none",
                  scan_layers: bool = False):
-        """remat: a text.REMAT_POLICIES name; scan_layers: run the decoder stack and the
-        vision blocks as one lax.scan each (text.scan_decoder, vision.scan_blocks), same
-        parameters and numbers, one compiled layer and one compiled block."""
+        """remat: a text.REMAT_POLICIES name; scan_layers: store the decoder layers and the
+        vision blocks stacked (stacking.py: `(n_layers, ...)` arrays, stacked parameter paths)
+        and run each stack as one lax.scan (text.scan_decoder, vision.scan_blocks): the same
+        numbers, one compiled layer and one compiled block."""
         rngs = rngs if rngs is not None else nnx.Rngs(0)
         self.config = cfg
         self.dtype = dtype
