@@ -37,10 +37,10 @@ from seeker_jax.models.qwen3_vl import params as P
 from seeker_jax.models.qwen3_vl.config import (Qwen3VLConfig, from_hf_dict, load_hf_config,
                                                to_hf_dict)
 from seeker_jax.models.qwen3_vl.modeling import Qwen3VLForConditionalGeneration
-from seeker_jax.models.qwen3_vl.stacking import is_stacked, split_index
 from seeker_jax.models.qwen3_vl.safetensors_io import (BLOCK_BYTES, CheckpointError,
                                                        StoredTensor, TensorSpec, read_header,
                                                        read_rows, write_safetensors)
+from seeker_jax.models.qwen3_vl.stacking import is_stacked, split_index
 
 SINGLE, INDEX = "model.safetensors", "model.safetensors.index.json"
 
@@ -132,10 +132,8 @@ def load_into(model: Qwen3VLForConditionalGeneration, hf_dir: str, cfg: Qwen3VLC
     entries = P.expand(cfg)
     stored = stored_tensors(hf_dir)
     check_names([e.hf_name for e in entries], set(stored), cfg, hf_dir)
-    flat = dict(nnx.to_flat_state(nnx.state(model, nnx.Param)))
-    stacked = is_stacked(flat)
-    where = {e.hf_name: split_index(e.flax_path) if stacked else (e.flax_path, None)
-             for e in entries}
+    flat, locate = _locate(model)
+    where = {e.hf_name: locate(e.flax_path) for e in entries}
     for e in entries:
         path, index = where[e.hf_name]
         shape = tuple(flat[path].shape)[index is not None:]
@@ -189,16 +187,25 @@ def from_pretrained(hf_dir: str, dtype=jnp.float32, *, compute_dtype=None, remat
     return model
 
 
+def _locate(model: Qwen3VLForConditionalGeneration):
+    """(the model's Param variables by path, where(path)): where maps a per-layer (canonical,
+    params.py) path to (the model's path, layer index or None) in either layout."""
+    flat = dict(nnx.to_flat_state(nnx.state(model, nnx.Param)))
+    if not is_stacked(flat):
+        return flat, lambda path: (path, None)
+    return flat, split_index
+
+
 def flax_param_getter(model: Qwen3VLForConditionalGeneration) -> Callable[[tuple], jax.Array]:
     """get(path) -> the parameter at a per-layer (canonical, params.py) path, from a model of
     either layout: a stacked model hands out the layer's slice."""
-    flat = dict(nnx.to_flat_state(nnx.state(model, nnx.Param)))
-    if not is_stacked(flat):
-        return lambda path: flat[path][...]
+    return _getter(*_locate(model))
 
+
+def _getter(flat: dict, where: Callable) -> Callable[[tuple], jax.Array]:
     def get(path: tuple) -> jax.Array:
-        stacked, index = split_index(path)
-        return flat[stacked][...] if index is None else flat[stacked][...][index]
+        target, index = where(path)
+        return flat[target][...] if index is None else flat[target][...][index]
 
     return get
 
@@ -374,12 +381,12 @@ class ParamSource:
 def model_source(model: Qwen3VLForConditionalGeneration) -> ParamSource:
     """The parameters of a live model (fetching hands out references, no copies; of a stacked
     model, each layer's slice as its shard is written)."""
-    flat = {path: var for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param))}
-    get = flax_param_getter(model)
+    flat, where = _locate(model)
+    get = _getter(flat, where)
 
     def shape_dtype(path: tuple):
-        stacked, index = split_index(path) if is_stacked(flat) else (path, None)
-        var = flat[stacked]
+        target, index = where(path)
+        var = flat[target]
         return tuple(var.shape)[index is not None:], np.dtype(var.dtype)
 
     return ParamSource(shape_dtype, lambda paths: {p: get(p) for p in paths})

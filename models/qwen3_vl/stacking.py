@@ -34,14 +34,9 @@ def stack_modules(modules: list[nnx.Module]) -> nnx.Module:
         raise ValueError("stack_modules needs at least one module")
     graphdef = nnx.graphdef(modules[0])
     flats = [dict(nnx.to_flat_state(nnx.state(m))) for m in modules]
-    items = []
-    for path, var in flats[0].items():
-        value = jnp.stack([f[path].get_value() for f in flats])
-        meta = dict(var.get_metadata())
-        axes = meta.get("logical_axes")
-        if axes is not None:
-            meta["logical_axes"] = (LAYER_AXIS, *axes)
-        items.append((path, type(var)(value, **meta)))
+    items = [(path, _retagged(var, jnp.stack([f[path].get_value() for f in flats]),
+                              lambda axes: (LAYER_AXIS, *axes)))
+             for path, var in flats[0].items()]
     return nnx.merge(graphdef, nnx.from_flat_state(items))
 
 
@@ -50,17 +45,17 @@ def unstack_module(module: nnx.Module) -> list[nnx.Module]:
     graphdef = nnx.graphdef(module)
     flat = dict(nnx.to_flat_state(nnx.state(module)))
     n = next(iter(flat.values())).shape[0]
-    out = []
-    for i in range(n):
-        items = []
-        for path, var in flat.items():
-            meta = dict(var.get_metadata())
-            axes = meta.get("logical_axes")
-            if axes is not None:
-                meta["logical_axes"] = tuple(axes[1:])
-            items.append((path, type(var)(_slice(var.get_value(), i), **meta)))
-        out.append(nnx.merge(graphdef, nnx.from_flat_state(items)))
-    return out
+    return [nnx.merge(graphdef, nnx.from_flat_state(
+        [(path, _retagged(var, _slice(var.get_value(), i), lambda axes: tuple(axes[1:])))
+         for path, var in flat.items()])) for i in range(n)]
+
+
+def _retagged(var: nnx.Variable, value, axes_fn) -> nnx.Variable:
+    """A variable of var's type and metadata holding `value`, its logical axes axes_fn(axes)."""
+    meta = dict(var.get_metadata())
+    if meta.get("logical_axes") is not None:
+        meta["logical_axes"] = axes_fn(meta["logical_axes"])
+    return type(var)(value, **meta)
 
 
 def _slice(x, i: int):

@@ -19,9 +19,9 @@ from seeker_jax.models.qwen3_vl.attention import (check_impl, dot_product_attent
                                                   reference_segment_attention, segment_mask)
 from seeker_jax.models.qwen3_vl.config import VisionConfig
 from seeker_jax.models.qwen3_vl.layers import Embed, LayerNorm, Linear, activation, gelu_erf
-from seeker_jax.models.qwen3_vl.stacking import stack_modules
 from seeker_jax.models.qwen3_vl.rope import (apply_rotary, pos_embed_interpolation_np,
                                              vision_position_ids_np, vision_rotary_cos_sin)
+from seeker_jax.models.qwen3_vl.stacking import stack_modules
 from seeker_jax.models.qwen3_vl.vision_inputs import (DEFAULT_BUCKETS, VisionBuckets,
                                                       VisionInputs, build_vision_inputs,
                                                       layout_pixels)
