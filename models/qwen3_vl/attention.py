@@ -9,10 +9,12 @@ Implementations (`IMPLEMENTATIONS`, picked by the model config's `attention_impl
   (`flash.py`). Runs anywhere; equals the reference to float32 rounding.
 - "splash": the Pallas TPU kernel (`jax.experimental.pallas.ops.tpu.splash_attention`) inside
   `jax.shard_map` over the context mesh (a Mosaic kernel cannot be partitioned automatically).
-- "cudnn": `jax.nn.dot_product_attention(implementation="cudnn")`, GPU only.
-- "auto": splash on TPU, cudnn on GPU, the reference elsewhere (CPU), read from
-  `jax.default_backend()` when the model is traced. An AOT compile for a TPU topology on a CPU
-  host traces on the CPU backend, so name "splash" there explicitly.
+- "cudnn": `jax.nn.dot_product_attention(implementation="cudnn")`, GPU only, bfloat16 or
+  float16 (`fused_sdpa` says how each mask goes in).
+- "auto": splash on TPU, cudnn on GPU (chunked for float32, which cuDNN does not take), the
+  reference elsewhere (CPU), read from `jax.default_backend()` when the model is traced. An
+  AOT compile for a TPU topology on a CPU host traces on the CPU backend, so name "splash"
+  there explicitly.
 
 What a query may see is an `AttentionMask` (causal with key padding, or segment ids), which
 every implementation can express. A dense (B, Lq, S) boolean mask (the KV-cache decode path:
@@ -166,22 +168,58 @@ def _chunked(q, k, v, mask: AttentionMask, q_chunk: int = 512, kv_chunk: int = 5
 
 # ------------------------------------------------------------------------------- cuDNN
 
-def _cudnn(q, k, v, mask: AttentionMask) -> jax.Array:
-    """cuDNN fused attention (GPU only). GQA is native (k/v with fewer heads).
+CUDNN_DTYPES = (jnp.bfloat16, jnp.float16)  # what cuDNN's fused attention takes
 
-    Causal padding goes in as is_causal plus a (B, 1, 1, S) key mask; segments as a dense
-    (B, 1, S, S) mask (cuDNN takes it as a bias: per block, like the reference). Untested on
-    this project's machines (no GPU): a GPU run must check it against the reference.
+
+def _is_right_padded(kv_valid: jax.Array) -> jax.Array:
+    """() bool: every row's valid keys are a prefix (real tokens first, padding after)."""
+    lengths = kv_valid.sum(1, dtype=jnp.int32)
+    prefix = jnp.arange(kv_valid.shape[1], dtype=jnp.int32)[None] < lengths[:, None]
+    return jnp.all(prefix == kv_valid)
+
+
+def fused_sdpa(q, k, v, mask: AttentionMask, implementation: str = "cudnn") -> jax.Array:
+    """`mask` said in `jax.nn.dot_product_attention`'s terms; q (B, L, H, D), k/v
+    (B, L, KVH, D). GQA is native (k/v keep their fewer heads).
+
+    - causal, no padding: `is_causal`, no mask array at all.
+    - causal with padding: right padding (every training batch here) goes in as key lengths
+      (cuDNN's padding-causal mask, no (L, L) array); any other padding as a dense
+      (B, 1, L, L) mask, which cuDNN takes as a bias (and returns a bias gradient for). A
+      `lax.cond` picks one at run time. A row with no real key at all gets length 1: its
+      output (padding, never read by a real token) differs from the reference's uniform
+      weights, as splash's does.
+    - segments (vision blocks): a dense (B, 1, S, S) mask, per block like the reference.
+
+    implementation="xla" runs the same call through XLA (any backend): what the CPU tests use
+    to check this translation against the reference; "cudnn" needs a GPU.
     """
+    sdpa = lambda **kw: jax.nn.dot_product_attention(q, k, v, implementation=implementation,
+                                                     **kw)
+    L = q.shape[1]
+    if mask.segment_ids is not None:
+        return sdpa(mask=mask.dense(L)[:, None])
+    if not mask.causal:
+        raise ValueError("an AttentionMask needs causal=True or segment_ids")
+    if mask.kv_valid is None:
+        return sdpa(is_causal=True)
+    valid = mask.kv_valid.astype(bool)
+    lengths = jnp.maximum(valid.sum(1, dtype=jnp.int32), 1)
+    return jax.lax.cond(_is_right_padded(valid),
+                        lambda: sdpa(is_causal=True, key_value_seq_lengths=lengths),
+                        lambda: sdpa(mask=mask.dense(L)[:, None]))
+
+
+def _cudnn(q, k, v, mask: AttentionMask) -> jax.Array:
+    """cuDNN fused attention (GPU only, bfloat16 or float16), via `fused_sdpa`."""
     if jax.default_backend() != "gpu":
         raise ValueError(f"attention_impl 'cudnn' needs a GPU; this process runs on "
                          f"{jax.default_backend()!r}. Use 'auto' or 'reference' (or 'chunked').")
-    if mask.segment_ids is not None:
-        dense = mask.dense(q.shape[1])[:, None]
-        return jax.nn.dot_product_attention(q, k, v, mask=dense, implementation="cudnn")
-    key_mask = None if mask.kv_valid is None else mask.kv_valid[:, None, None, :]
-    return jax.nn.dot_product_attention(q, k, v, mask=key_mask, is_causal=mask.causal,
-                                        implementation="cudnn")
+    if q.dtype not in CUDNN_DTYPES:
+        raise ValueError(f"attention_impl 'cudnn' takes bfloat16 or float16 (cuDNN's fused "
+                         f"attention has no {q.dtype} kernel); run the model in bfloat16, or "
+                         "use 'auto' (float32 on a GPU runs 'chunked') or 'chunked'.")
+    return fused_sdpa(q, k, v, mask, "cudnn")
 
 
 # ------------------------------------------------------------------------------- splash
@@ -288,7 +326,10 @@ def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array,
     mask: an AttentionMask (training, prefill, vision blocks), or a dense (B, Lq, S) bool
     array (the KV-cache path), which always runs the reference.
     """
-    impl = resolve_impl(impl)
+    resolved = resolve_impl(impl)
+    if resolved == "cudnn" and impl == "auto" and q.dtype not in CUDNN_DTYPES:
+        resolved = "chunked"  # cuDNN has no float32 kernel; chunked is the exact fused path
+    impl = resolved
     if not isinstance(mask, AttentionMask):
         return reference_attention(q, k, v, mask)
     if impl == "reference":
