@@ -31,9 +31,9 @@ DENSE_LIMIT_GB = 16.0  # skip the dense reference when its float32 scores alone 
 
 
 def jax_step(impl: str, padded: bool, L: int):
-    """A compiled fn(q, k, v, w) -> (dq, dk, dv) of sum(attention * w), and its temp bytes."""
-    valid = jnp.arange(L)[None] < (L - L // 8 if padded else L)
-    mask = A.causal_mask(valid if padded else None)
+    """A jitted fn(q, k, v, w) -> (dq, dk, dv) of sum(attention * w); padded: the last L // 8
+    keys are padding."""
+    mask = A.causal_mask(jnp.arange(L)[None] < L - L // 8 if padded else None)
 
     def loss(q, k, v, w):
         return (A.dot_product_attention(q, k, v, mask, impl).astype(jnp.float32) * w).sum()

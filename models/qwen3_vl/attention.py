@@ -326,10 +326,9 @@ def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array,
     mask: an AttentionMask (training, prefill, vision blocks), or a dense (B, Lq, S) bool
     array (the KV-cache path), which always runs the reference.
     """
-    resolved = resolve_impl(impl)
-    if resolved == "cudnn" and impl == "auto" and q.dtype not in CUDNN_DTYPES:
-        resolved = "chunked"  # cuDNN has no float32 kernel; chunked is the exact fused path
-    impl = resolved
+    if resolve_impl(impl) == "cudnn" and impl == "auto" and q.dtype not in CUDNN_DTYPES:
+        impl = "chunked"  # cuDNN has no float32 kernel; chunked is the exact fused path
+    impl = resolve_impl(impl)
     if not isinstance(mask, AttentionMask):
         return reference_attention(q, k, v, mask)
     if impl == "reference":
