@@ -127,14 +127,53 @@ def policy_logprobs(logits: jax.Array, tokens: jax.Array, params: SamplingParams
     return jnp.take_along_axis(logp, tokens[..., None].astype(jnp.int32), axis=-1)[..., 0]
 
 
-def first_argmax(x: jax.Array) -> jax.Array:
-    """jnp.argmax over the last axis (the first index of the maximum), as two plain reductions:
-    (..., V) -> (...) int32. XLA:CPU runs argmax's (value, index) reduction unvectorized, about
-    4x slower than max + min-index over a 151,936-token vocabulary (3.0 vs 0.8 ms for 8 rows),
-    a fifth of a greedy decode step. A row with NaN logits gets the last index."""
-    top = x.max(axis=-1, keepdims=True)
+def argmax_chunks(vocab: int, target: int = 1024) -> int:
+    """How many equal chunks first_argmax splits a vocabulary into: the divisor of `vocab`
+    whose chunk length is nearest `target`, or 1 (no split) for a vocabulary under 4 * target
+    or one with no divisor giving chunks of target / 4 to 4 * target. 151,936 -> 128 chunks of
+    1,187."""
+    if vocab < 4 * target:
+        return 1
+    fits = [n for n in range(2, vocab // (target // 4) + 1)
+            if vocab % n == 0 and target // 4 <= vocab // n <= 4 * target]
+    return min(fits, key=lambda n: abs(vocab // n - target), default=1)
+
+
+def argmax_and_max(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The first index of each row's maximum and the maximum: (..., V) -> (...) int32,
+    (...) float. jnp.argmax without its variadic (value, index) reduction, which XLA:CPU runs
+    unvectorized (3.0 ms for 8 rows of a 151,936-token vocabulary, a fifth of a greedy decode
+    step). A row with NaN logits gets some index in [0, V): XLA:CPU's max reduction skips
+    NaN over large rows; `sample`'s log-prob for such a row is NaN, which is what shows it.
+
+    A large vocabulary is split into `argmax_chunks(V)` chunks: one pass takes each chunk's
+    max, the first chunk holding the row's max is found among those few values, and only that
+    chunk is searched for the index. The plain form (max, then the least index equal to it)
+    reads the row twice and writes an index array the size of the logits: at 151,936 that
+    cost ~1 ms more per greedy decode step of bench/generate.py."""
+    V = x.shape[-1]
+    n = argmax_chunks(V)
+    if n == 1:
+        top = x.max(axis=-1)
+        return _first_index_equal(x, top), top
+    size = V // n
+    chunk_max = x.reshape(*x.shape[:-1], n, size).max(axis=-1)  # (..., n)
+    top = chunk_max.max(axis=-1)
+    start = _first_index_equal(chunk_max, top) * size
+    rows = jax.vmap(lambda row, s: jax.lax.dynamic_slice_in_dim(row, s, size))(
+        x.reshape(-1, V), start.reshape(-1)).reshape(*x.shape[:-1], size)
+    return start + _first_index_equal(rows, top), top
+
+
+def _first_index_equal(x: jax.Array, value: jax.Array) -> jax.Array:
+    """The least index along the last axis where x equals value (...,), else the last."""
     index = jnp.arange(x.shape[-1], dtype=jnp.int32)
-    return jnp.min(jnp.where(x == top, index, x.shape[-1] - 1), axis=-1)
+    return jnp.min(jnp.where(x == value[..., None], index, x.shape[-1] - 1), axis=-1)
+
+
+def first_argmax(x: jax.Array) -> jax.Array:
+    """jnp.argmax over the last axis, (..., V) -> (...) int32: see argmax_and_max."""
+    return argmax_and_max(x)[0]
 
 
 def row_keys(seed_key: jax.Array, episode: jax.Array, token_index: jax.Array) -> jax.Array:
@@ -155,16 +194,27 @@ def sample(logits: jax.Array, keys: jax.Array, params: SamplingParams,
     forced (B,) int32: where >= 0, that token replaces the draw (a scripted turn). Log-probs are
     `learner_logprobs` (tempered, untruncated), for drawn and forced tokens alike.
     """
+    if params.greedy:  # the draw and the learner share their logits: one max for both
+        x = learner_logits(logits, params.temperature, params.suppress_ids)
+        tokens, top = argmax_and_max(x)
+        if forced is not None:
+            tokens = jnp.where(forced >= 0, forced.astype(jnp.int32), tokens)
+        return tokens, logprobs_given_max(x, tokens, top)
     x = policy_logits(logits, params)
-    if params.greedy:
-        tokens = first_argmax(x)
-    else:
-        tokens = jax.vmap(lambda k, row: jax.random.categorical(k, row))(keys, x)
-        tokens = tokens.astype(jnp.int32)
+    tokens = jax.vmap(lambda k, row: jax.random.categorical(k, row))(keys, x).astype(jnp.int32)
     if forced is not None:
         tokens = jnp.where(forced >= 0, forced.astype(jnp.int32), tokens)
     return tokens, learner_logprobs(logits, tokens, params.temperature, params.suppress_ids)
 
 
-__all__ = ["SamplingParams", "first_argmax", "learner_logits", "learner_logprobs", "policy_logits",
+def logprobs_given_max(x: jax.Array, tokens: jax.Array, top: jax.Array) -> jax.Array:
+    """log_softmax(x)[token] with each row's maximum `top` (...,) already known: the same
+    operations as jax.nn.log_softmax in the same order, without a second pass
+    for the maximum. x (..., V), tokens (...) -> (...)."""
+    picked = jnp.take_along_axis(x, tokens[..., None].astype(jnp.int32), axis=-1)[..., 0]
+    return (picked - top) - jnp.log(jnp.exp(x - top[..., None]).sum(axis=-1))
+
+
+__all__ = ["SamplingParams", "argmax_and_max", "argmax_chunks", "first_argmax",
+           "logprobs_given_max", "learner_logits", "learner_logprobs", "policy_logits",
            "policy_logprobs", "row_keys", "sample", "top_k_mask", "top_logprobs", "top_p_mask"]

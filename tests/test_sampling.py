@@ -1,5 +1,6 @@
 """Learner log-probs against a closed-form numpy softmax: tempered, never truncated."""
 import jax
+import pytest
 import jax.numpy as jnp
 import numpy as np
 
@@ -84,3 +85,62 @@ def test_first_argmax_equals_argmax_with_ties():
     np.testing.assert_array_equal(np.asarray(first_argmax(jnp.asarray(x))),
                                   np.argmax(x, axis=-1))
     assert int(first_argmax(jnp.asarray(x))[1]) == 3
+
+
+@pytest.mark.parametrize("vocab", [151_936, 32_000, 50_257])
+def test_chunked_first_argmax_equals_argmax(vocab):
+    """Vocabularies split into chunks (argmax_chunks > 1): ties inside a chunk and across
+    chunk borders, the first and last index, all-equal and all -inf rows; a NaN row gets a
+    valid index (XLA:CPU's max skips NaN over large rows) and a NaN log-prob."""
+    from seeker_jax.sampling import argmax_and_max, argmax_chunks, first_argmax
+
+    n = argmax_chunks(vocab)
+    assert n > 1 and vocab % n == 0
+    size = vocab // n
+    x = np.random.default_rng(1).normal(size=(10, vocab)).astype(np.float32)
+    x[1, [5, 7]] = 9.0                      # a tie inside one chunk
+    x[2, [size - 1, size]] = 9.0            # a tie across a chunk border
+    x[3, [vocab - 1, 3 * size + 2]] = 9.0   # the earlier chunk wins
+    x[4, :] = 0.0
+    x[5, 0] = 50.0
+    x[6, -1] = 50.0
+    x[7, :] = -np.inf
+    x[8, 2 * size + 1] = 9.0
+    want = np.argmax(x, axis=-1)
+    x[9, 4 * size] = np.nan                 # NaN: the last index, as the plain form
+    got, top = argmax_and_max(jnp.asarray(x))
+    np.testing.assert_array_equal(np.asarray(got)[:9], want[:9])
+    assert 0 <= int(got[9]) < vocab
+    _, lps = sample(jnp.asarray(x), jax.random.split(jax.random.key(0), 10), SamplingParams(0.0))
+    assert np.isnan(np.asarray(lps)[9]) and np.isfinite(np.asarray(lps)[:7]).all()
+    np.testing.assert_array_equal(np.asarray(top)[:9], x[:9].max(-1))
+    np.testing.assert_array_equal(np.asarray(jax.jit(first_argmax)(jnp.asarray(x))),
+                                  np.asarray(got))
+
+
+def test_argmax_chunks():
+    from seeker_jax.sampling import argmax_chunks
+
+    assert argmax_chunks(151_936) == 128      # chunks of 1,187
+    assert argmax_chunks(1000) == 1           # small: one pass is cheaper
+    assert argmax_chunks(151_643) == 1        # a prime: no equal chunks, the plain form
+
+
+@pytest.mark.parametrize("vocab", [1000, 151_936])
+def test_greedy_logprobs_equal_learner_logprobs(vocab):
+    """Greedy sampling reads the row max once for the token and its log-prob; the log-probs
+    are still log_softmax's, forced tokens and suppressed ids included."""
+    from seeker_jax.sampling import learner_logprobs
+
+    logits = jnp.asarray(np.random.default_rng(2).normal(size=(4, vocab)).astype(np.float32)
+                         * 4)
+    params = SamplingParams(0.0, suppress_ids=(3, vocab - 2))
+    forced = jnp.asarray([-1, 7, -1, vocab - 1], jnp.int32)
+    keys = jax.random.split(jax.random.key(0), 4)
+    tokens, lps = jax.jit(sample, static_argnums=2)(logits, keys, params, forced)
+    want = learner_logprobs(logits, tokens, 0.0, params.suppress_ids)
+    np.testing.assert_allclose(np.asarray(lps), np.asarray(want), rtol=0, atol=1e-6)
+    masked = np.asarray(logits).copy()
+    masked[:, [3, vocab - 2]] = -np.inf
+    np.testing.assert_array_equal(np.asarray(tokens)[[0, 2]], masked[[0, 2]].argmax(-1))
+    assert list(np.asarray(tokens)[[1, 3]]) == [7, vocab - 1]
