@@ -201,10 +201,48 @@ def sample(logits: jax.Array, keys: jax.Array, params: SamplingParams,
             tokens = jnp.where(forced >= 0, forced.astype(jnp.int32), tokens)
         return tokens, logprobs_given_max(x, tokens, top)
     x = policy_logits(logits, params)
-    tokens = jax.vmap(lambda k, row: jax.random.categorical(k, row))(keys, x).astype(jnp.int32)
+    tokens, top, total = draw(x, keys)
     if forced is not None:
         tokens = jnp.where(forced >= 0, forced.astype(jnp.int32), tokens)
-    return tokens, learner_logprobs(logits, tokens, params.temperature, params.suppress_ids)
+    if params.top_k or params.top_p < 1.0:  # truncated: the learner's softmax is another one
+        return tokens, learner_logprobs(logits, tokens, params.temperature, params.suppress_ids)
+    picked = jnp.take_along_axis(x, tokens[:, None], axis=-1)[:, 0]
+    return tokens, (picked - top) - jnp.log(total)
+
+
+def draw(x: jax.Array, keys: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """One token per row from softmax(x) by inverse CDF: x (B, V) float32, keys (B,) ->
+    tokens (B,) int32, each row's max logit and sum(exp(x - max)) (B,), from which a drawn
+    token's log-prob is (x[token] - max) - log(sum) with no further pass over the vocabulary.
+
+    Each row spends one uniform u from its key: the token is the first whose cumulative
+    probability exceeds u. The vocabulary is cut into `argmax_chunks(V)` chunks: one pass
+    takes the chunk maxima and one the chunk sums of exp(x - max); the chunk is found among
+    those sums, and only its ~1k probabilities are accumulated. jax.random.categorical (the
+    Gumbel-max trick) instead draws V random numbers and takes two logs of each: at a
+    151,936-token vocabulary that cost ~14 ms of a 26 ms sampled decode step on this CPU. The
+    distribution is the same, a token of probability 0 is never drawn; the draws for a given
+    key differ from categorical's.
+    """
+    B, V = x.shape
+    n = argmax_chunks(V)
+    size = V // n
+    top = x.reshape(B, n, size).max(axis=-1).max(axis=-1)
+    sums = jnp.exp(x - top[:, None]).reshape(B, n, size).sum(axis=-1)  # (B, n)
+    cum = jnp.cumsum(sums, axis=-1)
+    total = cum[:, -1]
+    target = jax.vmap(jax.random.uniform)(keys) * total  # in [0, total)
+    chunk = jnp.minimum(jnp.sum(cum <= target[:, None], axis=-1), n - 1).astype(jnp.int32)
+    before = jnp.where(chunk > 0, jnp.take_along_axis(cum, jnp.maximum(chunk - 1, 0)[:, None],
+                                                      axis=-1)[:, 0], 0.0)
+    start = chunk * size
+    rows = jax.vmap(lambda row, s: jax.lax.dynamic_slice_in_dim(row, s, size))(x, start)
+    p = jnp.exp(rows - top[:, None])
+    inside = jnp.sum(jnp.cumsum(p, axis=-1) <= (target - before)[:, None], axis=-1)
+    # rounding can leave the chunk's own running sum short of the target: its last token of
+    # nonzero probability then (the chunk holds one, since its sum covered the target)
+    last = jnp.max(jnp.where(p > 0, jnp.arange(size), 0), axis=-1)
+    return (start + jnp.minimum(inside, last)).astype(jnp.int32), top, total
 
 
 def logprobs_given_max(x: jax.Array, tokens: jax.Array, top: jax.Array) -> jax.Array:
@@ -216,5 +254,5 @@ def logprobs_given_max(x: jax.Array, tokens: jax.Array, top: jax.Array) -> jax.A
 
 
 __all__ = ["SamplingParams", "argmax_and_max", "argmax_chunks", "first_argmax",
-           "logprobs_given_max", "learner_logits", "learner_logprobs", "policy_logits",
+           "draw", "logprobs_given_max", "learner_logits", "learner_logprobs", "policy_logits",
            "policy_logprobs", "row_keys", "sample", "top_k_mask", "top_logprobs", "top_p_mask"]

@@ -144,3 +144,47 @@ def test_greedy_logprobs_equal_learner_logprobs(vocab):
     masked[:, [3, vocab - 2]] = -np.inf
     np.testing.assert_array_equal(np.asarray(tokens)[[0, 2]], masked[[0, 2]].argmax(-1))
     assert list(np.asarray(tokens)[[1, 3]]) == [7, vocab - 1]
+
+
+@pytest.mark.parametrize("vocab", [50, 151_936])
+def test_draw_follows_the_softmax(vocab):
+    """Inverse-CDF draws: 8,000 draws (8 rows x 1,000 keys) from a distribution on six tokens
+    (among them a chunk's first and last token and the vocabulary's last) land within 5
+    standard deviations of their probabilities; a token of probability 0 is never drawn."""
+    from seeker_jax.sampling import argmax_chunks, draw
+
+    size = vocab // argmax_chunks(vocab)
+    support = sorted({0, 5, size - 1, size, vocab - 1, vocab // 2 + 3} - {vocab})
+    weights = np.arange(1.0, len(support) + 1)
+    x = np.full(vocab, -np.inf, np.float32)
+    x[support] = np.log(weights) + 20.0          # large logits: the max is subtracted
+    rows = jnp.broadcast_to(jnp.asarray(x), (8, vocab))
+    fn = jax.jit(lambda keys: draw(rows, keys)[0])
+    drawn = np.concatenate([np.asarray(fn(jax.random.split(jax.random.key(i), 8)))
+                            for i in range(1000)])
+    assert set(drawn) <= set(support)
+    p = weights / weights.sum()
+    counts = np.array([(drawn == t).sum() for t in support])
+    sigma = np.sqrt(len(drawn) * p * (1 - p))
+    assert (np.abs(counts - len(drawn) * p) < 5 * sigma).all(), (counts, len(drawn) * p)
+
+
+def test_sampled_logprobs_are_learner_logprobs_and_truncation_holds():
+    """A sampled token's log-prob equals learner_logprobs (untruncated) to 1e-6, with and
+    without top-k / top-p; truncated tokens are never drawn; a row's draw depends only on
+    its key."""
+    from seeker_jax.sampling import learner_logprobs
+
+    vocab = 151_936
+    logits = jnp.asarray(np.random.default_rng(3).normal(0, 2, (8, vocab)).astype(np.float32))
+    keys = jax.random.split(jax.random.key(1), 8)
+    for params in (SamplingParams(0.8), SamplingParams(1.0, top_k=5),
+                   SamplingParams(1.0, top_p=0.05, suppress_ids=(7,))):
+        tokens, lps = jax.jit(sample, static_argnums=2)(logits, keys, params)
+        want = learner_logprobs(logits, tokens, params.temperature, params.suppress_ids)
+        np.testing.assert_allclose(np.asarray(lps), np.asarray(want), rtol=0, atol=1e-6)
+        if params.top_k:
+            top5 = np.argsort(-np.asarray(logits), -1)[:, :5]
+            assert all(t in row for t, row in zip(np.asarray(tokens), top5))
+        alone = np.asarray(sample(logits[2:3], keys[2:3], params)[0])
+        assert alone[0] == int(tokens[2])
