@@ -1,7 +1,8 @@
 """Generation figures: decode tokens/s (ours vs transformers' `generate`, same process, same
 random model) and prefill work per turn (cache appends vs re-prefilling the conversation).
 
-    python bench/generate.py [--hidden 256 --layers 4 --batch 8 --new 128 --vocab 1000]
+    python bench/generate.py [--hidden 256 --layers 4 --batch 8 --new 128 --vocab 1000
+                              --temperature 0]
 """
 from __future__ import annotations
 
@@ -28,20 +29,23 @@ from seeker_jax.sampling import SamplingParams
 
 
 def decode_speed(hf, model, batch: int, prompt: int, new: int, repeats: int,
-                 vocab: int) -> None:
-    """Greedy decode of `new` tokens for `batch` prompts: ours (Sampler.generate, with the
+                 vocab: int, temperature: float = 0.0) -> None:
+    """Decode of `new` tokens for `batch` prompts: ours (Sampler.generate, with the
     transposed tied head it holds on CPU by default, and without it) and transformers'
-    generate, interleaved `repeats` times in this process; medians."""
+    generate, interleaved `repeats` times in this process; medians. Greedy at temperature 0,
+    else both sample from the whole tempered softmax (no top-k / top-p on either side)."""
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 980, (batch, prompt))  # below the vision ids (990-993)
     samplers = {head: Sampler(model, batch_size=batch, max_len=prompt + new + 8,
-                              params=SamplingParams(0.0), decode_steps=32,
+                              params=SamplingParams(temperature), decode_steps=32,
                               max_chunk=max(prompt, 16), transposed_head=head)
                 for head in (True, False)}
     prompts = [Segment(r.astype(np.int32), np.zeros(prompt, np.int32), np.zeros(prompt, np.int32))
                for r in ids]
     x = torch.from_numpy(ids)
     kw = dict(do_sample=False, eos_token_id=vocab - 1, pad_token_id=0)
+    if temperature:
+        kw.update(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
 
     def ours(head=True):
         return samplers[head].generate(prompts, max_new_tokens=new)
@@ -74,7 +78,8 @@ def decode_speed(hf, model, batch: int, prompt: int, new: int, repeats: int,
     total = batch * new
     a, b = statistics.median(t_ours), statistics.median(t_theirs)
     c = statistics.median(t_plain)
-    print(f"decode, batch {batch}, prompt {prompt}, {new} new tokens, greedy, vocab {vocab}; "
+    mode = f"sampled at temperature {temperature}" if temperature else "greedy"
+    print(f"decode, batch {batch}, prompt {prompt}, {new} new tokens, {mode}, vocab {vocab}; "
           f"medians of {repeats} interleaved runs; torch {torch.get_num_threads()} threads, "
           f"XLA CPU on {os.cpu_count()} cores:")
     print(f"  ours: {total / a:8.1f} tok/s end to end ({1e3 * a / new:.2f} ms per batch step; "
@@ -84,7 +89,7 @@ def decode_speed(hf, model, batch: int, prompt: int, new: int, repeats: int,
           f"tok/s ({1e3 * c / new:.2f} ms per step; same sequences {same_plain}/{batch})")
     print(f"  transformers generate: {total / b:8.1f} tok/s ({1e3 * b / new:.2f} ms per step)")
     print(f"  speed-up: {b / a:.2f}x ({b / c:.2f}x without the transposed head); identical "
-          f"sequences: {same}/{batch}")
+          f"sequences: {same}/{batch}" + (" (sampled: not expected)" if temperature else ""))
 
 
 def prefill_work(model, turns: int = 5) -> None:
@@ -127,6 +132,8 @@ def main() -> None:
     ap.add_argument("--new", type=int, default=128)
     ap.add_argument("--vocab", type=int, default=1000, help="151936: Qwen3-VL's real vocabulary")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--temperature", type=float, default=0.0,
+                    help="0: greedy; else both sides sample, untruncated")
     ap.add_argument("--skip-prefill", action="store_true")
     args = ap.parse_args()
     cfg = tiny_hf_config(vocab_size=args.vocab, hidden_size=args.hidden, intermediate_size=4 * args.hidden,
@@ -140,7 +147,8 @@ def main() -> None:
         model = from_pretrained(d)
     print(f"model: hidden {args.hidden}, {args.layers} layers, vocab {args.vocab}, float32; "
           f"CPU, {os.cpu_count()} cores")
-    decode_speed(hf, model, args.batch, args.prompt, args.new, args.repeats, args.vocab)
+    decode_speed(hf, model, args.batch, args.prompt, args.new, args.repeats, args.vocab,
+                 args.temperature)
     if not args.skip_prefill:
         prefill_work(model)
 

@@ -127,16 +127,29 @@ def policy_logprobs(logits: jax.Array, tokens: jax.Array, params: SamplingParams
     return jnp.take_along_axis(logp, tokens[..., None].astype(jnp.int32), axis=-1)[..., 0]
 
 
-def argmax_chunks(vocab: int, target: int = 1024) -> int:
-    """How many equal chunks first_argmax splits a vocabulary into: the divisor of `vocab`
-    whose chunk length is nearest `target`, or 1 (no split) for a vocabulary under 4 * target
-    or one with no divisor giving chunks of target / 4 to 4 * target. 151,936 -> 128 chunks of
-    1,187."""
+def vocab_chunks(vocab: int, target: int = 1024) -> tuple[int, int]:
+    """How argmax_and_max and draw cut a vocabulary: (chunks, chunk length), chunks x length
+    >= vocab. Under 4 * target: one chunk. Else equal chunks from the divisor of `vocab` whose
+    length is nearest `target` (151,936 -> 128 x 1,187), or, with no divisor giving lengths
+    of target / 4 to 4 * target, chunks of `target` with the last padded at -inf (one copy of
+    the logits)."""
     if vocab < 4 * target:
-        return 1
+        return 1, vocab
     fits = [n for n in range(2, vocab // (target // 4) + 1)
             if vocab % n == 0 and target // 4 <= vocab // n <= 4 * target]
-    return min(fits, key=lambda n: abs(vocab // n - target), default=1)
+    if not fits:
+        return -(-vocab // target), target
+    n = min(fits, key=lambda n: abs(vocab // n - target))
+    return n, vocab // n
+
+
+def _chunked(x: jax.Array) -> tuple[jax.Array, int, int]:
+    """x (B, V) -> x as (B, chunks x length) (padded at -inf where vocab_chunks says), chunks,
+    length."""
+    n, size = vocab_chunks(x.shape[-1])
+    if n * size > x.shape[-1]:
+        x = jnp.pad(x, ((0, 0), (0, n * size - x.shape[-1])), constant_values=-jnp.inf)
+    return x, n, size
 
 
 def argmax_and_max(x: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -146,23 +159,23 @@ def argmax_and_max(x: jax.Array) -> tuple[jax.Array, jax.Array]:
     step). A row with NaN logits gets some index in [0, V): XLA:CPU's max reduction skips
     NaN over large rows; `sample`'s log-prob for such a row is NaN, which is what shows it.
 
-    A large vocabulary is split into `argmax_chunks(V)` chunks: one pass takes each chunk's
+    A large vocabulary is cut into chunks (`vocab_chunks`): one pass takes each chunk's
     max, the first chunk holding the row's max is found among those few values, and only that
     chunk is searched for the index. The plain form (max, then the least index equal to it)
     reads the row twice and writes an index array the size of the logits: at 151,936 that
     cost ~1 ms more per greedy decode step of bench/generate.py."""
-    V = x.shape[-1]
-    n = argmax_chunks(V)
+    shape, V = x.shape[:-1], x.shape[-1]
+    x, n, size = _chunked(x.reshape(-1, V))
     if n == 1:
         top = x.max(axis=-1)
-        return _first_index_equal(x, top), top
-    size = V // n
-    chunk_max = x.reshape(*x.shape[:-1], n, size).max(axis=-1)  # (..., n)
-    top = chunk_max.max(axis=-1)
-    start = _first_index_equal(chunk_max, top) * size
-    rows = jax.vmap(lambda row, s: jax.lax.dynamic_slice_in_dim(row, s, size))(
-        x.reshape(-1, V), start.reshape(-1)).reshape(*x.shape[:-1], size)
-    return start + _first_index_equal(rows, top), top
+        index = _first_index_equal(x, top)
+    else:
+        chunk_max = x.reshape(-1, n, size).max(axis=-1)  # (rows, n)
+        top = chunk_max.max(axis=-1)
+        start = _first_index_equal(chunk_max, top) * size
+        rows = jax.vmap(lambda row, s: jax.lax.dynamic_slice_in_dim(row, s, size))(x, start)
+        index = start + _first_index_equal(rows, top)
+    return jnp.minimum(index, V - 1).reshape(shape), top.reshape(shape)
 
 
 def _first_index_equal(x: jax.Array, value: jax.Array) -> jax.Array:
@@ -216,7 +229,7 @@ def draw(x: jax.Array, keys: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array
     token's log-prob is (x[token] - max) - log(sum) with no further pass over the vocabulary.
 
     Each row spends one uniform u from its key: the token is the first whose cumulative
-    probability exceeds u. The vocabulary is cut into `argmax_chunks(V)` chunks: one pass
+    probability exceeds u. The vocabulary is cut into chunks (`vocab_chunks`): one pass
     takes the chunk maxima and one the chunk sums of exp(x - max); the chunk is found among
     those sums, and only its ~1k probabilities are accumulated. jax.random.categorical (the
     Gumbel-max trick) instead draws V random numbers and takes two logs of each: at a
@@ -225,8 +238,7 @@ def draw(x: jax.Array, keys: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array
     key differ from categorical's.
     """
     B, V = x.shape
-    n = argmax_chunks(V)
-    size = V // n
+    x, n, size = _chunked(x)
     top = x.reshape(B, n, size).max(axis=-1).max(axis=-1)
     sums = jnp.exp(x - top[:, None]).reshape(B, n, size).sum(axis=-1)  # (B, n)
     cum = jnp.cumsum(sums, axis=-1)
@@ -253,6 +265,7 @@ def logprobs_given_max(x: jax.Array, tokens: jax.Array, top: jax.Array) -> jax.A
     return (picked - top) - jnp.log(jnp.exp(x - top[..., None]).sum(axis=-1))
 
 
-__all__ = ["SamplingParams", "argmax_and_max", "argmax_chunks", "first_argmax",
+__all__ = ["SamplingParams", "argmax_and_max", "first_argmax",
            "draw", "logprobs_given_max", "learner_logits", "learner_logprobs", "policy_logits",
-           "policy_logprobs", "row_keys", "sample", "top_k_mask", "top_logprobs", "top_p_mask"]
+           "policy_logprobs", "row_keys", "sample", "top_k_mask", "top_logprobs", "top_p_mask",
+           "vocab_chunks"]

@@ -87,16 +87,15 @@ def test_first_argmax_equals_argmax_with_ties():
     assert int(first_argmax(jnp.asarray(x))[1]) == 3
 
 
-@pytest.mark.parametrize("vocab", [151_936, 32_000, 50_257])
+@pytest.mark.parametrize("vocab", [151_936, 32_000, 50_257, 151_643])
 def test_chunked_first_argmax_equals_argmax(vocab):
-    """Vocabularies split into chunks (argmax_chunks > 1): ties inside a chunk and across
+    """Vocabularies cut into chunks (151,643 is prime: padded chunks): ties inside a chunk and across
     chunk borders, the first and last index, all-equal and all -inf rows; a NaN row gets a
     valid index (XLA:CPU's max skips NaN over large rows) and a NaN log-prob."""
-    from seeker_jax.sampling import argmax_and_max, argmax_chunks, first_argmax
+    from seeker_jax.sampling import argmax_and_max, first_argmax, vocab_chunks
 
-    n = argmax_chunks(vocab)
-    assert n > 1 and vocab % n == 0
-    size = vocab // n
+    n, size = vocab_chunks(vocab)
+    assert n > 1
     x = np.random.default_rng(1).normal(size=(10, vocab)).astype(np.float32)
     x[1, [5, 7]] = 9.0                      # a tie inside one chunk
     x[2, [size - 1, size]] = 9.0            # a tie across a chunk border
@@ -118,12 +117,12 @@ def test_chunked_first_argmax_equals_argmax(vocab):
                                   np.asarray(got))
 
 
-def test_argmax_chunks():
-    from seeker_jax.sampling import argmax_chunks
+def test_vocab_chunks():
+    from seeker_jax.sampling import vocab_chunks
 
-    assert argmax_chunks(151_936) == 128      # chunks of 1,187
-    assert argmax_chunks(1000) == 1           # small: one pass is cheaper
-    assert argmax_chunks(151_643) == 1        # a prime: no equal chunks, the plain form
+    assert vocab_chunks(151_936) == (128, 1187)   # equal chunks
+    assert vocab_chunks(1000) == (1, 1000)        # small: one chunk
+    assert vocab_chunks(151_643) == (149, 1024)   # a prime: the last chunk padded
 
 
 @pytest.mark.parametrize("vocab", [1000, 151_936])
@@ -146,14 +145,14 @@ def test_greedy_logprobs_equal_learner_logprobs(vocab):
     assert list(np.asarray(tokens)[[1, 3]]) == [7, vocab - 1]
 
 
-@pytest.mark.parametrize("vocab", [50, 151_936])
+@pytest.mark.parametrize("vocab", [50, 151_936, 151_643])
 def test_draw_follows_the_softmax(vocab):
     """Inverse-CDF draws: 8,000 draws (8 rows x 1,000 keys) from a distribution on six tokens
     (among them a chunk's first and last token and the vocabulary's last) land within 5
     standard deviations of their probabilities; a token of probability 0 is never drawn."""
-    from seeker_jax.sampling import argmax_chunks, draw
+    from seeker_jax.sampling import draw, vocab_chunks
 
-    size = vocab // argmax_chunks(vocab)
+    size = vocab_chunks(vocab)[1]
     support = sorted({0, 5, size - 1, size, vocab - 1, vocab // 2 + 3} - {vocab})
     weights = np.arange(1.0, len(support) + 1)
     x = np.full(vocab, -np.inf, np.float32)
