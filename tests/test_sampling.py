@@ -89,9 +89,9 @@ def test_first_argmax_equals_argmax_with_ties():
 
 @pytest.mark.parametrize("vocab", [151_936, 32_000, 50_257, 151_643])
 def test_chunked_first_argmax_equals_argmax(vocab):
-    """Vocabularies cut into chunks (151,643 is prime: padded chunks): ties inside a chunk and across
-    chunk borders, the first and last index, all-equal and all -inf rows; a NaN row gets a
-    valid index (XLA:CPU's max skips NaN over large rows) and a NaN log-prob."""
+    """Vocabularies cut into chunks (151,643 is prime: padded chunks): ties inside a chunk
+    and across chunk borders, the first and last index, all-equal and all -inf rows; a NaN
+    row gets a valid index (XLA:CPU's max skips NaN over large rows) and a NaN log-prob."""
     from seeker_jax.sampling import argmax_and_max, first_argmax, vocab_chunks
 
     n, size = vocab_chunks(vocab)
