@@ -169,7 +169,7 @@ def test_draw_follows_the_softmax(vocab):
 
 
 def test_sampled_logprobs_are_learner_logprobs_and_truncation_holds():
-    """A sampled token's log-prob equals learner_logprobs (untruncated) to 1e-6, with and
+    """A sampled token's log-prob equals learner_logprobs (untruncated) to 4e-6, with and
     without top-k / top-p; truncated tokens are never drawn; a row's draw depends only on
     its key."""
     from seeker_jax.sampling import learner_logprobs
@@ -181,7 +181,9 @@ def test_sampled_logprobs_are_learner_logprobs_and_truncation_holds():
                    SamplingParams(1.0, top_p=0.05, suppress_ids=(7,))):
         tokens, lps = jax.jit(sample, static_argnums=2)(logits, keys, params)
         want = learner_logprobs(logits, tokens, params.temperature, params.suppress_ids)
-        np.testing.assert_allclose(np.asarray(lps), np.asarray(want), rtol=0, atol=1e-6)
+        # the draw sums exp in another order than log_softmax: up to an ulp of the
+        # log-sum-exp (~2e-6 at 16 to 32), seen 1.9e-6 with logits 2x these
+        np.testing.assert_allclose(np.asarray(lps), np.asarray(want), rtol=0, atol=4e-6)
         if params.top_k:
             top5 = np.argsort(-np.asarray(logits), -1)[:, :5]
             assert all(t in row for t, row in zip(np.asarray(tokens), top5))
