@@ -173,9 +173,13 @@ def argmax_and_max(x: jax.Array) -> tuple[jax.Array, jax.Array]:
         chunk_max = x.reshape(-1, n, size).max(axis=-1)  # (rows, n)
         top = chunk_max.max(axis=-1)
         start = _first_index_equal(chunk_max, top) * size
-        rows = jax.vmap(lambda row, s: jax.lax.dynamic_slice_in_dim(row, s, size))(x, start)
-        index = start + _first_index_equal(rows, top)
+        index = start + _first_index_equal(_row_slices(x, start, size), top)
     return jnp.minimum(index, V - 1).reshape(shape), top.reshape(shape)
+
+
+def _row_slices(x: jax.Array, start: jax.Array, size: int) -> jax.Array:
+    """x[b, start[b]:start[b] + size] for each row: x (B, V), start (B,) -> (B, size)."""
+    return jax.vmap(lambda row, s: jax.lax.dynamic_slice_in_dim(row, s, size))(x, start)
 
 
 def _first_index_equal(x: jax.Array, value: jax.Array) -> jax.Array:
@@ -207,16 +211,15 @@ def sample(logits: jax.Array, keys: jax.Array, params: SamplingParams,
     forced (B,) int32: where >= 0, that token replaces the draw (a scripted turn). Log-probs are
     `learner_logprobs` (tempered, untruncated), for drawn and forced tokens alike.
     """
-    if params.greedy:  # the draw and the learner share their logits: one max for both
-        x = learner_logits(logits, params.temperature, params.suppress_ids)
+    x = policy_logits(logits, params)  # greedy: the learner's logits themselves
+    if params.greedy:
         tokens, top = argmax_and_max(x)
-        if forced is not None:
-            tokens = jnp.where(forced >= 0, forced.astype(jnp.int32), tokens)
-        return tokens, logprobs_given_max(x, tokens, top)
-    x = policy_logits(logits, params)
-    tokens, top, total = draw(x, keys)
+    else:
+        tokens, top, total = draw(x, keys)
     if forced is not None:
         tokens = jnp.where(forced >= 0, forced.astype(jnp.int32), tokens)
+    if params.greedy:  # one max for the token and its log-prob
+        return tokens, logprobs_given_max(x, tokens, top)
     if params.top_k or params.top_p < 1.0:  # truncated: the learner's softmax is another one
         return tokens, learner_logprobs(logits, tokens, params.temperature, params.suppress_ids)
     picked = jnp.take_along_axis(x, tokens[:, None], axis=-1)[:, 0]
@@ -248,8 +251,7 @@ def draw(x: jax.Array, keys: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array
     before = jnp.where(chunk > 0, jnp.take_along_axis(cum, jnp.maximum(chunk - 1, 0)[:, None],
                                                       axis=-1)[:, 0], 0.0)
     start = chunk * size
-    rows = jax.vmap(lambda row, s: jax.lax.dynamic_slice_in_dim(row, s, size))(x, start)
-    p = jnp.exp(rows - top[:, None])
+    p = jnp.exp(_row_slices(x, start, size) - top[:, None])
     inside = jnp.sum(jnp.cumsum(p, axis=-1) <= (target - before)[:, None], axis=-1)
     # rounding can leave the chunk's own running sum short of the target: its last token of
     # nonzero probability then (the chunk holds one, since its sum covered the target)
