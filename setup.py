@@ -22,6 +22,8 @@ setup(
     python_requires=">=3.10",
     package_dir=SUBPACKAGES,
     packages=list(SUBPACKAGES),
+    # the CPU decode kernel's source, compiled on first use (models/cpu_matmul.py)
+    package_data={"seeker_jax.models": ["csrc/*.cc"]},
     install_requires=[
         "jax>=0.7.0",
         "flax>=0.12.0",

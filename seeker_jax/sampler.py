@@ -60,6 +60,7 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh
 
+from seeker_jax.models import cpu_matmul
 from seeker_jax.models.chat import Segment
 from seeker_jax.models.qwen3_vl.modeling import Qwen3VLForConditionalGeneration
 from seeker_jax.models.qwen3_vl.rope import get_rope_index_np
@@ -68,7 +69,7 @@ from seeker_jax.models.qwen3_vl.text import init_cache
 from seeker_jax.conversation import Conversation, Turn
 from seeker_jax.decoding import (STOP_MAX_LEN, STOP_MAX_NEW, STOP_REASONS, STOP_STRING,
                                  STOP_TOKEN, copy_rows, decode, encode_visual, extend,
-                                 first_tokens, transposed_head)
+                                 decoder_linears, first_tokens, pack_weights, transposed_head)
 from seeker_jax.sampling import SamplingParams
 from seeker_jax.sharding import DEFAULT_RULES, Rules, array_sharding, model_shardings
 from seeker_jax.state_copy import copy_state
@@ -162,6 +163,11 @@ class Sampler:
     transposed_head: hold a (hidden, vocab) copy of a tied embedding for the decode step's
     logits (decoding.transposed_head: one more table of memory, remade on each load_state);
     None: on where JAX runs on CPU, whose matmul streams that layout fastest, off elsewhere.
+    cpu_kernels: run the decode step's matmuls (every text-decoder Linear and the head) through
+    models/cpu_matmul.py's FFI kernel on packed copies of those weights (one more set of them
+    in memory, remade on each load_state; it replaces the transposed head). None: on where
+    JAX runs on CPU without a mesh, with float32 weights, batch_size <= 16 and the kernel
+    built (x86-64 with AVX-512 and a C++ compiler); True insists, with a clear error.
     """
 
     def __init__(self, model: Qwen3VLForConditionalGeneration, *, batch_size: int, max_len: int,
@@ -170,7 +176,8 @@ class Sampler:
                  pad_id: int = 0, decode_steps: int = 16, max_chunk: int = 512,
                  min_bucket: int = 16, mesh: Mesh | None = None, rules: Rules = DEFAULT_RULES,
                  cache_dtype=None, seed: int = 0, top_logprobs: int = 0,
-                 min_window: int = 1024, transposed_head: bool | None = None):
+                 min_window: int = 1024, transposed_head: bool | None = None,
+                 cpu_kernels: bool | None = None):
         if stop_strings and decode is None:
             raise ValueError("stop_strings need `decode` (ids -> text), e.g. tokenizer.decode")
         model = decoding_graph(model)
@@ -179,9 +186,13 @@ class Sampler:
         # The sampler's own buffers: a learner step donating the model's arrays cannot
         # delete them.
         self.state = copy_state(state, [state], shardings)
-        self.use_transposed_head = (jax.default_backend() == "cpu" if transposed_head is None
-                                    else bool(transposed_head))
+        self.batch_size = batch_size
+        self.use_cpu_kernels = self._want_cpu_kernels(cpu_kernels, model, mesh)
+        self.use_transposed_head = (
+            jax.default_backend() == "cpu" and not self.use_cpu_kernels
+            if transposed_head is None else bool(transposed_head))
         self.head = self._head()
+        self.packed = self._packed()
         self.config = model.config
         self.batch_size, self.max_len = batch_size, max_len
         self.params = params
@@ -213,6 +224,30 @@ class Sampler:
         """The decode step's transposed tied head for the current weights, or None."""
         return transposed_head(self.model) if self.use_transposed_head else None
 
+    def _packed(self):
+        """The decode step's packed weights (decoding.PackedWeights) for the current weights,
+        or None."""
+        return pack_weights(self.model) if self.use_cpu_kernels else None
+
+    def _want_cpu_kernels(self, asked: bool | None, model, mesh) -> bool:
+        """Whether to use cpu_matmul: see the class doc. `asked` True and a reason it cannot:
+        ValueError."""
+        if asked is False:
+            return False
+        dtypes = {jnp.dtype(model.dtype)} | {m.kernel[...].dtype for m in decoder_linears(model)}
+        reasons = [why for bad, why in [
+            (jax.default_backend() != "cpu", f"JAX runs on {jax.default_backend()}, not CPU"),
+            (mesh is not None, "the sampler is sharded over a mesh"),
+            (dtypes != {jnp.dtype(jnp.float32)}, f"the weights are {sorted(map(str, dtypes))}, "
+             "not float32"),
+            (self.batch_size > cpu_matmul.MAX_ROWS,
+             f"batch_size {self.batch_size} > {cpu_matmul.MAX_ROWS}")] if bad]
+        if not reasons and not cpu_matmul.available():
+            reasons = ["the kernel is not built on this machine (see the warning above)"]
+        if reasons and asked:
+            raise ValueError("cpu_kernels=True, but " + "; ".join(reasons))
+        return not reasons
+
     def set_seed(self, seed: int) -> None:
         """The seed every row's keys fold from (see the module doc)."""
         self.seed_key = jax.random.key(seed)
@@ -227,6 +262,7 @@ class Sampler:
         """
         self.state = copy_state(self.state, states)
         self.head = self._head()
+        self.packed = self._packed()
         self.reset()
 
     @property
@@ -521,7 +557,7 @@ class Sampler:
         self.cache, token, logprob, logits, top = self._call(
             "extend", extend, self.state, self.cache, ids, positions, write, n_valid, f, d,
             first, self.seed_key, episode, graphdef=self.graphdef, params=self.params,
-            top_n=self.top_n, head=self.head,
+            top_n=self.top_n, head=self.head, packed=self.packed,
             window=self._window(max(p["start"] + len(p["ids"]) for p in part.values())))
         token, logprob = np.asarray(token), np.asarray(logprob)
         self.stats["prefill_tokens"] += int(sum(len(p["ids"]) for p in part.values()))
@@ -557,7 +593,7 @@ class Sampler:
                          np.array([r.episode for r in self.rows], np.int32),
                          graphdef=self.graphdef, params=self.params, steps=self.decode_steps,
                          stop_ids=self.stop_token_ids, max_len=self.max_len, top_n=self.top_n,
-                         head=self.head,
+                         head=self.head, packed=self.packed,
                          window=self._window(int(length[active].max()) + self.decode_steps + 1))
         self.cache = out[0]
         toks, lps, _, length, _, n_gen2, still, stop = (np.asarray(x) for x in out[1:9])

@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from seeker_jax.models import cpu_matmul
+
 Axes = tuple[str | None, ...]
 
 
@@ -32,7 +34,8 @@ def param(rngs: nnx.Rngs | None, shape: Sequence[int], axes: Axes, dtype, init: 
 
 
 class Linear(nnx.Module):
-    """y = x @ kernel (+ bias), computed in `dtype`."""
+    """y = x @ kernel (+ bias), computed in `dtype`. Inside a sampler's CPU program a few
+    rows are multiplied by the packed copy it gave (cpu_matmul.packed_weights) instead."""
 
     def __init__(self, in_features: int, out_features: int, axes: Axes, *, use_bias: bool,
                  dtype, param_dtype, rngs: nnx.Rngs, std: float = 0.02):
@@ -42,7 +45,11 @@ class Linear(nnx.Module):
         self.dtype = dtype
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        y = jnp.dot(x.astype(self.dtype), self.kernel[...].astype(self.dtype))
+        packed = cpu_matmul.linear_weight(self)
+        if packed is not None and cpu_matmul.few_rows(x):
+            y = cpu_matmul.matmul(x, packed, self.kernel.shape[1]).astype(self.dtype)
+        else:
+            y = jnp.dot(x.astype(self.dtype), self.kernel[...].astype(self.dtype))
         if self.bias is not None:
             y = y + self.bias[...].astype(self.dtype)
         return y
