@@ -30,16 +30,19 @@ from seeker_jax.sampling import SamplingParams
 
 def decode_speed(hf, model, batch: int, prompt: int, new: int, repeats: int,
                  vocab: int, temperature: float = 0.0) -> None:
-    """Decode of `new` tokens for `batch` prompts: ours (Sampler.generate, with the
-    transposed tied head it holds on CPU by default, and without it) and transformers'
-    generate, interleaved `repeats` times in this process; medians. Greedy at temperature 0,
-    else both sample from the whole tempered softmax (no top-k / top-p on either side)."""
+    """Decode of `new` tokens for `batch` prompts: ours (Sampler.generate, with the CPU decode
+    kernel it uses by default here, models/cpu_matmul.py, and with XLA's dot and the transposed
+    tied head instead, cpu_kernels=False) and transformers' generate, interleaved `repeats`
+    times in this process; medians. Greedy at temperature 0, else both sample from the whole
+    tempered softmax (no top-k / top-p on either side)."""
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 980, (batch, prompt))  # below the vision ids (990-993)
-    samplers = {head: Sampler(model, batch_size=batch, max_len=prompt + new + 8,
-                              params=SamplingParams(temperature), decode_steps=32,
-                              max_chunk=max(prompt, 16), transposed_head=head)
-                for head in (True, False)}
+    samplers = {kernel: Sampler(model, batch_size=batch, max_len=prompt + new + 8,
+                                params=SamplingParams(temperature), decode_steps=32,
+                                max_chunk=max(prompt, 16), cpu_kernels=None if kernel else False)
+                for kernel in (True, False)}
+    if not samplers[True].use_cpu_kernels:
+        print("  (the CPU decode kernel is not available here: both rows are XLA's dot)")
     prompts = [Segment(r.astype(np.int32), np.zeros(prompt, np.int32), np.zeros(prompt, np.int32))
                for r in ids]
     x = torch.from_numpy(ids)
@@ -47,8 +50,8 @@ def decode_speed(hf, model, batch: int, prompt: int, new: int, repeats: int,
     if temperature:
         kw.update(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
 
-    def ours(head=True):
-        return samplers[head].generate(prompts, max_new_tokens=new)
+    def ours(kernel=True):
+        return samplers[kernel].generate(prompts, max_new_tokens=new)
 
     def theirs():
         with torch.no_grad():
@@ -85,10 +88,10 @@ def decode_speed(hf, model, batch: int, prompt: int, new: int, repeats: int,
     print(f"  ours: {total / a:8.1f} tok/s end to end ({1e3 * a / new:.2f} ms per batch step; "
           f"{1e3 * batch * statistics.median(in_decode):.2f} ms per step inside decode calls); "
           f"first call incl. compilation {compile_s:.1f} s")
-    print(f"  ours, the model's own tied projection (transposed_head=False): {total / c:8.1f} "
+    print(f"  ours with XLA's dot (cpu_kernels=False, transposed head): {total / c:8.1f} "
           f"tok/s ({1e3 * c / new:.2f} ms per step; same sequences {same_plain}/{batch})")
     print(f"  transformers generate: {total / b:8.1f} tok/s ({1e3 * b / new:.2f} ms per step)")
-    print(f"  speed-up: {b / a:.2f}x ({b / c:.2f}x without the transposed head); identical "
+    print(f"  speed-up: {b / a:.2f}x ({b / c:.2f}x with XLA's dot); identical "
           f"sequences: {same}/{batch}" + (" (sampled: not expected)" if temperature else ""))
 
 
