@@ -22,7 +22,7 @@ setup(
     python_requires=">=3.10",
     package_dir=SUBPACKAGES,
     packages=list(SUBPACKAGES),
-    # the CPU decode kernel's source, compiled on first use (models/cpu_matmul.py)
+    # the CPU decode kernels' source, compiled on first use (models/cpu_kernels.py)
     package_data={"seeker_jax.models": ["csrc/*.cc"]},
     install_requires=[
         "jax>=0.7.0",

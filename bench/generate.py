@@ -31,7 +31,7 @@ from seeker_jax.sampling import SamplingParams
 def decode_speed(hf, model, batch: int, prompt: int, new: int, repeats: int,
                  vocab: int, temperature: float = 0.0) -> None:
     """Decode of `new` tokens for `batch` prompts: ours (Sampler.generate, with the CPU decode
-    kernel it uses by default here, models/cpu_matmul.py, and with XLA's dot and the transposed
+    kernel it uses by default here, models/cpu_kernels.py, and with XLA's dot and the transposed
     tied head instead, cpu_kernels=False) and transformers' generate, interleaved `repeats`
     times in this process; medians. Greedy at temperature 0, else both sample from the whole
     tempered softmax (no top-k / top-p on either side)."""

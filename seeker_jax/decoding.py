@@ -16,7 +16,7 @@ program is the one it always was, and GRPO rollouts and evaluation pay nothing).
 (`step_logits`); None: the model's (the default everywhere but the CPU sampler).
 
 `packed` (optional, a PackedWeights): the CPU sampler's packed copies of every text-decoder
-Linear kernel and of the LM head (models/cpu_matmul.py). A decode step's few rows are then
+Linear kernel and of the LM head (models/cpu_kernels.py). A decode step's few rows are then
 multiplied by them through the FFI kernel; a prefill's many rows still use XLA's dot on the
 model's own kernels. None everywhere else.
 """
@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from seeker_jax.models import cpu_matmul
+from seeker_jax.models import cpu_kernels
 from seeker_jax.models.qwen3_vl.modeling import (Qwen3VLForConditionalGeneration,
                                                  scatter_features, visibility_mask)
 from seeker_jax.models.qwen3_vl.vision_inputs import VisionInputs
@@ -70,7 +70,7 @@ def _transpose(table, dtype):
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
 class PackedWeights:
-    """The CPU sampler's packed copies (cpu_matmul.pack): each text-decoder Linear kernel in
+    """The CPU sampler's packed copies (cpu_kernels.pack): each text-decoder Linear kernel in
     `decoder_linears` order, and the LM head as a (hidden, vocab) weight."""
 
     linears: tuple[jax.Array, ...]
@@ -95,8 +95,8 @@ def pack_weights(model: Qwen3VLForConditionalGeneration) -> PackedWeights:
         head = model.model.language_model.embed_tokens.embedding[...].T
     else:
         head = model.lm_head.kernel[...]
-    return PackedWeights(tuple(cpu_matmul.pack(m.kernel[...]) for m in decoder_linears(model)),
-                         cpu_matmul.pack(head))
+    return PackedWeights(tuple(cpu_kernels.pack(m.kernel[...]) for m in decoder_linears(model)),
+                         cpu_kernels.pack(head))
 
 
 def step_logits(model: Qwen3VLForConditionalGeneration, hidden: jax.Array,
@@ -106,9 +106,9 @@ def step_logits(model: Qwen3VLForConditionalGeneration, hidden: jax.Array,
     model's own step_logits (all equal to <= 1e-5)."""
     if packed is not None:
         vocab = model.config.text.vocab_size
-        if cpu_matmul.few_rows(hidden):
-            return cpu_matmul.matmul(hidden, packed.head, vocab)
-        return jnp.dot(hidden.astype(jnp.float32), cpu_matmul.unpack(packed.head, vocab))
+        if cpu_kernels.few_rows(hidden):
+            return cpu_kernels.matmul(hidden, packed.head, vocab)
+        return jnp.dot(hidden.astype(jnp.float32), cpu_kernels.unpack(packed.head, vocab))
     if head is None:
         return model.step_logits(hidden).astype(jnp.float32)
     return jnp.dot(hidden.astype(head.dtype), head).astype(jnp.float32)
@@ -141,7 +141,7 @@ def language_model(model: Qwen3VLForConditionalGeneration, cache, ids, positions
     mask = visibility_mask(valid, B, L, cache, write_index)
     if packed is None:
         return lm(embeds, positions, mask, extra, cache, write_index)
-    with cpu_matmul.packed_weights(zip(decoder_linears(model), packed.linears)):
+    with cpu_kernels.decode_program(zip(decoder_linears(model), packed.linears)):
         return lm(embeds, positions, mask, extra, cache, write_index)
 
 

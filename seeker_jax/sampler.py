@@ -60,7 +60,7 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh
 
-from seeker_jax.models import cpu_matmul
+from seeker_jax.models import cpu_kernels
 from seeker_jax.models.chat import Segment
 from seeker_jax.models.qwen3_vl.modeling import Qwen3VLForConditionalGeneration
 from seeker_jax.models.qwen3_vl.rope import get_rope_index_np
@@ -164,7 +164,7 @@ class Sampler:
     logits (decoding.transposed_head: one more table of memory, remade on each load_state);
     None: on where JAX runs on CPU, whose matmul streams that layout fastest, off elsewhere.
     cpu_kernels: run the decode step's matmuls (every text-decoder Linear and the head) through
-    models/cpu_matmul.py's FFI kernel on packed copies of those weights (one more set of them
+    models/cpu_kernels.py's FFI kernel on packed copies of those weights (one more set of them
     in memory, remade on each load_state; it replaces the transposed head). None: on where
     JAX runs on CPU without a mesh, with float32 weights, batch_size <= 16 and the kernel
     built (x86-64 with AVX-512 and a C++ compiler); True insists, with a clear error.
@@ -230,7 +230,7 @@ class Sampler:
         return pack_weights(self.model) if self.use_cpu_kernels else None
 
     def _want_cpu_kernels(self, asked: bool | None, model, mesh) -> bool:
-        """Whether to use cpu_matmul: see the class doc. `asked` True and a reason it cannot:
+        """Whether to use cpu_kernels: see the class doc. `asked` True and a reason it cannot:
         ValueError."""
         if asked is False:
             return False
@@ -240,9 +240,9 @@ class Sampler:
             (mesh is not None, "the sampler is sharded over a mesh"),
             (dtypes != {jnp.dtype(jnp.float32)}, f"the weights are {sorted(map(str, dtypes))}, "
              "not float32"),
-            (self.batch_size > cpu_matmul.MAX_ROWS,
-             f"batch_size {self.batch_size} > {cpu_matmul.MAX_ROWS}")] if bad]
-        if not reasons and not cpu_matmul.available():
+            (self.batch_size > cpu_kernels.MAX_ROWS,
+             f"batch_size {self.batch_size} > {cpu_kernels.MAX_ROWS}")] if bad]
+        if not reasons and not cpu_kernels.available():
             reasons = ["the kernel is not built on this machine (see the warning above)"]
         if reasons and asked:
             raise ValueError("cpu_kernels=True, but " + "; ".join(reasons))

@@ -180,7 +180,7 @@ def test_attend_few_is_the_tied_projection():
 
 
 def test_transposed_head_decodes_the_same(models, tmp_path):
-    """Without the CPU kernel (cpu_kernels=False; tests/test_cpu_matmul.py covers it) the CPU
+    """Without the CPU kernel (cpu_kernels=False; tests/test_cpu_kernels.py covers it) the CPU
     sampler's decode logits come from a (hidden, vocab) copy of the tied embedding
     (decoding.transposed_head; on by default on CPU then): the same greedy tokens, and
     log-probs and logits within 1e-5, as the model's own projection; load_state remakes the

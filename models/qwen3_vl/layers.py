@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from seeker_jax.models import cpu_matmul
+from seeker_jax.models import cpu_kernels
 
 Axes = tuple[str | None, ...]
 
@@ -35,7 +35,7 @@ def param(rngs: nnx.Rngs | None, shape: Sequence[int], axes: Axes, dtype, init: 
 
 class Linear(nnx.Module):
     """y = x @ kernel (+ bias), computed in `dtype`. Inside a sampler's CPU program a few
-    rows are multiplied by the packed copy it gave (cpu_matmul.packed_weights) instead."""
+    rows are multiplied by the packed copy it gave (cpu_kernels.decode_program) instead."""
 
     def __init__(self, in_features: int, out_features: int, axes: Axes, *, use_bias: bool,
                  dtype, param_dtype, rngs: nnx.Rngs, std: float = 0.02):
@@ -45,9 +45,9 @@ class Linear(nnx.Module):
         self.dtype = dtype
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        packed = cpu_matmul.linear_weight(self)
-        if packed is not None and cpu_matmul.few_rows(x):
-            y = cpu_matmul.matmul(x, packed, self.kernel.shape[1]).astype(self.dtype)
+        packed = cpu_kernels.linear_weight(self)
+        if packed is not None and cpu_kernels.few_rows(x):
+            y = cpu_kernels.matmul(x, packed, self.kernel.shape[1]).astype(self.dtype)
         else:
             y = jnp.dot(x.astype(self.dtype), self.kernel[...].astype(self.dtype))
         if self.bias is not None:

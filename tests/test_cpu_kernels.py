@@ -1,4 +1,4 @@
-"""models/cpu_matmul.py: the CPU decode kernel against float64 numpy and XLA's dot, its packed
+"""models/cpu_kernels.py: the CPU decode kernel against float64 numpy and XLA's dot, its packed
 layout, its errors, and the sampler with and without it (same tokens, log-probs to 1e-5)."""
 import os
 import subprocess
@@ -10,23 +10,23 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from seeker_jax.models import cpu_matmul
+from seeker_jax.models import cpu_kernels
 
-needs_kernel = pytest.mark.skipif(not cpu_matmul.available(),
+needs_kernel = pytest.mark.skipif(not cpu_kernels.available(),
                                   reason="the kernel needs x86-64 with AVX-512 and a C++ compiler")
 
 
 @pytest.mark.parametrize("K,N", [(7, 1), (16, 47), (256, 48), (256, 49), (64, 1000)])
 def test_pack_unpack_roundtrip(K, N):
     w = np.random.default_rng(0).standard_normal((K, N)).astype(np.float32)
-    packed = cpu_matmul.pack(jnp.asarray(w))
-    blocks = -(-N // cpu_matmul.BLOCK)
-    assert packed.shape == (blocks, K, cpu_matmul.BLOCK)
+    packed = cpu_kernels.pack(jnp.asarray(w))
+    blocks = -(-N // cpu_kernels.BLOCK)
+    assert packed.shape == (blocks, K, cpu_kernels.BLOCK)
     # panel b, row k holds w[k, 48b:48b+48], zero past N
     np.testing.assert_array_equal(np.asarray(packed[blocks - 1, K - 1, :N - 48 * (blocks - 1)]),
                                   w[K - 1, 48 * (blocks - 1):])
     assert not np.asarray(packed[blocks - 1, :, N - 48 * (blocks - 1):]).any()
-    np.testing.assert_array_equal(np.asarray(cpu_matmul.unpack(packed, N)), w)
+    np.testing.assert_array_equal(np.asarray(cpu_kernels.unpack(packed, N)), w)
 
 
 def _error(y, x, w):
@@ -44,8 +44,8 @@ def test_matmul_matches_float64(rows, K, N):
     rng = np.random.default_rng(rows * 1000 + N)
     x = rng.standard_normal((rows, K)).astype(np.float32)
     w = (rng.standard_normal((K, N)) / np.sqrt(K)).astype(np.float32)
-    packed = cpu_matmul.pack(jnp.asarray(w))
-    y = jax.jit(cpu_matmul.matmul, static_argnums=2)(jnp.asarray(x), packed, N)
+    packed = cpu_kernels.pack(jnp.asarray(w))
+    y = jax.jit(cpu_kernels.matmul, static_argnums=2)(jnp.asarray(x), packed, N)
     assert y.shape == (rows, N) and y.dtype == jnp.float32
     ours, xla = _error(y, x, w), _error(jnp.dot(x, w), x, w)
     assert ours <= 2 * xla + 1e-6, (ours, xla)
@@ -58,12 +58,12 @@ def test_matmul_leading_dims_and_loop():
     rng = np.random.default_rng(1)
     w = (rng.standard_normal((256, 256)) / 16).astype(np.float32)
     x = rng.standard_normal((8, 1, 256)).astype(np.float32)
-    packed = cpu_matmul.pack(jnp.asarray(w))
+    packed = cpu_kernels.pack(jnp.asarray(w))
 
     def run(mm):
         return jax.jit(lambda x: jax.lax.fori_loop(0, 20, lambda i, h: jnp.tanh(mm(h)), x))(x)
 
-    ours = run(lambda h: cpu_matmul.matmul(h, packed, 256))
+    ours = run(lambda h: cpu_kernels.matmul(h, packed, 256))
     ref = run(lambda h: jnp.dot(h, jnp.asarray(w)))
     assert ours.shape == (8, 1, 256)
     np.testing.assert_allclose(np.asarray(ours), np.asarray(ref), atol=1e-5)
@@ -73,7 +73,45 @@ def test_matmul_leading_dims_and_loop():
 def test_unpacked_weight_is_a_clear_error():
     w = jnp.ones((256, 48), jnp.float32)  # (K, N): not packed
     with pytest.raises(Exception, match="must be packed"):
-        jax.block_until_ready(cpu_matmul.matmul(jnp.ones((8, 256)), w, 48))
+        jax.block_until_ready(cpu_kernels.matmul(jnp.ones((8, 256)), w, 48))
+
+
+@needs_kernel
+@pytest.mark.parametrize("H,KVH,D", [(8, 4, 32), (4, 4, 16), (16, 4, 128)])
+def test_decode_attention_matches_the_reference(H, KVH, D):
+    """One query per row against a head-major cache, read over a window W < S: rows with a
+    few, many and no visible slots (the last gets uniform weights, as the reference does),
+    GQA groups of 1, 2 and 4. Against attention.cache_attention on the window: <= 1e-5."""
+    from seeker_jax.models.qwen3_vl.attention import cache_attention
+
+    B, S, W = 4, 80, 72
+    rng = np.random.default_rng(H + D)
+    q = jnp.asarray(rng.standard_normal((B, 1, H, D)) * 2, jnp.float32)
+    k = jnp.asarray(rng.standard_normal((B, KVH, S, D)), jnp.float32)
+    v = jnp.asarray(rng.standard_normal((B, KVH, S, D)), jnp.float32)
+    lengths = np.array([1, 37, W, 0])
+    mask = jnp.asarray(np.arange(W)[None, None, :] < lengths[:, None, None])
+    mask = mask.at[1, 0, 5].set(False)  # a hole, as a padded prompt leaves
+    ours = jax.jit(cpu_kernels.decode_attention)(q, k, v, mask)
+    ref = cache_attention(q, k[:, :, :W], v[:, :, :W], mask)
+    assert ours.shape == (B, 1, H, D)
+    err = float(jnp.abs(ours - ref).max())
+    assert err <= 1e-5, err
+    # the empty row: the mean of the window's values per kv head
+    uniform = np.asarray(v[3, :, :W]).mean(1)  # (KVH, D)
+    np.testing.assert_allclose(np.asarray(ours[3, 0]).reshape(KVH, H // KVH, D),
+                               np.broadcast_to(uniform[:, None], (KVH, H // KVH, D)), atol=1e-5)
+
+
+@needs_kernel
+def test_decode_attention_shape_errors():
+    q = jnp.ones((2, 1, 4, 32), jnp.float32)
+    k = jnp.ones((2, 2, 16, 32), jnp.float32)
+    with pytest.raises(Exception, match="shapes do not agree"):
+        jax.block_until_ready(cpu_kernels.decode_attention(q, k, k, jnp.ones((2, 1, 20), bool)))
+    assert not cpu_kernels.attention_applies(jnp.ones((2, 3, 4, 32)), k)  # more than 1 query
+    assert not cpu_kernels.attention_applies(jnp.ones((2, 1, 4, 24)), k)  # D % 16
+    assert not cpu_kernels.attention_applies(q.astype(jnp.bfloat16), k)
 
 
 def test_switched_off_falls_back_and_says_why(tmp_path):
@@ -83,13 +121,13 @@ def test_switched_off_falls_back_and_says_why(tmp_path):
         import warnings, sys
         sys.path.insert(0, "tests")
         from hf_reference import build_hf, tiny_hf_config
-        from seeker_jax.models import cpu_matmul
+        from seeker_jax.models import cpu_kernels
         from seeker_jax.models.qwen3_vl import from_pretrained
         from seeker_jax.sampler import Sampler
         import tempfile
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")
-            assert not cpu_matmul.available()
+            assert not cpu_kernels.available()
         assert any("SEEKER_JAX_CPU_KERNELS=0" in str(w.message) for w in seen), seen
         d = tempfile.mkdtemp(); build_hf(tiny_hf_config()).save_pretrained(d)
         model = from_pretrained(d)
@@ -111,13 +149,13 @@ def test_switched_off_falls_back_and_says_why(tmp_path):
 def test_build_failure_is_reported(tmp_path, monkeypatch):
     """A compiler that fails: available() is False with the compiler's message in the
     warning, not an exception."""
-    monkeypatch.setattr(cpu_matmul, "_state", {})
+    monkeypatch.setattr(cpu_kernels, "_state", {})
     monkeypatch.setenv("SEEKER_JAX_CACHE", str(tmp_path))
     monkeypatch.setenv("CXX", "false")
-    if cpu_matmul.platform.machine().lower() not in ("x86_64", "amd64"):
+    if cpu_kernels.platform.machine().lower() not in ("x86_64", "amd64"):
         pytest.skip("x86-64 only")
     with pytest.warns(UserWarning, match="failed"):
-        assert not cpu_matmul.available()
+        assert not cpu_kernels.available()
     assert not list(tmp_path.rglob("*.so"))  # no half-written library left to load
 
 
@@ -172,10 +210,10 @@ def test_sampler_turns_the_kernel_off_where_it_does_not_apply(model_dir):
     from seeker_jax.sampler import Sampler
 
     model = from_pretrained(model_dir)
-    big = Sampler(model, batch_size=cpu_matmul.MAX_ROWS + 1, max_len=32)
+    big = Sampler(model, batch_size=cpu_kernels.MAX_ROWS + 1, max_len=32)
     assert not big.use_cpu_kernels and big.packed is None
-    with pytest.raises(ValueError, match=f"batch_size {cpu_matmul.MAX_ROWS + 1} > "):
-        Sampler(model, batch_size=cpu_matmul.MAX_ROWS + 1, max_len=32, cpu_kernels=True)
+    with pytest.raises(ValueError, match=f"batch_size {cpu_kernels.MAX_ROWS + 1} > "):
+        Sampler(model, batch_size=cpu_kernels.MAX_ROWS + 1, max_len=32, cpu_kernels=True)
     bf16 = from_pretrained(model_dir, dtype=jnp.bfloat16)
     assert not Sampler(bf16, batch_size=2, max_len=32).use_cpu_kernels
     with pytest.raises(ValueError, match="not float32"):

@@ -1,16 +1,20 @@
-"""A decode step's matmuls on CPU: a few rows times a packed weight, as an XLA FFI call.
+"""A decode step's kernels on CPU, as XLA FFI calls: a few rows times a packed weight, and
+one query per row against the KV cache.
 
 A decode step multiplies a handful of rows (the batch) by every weight of the decoder and by
 the LM head, so on CPU it is a stream over all the weights per token. XLA:CPU's dot runs these
-(8, K) @ (K, N) products at about 12 GB/s here; the kernel in `csrc/small_matmul.cc` reads a
+(8, K) @ (K, N) products at about 12 GB/s here; `matmul` (`csrc/decode_kernels.cc`) reads a
 packed copy of the weight, (ceil(N / 48), K, 48) panels, one forward stream each, at about
-twice that (bench/small_matmul.py). Only the sampler uses it, for its own packed copies.
+twice that (bench/small_matmul.py). `decode_attention` replaces the fused multiply-reduce XLA
+makes of a one-query attention (40% of a vocab-1,000 decode step with the matmul kernel on):
+per (row, kv head) it reads the cache slots once, softmax in float32 as the reference does.
+Only the sampler uses them, inside its jitted programs (`decode_program`).
 
-The kernel is C++ built on first use with the system compiler (`c++ -O3 -march=native`) into
+The kernels are C++ built on first use with the system compiler (`c++ -O3 -march=native`) into
 a cache folder (`$SEEKER_JAX_CACHE`, else ~/.cache/seeker_jax), keyed by its source, the
 jaxlib version and the CPU, and loaded with ctypes. It needs an x86-64 CPU with AVX-512. Where
-it cannot be built (no compiler, another CPU), `available()` is False, says why once, and
-callers use XLA's dot. SEEKER_JAX_CPU_KERNELS=0 turns it off.
+they cannot be built (no compiler, another CPU), `available()` is False, says why once, and
+callers use XLA. SEEKER_JAX_CPU_KERNELS=0 turns them off.
 """
 from __future__ import annotations
 
@@ -31,8 +35,9 @@ import jax.numpy as jnp
 
 BLOCK = 48  # output columns per packed panel (the kernel's kBlock)
 MAX_ROWS = 16  # more rows than this: XLA's dot (the kernel re-reads the weight per 8 rows)
-TARGET = "seeker_small_matmul"
-SOURCE = Path(__file__).parent / "csrc" / "small_matmul.cc"
+TARGETS = {"seeker_small_matmul": "SeekerSmallMatmul",
+           "seeker_decode_attention": "SeekerDecodeAttention"}
+SOURCE = Path(__file__).parent / "csrc" / "decode_kernels.cc"
 
 _state: dict = {}
 
@@ -59,7 +64,7 @@ def _build() -> Path:
 
     source = SOURCE.read_bytes()
     key = hashlib.sha256(source + jaxlib.__version__.encode() + _cpu_id().encode()).hexdigest()
-    out = _cache_dir() / f"small_matmul-{key[:16]}.so"
+    out = _cache_dir() / f"decode_kernels-{key[:16]}.so"
     if out.exists():
         return out
     compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
@@ -79,7 +84,7 @@ def _build() -> Path:
 
 
 def available() -> bool:
-    """Whether the kernel is built and registered with XLA:CPU (built on the first call)."""
+    """Whether the kernels are built and registered with XLA:CPU (built on the first call)."""
     if "ok" in _state:
         return _state["ok"]
     ok, why = False, None
@@ -90,14 +95,15 @@ def available() -> bool:
     else:
         try:
             lib = ctypes.cdll.LoadLibrary(str(_build()))
-            jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(lib.SeekerSmallMatmul),
-                                        platform="cpu")
+            for target, symbol in TARGETS.items():
+                jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)),
+                                            platform="cpu")
             _state["lib"] = lib
             ok = True
         except Exception as e:  # any build or load failure: fall back, say why once
             why = str(e)
     if not ok:
-        warnings.warn(f"the CPU decode kernel is off, XLA's dot runs instead: {why}",
+        warnings.warn(f"the CPU decode kernels are off, XLA runs instead: {why}",
                       stacklevel=2)
     _state["ok"] = ok
     return ok
@@ -123,27 +129,52 @@ def matmul(x: jax.Array, packed: jax.Array, n: int) -> jax.Array:
     """x (..., K) float32 @ the (K, n) weight that `packed` holds -> (..., n) float32. Needs
     available(); any number of rows is correct, MAX_ROWS or fewer are fast."""
     out = jax.ShapeDtypeStruct(x.shape[:-1] + (n,), jnp.float32)
-    return jax.ffi.ffi_call(TARGET, out)(x.astype(jnp.float32), packed)
+    return jax.ffi.ffi_call("seeker_small_matmul", out)(x.astype(jnp.float32), packed)
 
 
-# Which modules have packed weights while a sampler's program is traced (see `packed_weights`).
-_PACKED: contextvars.ContextVar[dict] = contextvars.ContextVar("seeker_packed", default={})
+def attention_applies(q: jax.Array, key: jax.Array) -> bool:
+    """Whether decode_attention takes q (B, 1, H, D) against key (B, KVH, S, D): one query
+    per row, float32, D a multiple of 16."""
+    return (q.ndim == 4 and q.shape[1] == 1 and q.shape[-1] % 16 == 0
+            and q.dtype == key.dtype == jnp.float32)
+
+
+def decode_attention(q: jax.Array, key: jax.Array, value: jax.Array, mask: jax.Array
+                     ) -> jax.Array:
+    """attention.cache_attention for one query per row: q (B, 1, H, D), the whole head-major
+    cache key / value (B, KVH, S, D), mask (B, 1, W) bool over the first W <= S slots ->
+    (B, 1, H, D). Needs available() and attention_applies."""
+    B, _, H, D = q.shape
+    out = jax.ShapeDtypeStruct((B, H, D), jnp.float32)
+    y = jax.ffi.ffi_call("seeker_decode_attention", out)(q[:, 0], key, value, mask[:, 0])
+    return y[:, None]
+
+
+# What a sampler's program being traced has given (see `decode_program`).
+_PROGRAM: contextvars.ContextVar[dict | None] = contextvars.ContextVar("seeker_cpu_program",
+                                                                      default=None)
 
 
 @contextlib.contextmanager
-def packed_weights(pairs):
-    """While tracing, `linear_weight(module)` returns the packed weight given for `module`:
-    pairs of (module, packed array). Used by the sampler's jitted programs only."""
-    token = _PACKED.set({id(module): w for module, w in pairs})
+def decode_program(pairs):
+    """While a sampler's jitted program is traced: the decoder uses these kernels.
+    `linear_weight(module)` returns the packed weight given for `module` (pairs of (module,
+    packed array)) and `in_decode_program()` is True."""
+    token = _PROGRAM.set({id(module): w for module, w in pairs})
     try:
         yield
     finally:
-        _PACKED.reset(token)
+        _PROGRAM.reset(token)
+
+
+def in_decode_program() -> bool:
+    return _PROGRAM.get() is not None
 
 
 def linear_weight(module) -> jax.Array | None:
-    """The packed weight given for `module` in the enclosing `packed_weights`, else None."""
-    return _PACKED.get().get(id(module))
+    """The packed weight given for `module` in the enclosing `decode_program`, else None."""
+    program = _PROGRAM.get()
+    return None if program is None else program.get(id(module))
 
 
 def few_rows(x: jax.Array) -> bool:
@@ -154,5 +185,6 @@ def few_rows(x: jax.Array) -> bool:
     return rows <= MAX_ROWS
 
 
-__all__ = ["BLOCK", "MAX_ROWS", "available", "few_rows", "linear_weight", "matmul", "pack",
-           "packed_weights", "unpack"]
+__all__ = ["BLOCK", "MAX_ROWS", "attention_applies", "available", "decode_attention",
+           "decode_program", "few_rows", "in_decode_program", "linear_weight", "matmul", "pack",
+           "unpack"]
