@@ -3,7 +3,7 @@ one query per row against the KV cache.
 
 A decode step multiplies a handful of rows (the batch) by every weight of the decoder and by
 the LM head, so on CPU it is a stream over all the weights per token. XLA:CPU's dot runs these
-(8, K) @ (K, N) products at about 12 GB/s here; `matmul` (`csrc/decode_kernels.cc`) reads a
+(8, K) @ (K, N) products at 12–15 GB/s here; `matmul` (`csrc/decode_kernels.cc`) reads a
 packed copy of the weight, (ceil(N / 48), K, 48) panels, one forward stream each, at about
 twice that (bench/small_matmul.py). `decode_attention` replaces the fused multiply-reduce XLA
 makes of a one-query attention (40% of a vocab-1,000 decode step with the matmul kernel on):
@@ -12,7 +12,7 @@ Only the sampler uses them, inside its jitted programs (`decode_program`).
 
 The kernels are C++ built on first use with the system compiler (`c++ -O3 -march=native`) into
 a cache folder (`$SEEKER_JAX_CACHE`, else ~/.cache/seeker_jax), keyed by its source, the
-jaxlib version and the CPU, and loaded with ctypes. It needs an x86-64 CPU with AVX-512. Where
+jaxlib version and the CPU, and loaded with ctypes. They need an x86-64 CPU with AVX-512. Where
 they cannot be built (no compiler, another CPU), `available()` is False, says why once, and
 callers use XLA. SEEKER_JAX_CPU_KERNELS=0 turns them off.
 """

@@ -218,3 +218,25 @@ def test_sampler_turns_the_kernel_off_where_it_does_not_apply(model_dir):
     assert not Sampler(bf16, batch_size=2, max_len=32).use_cpu_kernels
     with pytest.raises(ValueError, match="not float32"):
         Sampler(bf16, batch_size=2, max_len=32, cpu_kernels=True)
+
+
+@needs_kernel
+def test_untied_head_is_packed_from_lm_head(tmp_path):
+    """An untied model: the packed head is its lm_head kernel; same greedy tokens as XLA."""
+    from hf_reference import save_tiny_hf, segment
+    from seeker_jax.models.qwen3_vl import from_pretrained
+    from seeker_jax.sampler import Sampler
+    from seeker_jax.sampling import SamplingParams
+
+    save_tiny_hf(str(tmp_path), tied=False)
+    model = from_pretrained(str(tmp_path))
+    assert model.lm_head is not None
+    kw = dict(batch_size=2, max_len=64, min_bucket=16, params=SamplingParams(0.0))
+    on, off = Sampler(model, cpu_kernels=True, **kw), Sampler(model, cpu_kernels=False, **kw)
+    np.testing.assert_array_equal(
+        np.asarray(cpu_kernels.unpack(on.packed.head, model.config.text.vocab_size)),
+        np.asarray(model.lm_head.kernel[...]))
+    prompts = [segment([("text", 9)], 3), segment([("text", 4)], 4)]
+    for a, b in zip(on.generate(prompts, 10), off.generate(prompts, 10)):
+        assert a.ids.tolist() == b.ids.tolist()
+        np.testing.assert_allclose(a.logprobs, b.logprobs, atol=1e-5)
