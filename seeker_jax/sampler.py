@@ -163,11 +163,12 @@ class Sampler:
     transposed_head: hold a (hidden, vocab) copy of a tied embedding for the decode step's
     logits (decoding.transposed_head: one more table of memory, remade on each load_state);
     None: on where JAX runs on CPU, whose matmul streams that layout fastest, off elsewhere.
-    cpu_kernels: run the decode step's matmuls (every text-decoder Linear and the head) through
-    models/cpu_kernels.py's FFI kernel on packed copies of those weights (one more set of them
-    in memory, remade on each load_state; it replaces the transposed head). None: on where
-    JAX runs on CPU without a mesh, with float32 weights, batch_size <= 16 and the kernel
-    built (x86-64 with AVX-512 and a C++ compiler); True insists, with a clear error.
+    cpu_kernels: run the decode step through models/cpu_kernels.py's FFI kernels: every
+    text-decoder Linear and the head on packed copies of those weights (one more set of them
+    in memory, remade on each load_state; they replace the transposed head), and the one-query
+    attention over the cache. None: on where JAX runs on CPU without a mesh, with float32
+    weights, batch_size <= 16 and the kernels built (x86-64 with AVX-512 and a C++ compiler);
+    True insists, with a clear error.
     """
 
     def __init__(self, model: Qwen3VLForConditionalGeneration, *, batch_size: int, max_len: int,
@@ -243,7 +244,7 @@ class Sampler:
             (self.batch_size > cpu_kernels.MAX_ROWS,
              f"batch_size {self.batch_size} > {cpu_kernels.MAX_ROWS}")] if bad]
         if not reasons and not cpu_kernels.available():
-            reasons = ["the kernel is not built on this machine (see the warning above)"]
+            reasons = ["the kernels are not built on this machine (see the warning above)"]
         if reasons and asked:
             raise ValueError("cpu_kernels=True, but " + "; ".join(reasons))
         return not reasons
