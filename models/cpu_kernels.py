@@ -22,6 +22,7 @@ import contextlib
 import contextvars
 import ctypes
 import hashlib
+import math
 import os
 import platform
 import shutil
@@ -179,10 +180,7 @@ def linear_weight(module) -> jax.Array | None:
 
 def few_rows(x: jax.Array) -> bool:
     """Whether x (..., K) has at most MAX_ROWS rows."""
-    rows = 1
-    for d in x.shape[:-1]:
-        rows *= d
-    return rows <= MAX_ROWS
+    return math.prod(x.shape[:-1]) <= MAX_ROWS
 
 
 __all__ = ["BLOCK", "MAX_ROWS", "attention_applies", "available", "decode_attention",

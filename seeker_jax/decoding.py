@@ -104,11 +104,8 @@ def step_logits(model: Qwen3VLForConditionalGeneration, hidden: jax.Array,
     """A decode step's logits (B, V) float32 from hidden (B, H): through the packed head where
     the sampler holds one, else hidden @ head where it holds a transposed head, else the
     model's own step_logits (all equal to <= 1e-5)."""
-    if packed is not None:
-        vocab = model.config.text.vocab_size
-        if cpu_kernels.few_rows(hidden):
-            return cpu_kernels.matmul(hidden, packed.head, vocab)
-        return jnp.dot(hidden.astype(jnp.float32), cpu_kernels.unpack(packed.head, vocab))
+    if packed is not None:  # the sampler packs only for batch_size <= cpu_kernels.MAX_ROWS
+        return cpu_kernels.matmul(hidden, packed.head, model.config.text.vocab_size)
     if head is None:
         return model.step_logits(hidden).astype(jnp.float32)
     return jnp.dot(hidden.astype(head.dtype), head).astype(jnp.float32)

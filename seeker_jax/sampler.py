@@ -187,8 +187,7 @@ class Sampler:
         # The sampler's own buffers: a learner step donating the model's arrays cannot
         # delete them.
         self.state = copy_state(state, [state], shardings)
-        self.batch_size = batch_size
-        self.use_cpu_kernels = self._want_cpu_kernels(cpu_kernels, model, mesh)
+        self.use_cpu_kernels = self._want_cpu_kernels(cpu_kernels, model, mesh, batch_size)
         self.use_transposed_head = (
             jax.default_backend() == "cpu" and not self.use_cpu_kernels
             if transposed_head is None else bool(transposed_head))
@@ -230,7 +229,8 @@ class Sampler:
         or None."""
         return pack_weights(self.model) if self.use_cpu_kernels else None
 
-    def _want_cpu_kernels(self, asked: bool | None, model, mesh) -> bool:
+    @staticmethod
+    def _want_cpu_kernels(asked: bool | None, model, mesh, batch_size: int) -> bool:
         """Whether to use cpu_kernels: see the class doc. `asked` True and a reason it cannot:
         ValueError."""
         if asked is False:
@@ -241,8 +241,8 @@ class Sampler:
             (mesh is not None, "the sampler is sharded over a mesh"),
             (dtypes != {jnp.dtype(jnp.float32)}, f"the weights are {sorted(map(str, dtypes))}, "
              "not float32"),
-            (self.batch_size > cpu_kernels.MAX_ROWS,
-             f"batch_size {self.batch_size} > {cpu_kernels.MAX_ROWS}")] if bad]
+            (batch_size > cpu_kernels.MAX_ROWS,
+             f"batch_size {batch_size} > {cpu_kernels.MAX_ROWS}")] if bad]
         if not reasons and not cpu_kernels.available():
             reasons = ["the kernels are not built on this machine (see the warning above)"]
         if reasons and asked:
