@@ -12,6 +12,12 @@ SUBPACKAGES = {
     "seeker_jax.data.pipeline": "data/pipeline",
     "seeker_jax.eval": "seeker_jax/eval",
     "seeker_jax.serve": "seeker_jax/serve",
+    "seeker_jax.agents": "seeker_jax/agents",
+    "seeker_jax.aot": "seeker_jax/aot",
+    "seeker_jax.checkpointing": "seeker_jax/checkpointing",
+    "seeker_jax.cli": "seeker_jax/cli",
+    "seeker_jax.generation": "seeker_jax/generation",
+    "seeker_jax.training": "seeker_jax/training",
     "seeker_jax.configs": "configs",  # so `--config configs/x.py:preset` works after `pip install .`
 }
 
@@ -22,8 +28,6 @@ setup(
     python_requires=">=3.10",
     package_dir=SUBPACKAGES,
     packages=list(SUBPACKAGES),
-    # the CPU decode kernels' source, compiled on first use (models/cpu_kernels.py)
-    package_data={"seeker_jax.models": ["csrc/*.cc"]},
     install_requires=[
         "jax>=0.7.0",
         "flax>=0.12.0",
@@ -63,5 +67,5 @@ setup(
         "sam2": ["sam2>=1.1"],
         "tpu": ["jax[tpu]>=0.7.0"],
     },
-    entry_points={"console_scripts": ["seeker-jax=seeker_jax.cli:main"]},
+    entry_points={"console_scripts": ["seeker-jax=seeker_jax.cli.main:main"]},
 )

@@ -45,7 +45,7 @@ def run_row(step: str, model: str, topology: str, extra: tuple, out: str) -> dic
     path = row_path(out, step, model, topology)
     if not os.path.exists(path):
         config = f"configs/{'sft' if step == 'sft' else 'grpo'}.py:qwen3_vl_{model}"
-        cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "seeker_jax.cli", "aot",
+        cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "seeker_jax.cli.main", "aot",
                *(("--decode",) if step == "decode" else ()), "--config", config, *extra,
                "--topology", topology, "--json", path]
         start = time.time()

@@ -88,7 +88,7 @@ def phase(name: str, root: str, layers: int) -> dict:
     """Runs in the child: one phase, then its figures as JSON."""
     import jax  # noqa: F401  (imports count in the baseline, not in the phase)
 
-    from seeker_jax.convert import convert, export
+    from seeker_jax.checkpointing.convert import convert, export
 
     baseline = _rss_now()
     t0 = time.perf_counter()

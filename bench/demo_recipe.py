@@ -51,7 +51,7 @@ def token_kind(prefix: str) -> str:
 
 def teacher_forced(ckpt_dir: str, root: str, split: str = "val", limit: int = 16) -> dict:
     """Next-token argmax accuracy of the checkpoint on teacher trajectories, per token kind."""
-    from seeker_jax import checkpoint as ckpt
+    from seeker_jax.checkpointing import checkpoint as ckpt
     from seeker_jax.data.batch import collate
     from seeker_jax.data.records import read_records
     from seeker_jax.data.trajectories import build_trajectory
@@ -83,9 +83,9 @@ def sampled_by_tools(ckpt_dir: str, root: str, questions: int, samples: int = 4,
     each of the first `questions` train questions, grouped by which tools the episode called
     and whether a call failed, with each group's share, accuracy, format and reward. Where
     calling a tool earns less than not calling it, GRPO will learn to stop calling it."""
-    from seeker_jax import checkpoint as ckpt
+    from seeker_jax.checkpointing import checkpoint as ckpt
     from seeker_jax.data.records import read_records
-    from seeker_jax.rl.demo_eval import reward_model, run_episodes
+    from seeker_jax.cli.demo_eval import reward_model, run_episodes
     from seeker_jax.rl.rewards import from_episode
 
     records = read_records(root, "train", resolve=False)[:questions]
@@ -105,9 +105,9 @@ def sampled_by_tools(ckpt_dir: str, root: str, questions: int, samples: int = 4,
 
 
 def held_out_answers(workdir: str, root: str, episodes: int, eval_world: int) -> list[str]:
-    """The true answers of the questions rl/demo.py:run_demo evaluated, in its order."""
+    """The true answers of the questions seeker_jax/cli/demo.py:run_demo evaluated, in its order."""
     from seeker_jax.data.records import SPLITS, read_records
-    from seeker_jax.rl import demo
+    from seeker_jax.cli import demo
 
     if eval_world > 0:
         data = os.path.join(workdir, "eval_data")
@@ -140,8 +140,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from seeker_jax.config import load_config
-    from seeker_jax.rl import demo
-    from seeker_jax.rl.demo_eval import by_answer, paired_bootstrap, table
+    from seeker_jax.cli import demo
+    from seeker_jax.cli.demo_eval import by_answer, paired_bootstrap, table
 
     preset = load_config(f"configs/demo.py:{args.preset}")
     steps = args.steps or preset.sft_steps or None

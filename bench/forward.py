@@ -23,7 +23,7 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 
 from seeker_jax.models.qwen3_vl import forward, from_pretrained, load_hf_config  # noqa: E402
-from seeker_jax.parity import make_inputs, torch_logits  # noqa: E402
+from seeker_jax.checkpointing.parity import make_inputs, torch_logits  # noqa: E402
 
 
 def build_reference(out_dir: str) -> transformers.Qwen3VLForConditionalGeneration:

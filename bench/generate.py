@@ -23,26 +23,22 @@ from hf_reference import build_hf, tiny_hf_config
 from hf_reference import segment  # segments in hf_reference's token layout
 from seeker_jax.models.chat import Segment
 from seeker_jax.models.qwen3_vl import from_pretrained
-from seeker_jax.sampler import Sampler
-from seeker_jax.sampling import SamplingParams
+from seeker_jax.generation.sampler import Sampler
+from seeker_jax.generation.sampling import SamplingParams
 
 
 
 def decode_speed(hf, model, batch: int, prompt: int, new: int, repeats: int,
-                 vocab: int, temperature: float = 0.0) -> None:
-    """Decode of `new` tokens for `batch` prompts: ours (Sampler.generate, with the CPU decode
-    kernel it uses by default here, models/cpu_kernels.py, and with XLA's dot and the transposed
-    tied head instead, cpu_kernels=False) and transformers' generate, interleaved `repeats`
-    times in this process; medians. Greedy at temperature 0, else both sample from the whole
-    tempered softmax (no top-k / top-p on either side)."""
+                 vocab: int, temperature: float = 0.0) -> dict:
+    """Decode of `new` tokens for `batch` prompts: ours (Sampler.generate, XLA on every backend)
+    and transformers' generate, interleaved `repeats` times in this process; medians. Greedy
+    at temperature 0, else both sample from the whole tempered softmax (no top-k / top-p on
+    either side). Returns the figures printed."""
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 980, (batch, prompt))  # below the vision ids (990-993)
-    samplers = {kernel: Sampler(model, batch_size=batch, max_len=prompt + new + 8,
-                                params=SamplingParams(temperature), decode_steps=32,
-                                max_chunk=max(prompt, 16), cpu_kernels=None if kernel else False)
-                for kernel in (True, False)}
-    if not samplers[True].use_cpu_kernels:
-        print("  (the CPU decode kernel is not available here: both rows are XLA's dot)")
+    sampler = Sampler(model, batch_size=batch, max_len=prompt + new + 8,
+                      params=SamplingParams(temperature), decode_steps=32,
+                      max_chunk=max(prompt, 16))
     prompts = [Segment(r.astype(np.int32), np.zeros(prompt, np.int32), np.zeros(prompt, np.int32))
                for r in ids]
     x = torch.from_numpy(ids)
@@ -50,8 +46,8 @@ def decode_speed(hf, model, batch: int, prompt: int, new: int, repeats: int,
     if temperature:
         kw.update(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
 
-    def ours(kernel=True):
-        return samplers[kernel].generate(prompts, max_new_tokens=new)
+    def ours():
+        return sampler.generate(prompts, max_new_tokens=new)
 
     def theirs():
         with torch.no_grad():
@@ -60,27 +56,21 @@ def decode_speed(hf, model, batch: int, prompt: int, new: int, repeats: int,
     t0 = time.perf_counter()
     ours()
     compile_s = time.perf_counter() - t0
-    ours(False)
     theirs()  # warm-up
-    t_ours, t_plain, t_theirs, in_decode = [], [], [], []
+    t_ours, t_theirs, in_decode = [], [], []
     for _ in range(repeats):
-        samplers[True].stats.clear()
+        sampler.stats.clear()
         t0 = time.perf_counter()
         mine = ours()
         t_ours.append(time.perf_counter() - t0)
-        stats = samplers[True].stats
+        stats = sampler.stats
         in_decode.append(stats["decode_s"] / max(stats["decode_tokens"], 1))
-        t0 = time.perf_counter()
-        plain = ours(False)
-        t_plain.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         out = theirs()
         t_theirs.append(time.perf_counter() - t0)
     same = sum(np.array_equal(t.ids, o[prompt:].numpy()) for t, o in zip(mine, out))
-    same_plain = sum(np.array_equal(t.ids, p.ids) for t, p in zip(mine, plain))
     total = batch * new
     a, b = statistics.median(t_ours), statistics.median(t_theirs)
-    c = statistics.median(t_plain)
     mode = f"sampled at temperature {temperature}" if temperature else "greedy"
     print(f"decode, batch {batch}, prompt {prompt}, {new} new tokens, {mode}, vocab {vocab}; "
           f"medians of {repeats} interleaved runs; torch {torch.get_num_threads()} threads, "
@@ -88,11 +78,12 @@ def decode_speed(hf, model, batch: int, prompt: int, new: int, repeats: int,
     print(f"  ours: {total / a:8.1f} tok/s end to end ({1e3 * a / new:.2f} ms per batch step; "
           f"{1e3 * batch * statistics.median(in_decode):.2f} ms per step inside decode calls); "
           f"first call incl. compilation {compile_s:.1f} s")
-    print(f"  ours with XLA's dot (cpu_kernels=False, transposed head): {total / c:8.1f} "
-          f"tok/s ({1e3 * c / new:.2f} ms per step; same sequences {same_plain}/{batch})")
     print(f"  transformers generate: {total / b:8.1f} tok/s ({1e3 * b / new:.2f} ms per step)")
-    print(f"  speed-up: {b / a:.2f}x ({b / c:.2f}x with XLA's dot); identical "
-          f"sequences: {same}/{batch}" + (" (sampled: not expected)" if temperature else ""))
+    print(f"  speed-up: {b / a:.2f}x; identical sequences: {same}/{batch}"
+          + (" (sampled: not expected)" if temperature else ""))
+    return {"ours_tok_s": total / a, "transformers_tok_s": total / b, "ratio": b / a,
+            "same_sequences": same, "batch": batch, "mode": mode, "vocab": vocab,
+            "repeats": repeats}
 
 
 def prefill_work(model, turns: int = 5) -> None:

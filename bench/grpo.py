@@ -18,7 +18,7 @@ Part 2, single-turn, ours vs TRL 1.16's GRPOTrainer, same process, same CPU, int
 the medians). TRL cannot run our tools: its tools are Python functions whose results it
 renders as text (or still images) through the chat template, while ours return a video with
 timestamps; so this part is single-turn. Both sides:
-  - the same weights: the checkpoint is exported with seeker_jax.convert.export to an HF
+  - the same weights: the checkpoint is exported with seeker_jax.checkpointing.convert.export to an HF
     folder; TRL loads that folder (Qwen3VLForConditionalGeneration, fp32; its reference model
     too, from the same folder);
   - the same prompts: the records' questions as one user turn rendered by the Qwen3-VL chat
@@ -223,12 +223,12 @@ class OursSingleTurn:
 
         from seeker_jax.rl.grpo import build_reference, check_config
         from seeker_jax.rl.policy_loss import PolicyLossConfig, make_grpo_loss
-        from seeker_jax.rl.rollout import Rollout, RolloutConfig, env_sampler
-        from seeker_jax.optim import make_optimizer
-        from seeker_jax.sampling import SamplingParams
+        from seeker_jax.agents.rollout import Rollout, RolloutConfig, env_sampler
+        from seeker_jax.training.optim import make_optimizer
+        from seeker_jax.generation.sampling import SamplingParams
         from seeker_jax.sharding import make_mesh, rules_from_config
-        from seeker_jax.train_state import create_train_state, make_train_step
-        from seeker_jax.trainer import build_model, resolve_mesh_shape
+        from seeker_jax.training.train_state import create_train_state, make_train_step
+        from seeker_jax.training.trainer import build_model, resolve_mesh_shape
 
         self.config, r = config, config.rollout
         self.loss_cfg = PolicyLossConfig.from_config(config.loss)
@@ -284,7 +284,7 @@ class OursSingleTurn:
 
 def single_turn(args, ckpt: str, root: str, workdir: str) -> list[dict[str, Any]]:
     """Part 2: TRL and ours interleaved on the same exported weights, prompts and reward."""
-    from seeker_jax.convert import export
+    from seeker_jax.checkpointing.convert import export
     from seeker_jax.data.records import make_dataset
     from seeker_jax.models.tokenizer import special_ids, tokenizer_from_config
     from seeker_jax.rl.rewards import RewardConfig, RewardModel

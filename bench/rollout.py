@@ -1,7 +1,7 @@
 """Rollout figures: how much of the wall time the decoder waits on tools that take 50-300 ms,
 and the prompt work per GRPO group with and without prompt sharing.
 
-Episodes here are synthetic (tests/sleepy.py, the protocol of `seeker_jax.rl.rollout`): every
+Episodes here are synthetic (tests/sleepy.py, the protocol of `seeker_jax.agents.rollout`): every
 turn is forced to make a call until the last, whose tool sleeps 50-300 ms and returns text and
 an image. The decoder waits only when every live row is waiting on a tool. For the group
 figure, episodes come in groups of --group sharing one prompt; with sharing the prompt is
@@ -22,9 +22,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 from hf_reference import save_tiny_hf
 from sleepy import SleepyEpisode
 from seeker_jax.models.qwen3_vl import from_pretrained
-from seeker_jax.rl.rollout import Rollout, RolloutConfig
-from seeker_jax.sampler import Sampler
-from seeker_jax.sampling import SamplingParams
+from seeker_jax.agents.rollout import Rollout, RolloutConfig
+from seeker_jax.generation.sampler import Sampler
+from seeker_jax.generation.sampling import SamplingParams
 
 CALL_END = 998  # stands in for </tool_call>: a stop token
 

@@ -12,7 +12,7 @@ Where the time goes (small, B=2, L=512; 151,936 x 256 tied embedding = 39M of th
 parameters): the vocabulary projection is ~90% of the step's FLOPs. transformers does three
 vocab-sized matmuls per step (logits, dX, dW). Our step used to do four: each loss chunk was
 under jax.checkpoint, so backward recomputed the logits. The loss now forms its gradients in
-the forward pass (seeker_jax.losses.token_logprob_sum, under the "sft" loss), three matmuls,
+the forward pass (seeker_jax.training.losses.token_logprob_sum, under the "sft" loss), three matmuls,
 memory still one chunk.
 
 Measured (2 CPU cores shared with other jobs, load average 5-7; small, B=2, L=512;
@@ -44,7 +44,7 @@ def jax_step(cfg_dict: dict, ids: np.ndarray):
 
     from seeker_jax.models.qwen3_vl.config import from_hf_dict
     from seeker_jax.models.qwen3_vl.modeling import Qwen3VLForConditionalGeneration
-    from seeker_jax.train_state import create_train_state, make_train_step, place_batch
+    from seeker_jax.training.train_state import create_train_state, make_train_step, place_batch
 
     model = Qwen3VLForConditionalGeneration(from_hf_dict(cfg_dict), rngs=nnx.Rngs(0))
     tx = optax.adamw(1e-4)

@@ -5,7 +5,7 @@ Presets:
            16 held-out questions before and after 8 GRPO iterations.
   long     the "it learns" run (bench/demo_recipe.py --preset long; about 55 minutes on 2
            CPU cores): a world of 2400 records a tiny model can read, longer SFT and GRPO, and
-           1200 held-out questions (a second world, rl/demo.py:held_out_world) evaluated
+           1200 held-out questions (a second world, seeker_jax/cli/demo.py:held_out_world) evaluated
            before and after GRPO with a paired bootstrap interval.
   tools    the "it learns" run where a tool decides the answer (bench/demo_recipe.py --preset
            tools; about 55 minutes): long's recipe on configs/synth.py:learn_tools, a world
@@ -39,7 +39,7 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
     c.grpo = ()
     c.episodes = 16
     c.eval_world = 0                 # > 0: evaluate on a separate held-out world of that many
-                                     # records (rl/demo.py:held_out_world), not the test split
+                                     # records (seeker_jax/cli/demo.py:held_out_world), not the test split
     if preset == "default":
         pass
     elif preset == "long":

@@ -2,8 +2,8 @@
 
 `collate(conversations, bucket)` turns conversations (anything with the token arrays and pixel
 fields of `seeker_jax.models.chat.Segment`: a teacher trajectory, a sampler row) into a
-`Batch`; `seeker_jax.train_state.place_batch` puts a Batch on the mesh; `array_specs` gives
-the shapes and dtypes of what it places, which is also what `seeker_jax.aot` compiles against,
+`Batch`; `seeker_jax.training.train_state.place_batch` puts a Batch on the mesh; `array_specs` gives
+the shapes and dtypes of what it places, which is also what `seeker_jax.aot.fit` compiles against,
 so the abstract batch and the real one cannot drift apart.
 
 Conventions (B rows, L tokens, K loss positions):
@@ -208,7 +208,7 @@ def array_specs(batch: int, length: int, loss_len: int, image_patches: int = 0,
     """{name: (shape, dtype, batch_dim)} of the arrays place_batch puts on the mesh.
 
     The one table of the placed batch: place_batch reads the batch dimension from it and
-    seeker_jax.aot builds its abstract batch from it. position_ids (3, B, L) are MRoPE
+    seeker_jax.aot.fit builds its abstract batch from it. position_ids (3, B, L) are MRoPE
     positions computed on the host; pixel rows count patches over the whole batch.
     """
     B, L, K = batch, length, loss_len

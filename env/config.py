@@ -4,7 +4,7 @@ Why one: frame sampling of the prompt video and of crop_video, the visual-prompt
 the round limits and the prompt profile decide the tokens of every example. SFT, GRPO rollouts,
 evaluation and serving of one checkpoint must agree on them, so they all build their episodes
 from the `EnvConfig` that a run's `c.env` group describes and that the trainer writes into
-the checkpoint (`seeker_jax.checkpoint.write_env_config` / `read_env_config`).
+the checkpoint (`seeker_jax.checkpointing.checkpoint.write_env_config` / `read_env_config`).
 
 `c.env` (configs/env.py writes the presets; paper defaults):
   profile              a env/profiles.py name ("seeker_jax", "videoseeker_official", ...)

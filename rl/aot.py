@@ -1,8 +1,8 @@
-"""Will the GRPO update step fit a TPU pod? seeker_jax.aot's check on the GRPO learner's step.
+"""Will the GRPO update step fit a TPU pod? seeker_jax.aot.fit's check on the GRPO learner's step.
 
 `seeker-jax aot --config configs/grpo.py:qwen3_vl_8b --topology v5p:2x2x1`
 
-The core check (seeker_jax.aot.compile_train_step) compiles `train_state.jit_train_step` with
+The core check (seeker_jax.aot.fit.compile_train_step) compiles `train_state.jit_train_step` with
 the loss it is given; this module gives it what the GRPO learner (rl.grpo) runs:
 
 - the loss: make_grpo_loss(PolicyLossConfig.from_config(c.loss)) (clipped surrogate, KL, TIS,
@@ -10,7 +10,7 @@ the loss it is given; this module gives it what the GRPO learner (rl.grpo) runs:
 - the per-token (B, K) arrays the learner's batch carries: `advantages` and
   `sampler_logprobs` always (rl.grpo_batch.episodes_batch), `ref_logprobs` when
   loss.kl_coef > 0, `old_logprobs` when rollout.minibatches * rollout.epochs > 1;
-- one episode per example: the prompt (the env's video, counted as seeker_jax.aot.video_batch
+- one episode per example: the prompt (the env's video, counted as seeker_jax.aot.fit.video_batch
   counts it, + `text_tokens` of system prompt, tools and question) and a response of
   rollout.max_new_tokens tokens, every one a loss position (K = the response rounded up to
   128; tool outputs are masked in training, so this is the upper bound), padded to the
@@ -27,7 +27,7 @@ from typing import Any
 
 import ml_collections
 
-from seeker_jax.aot import compile_train_step
+from seeker_jax.aot.fit import compile_train_step
 from seeker_jax.data.batch import LOSS_MULTIPLE
 from seeker_jax.rl.policy_loss import PolicyLossConfig, make_grpo_loss
 
@@ -57,14 +57,14 @@ def compile_grpo_step(c: ml_collections.ConfigDict, topology: str, batch_per_chi
                       text_tokens: int = 1024, max_pixels: int | None = None,
                       response_tokens: int | None = None) -> dict[str, Any]:
     """Compiles the GRPO update step of config `c` for `topology`; the figures of
-    seeker_jax.aot.compile_train_step plus the rollout's episodes per optimizer step.
+    seeker_jax.aot.fit.compile_train_step plus the rollout's episodes per optimizer step.
 
     text_tokens: the prompt's text (system, tools, question); response_tokens: default
     c.rollout.max_new_tokens (4096 in the paper's presets).
     """
     if not is_grpo_config(c):
         raise ValueError("compile_grpo_step needs a GRPO config (configs/grpo.py: c.loss and "
-                         "c.rollout); for SFT use seeker_jax.aot.compile_train_step")
+                         "c.rollout); for SFT use seeker_jax.aot.fit.compile_train_step")
     r = c.rollout
     response = int(r.max_new_tokens if response_tokens is None else response_tokens)
     loss = make_grpo_loss(PolicyLossConfig.from_config(c.loss))

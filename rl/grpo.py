@@ -36,25 +36,25 @@ import jax
 import ml_collections
 import numpy as np
 
-from seeker_jax import checkpoint as ckpt
+from seeker_jax.checkpointing import checkpoint as ckpt
 from seeker_jax.config import to_json
 from seeker_jax.env.config import EnvConfig
 from seeker_jax.env.episode import Episode
 from seeker_jax.env.records import SampleRecord
 from seeker_jax.models.tokenizer import tokenizer_from_config
-from seeker_jax.optim import make_optimizer, make_schedule
+from seeker_jax.training.optim import make_optimizer, make_schedule
 from seeker_jax.rl.advantages import compute_advantages, dynamic_sampling_keep, overlong_mask
 from seeker_jax.rl.grpo_batch import episodes_batch, minibatch_slices
 from seeker_jax.rl.grpo_metrics import episode_metrics, mean_update_metrics
 from seeker_jax.rl.policy_loss import PolicyLossConfig, make_grpo_loss, reference_logprobs
 from seeker_jax.rl.rewards import RewardConfig, RewardModel, from_episode
-from seeker_jax.rl.rollout import Rollout, RolloutConfig, Script, env_sampler
-from seeker_jax.sampler import Sampler
-from seeker_jax.sampling import SamplingParams
-from seeker_jax.sft import prepare_data
+from seeker_jax.agents.rollout import Rollout, RolloutConfig, Script, env_sampler
+from seeker_jax.generation.sampler import Sampler
+from seeker_jax.generation.sampling import SamplingParams
+from seeker_jax.training.sft import prepare_data
 from seeker_jax.sharding import make_mesh, model_shardings, rules_from_config
-from seeker_jax.train_state import TrainState, create_train_state, make_train_step, place_batch
-from seeker_jax.trainer import (JsonItem, MetricsWriter, build_model, mesh_context, under_mesh,
+from seeker_jax.training.train_state import TrainState, create_train_state, make_train_step, place_batch
+from seeker_jax.training.trainer import (JsonItem, MetricsWriter, build_model, mesh_context, under_mesh,
                                 maybe_initialize_distributed, open_manager, resolve_mesh_shape,
                                 restore_latest, save_checkpoint, state_items)
 

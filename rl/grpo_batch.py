@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from seeker_jax.conversation import Conversation
+from seeker_jax.generation.conversation import Conversation
 from seeker_jax.data.batch import Batch, collate
 
 

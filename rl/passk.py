@@ -56,12 +56,12 @@ def rollout_successes(ckpt_dir: str, root: str, records: Sequence[dict], k: int,
                       reward: Any = None) -> dict[str, tuple[int, int]]:
     """k sampled episodes per record with the checkpoint (its env_config.json and tokenizer),
     grouped so each prompt is built once; success = accuracy reward >= threshold."""
-    from seeker_jax import checkpoint as ckpt
+    from seeker_jax.checkpointing import checkpoint as ckpt
     from seeker_jax.env.episode import Episode
     from seeker_jax.env.records import SampleRecord
     from seeker_jax.rl.rewards import RewardConfig, RewardModel, from_episode
-    from seeker_jax.rl.rollout import Rollout, RolloutConfig, env_sampler
-    from seeker_jax.sampling import SamplingParams
+    from seeker_jax.agents.rollout import Rollout, RolloutConfig, env_sampler
+    from seeker_jax.generation.sampling import SamplingParams
 
     env, tokenizer = ckpt.read_env_config(ckpt_dir), ckpt.read_tokenizer(ckpt_dir)
     model = ckpt.load_model(ckpt_dir)

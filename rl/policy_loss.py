@@ -1,6 +1,6 @@
 """GRPO's policy loss as registered pure pieces: a surrogate, an aggregation, a KL estimator and
 an importance-sampling correction, combined by `make_grpo_loss(cfg)` into a
-`loss_fn(model, batch) -> (loss, aux)` that `seeker_jax.train_state.train_step_fn` runs.
+`loss_fn(model, batch) -> (loss, aux)` that `seeker_jax.training.train_state.train_step_fn` runs.
 
 Shapes: every per-token array is (B, K) float32 at the batch's loss positions (see
 seeker_jax.data.batch): `loss_weight` is the policy mask (prompts, tool outputs and padding
@@ -26,11 +26,11 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from seeker_jax.losses import (lm_head_weight, loss_hidden, policy_token_logprobs, register_loss,
+from seeker_jax.training.losses import (lm_head_weight, loss_hidden, policy_token_logprobs, register_loss,
                                token_logprobs, token_logprobs_with_entropy)
 from seeker_jax.rl.advantages import registered_advantages
 from seeker_jax.rl.registry import Registry
-from seeker_jax.train_state import Vision, with_vision
+from seeker_jax.training.train_state import Vision, with_vision
 
 Array = jax.Array
 POLICY_LOSSES = Registry("policy loss")  # (log_ratio, advantages, cfg) -> (loss, clipped)

@@ -23,7 +23,7 @@ class UserError(Exception):
 _USER_ERROR_TYPES = (
     "seeker_jax.models.qwen3_vl.config:ConfigError",
     "seeker_jax.models.qwen3_vl.safetensors_io:CheckpointError",
-    "seeker_jax.aot:AotError",
+    "seeker_jax.aot.fit:AotError",
 )
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 import transformers
 
-from seeker_jax import parity
+from seeker_jax.checkpointing import parity
 from seeker_jax.models.qwen3_vl import from_hf_dict
-from seeker_jax.parity import Inputs
+from seeker_jax.checkpointing.parity import Inputs
 
 IMAGE, VIDEO, VSTART, VEND = 990, 991, 992, 993
 TEXT_VOCAB = 980  # ordinary token ids are drawn below this
@@ -86,7 +86,7 @@ def save_tiny_qwen_checkpoint(out_dir: str, env=None, scale: float = 5.0) -> str
     as a Hugging Face folder in OUT_DIR/hf); returns OUT_DIR/ckpt. scale > 1 sharpens the random logits, so greedy outputs differ between prompts."""
     import os
 
-    from seeker_jax import checkpoint as ckpt
+    from seeker_jax.checkpointing import checkpoint as ckpt
     from seeker_jax.env.config import EnvConfig
     from seeker_jax.models.qwen3_vl import from_pretrained
     from seeker_jax.models.tokenizer import offline_qwen_tokenizer

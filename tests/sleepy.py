@@ -1,5 +1,5 @@
 """A synthetic episode for rollout tests and bench/rollout.py (the protocol of
-seeker_jax.rl.rollout): a prompt of text and an image, then observations (text and an image)
+seeker_jax.agents.rollout): a prompt of text and an image, then observations (text and an image)
 that arrive after a random sleep, standing in for tools that take 50-300 ms.
 
 Not a test module: a helper shared by tests/test_rollout_replay.py and bench/rollout.py.

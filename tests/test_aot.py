@@ -1,11 +1,11 @@
-"""seeker_jax.aot: the SFT step compiled for a TPU topology on this CPU (needs jax[tpu]).
+"""seeker_jax.aot.fit: the SFT step compiled for a TPU topology on this CPU (needs jax[tpu]).
 
 One compile of the tiny model's step for v5e:2x2 (4 chips, fsdp=4) serves the figure checks;
 a second, with an absurd sequence length, must come back as "does not fit".
 """
 import pytest
 
-from seeker_jax import aot
+from seeker_jax.aot import fit as aot
 from seeker_jax.config import load_config
 
 pytestmark = pytest.mark.skipif(not aot.tpu_compiler_available(),
@@ -132,7 +132,7 @@ def test_flops_only_probe_counts_the_same_flops():
     """The FLOPs probe compiles at jax's lowest exec-time effort: the FLOPs of the default
     effort within 1e-4 (6.3e-5 here; identical for the 8B layer); its bytes may differ and
     are never used."""
-    from seeker_jax.aot_cost import FLOPS_ONLY, decoder_layer_cost
+    from seeker_jax.aot.cost import FLOPS_ONLY, decoder_layer_cost
 
     c, cfg, mesh, rules = _probe_setup()
     default = decoder_layer_cost(c, cfg, mesh, rules, 4, 1536)
@@ -147,7 +147,7 @@ def test_layer_flops_quadratic_fit_matches_the_compiled_count(monkeypatch):
     """Where the dense layer does not fit a chip, its FLOPs come from three short compiles
     and the quadratic in L through them. Checked against the layer compiled at the length
     itself; then the fallback path, with the direct compile made to run out of memory."""
-    from seeker_jax import aot_cost
+    from seeker_jax.aot import cost as aot_cost
 
     c, cfg, mesh, rules = _probe_setup()
     length = 6144
@@ -171,7 +171,7 @@ def test_layer_flops_quadratic_fit_matches_the_compiled_count(monkeypatch):
 
 
 def test_quadratic_at_closed_form():
-    from seeker_jax.aot_cost import quadratic_at
+    from seeker_jax.aot.cost import quadratic_at
 
     f = lambda x: 7.0 + 3.0 * x + 0.5 * x * x  # noqa: E731
     assert quadratic_at((1, 2, 3), [f(1), f(2), f(3)], 10) == pytest.approx(f(10), rel=1e-12)
@@ -228,7 +228,7 @@ def test_grpo_step_memory_figures(grpo_figures):
 
 
 def test_grpo_cli_dispatch_and_does_not_fit(capsys):
-    from seeker_jax.cli import main
+    from seeker_jax.cli.main import main
 
     code = main(["aot", "--config", "configs/grpo.py:tiny_synth", "--config.mesh.data=1",
                  "--config.mesh.fsdp=-1", "--topology", TOPOLOGY, "--frames", "2",
@@ -238,7 +238,7 @@ def test_grpo_cli_dispatch_and_does_not_fit(capsys):
     assert "DOES NOT FIT" in out and "needs" in out and "Traceback" not in out
 
 
-# --- the sampler's decode step (seeker_jax.aot_decode): KV cache beside the learner's state
+# --- the sampler's decode step (seeker_jax.aot.decode): KV cache beside the learner's state
 
 
 @pytest.mark.parametrize("scan", [False, True])
@@ -248,7 +248,7 @@ def test_decode_step_memory_figures(capsys, tmp_path, scan):
     A scanned (stacked) learner's sampler unrolls its decoder: the same figures."""
     import json
 
-    from seeker_jax.cli import main
+    from seeker_jax.cli.main import main
 
     out = tmp_path / "decode.json"
     code = main(["aot", "--decode", "--config", "configs/grpo.py:tiny_synth",

@@ -13,7 +13,7 @@ import pytest
 from flax import nnx
 
 from hf_reference import make_inputs, tiny_hf_config
-from seeker_jax import aot
+from seeker_jax.aot import fit as aot
 from seeker_jax.models.qwen3_vl import (Qwen3VLForConditionalGeneration, from_hf_dict, to_hf_dict)
 from seeker_jax.models.qwen3_vl import attention as A
 from seeker_jax.models.qwen3_vl.flash import chunked_attention

@@ -53,7 +53,7 @@ def test_collate_pixels_in_row_order_and_errors():
 
 
 def test_conversation_collates_with_policy_mask_as_loss_mask():
-    from seeker_jax.conversation import Conversation, batch_conversations
+    from seeker_jax.generation.conversation import Conversation, batch_conversations
 
     segs = [_seg([1, 2, 2], [0, 0, 0], [0, 1, 1], pixel_values=np.ones((4, 1536), np.float32),
                  image_grid_thw=np.array([[1, 2, 2]])), _seg([7, 8], [1, 1])]
@@ -71,7 +71,7 @@ def test_conversation_collates_with_policy_mask_as_loss_mask():
 
 def test_placed_batch_matches_array_specs():
     """place_batch's arrays have exactly the shapes, dtypes and names array_specs gives: the
-    abstract batch seeker_jax.aot compiles is the real one."""
+    abstract batch seeker_jax.aot.fit compiles is the real one."""
     from flax import nnx
 
     from seeker_jax.config import load_config
@@ -80,7 +80,7 @@ def test_placed_batch_matches_array_specs():
     import jax
 
     from seeker_jax.models.qwen3_vl.vision_inputs import build_vision_inputs, layout_pixels
-    from seeker_jax.train_state import place_batch
+    from seeker_jax.training.train_state import place_batch
 
     model = Qwen3VLForConditionalGeneration(
         from_hf_dict(load_config("configs/qwen3_vl.py:tiny").to_dict()), rngs=nnx.Rngs(0))

@@ -19,8 +19,8 @@ from flax import nnx
 from safetensors.torch import load_file, save_file
 
 from hf_reference import hf_logits, make_inputs, save_tiny_hf
-from seeker_jax import checkpoint as C
-from seeker_jax.convert import convert, export
+from seeker_jax.checkpointing import checkpoint as C
+from seeker_jax.checkpointing.convert import convert, export
 from seeker_jax.models.qwen3_vl import (CheckpointError, ConfigError, forward, from_pretrained,
                                         save_pretrained)
 from seeker_jax.models.qwen3_vl import hf_io, safetensors_io

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from seeker_jax import __version__
-from seeker_jax.cli import _COMMANDS, main
+from seeker_jax.cli.main import _COMMANDS, main
 from seeker_jax.config import ConfigArgumentError
 from seeker_jax.errors import _USER_ERROR_TYPES, UserError, is_user_error
 
@@ -212,7 +212,7 @@ def test_version(capsys):
 def test_the_installed_command_prints_one_line(tmp_path, argv, expected):
     """The issue's examples as a user runs them: stderr is exactly one line, exit 2."""
     env = {k: v for k, v in os.environ.items() if k != "JAX_PLATFORMS"}
-    proc = subprocess.run([sys.executable, "-m", "seeker_jax.cli", *argv], cwd=tmp_path,
+    proc = subprocess.run([sys.executable, "-m", "seeker_jax.cli.main", *argv], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: "), proc.stderr

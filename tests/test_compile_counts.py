@@ -23,13 +23,13 @@ from flax import nnx
 
 from hf_reference import hf_logits, make_inputs, save_tiny_hf, segment
 from seeker_jax.data.batch import from_arrays
-from seeker_jax.decoding import encode_visual
+from seeker_jax.generation.decoding import encode_visual
 from seeker_jax.models.qwen3_vl import from_pretrained
 from seeker_jax.models.qwen3_vl.vision_inputs import (VisionBuckets, build_vision_inputs,
                                                       layout_pixels)
-from seeker_jax.sampler import Sampler
-from seeker_jax.train_state import create_train_state, jit_train_step, place_batch
-from seeker_jax.vision_batch import global_vision_inputs, slot_pixels
+from seeker_jax.generation.sampler import Sampler
+from seeker_jax.training.train_state import create_train_state, jit_train_step, place_batch
+from seeker_jax.training.vision_batch import global_vision_inputs, slot_pixels
 from test_vision_buckets import CompileCounter, hf_vision, mixed_stream, patches
 
 TOL = 1e-4

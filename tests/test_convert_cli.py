@@ -11,7 +11,7 @@ import sys
 import torch
 
 from hf_reference import save_tiny_hf
-from seeker_jax.cli import main
+from seeker_jax.cli.main import main
 from seeker_jax.models.qwen3_vl.hf_io import INDEX
 from test_checkpoint import assert_bit_exact, hf_tensors, no_partials
 
@@ -31,7 +31,7 @@ def test_convert_then_export_from_the_command_line(tmp_path, capsys):
     assert set(ASSETS) <= set(os.listdir(ckpt))
 
     # the exported folder: bf16 tensors equal to torch's own cast, sharded, assets back
-    proc = subprocess.run([sys.executable, "-m", "seeker_jax.cli", "export", "--ckpt", ckpt,
+    proc = subprocess.run([sys.executable, "-m", "seeker_jax.cli.main", "export", "--ckpt", ckpt,
                            "--out", out, "--max-shard-size", "200KB"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -67,7 +67,7 @@ def test_convert_with_a_mesh_places_parameters_sharded(tmp_path, capsys):
     import jax
     from jax.sharding import PartitionSpec
 
-    from seeker_jax.convert import mesh_placer, parse_mesh
+    from seeker_jax.checkpointing.convert import mesh_placer, parse_mesh
 
     hf_dir, ckpt, out = (str(tmp_path / n) for n in ("hf", "ckpt", "out"))
     hf = save_tiny_hf(hf_dir, tied=False, seed=9)

@@ -14,8 +14,8 @@ from seeker_jax.env.episode import Episode
 from seeker_jax.env.parser import parse_tool_calls, validate_trajectory
 from seeker_jax.env.records import SampleRecord
 from seeker_jax.models.tokenizer import offline_qwen_tokenizer
-from seeker_jax.rl.demo_eval import by_answer, describe_episode, paired_bootstrap, score, table
-from seeker_jax.rl.rollout import EpisodeResult
+from seeker_jax.cli.demo_eval import by_answer, describe_episode, paired_bootstrap, score, table
+from seeker_jax.agents.rollout import EpisodeResult
 
 
 def rec(question, duration=4.0, window=(0.0, 1.0), answer="A", **extra):
@@ -230,7 +230,7 @@ def test_confuse_pairs_says_what_is_wrong(spec, match):
 
 def test_describe_episode_shows_what_the_tools_showed(demo_world, tmp_path):
     """The write-up replays the turns: the crop's caption with its frame count and times."""
-    from seeker_jax import checkpoint as ckpt
+    from seeker_jax.checkpointing import checkpoint as ckpt
 
     root, env, _ = demo_world
     ckpt.write_env_config(str(tmp_path), env, "offline_qwen")
@@ -295,7 +295,7 @@ def test_demo_presets_read_like_the_docs():
 
 def test_held_out_world_is_new_videos_from_every_split(tmp_path):
     """The long run's evaluation world: the SFT world's preset, the next seed, every split."""
-    from seeker_jax.rl.demo import held_out_world
+    from seeker_jax.cli.demo import held_out_world
 
     config = load_config("configs/sft.py:tiny_synth")
     root, records = held_out_world(str(tmp_path), config, 48)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seeker_jax import checkpoint as ckpt
+from seeker_jax.checkpointing import checkpoint as ckpt
 from seeker_jax.config import ConfigArgumentError, load_config
 from seeker_jax.env.config import PAPER_CROP, PAPER_VIDEO, EnvConfig, EnvConfigError
 from seeker_jax.env.episode import Episode, EpisodeConfig, make_formatter

@@ -126,7 +126,7 @@ def test_extract_answer():
 
 
 def test_cli_tool(sample, tmp_path, capsys):
-    from seeker_jax.cli import main
+    from seeker_jax.cli.main import main
 
     root, _ = sample
     crop = call("crop_video", video_path="videos/v1.mp4", start_time=2, end_time=5)

@@ -99,9 +99,9 @@ def runs(tmp_path_factory):
 
 def test_learner_iterations(runs):
     """Metrics present per step, params change, sampler refreshed with the learner's weights."""
-    from seeker_jax import checkpoint as ckpt
+    from seeker_jax.checkpointing import checkpoint as ckpt
     from seeker_jax.config import load_config
-    from seeker_jax.trainer import build_model
+    from seeker_jax.training.trainer import build_model
 
     tmp, out = runs
     rows = out["straight"]
@@ -142,7 +142,7 @@ def test_learner_iterations(runs):
 
 
 def test_resume_is_exact(runs):
-    from seeker_jax import checkpoint as ckpt
+    from seeker_jax.checkpointing import checkpoint as ckpt
 
     tmp, out = runs
     straight, first, second = out["straight"], out["first"], out["second"]

@@ -18,9 +18,9 @@ from test_rollout import ANSWER, CONFIG, CROP, VIEW, world  # noqa: F401  (the f
 from seeker_jax.env.episode import Episode, make_formatter
 from seeker_jax.rl.grpo_batch import episodes_batch
 from seeker_jax.rl.policy_loss import PolicyLossConfig, make_grpo_loss, reference_logprobs
-from seeker_jax.rl.rollout import Rollout, RolloutConfig, env_sampler
-from seeker_jax.sampling import SamplingParams
-from seeker_jax.train_state import create_train_state, make_train_step, place_batch
+from seeker_jax.agents.rollout import Rollout, RolloutConfig, env_sampler
+from seeker_jax.generation.sampling import SamplingParams
+from seeker_jax.training.train_state import create_train_state, make_train_step, place_batch
 
 BUCKETS = (512, 1024)
 

@@ -19,8 +19,8 @@ from seeker_jax.env.records import SampleRecord
 from seeker_jax.rl.grpo import collect
 from seeker_jax.rl.policy_loss import PolicyLossConfig
 from seeker_jax.rl.rewards import RewardConfig, RewardModel
-from seeker_jax.rl.rollout import Rollout, RolloutConfig, env_sampler
-from seeker_jax.sampling import SamplingParams
+from seeker_jax.agents.rollout import Rollout, RolloutConfig, env_sampler
+from seeker_jax.generation.sampling import SamplingParams
 
 N, P = 2, 2  # samples per prompt, prompts per step
 

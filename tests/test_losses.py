@@ -1,4 +1,4 @@
-"""seeker_jax.losses: chunked per-token log-probs (custom VJP) against dense autodiff, the fused
+"""seeker_jax.training.losses: chunked per-token log-probs (custom VJP) against dense autodiff, the fused
 weighted sum against the per-token path, and the loss registry.
 
 Dense reference: jax.nn.log_softmax of the whole (B, K, V) logits, differentiated by jax.grad.
@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from seeker_jax.losses import (get_loss, register_loss, registered_losses, sft_loss,
+from seeker_jax.training.losses import (get_loss, register_loss, registered_losses, sft_loss,
                                token_logprob_sum, token_logprobs,
                                token_logprobs_with_entropy)
 

@@ -2,7 +2,7 @@
 import re
 
 from hf_reference import save_tiny_hf
-from seeker_jax.cli import main
+from seeker_jax.cli.main import main
 
 
 def test_parity_command_on_a_folder(tmp_path, capsys):

@@ -7,7 +7,7 @@ import pytest
 
 from chat_server import ChatServer, reply_text
 from pipeline_server import TruthHandler, default_script
-from seeker_jax.cli import main as cli_main
+from seeker_jax.cli.main import main as cli_main
 from seeker_jax.config import load_config
 from seeker_jax.data.pipeline.readers import (read_llava_video, read_qa_jsonl, read_synth,
                                               read_v2p, split_options)

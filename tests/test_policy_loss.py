@@ -21,12 +21,12 @@ from flax import nnx
 
 from hf_reference import save_tiny_hf
 from seeker_jax.data.batch import collate
-from seeker_jax.losses import get_loss, lm_head_weight, policy_token_logprobs, token_logprobs
+from seeker_jax.training.losses import get_loss, lm_head_weight, policy_token_logprobs, token_logprobs
 from seeker_jax.models.qwen3_vl import from_pretrained
 from seeker_jax.rl.policy_loss import (AGGREGATIONS, KL_ESTIMATORS, TIS, PolicyLossConfig,
                                        clipped_surrogate, grpo_token_terms, make_grpo_loss,
                                        reference_logprobs)
-from seeker_jax.train_state import (create_train_state, make_train_step, place_batch,
+from seeker_jax.training.train_state import (create_train_state, make_train_step, place_batch,
                                     with_vision)
 
 # ---------------------------------------------------------------- hand-worked pieces
@@ -127,7 +127,7 @@ def test_presets_and_config_errors():
     dapo = PolicyLossConfig.preset("dapo")
     assert (dapo.clip_high, dapo.dynamic_sampling, dapo.overlong_filter) == (0.28, True, True)
     for name in ("grpo", "dr_grpo", "dapo"):
-        assert callable(get_loss(name))  # registered in seeker_jax.losses: train_step_fn(tx, name)
+        assert callable(get_loss(name))  # registered in seeker_jax.training.losses: train_step_fn(tx, name)
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['clip'\]"):
         PolicyLossConfig.from_config({"clip": 0.2})
     with pytest.raises(ValueError, match="max_len_norm"):

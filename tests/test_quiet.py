@@ -25,7 +25,7 @@ def user_env() -> dict:
     """The environment of a user's shell: no JAX_PLATFORMS, no fake devices."""
     env = {k: v for k, v in os.environ.items() if k not in ("JAX_PLATFORMS", "XLA_FLAGS")}
     env["HF_HUB_OFFLINE"] = "1"
-    # as seeker_jax.aot does: libtpu takes a lock file per process, and other test processes
+    # as seeker_jax.aot.fit does: libtpu takes a lock file per process, and other test processes
     # may hold it; compiling (or failing to find a TPU) needs no lock
     env["ALLOW_MULTIPLE_LIBTPU_LOAD"] = "1"
     return env
@@ -82,13 +82,13 @@ def test_cli_on_cpu_is_quiet(tmp_path):
     (convert a tiny HF folder) print none of libtpu's lines."""
     from hf_reference import save_tiny_hf
 
-    proc = run([sys.executable, "-m", "seeker_jax.cli", "synth", "--out", str(tmp_path / "world"),
+    proc = run([sys.executable, "-m", "seeker_jax.cli.main", "synth", "--out", str(tmp_path / "world"),
                 "--num", "4", "--config", "configs/synth.py:tiny"], cwd=tmp_path)
     assert_quiet(proc)
     assert "synth: 4 records" in proc.stdout
 
     save_tiny_hf(str(tmp_path / "hf"), tied=False, seed=1)
-    proc = run([sys.executable, "-m", "seeker_jax.cli", "convert", "--hf-dir",
+    proc = run([sys.executable, "-m", "seeker_jax.cli.main", "convert", "--hf-dir",
                 str(tmp_path / "hf"), "--out", str(tmp_path / "ckpt")], cwd=tmp_path)
     assert_quiet(proc)
     assert os.path.isdir(tmp_path / "ckpt" / "params")
@@ -127,7 +127,7 @@ def test_trained_checkpoint_reads_without_metadata_warning(tmp_path):
     import orbax.checkpoint as ocp
 
     from hf_reference import save_tiny_hf
-    from seeker_jax import checkpoint as C
+    from seeker_jax.checkpointing import checkpoint as C
     from seeker_jax.models.qwen3_vl import from_pretrained
 
     save_tiny_hf(str(tmp_path / "hf"), tied=True, seed=2)
@@ -162,7 +162,7 @@ def test_trained_checkpoint_reads_without_metadata_warning(tmp_path):
 def test_short_demo_is_quiet(tmp_path):
     """The whole demo, one SFT step, one GRPO iteration and one episode: every stage's stderr
     is clean (about 3 minutes on 2 cores)."""
-    proc = run([sys.executable, "-m", "seeker_jax.cli", "demo", "--workdir", str(tmp_path / "d"),
+    proc = run([sys.executable, "-m", "seeker_jax.cli.main", "demo", "--workdir", str(tmp_path / "d"),
                 "--steps", "1", "--grpo-steps", "1", "--episodes", "1"], cwd=tmp_path,
                timeout=1200)
     assert_quiet(proc)

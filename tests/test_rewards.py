@@ -8,14 +8,14 @@ import pytest
 
 from seeker_jax.config import load_config
 from seeker_jax.configs.reward import reward_group
-from seeker_jax.conversation import Conversation
+from seeker_jax.generation.conversation import Conversation
 from seeker_jax.env.episode import CallRecord
 from seeker_jax.env.parser import extract_answer, parse_tool_calls
 from seeker_jax.rl.rewards import (RewardConfig, RewardContext, RewardModel, accuracy_mc,
                                    accuracy_open_rule, format_official, format_paper, from_episode,
                                    get_reward, interval_iou, parsimony, register_reward,
                                    registered_rewards, summarize, temporal_iou)
-from seeker_jax.rl.rollout import EpisodeResult
+from seeker_jax.agents.rollout import EpisodeResult
 
 MC = {"id": "v0_q0", "question": "What color is the object in the red box?\nA. red\nB. blue\n"
       "C. green\nD. yellow", "answer": "B", "question_form": "mc",

@@ -21,9 +21,9 @@ from seeker_jax.env.video import Sampling
 from seeker_jax.models.chat import concat_segments
 from seeker_jax.models.qwen3_vl import from_pretrained
 from seeker_jax.models.tokenizer import offline_qwen_tokenizer
-from seeker_jax.rl.rollout import Rollout, RolloutConfig, env_sampler
-from seeker_jax.conversation import recompute_logprobs
-from seeker_jax.sampling import SamplingParams
+from seeker_jax.agents.rollout import Rollout, RolloutConfig, env_sampler
+from seeker_jax.generation.conversation import recompute_logprobs
+from seeker_jax.generation.sampling import SamplingParams
 
 CONFIG = EpisodeConfig(video=Sampling(fps=1.0, max_frames=4, min_pixels=1024),
                        tools=with_crop(ToolConfig(), max_frames=4), max_rounds=2)

@@ -11,9 +11,9 @@ import pytest
 from hf_reference import save_tiny_hf
 from sleepy import SleepyEpisode
 from seeker_jax.models.qwen3_vl import from_pretrained
-from seeker_jax.rl.rollout import Rollout, RolloutConfig
-from seeker_jax.sampler import Sampler
-from seeker_jax.sampling import SamplingParams
+from seeker_jax.agents.rollout import Rollout, RolloutConfig
+from seeker_jax.generation.sampler import Sampler
+from seeker_jax.generation.sampling import SamplingParams
 
 # Image grids no other sampler test uses: the vision program's compile cache is process-wide
 # (keyed on the model graph and the grid), and test_sampler counts its own compilations.

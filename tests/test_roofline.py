@@ -1,7 +1,7 @@
-"""seeker_jax.roofline: the projected step time and MFU, against hand-worked numbers."""
+"""seeker_jax.aot.roofline: the projected step time and MFU, against hand-worked numbers."""
 import pytest
 
-from seeker_jax.roofline import CHIP_PEAKS, chip_of, format_projection, roofline
+from seeker_jax.aot.roofline import CHIP_PEAKS, chip_of, format_projection, roofline
 
 
 def figures(**kw):

@@ -12,9 +12,9 @@ from hf_reference import save_tiny_hf, segment
 from seeker_jax.models.qwen3_vl import forward, from_pretrained
 from seeker_jax.models.qwen3_vl.rope import get_rope_index_np
 from seeker_jax.models.qwen3_vl.vision_inputs import build_vision_inputs
-from seeker_jax.conversation import batch_conversations, recompute_logprobs
-from seeker_jax.sampler import Sampler, segment_positions
-from seeker_jax.sampling import SamplingParams
+from seeker_jax.generation.conversation import batch_conversations, recompute_logprobs
+from seeker_jax.generation.sampler import Sampler, segment_positions
+from seeker_jax.generation.sampling import SamplingParams
 
 MAX_LEN = 160
 
@@ -162,60 +162,3 @@ def test_stop_tokens_and_length_limit(sampler):
     assert len(s.conversation(1).input_ids) == MAX_LEN
     with pytest.raises(ValueError, match="does not fit"):
         s.add(1, segment([("text", 1)], 32))
-
-
-def test_attend_few_is_the_tied_projection():
-    """A decode step's tied projection, (E @ h.T).T, equals Embed.attend's h @ E.T (fp32; the
-    largest difference seen is reported by the assertion's bound)."""
-    import jax.numpy as jnp
-    from flax import nnx
-
-    from seeker_jax.models.qwen3_vl.layers import Embed
-
-    emb = Embed(1000, 64, ("vocab", "embed"), dtype=jnp.float32, param_dtype=jnp.float32,
-                rngs=nnx.Rngs(0))
-    h = jnp.asarray(np.random.default_rng(0).standard_normal((8, 64)), jnp.float32)
-    assert float(jnp.abs(emb.attend_few(h) - emb.attend(h)).max()) <= 1e-5
-    assert emb.attend_few(h).shape == (8, 1000)
-
-
-def test_transposed_head_decodes_the_same(models, tmp_path):
-    """Without the CPU kernel (cpu_kernels=False; tests/test_cpu_kernels.py covers it) the CPU
-    sampler's decode logits come from a (hidden, vocab) copy of the tied embedding
-    (decoding.transposed_head; on by default on CPU then): the same greedy tokens, and
-    log-probs and logits within 1e-5, as the model's own projection; load_state remakes the
-    copy from the new weights; an untied model has none."""
-    import jax
-    import jax.numpy as jnp
-    from flax import nnx
-
-    _, model = models
-    sampler = Sampler(model, batch_size=4, max_len=MAX_LEN, params=SamplingParams(0.0),
-                      stop_token_ids=(999,), decode_steps=8, max_chunk=32, min_bucket=32,
-                      cpu_kernels=False)
-    assert sampler.use_transposed_head and sampler.head is not None   # tests run on CPU
-    embedding = np.asarray(model.model.language_model.embed_tokens.embedding[...])
-    np.testing.assert_array_equal(np.asarray(sampler.head), embedding.T)
-    plain = Sampler(model, batch_size=4, max_len=MAX_LEN, params=SamplingParams(0.0),
-                    stop_token_ids=(999,), decode_steps=8, max_chunk=32, min_bucket=32,
-                    transposed_head=False, cpu_kernels=False)
-    assert plain.head is None
-    segs = [segment(PROMPT, seed=40), segment([("text", 9), ("image", (4, 6))], seed=41)]
-    ours, theirs = sampler.generate(segs, max_new_tokens=10), plain.generate(segs, 10)
-    for a, b in zip(ours, theirs):
-        np.testing.assert_array_equal(a.ids, b.ids)
-        assert float(np.abs(np.asarray(a.logprobs) - np.asarray(b.logprobs)).max()) <= 1e-5
-    # the rows the two prompts used
-    assert float(jnp.abs(sampler.last_logits[:2] - plain.last_logits[:2]).max()) <= 1e-5
-
-    _, state = nnx.split(model)
-    doubled = jax.tree.map(lambda x: x * 2, state)
-    s = Sampler(model, batch_size=2, max_len=64, params=SamplingParams(0.0), min_bucket=16,
-                cpu_kernels=False)
-    s.load_state(doubled)
-    np.testing.assert_array_equal(np.asarray(s.head), 2 * embedding.T)
-
-    save_tiny_hf(str(tmp_path), tied=False)
-    untied = Sampler(from_pretrained(str(tmp_path)), batch_size=2, max_len=64,
-                     params=SamplingParams(0.0), min_bucket=16, cpu_kernels=False)
-    assert untied.use_transposed_head and untied.head is None

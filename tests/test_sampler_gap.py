@@ -12,9 +12,9 @@ from hf_reference import save_tiny_hf, segment
 from seeker_jax.data.batch import collate
 from seeker_jax.models.qwen3_vl import from_pretrained
 from seeker_jax.rl.policy_loss import PolicyLossConfig, make_grpo_loss
-from seeker_jax.sampler import Sampler
-from seeker_jax.sampling import SamplingParams
-from seeker_jax.train_state import create_train_state, make_eval_step, place_batch
+from seeker_jax.generation.sampler import Sampler
+from seeker_jax.generation.sampling import SamplingParams
+from seeker_jax.training.train_state import create_train_state, make_eval_step, place_batch
 
 TEMPERATURE = 0.8
 

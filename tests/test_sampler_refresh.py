@@ -13,12 +13,12 @@ import pytest
 from flax import nnx
 
 from hf_reference import save_tiny_hf, segment
-from seeker_jax.conversation import recompute_logprobs
+from seeker_jax.generation.conversation import recompute_logprobs
 from seeker_jax.models.qwen3_vl import from_pretrained
-from seeker_jax.sampler import Sampler
-from seeker_jax.sampling import SamplingParams
+from seeker_jax.generation.sampler import Sampler
+from seeker_jax.generation.sampling import SamplingParams
 from seeker_jax.sharding import make_mesh
-from seeker_jax.train_state import create_train_state, make_train_step, place_batch
+from seeker_jax.training.train_state import create_train_state, make_train_step, place_batch
 
 PROMPT = [("text", 7), ("image", (4, 6)), ("text", 5)]
 KW = dict(batch_size=4, max_len=96, decode_steps=8, max_chunk=32, min_bucket=32)

@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from hf_reference import IMAGE, VEND, VIDEO, VSTART, save_tiny_hf, segment
-from seeker_jax.conversation import batch_conversations
+from seeker_jax.generation.conversation import batch_conversations
 from seeker_jax.models.qwen3_vl import forward, from_pretrained
-from seeker_jax.sampler import Sampler
-from seeker_jax.sampling import SamplingParams
+from seeker_jax.generation.sampler import Sampler
+from seeker_jax.generation.sampling import SamplingParams
 
 TOP = 20
 MAX_LEN = 96

@@ -4,7 +4,7 @@ import pytest
 import jax.numpy as jnp
 import numpy as np
 
-from seeker_jax.sampling import SamplingParams, learner_logprobs, policy_logprobs, sample
+from seeker_jax.generation.sampling import SamplingParams, learner_logprobs, policy_logprobs, sample
 
 T, TOP_K, TOP_P, SUPPRESS = 0.7, 10, 0.8, (3,)
 
@@ -76,7 +76,7 @@ def test_each_row_draws_from_its_own_key():
 
 
 def test_first_argmax_equals_argmax_with_ties():
-    from seeker_jax.sampling import first_argmax
+    from seeker_jax.generation.sampling import first_argmax
 
     x = np.random.default_rng(0).normal(size=(6, 1000)).astype(np.float32)
     x[1, [3, 700]] = 9.0        # a tie: the first index wins, as jnp.argmax
@@ -92,7 +92,7 @@ def test_chunked_first_argmax_equals_argmax(vocab):
     """Vocabularies cut into chunks (151,643 is prime: padded chunks): ties inside a chunk
     and across chunk borders, the first and last index, all-equal and all -inf rows; a NaN
     row gets a valid index (XLA:CPU's max skips NaN over large rows) and a NaN log-prob."""
-    from seeker_jax.sampling import argmax_and_max, first_argmax, vocab_chunks
+    from seeker_jax.generation.sampling import argmax_and_max, first_argmax, vocab_chunks
 
     n, size = vocab_chunks(vocab)
     assert n > 1
@@ -118,7 +118,7 @@ def test_chunked_first_argmax_equals_argmax(vocab):
 
 
 def test_vocab_chunks():
-    from seeker_jax.sampling import vocab_chunks
+    from seeker_jax.generation.sampling import vocab_chunks
 
     assert vocab_chunks(151_936) == (128, 1187)   # equal chunks
     assert vocab_chunks(1000) == (1, 1000)        # small: one chunk
@@ -129,7 +129,7 @@ def test_vocab_chunks():
 def test_greedy_logprobs_equal_learner_logprobs(vocab):
     """Greedy sampling reads the row max once for the token and its log-prob; the log-probs
     are still log_softmax's, forced tokens and suppressed ids included."""
-    from seeker_jax.sampling import learner_logprobs
+    from seeker_jax.generation.sampling import learner_logprobs
 
     logits = jnp.asarray(np.random.default_rng(2).normal(size=(4, vocab)).astype(np.float32)
                          * 4)
@@ -150,7 +150,7 @@ def test_draw_follows_the_softmax(vocab):
     """Inverse-CDF draws: 8,000 draws (8 rows x 1,000 keys) from a distribution on six tokens
     (among them a chunk's first and last token and the vocabulary's last) land within 5
     standard deviations of their probabilities; a token of probability 0 is never drawn."""
-    from seeker_jax.sampling import draw, vocab_chunks
+    from seeker_jax.generation.sampling import draw, vocab_chunks
 
     size = vocab_chunks(vocab)[1]
     support = sorted({0, 5, size - 1, size, vocab - 1, vocab // 2 + 3} - {vocab})
@@ -172,7 +172,7 @@ def test_sampled_logprobs_are_learner_logprobs_and_truncation_holds():
     """A sampled token's log-prob equals learner_logprobs (untruncated) to 4e-6, with and
     without top-k / top-p; truncated tokens are never drawn; a row's draw depends only on
     its key."""
-    from seeker_jax.sampling import learner_logprobs
+    from seeker_jax.generation.sampling import learner_logprobs
 
     vocab = 151_936
     logits = jnp.asarray(np.random.default_rng(3).normal(0, 2, (8, vocab)).astype(np.float32))

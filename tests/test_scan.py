@@ -18,8 +18,8 @@ from hf_reference import hf_logits, make_inputs, save_tiny_hf, segment
 from seeker_jax.models.qwen3_vl import forward, from_pretrained, save_pretrained
 from seeker_jax.models.qwen3_vl.stacking import unstack_flat
 from seeker_jax.models.qwen3_vl.text import init_cache
-from seeker_jax.sampler import Sampler
-from seeker_jax.sampling import SamplingParams
+from seeker_jax.generation.sampler import Sampler
+from seeker_jax.generation.sampling import SamplingParams
 from test_checkpoint import assert_bit_exact, hf_tensors
 
 TOL_HF, TOL_SELF = 1e-4, 1e-5
@@ -221,8 +221,8 @@ def test_checkpoints_cross_layouts(folder, tmp_path):
     """A scanned model saves its layers stacked; that checkpoint loads into either layout
     (bit-equal weights), exports to the HF folder bit-exact (sharded output: a stacked array
     spans shards); a per-layer checkpoint loads into a scanned model."""
-    from seeker_jax import checkpoint as C
-    from seeker_jax.convert import convert, export
+    from seeker_jax.checkpointing import checkpoint as C
+    from seeker_jax.checkpointing.convert import convert, export
 
     scanned = load(folder, scan_layers=True)
     ckpt = str(tmp_path / "stacked")

@@ -15,8 +15,8 @@ from PIL import Image
 
 from hf_reference import save_tiny_qwen_checkpoint
 from seeker_jax.models.chat import concat_segments
-from seeker_jax.sampler import Sampler
-from seeker_jax.sampling import SamplingParams
+from seeker_jax.generation.sampler import Sampler
+from seeker_jax.generation.sampling import SamplingParams
 from seeker_jax.serve.loading import ServeConfig
 from seeker_jax.serve.media import MediaLimits
 from seeker_jax.serve.protocol import Message

@@ -17,8 +17,8 @@ from seeker_jax.models.qwen3_vl.modeling import Qwen3VLForConditionalGeneration
 from seeker_jax.models.tokenizer import offline_qwen_tokenizer
 from seeker_jax.sharding import make_mesh
 from seeker_jax.data.batch import loss_positions
-from seeker_jax.losses import token_logprob_sum
-from seeker_jax.train_state import create_train_state, make_train_step, place_batch
+from seeker_jax.training.losses import token_logprob_sum
+from seeker_jax.training.train_state import create_train_state, make_train_step, place_batch
 
 
 @pytest.fixture(scope="module")

@@ -51,7 +51,7 @@ def _child(phase: str, tmp: str) -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     from seeker_jax.config import load_config
     from seeker_jax.data.synth import synthesize
-    from seeker_jax.sft import train
+    from seeker_jax.training.sft import train
 
     root = os.path.join(tmp, "world")
     if phase == "killed":

@@ -1,5 +1,5 @@
 """Two hosts on one machine: two processes joined by jax.distributed over a localhost
-coordinator (gloo CPU collectives, one device each) run `seeker_jax.sft.train` and match one
+coordinator (gloo CPU collectives, one device each) run `seeker_jax.training.sft.train` and match one
 process running the same global batches; each reads only its own shard of the records; the
 orbax checkpoint the two wrote restores in one process.
 
@@ -57,7 +57,7 @@ def _host(tmp: str, port: int, index: int) -> None:
                                process_id=index)
     assert jax.process_count() == 2 and jax.device_count() == 2
     from seeker_jax.data.trajectories import make_loader
-    from seeker_jax.sft import train
+    from seeker_jax.training.sft import train
 
     root = os.path.join(tmp, "world")
     c = _config(root, 1)
@@ -74,15 +74,15 @@ def _reference(tmp: str) -> None:
 
     import grain
 
-    from seeker_jax import checkpoint as ckpt
+    from seeker_jax.checkpointing import checkpoint as ckpt
     from seeker_jax.config import load_config
     from seeker_jax.data.batch import pad_to
     from seeker_jax.data.synth import synthesize
     from seeker_jax.data.trajectories import make_loader
-    from seeker_jax.optim import make_optimizer
+    from seeker_jax.training.optim import make_optimizer
     from seeker_jax.sharding import make_mesh
-    from seeker_jax.train_state import create_train_state, make_train_step, place_batch
-    from seeker_jax.trainer import build_model
+    from seeker_jax.training.train_state import create_train_state, make_train_step, place_batch
+    from seeker_jax.training.trainer import build_model
 
     root = os.path.join(tmp, "world")
     synthesize(root, 8, 0, load_config(os.path.join(ROOT_DIR, "configs", "synth.py") + ":tiny"))
@@ -127,7 +127,7 @@ def _env() -> dict:
 
 # In the default suite (issue 10: CI runs it): three child processes, each compiling the step.
 def test_two_processes_match_one(tmp_path):
-    from seeker_jax import checkpoint as ckpt
+    from seeker_jax.checkpointing import checkpoint as ckpt
 
     tmp = str(tmp_path)
     me = os.path.abspath(__file__)

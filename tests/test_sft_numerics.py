@@ -12,7 +12,7 @@ from flax import nnx
 from seeker_jax.config import load_config
 from seeker_jax.models.qwen3_vl.config import from_hf_dict
 from seeker_jax.models.qwen3_vl.modeling import Qwen3VLForConditionalGeneration
-from seeker_jax.train_state import create_train_state, make_train_step, place_batch
+from seeker_jax.training.train_state import create_train_state, make_train_step, place_batch
 
 
 def _model(dtype=jnp.float32):

@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 
-from seeker_jax import checkpoint as ckpt
+from seeker_jax.checkpointing import checkpoint as ckpt
 from seeker_jax.config import load_config
 
 pytestmark = pytest.mark.slow
@@ -38,7 +38,7 @@ def _config(root):
 
 @pytest.fixture(scope="module")
 def straight(world, tmp_path_factory):
-    from seeker_jax.sft import train
+    from seeker_jax.training.sft import train
 
     workdir = str(tmp_path_factory.mktemp("straight"))
     return workdir, train(_config(world), workdir, progress=False)
@@ -49,7 +49,7 @@ def _losses(rows):
 
 
 def test_resume_is_exact(world, straight, tmp_path):
-    from seeker_jax.sft import train
+    from seeker_jax.training.sft import train
 
     workdir_a, rows_a = straight
     workdir_b = str(tmp_path / "resumed")
@@ -71,7 +71,7 @@ def test_sft_checkpoint_exports_to_transformers(straight, tmp_path):
     import torch
     import transformers
 
-    from seeker_jax.cli import main
+    from seeker_jax.cli.main import main
     from seeker_jax.models.qwen3_vl.modeling import forward
 
     workdir, rows = straight

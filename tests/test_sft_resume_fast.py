@@ -1,4 +1,4 @@
-"""Exact resume of `seeker_jax.sft.train` on a tiny setup, in the default suite.
+"""Exact resume of `seeker_jax.training.sft.train` on a tiny setup, in the default suite.
 
 The same property as the slow test_sft_resume.py, smaller: 2N steps straight == N steps, the
 process exits, a new process resumes from the orbax checkpoint (params, optimizer state, the
@@ -21,7 +21,7 @@ import sys
 import numpy as np
 import pytest
 
-from seeker_jax import checkpoint as ckpt
+from seeker_jax.checkpointing import checkpoint as ckpt
 
 N = 2
 ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,7 +50,7 @@ def _child(phase: str, tmp: str) -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     from seeker_jax.config import load_config
     from seeker_jax.data.synth import synthesize
-    from seeker_jax.sft import train
+    from seeker_jax.training.sft import train
 
     root = os.path.join(tmp, "world")
     out = {}
@@ -123,7 +123,7 @@ def _largest_file(directory: str) -> str:
 
 
 def test_damaged_latest_checkpoint_is_a_clear_error(runs, tmp_path):
-    from seeker_jax.sft import train
+    from seeker_jax.training.sft import train
 
     tmp, _ = runs
     work = str(tmp_path / "a")

@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from seeker_jax import checkpoint as ckpt
+from seeker_jax.checkpointing import checkpoint as ckpt
 
 ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOL = 1e-4
@@ -34,7 +34,7 @@ def _config(root: str, steps: int, scan: bool, init_from: str = ""):
 def _child(work: str) -> None:
     from seeker_jax.config import load_config
     from seeker_jax.data.synth import synthesize
-    from seeker_jax.sft import train
+    from seeker_jax.training.sft import train
 
     root = os.path.join(work, "world")
     synthesize(root, 8, 0, load_config(os.path.join(ROOT_DIR, "configs", "synth.py") + ":tiny"))
@@ -78,9 +78,9 @@ def test_stacked_checkpoint_loads_either_way_and_exports_to_transformers(runs, t
     from flax import nnx
 
     from hf_reference import hf_logits
-    from seeker_jax.convert import export
+    from seeker_jax.checkpointing.convert import export
     from seeker_jax.models.qwen3_vl import forward
-    from seeker_jax.parity import make_inputs
+    from seeker_jax.checkpointing.parity import make_inputs
     from seeker_jax.models.qwen3_vl.stacking import unstack_flat
 
     work, _ = runs

@@ -8,8 +8,8 @@ from jax.sharding import PartitionSpec as P
 from hf_reference import make_inputs, save_tiny_hf
 from seeker_jax.models.chat import Segment
 from seeker_jax.models.qwen3_vl import from_pretrained
-from seeker_jax.sampler import Sampler
-from seeker_jax.sampling import SamplingParams
+from seeker_jax.generation.sampler import Sampler
+from seeker_jax.generation.sampling import SamplingParams
 from seeker_jax.sharding import DEFAULT_RULES, logical_to_pspec, make_mesh, shard_model
 
 RULES = (("embed", "fsdp"), ("mlp", ("tensor", "fsdp")), ("vocab", "tensor"), ("heads", None))

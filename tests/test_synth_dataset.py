@@ -10,7 +10,7 @@ import grain
 import numpy as np
 import pytest
 
-from seeker_jax.cli import main as cli_main
+from seeker_jax.cli.main import main as cli_main
 from seeker_jax.config import load_config
 from seeker_jax.data.records import RecordSource, make_dataset, read_records, resolve_paths
 from seeker_jax.data.synth import synthesize

@@ -1,4 +1,4 @@
-"""seeker_jax.trainer: metrics rows past the restored step are dropped on resume, and a
+"""seeker_jax.training.trainer: metrics rows past the restored step are dropped on resume, and a
 checkpoint is a dict of named items (a caller adds its own beside the standard four)."""
 import json
 import os
@@ -13,8 +13,8 @@ from flax import nnx
 from seeker_jax.config import load_config
 from seeker_jax.models.qwen3_vl.config import from_hf_dict
 from seeker_jax.models.qwen3_vl.modeling import Qwen3VLForConditionalGeneration
-from seeker_jax.train_state import create_train_state
-from seeker_jax.trainer import (ArrayItem, JsonItem, MetricsWriter, restore_latest,
+from seeker_jax.training.train_state import create_train_state
+from seeker_jax.training.trainer import (ArrayItem, JsonItem, MetricsWriter, restore_latest,
                                 save_checkpoint, state_items, truncate_metrics)
 
 
@@ -72,7 +72,7 @@ def test_under_mesh_sets_the_context_mesh_for_splash_only():
     import jax
 
     from seeker_jax.sharding import make_mesh
-    from seeker_jax.trainer import under_mesh
+    from seeker_jax.training.trainer import under_mesh
 
     mesh = make_mesh({"data": 1, "fsdp": 1, "tensor": 1})
     seen = []

@@ -29,11 +29,11 @@ from flax import nnx
 
 from hf_reference import save_tiny_hf
 from seeker_jax.data.batch import collate
-from seeker_jax.losses import policy_token_logprobs
+from seeker_jax.training.losses import policy_token_logprobs
 from seeker_jax.models.qwen3_vl import from_pretrained
 from seeker_jax.models.qwen3_vl.params import iter_flax_to_hf
 from seeker_jax.rl.policy_loss import PolicyLossConfig, make_grpo_loss
-from seeker_jax.train_state import place_batch, with_vision
+from seeker_jax.training.train_state import place_batch, with_vision
 from trl_reference import trl_logps, trl_loss, trl_trainer
 
 B, P, C = 4, 6, 10  # rows, prompt tokens, completion tokens

@@ -13,7 +13,6 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from seeker_jax.models import cpu_kernels
 
 Axes = tuple[str | None, ...]
 
@@ -34,8 +33,7 @@ def param(rngs: nnx.Rngs | None, shape: Sequence[int], axes: Axes, dtype, init: 
 
 
 class Linear(nnx.Module):
-    """y = x @ kernel (+ bias), computed in `dtype`. Inside a sampler's CPU program a few
-    rows are multiplied by the packed copy it gave (cpu_kernels.decode_program) instead."""
+    """y = x @ kernel (+ bias), computed in `dtype`."""
 
     def __init__(self, in_features: int, out_features: int, axes: Axes, *, use_bias: bool,
                  dtype, param_dtype, rngs: nnx.Rngs, std: float = 0.02):
@@ -45,11 +43,7 @@ class Linear(nnx.Module):
         self.dtype = dtype
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        packed = cpu_kernels.linear_weight(self)
-        if packed is not None and cpu_kernels.few_rows(x):
-            y = cpu_kernels.matmul(x, packed, self.kernel.shape[1]).astype(self.dtype)
-        else:
-            y = jnp.dot(x.astype(self.dtype), self.kernel[...].astype(self.dtype))
+        y = jnp.dot(x.astype(self.dtype), self.kernel[...].astype(self.dtype))
         if self.bias is not None:
             y = y + self.bias[...].astype(self.dtype)
         return y
@@ -69,12 +63,6 @@ class Embed(nnx.Module):
     def attend(self, x: jax.Array) -> jax.Array:
         """x @ embedding.T, for a tied LM head."""
         return jnp.dot(x.astype(self.dtype), self.embedding[...].astype(self.dtype).T)
-
-    def attend_few(self, x: jax.Array) -> jax.Array:
-        """attend for a few rows (a decode step's), computed as (embedding @ x.T).T: XLA:CPU
-        then streams the (num, features) table once in its own layout, 7.1-7.9 vs 8.7-9.5 ms for 8 rows
-        at hidden 256 and Qwen3-VL's 151,936-token vocabulary (bench/projection.py). x (B, H)."""
-        return jnp.dot(self.embedding[...].astype(self.dtype), x.astype(self.dtype).T).T
 
 
 class RMSNorm(nnx.Module):

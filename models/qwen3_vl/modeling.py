@@ -187,12 +187,6 @@ class Qwen3VLForConditionalGeneration(nnx.Module):
             return self.model.language_model.embed_tokens.attend(hidden)
         return self.lm_head(hidden)
 
-    def step_logits(self, hidden: jax.Array) -> jax.Array:
-        """logits for a decode step's few rows (B, H) (layers.Embed.attend_few when tied)."""
-        if self.lm_head is None:
-            return self.model.language_model.embed_tokens.attend_few(hidden)
-        return self.lm_head(hidden)
-
     def get_rope_index(self, *args, **kwargs):
         return self.model.get_rope_index(*args, **kwargs)
 

@@ -22,7 +22,6 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from seeker_jax.models import cpu_kernels
 from seeker_jax.models.qwen3_vl.attention import (AttentionMask, cache_attention, check_impl,
                                                   dot_product_attention, reference_attention)
 from seeker_jax.models.qwen3_vl.config import TextConfig
@@ -89,12 +88,8 @@ class Qwen3VLTextAttention(nnx.Module):
             # The mask's width is the window of slots attention reads (a sampler attends only
             # to the bucket of slots its rows have filled, not the whole cache).
             window = mask.shape[-1]
-            if cpu_kernels.in_decode_program() and cpu_kernels.attention_applies(q, cache.key):
-                # the CPU sampler's decode step: the FFI kernel reads the window in place
-                out = cpu_kernels.decode_attention(q, cache.key, cache.value, mask)
-            else:
-                out = cache_attention(q, cache.key[:, :, :window].astype(q.dtype),
-                                      cache.value[:, :, :window].astype(q.dtype), mask)
+            out = cache_attention(q, cache.key[:, :, :window].astype(q.dtype),
+                                  cache.value[:, :, :window].astype(q.dtype), mask)
         else:
             out = dot_product_attention(q, k, v, mask, self.attention_impl)
         return self.o_proj(out.reshape(B, L, -1)), cache

@@ -107,7 +107,7 @@ def question_form_of(record: Mapping[str, Any]) -> str:
 
 
 def from_episode(result: Any, record: Mapping[str, Any]) -> RewardContext:
-    """The context of one rollout episode (`seeker_jax.rl.rollout.EpisodeResult`: turns,
+    """The context of one rollout episode (`seeker_jax.agents.rollout.EpisodeResult`: turns,
     answer, end_reason, calls, turn_stop_reasons) and its record (question, answer,
     question_form, options, evidence_window)."""
     name = f"record {record.get('id', record.get('video_id', '?'))}"

@@ -51,8 +51,8 @@ class InProcessBackend:
 
     def __init__(self, model, tokenizer, *, batch_size: int, max_len: int, max_new_tokens: int,
                  max_turns: int):
-        from seeker_jax.rl.rollout import Rollout, RolloutConfig, env_sampler
-        from seeker_jax.sampling import SamplingParams
+        from seeker_jax.agents.rollout import Rollout, RolloutConfig, env_sampler
+        from seeker_jax.generation.sampling import SamplingParams
 
         self.tokenizer = tokenizer
         sampler = env_sampler(model, tokenizer, batch_size=batch_size, max_len=max_len,
@@ -178,7 +178,7 @@ def load_backend(spec: str, *, batch_size: int, max_len: int, max_new_tokens: in
     common = dict(batch_size=batch_size, max_len=max_len, max_new_tokens=max_new_tokens,
                   max_turns=max_turns)
     if kind == "ckpt":
-        from seeker_jax.checkpoint import load_model, read_env_config, read_tokenizer
+        from seeker_jax.checkpointing.checkpoint import load_model, read_env_config, read_tokenizer
 
         return (InProcessBackend(load_model(rest), read_tokenizer(rest), **common),
                 read_env_config(rest))

@@ -39,11 +39,11 @@ from typing import Sequence
 
 import numpy as np
 
-from seeker_jax.decoding import STOP_CANCELLED
+from seeker_jax.generation.decoding import STOP_CANCELLED
 from seeker_jax.models.chat import Segment, concat_segments
 from seeker_jax.models.tokenizer import special_ids
-from seeker_jax.sampler import Sampler
-from seeker_jax.sampling import SamplingParams
+from seeker_jax.generation.sampler import Sampler
+from seeker_jax.generation.sampling import SamplingParams
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ def load_spec(spec: str):
     if not os.path.exists(path):
         raise UserError(f"--model {spec!r}: {path} does not exist")
     if kind == "ckpt":
-        from seeker_jax.checkpoint import load_model, read_env_config, read_tokenizer
+        from seeker_jax.checkpointing.checkpoint import load_model, read_env_config, read_tokenizer
 
         return load_model(path), read_tokenizer(path), read_env_config(path)
     from seeker_jax.models.qwen3_vl import from_pretrained

@@ -5,7 +5,7 @@ chosen token and for its alternatives; `bytes` are the token's own bytes. A byte
 token (Qwen's) may hold part of a UTF-8 character: its text is then "\\ufffd", but its bytes
 are the real ones, so a client that joins the bytes of consecutive tokens gets the exact text
 (OpenAI's reason for the field). The values are the sampler's learner log-probs (tempered,
-untruncated; seeker_jax.sampling), so a token's logprob equals its own entry in its list.
+untruncated; seeker_jax.generation.sampling), so a token's logprob equals its own entry in its list.
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from seeker_jax.env.config import EnvConfig
-from seeker_jax.sampling import SamplingParams
+from seeker_jax.generation.sampling import SamplingParams
 from seeker_jax.serve import protocol as P
 from seeker_jax.serve.engine import Engine, GenerationRequest, Handle
 from seeker_jax.serve.logprobs import TokenText, choice_logprobs

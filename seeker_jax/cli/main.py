@@ -6,7 +6,7 @@ import lazily so `seeker-jax --help` stays fast. This is the only module that im
 part of the project; nothing imports it.
 
 User mistakes end in one line, `error: ...`, and exit code 2: argparse's own (a missing or
-out-of-range argument, checked by seeker_jax/cli_args.py before any work starts) and the
+out-of-range argument, checked by seeker_jax/cli/args.py before any work starts) and the
 errors raised while running that describe bad input (`seeker_jax.errors.is_user_error`).
 Anything else is a bug and shows its traceback; `--debug` shows tracebacks for both.
 """
@@ -17,7 +17,7 @@ import dataclasses
 import sys
 from typing import Callable, Sequence
 
-from seeker_jax.cli_args import (existing_dir, existing_file, non_negative_float, non_negative_int,
+from seeker_jax.cli.args import (existing_dir, existing_file, non_negative_float, non_negative_int,
                                  positive_int, writable_dir, writable_file)
 from seeker_jax.errors import UserError, is_user_error
 
@@ -229,7 +229,7 @@ def _convert_arguments(p: argparse.ArgumentParser) -> None:
          outputs="OUT/params/ (orbax), OUT/model_config.json, and the tokenizer/processor files "
                  "of --hf-dir;\nstdout: one summary line (tensors, bytes, seconds, peak memory)")
 def _convert(args: argparse.Namespace) -> int:
-    from seeker_jax.convert import convert, mesh_placer, parse_mesh, run_reporting_errors
+    from seeker_jax.checkpointing.convert import convert, mesh_placer, parse_mesh, run_reporting_errors
 
     def work() -> str:
         place = mesh_placer(args.hf_dir, parse_mesh(args.mesh)) if args.mesh else None
@@ -258,7 +258,7 @@ def _export_arguments(p: argparse.ArgumentParser) -> None:
                  "json), the tokenizer files;\nloadable by transformers' "
                  "Qwen3VLForConditionalGeneration.from_pretrained(OUT)")
 def _export(args: argparse.Namespace) -> int:
-    from seeker_jax.convert import export, run_reporting_errors
+    from seeker_jax.checkpointing.convert import export, run_reporting_errors
 
     return run_reporting_errors(lambda: export(args.ckpt, args.out, args.dtype,
                                                max_shard_size=args.max_shard_size,
@@ -283,7 +283,7 @@ def _parity(args: argparse.Namespace) -> int:
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from seeker_jax.parity import run_parity
+    from seeker_jax.checkpointing.parity import run_parity
 
     errors = run_parity(args.hf_dir, args.tol, args.seed)
     return 0 if max(errors.values()) <= args.tol else 1
@@ -305,7 +305,7 @@ def _sft_arguments(p: argparse.ArgumentParser) -> None:
                  "logged step),\nWORKDIR/tb/ (TensorBoard), WORKDIR/checkpoints/<step>/ (orbax), "
                  "WORKDIR/data/ (tiny_synth's world)")
 def _sft(args: argparse.Namespace) -> int:
-    from seeker_jax.sft import train
+    from seeker_jax.training.sft import train
 
     train(_config(args), args.workdir)
     return 0
@@ -406,7 +406,7 @@ def _demo(args: argparse.Namespace) -> int:
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from seeker_jax.rl.demo import run_demo
+    from seeker_jax.cli.demo import run_demo
 
     run_demo(args.workdir, args.steps, args.episodes, args.grpo_steps)
     return 0
@@ -435,7 +435,7 @@ def _aot_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _check_aot_arguments(args: argparse.Namespace) -> None:
-    from seeker_jax.aot import hbm_gib, tpu_compiler_available
+    from seeker_jax.aot.fit import hbm_gib, tpu_compiler_available
 
     if args.frames is not None and args.frames % 2:
         raise UserError(f"--frames {args.frames}: give an even number (Qwen3-VL patches video "
@@ -459,7 +459,7 @@ def _check_aot_arguments(args: argparse.Namespace) -> None:
                  "FIT, FLOPs vs 6NT;\n--json OUT: the same figures as JSON. Exit 2 if it does "
                  "not fit (or on a usage error)")
 def _aot(args: argparse.Namespace) -> int:
-    from seeker_jax.aot import run_aot
+    from seeker_jax.aot.fit import run_aot
     from seeker_jax.rl.aot import compile_grpo_step, is_grpo_config
 
     config = _config(args)
@@ -478,8 +478,8 @@ def _aot(args: argparse.Namespace) -> int:
 def _aot_decode(config, args: argparse.Namespace) -> int:
     import json
 
-    from seeker_jax.aot import AotError
-    from seeker_jax.aot_decode import compile_decode_step, format_decode_report
+    from seeker_jax.aot.fit import AotError
+    from seeker_jax.aot.decode import compile_decode_step, format_decode_report
 
     print(f"aot: compiling the sampler's decode step for {args.topology} with libtpu",
           flush=True)
@@ -608,7 +608,7 @@ def _trajectories(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UserError(f"--teacher: {e}") from None
     env = EnvConfig.from_config(config.env)
-    from seeker_jax import checkpoint as ckpt
+    from seeker_jax.checkpointing import checkpoint as ckpt
 
     model_dir = ckpt.find_params(config.model.init_from).config_dir if config.model.init_from else None
     formatter = env.formatter(tokenizer_from_config(config.tokenizer, model_dir))

@@ -3,19 +3,19 @@ CPU and read the compiler's per-chip memory.
 
 `seeker-jax aot --decode --config configs/grpo.py:qwen3_vl_8b --topology v5p:2x2x1 [--rows 8]`
 
-What is compiled is the sampler's own program, `seeker_jax.decoding.decode` (up to
+What is compiled is the sampler's own program, `seeker_jax.generation.decoding.decode` (up to
 `decode_steps` tokens in one while_loop), with:
 
 - the sampler's copy of the weights in the compute dtype (bf16 in the real presets), placed
   by the config's logical-axis rules as `Sampler(mesh=...)` places them;
-- the decoder unrolled, as the sampler runs it (seeker_jax.sampler.decoding_graph): a scanned
+- the decoder unrolled, as the sampler runs it (seeker_jax.generation.sampler.decoding_graph): a scanned
   decoder would carry, and copy, the whole cache through each step;
 - a KV cache of `rows` x (max_len + max_chunk) slots per layer (the sampler's layout:
   c.rollout.max_len, c.rollout.max_chunk), rows split over the batch axes like
   `Sampler.reset` splits them.
 
 "Fits beside the training state" adds the learner's persistent state on the same chips (fp32
-params, AdamW moments and accumulated gradients, per seeker_jax.aot.abstract_train_state):
+params, AdamW moments and accumulated gradients, per seeker_jax.aot.fit.abstract_train_state):
 during a rollout the learner's temporaries are free, its state is not.
 """
 from __future__ import annotations
@@ -28,11 +28,11 @@ import ml_collections
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
-from seeker_jax.aot import (GIB, AotError, _with_sharding, abstract_train_state, hbm_gib,
+from seeker_jax.aot.fit import (GIB, AotError, _with_sharding, abstract_train_state, hbm_gib,
                             per_chip_bytes, topology_mesh)
-from seeker_jax.aot_cost import is_out_of_memory, place_variables
-from seeker_jax.decoding import decode
-from seeker_jax.sampling import SamplingParams
+from seeker_jax.aot.cost import is_out_of_memory, place_variables
+from seeker_jax.generation.decoding import decode
+from seeker_jax.generation.sampling import SamplingParams
 
 EOS_IDS = (151645, 151643)  # <|im_end|>, <|endoftext|>: the rollout's stop tokens
 
@@ -53,8 +53,8 @@ def compile_decode_step(c: ml_collections.ConfigDict, topology: str, rows: int =
     from seeker_jax.models.qwen3_vl import from_hf_dict
     from seeker_jax.models.qwen3_vl.hf_io import abstract_model
     from seeker_jax.models.qwen3_vl.text import init_cache
-    from seeker_jax.optim import make_optimizer
-    from seeker_jax.sampler import bucket, decoding_graph
+    from seeker_jax.training.optim import make_optimizer
+    from seeker_jax.generation.sampler import bucket, decoding_graph
     from seeker_jax.sharding import array_sharding, rules_from_config
 
     if rows < 1:

@@ -7,7 +7,7 @@ The model is split once into a graph definition and three states:
 Only `trainable` and its optimizer state change in a step. Every array is placed by the
 logical-axis rules of seeker_jax.sharding; the batch is sharded over ("data", "fsdp").
 
-Loss: any registered `loss_fn(model, batch) -> (loss, aux)` of seeker_jax.losses ("sft" is
+Loss: any registered `loss_fn(model, batch) -> (loss, aux)` of seeker_jax.training.losses ("sft" is
 next-token cross entropy on learned tokens); the batch is a seeker_jax.data.batch.Batch placed
 by place_batch, which also returns its vision inputs (Vision: grids as arrays, traced like the
 batch, so the step compiles once per bucket, never per grid mix).
@@ -24,11 +24,11 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from seeker_jax.data.batch import Batch, batch_dim, from_arrays, pad_to
-from seeker_jax.losses import LossFn, get_loss
+from seeker_jax.training.losses import LossFn, get_loss
 from seeker_jax.models.qwen3_vl.vision_inputs import DEFAULT_BUCKETS, VisionBuckets, VisionInputs
 from seeker_jax.sharding import (DEFAULT_RULES, Rules, array_sharding, logical_to_pspec,
                                  model_shardings)
-from seeker_jax.vision_batch import MODALITIES, global_vision_inputs, slot_pixels
+from seeker_jax.training.vision_batch import MODALITIES, global_vision_inputs, slot_pixels
 
 VISION = "visual"
 
@@ -89,10 +89,10 @@ def with_vision(batch: Mapping[str, Any], vision: Vision) -> dict[str, Any]:
 
 def train_step_fn(tx: optax.GradientTransformation, loss_fn: str | LossFn = "sft") -> Callable:
     """The un-jitted step(graphdef, trainable, frozen, rest, opt_state, batch, vision) ->
-    (trainable, opt_state, metrics) for any registered loss (seeker_jax.losses).
+    (trainable, opt_state, metrics) for any registered loss (seeker_jax.training.losses).
 
     metrics: "loss", the loss's aux metrics, "grad_norm". jit_train_step jits it,
-    seeker_jax.aot compiles it ahead of time for TPU topologies; only graphdef is static
+    seeker_jax.aot.fit compiles it ahead of time for TPU topologies; only graphdef is static
     (vision is a pytree of arrays, traced like the batch).
     """
     loss_fn = get_loss(loss_fn)
@@ -214,7 +214,7 @@ def host_vision(grids: Mapping[str, Sequence[np.ndarray | None]], vision_config,
                 ) -> dict[str, tuple[list[VisionInputs], VisionInputs]]:
     """{modality: (per-process VisionInputs, global VisionInputs)} for the modalities present.
 
-    The one host function that decides vision shapes: place_batch and seeker_jax.aot both call
+    The one host function that decides vision shapes: place_batch and seeker_jax.aot.fit both call
     it (vision_config: the model's VisionConfig; grids as gather_grids gives them).
     """
     out = {}
@@ -247,7 +247,7 @@ def place_batch(batch: Batch | Mapping[str, np.ndarray], model, mesh: Mesh | Non
     token length and loss positions are padded to the largest any process has (one small
     all-gather), since a global array needs one shape.
 
-    Vision (seeker_jax.vision_batch): the grids of every process are gathered, each process
+    Vision (seeker_jax.training.vision_batch): the grids of every process are gathered, each process
     packs its own into agreed (S, B) blocks of a bucket, pixel values become slot-layout rows
     (n_procs * B * S, 1536) sharded by process over the block axis, and Vision holds the
     global VisionInputs (replicated device arrays), the same on every process.

@@ -2,7 +2,7 @@
 decode up to `steps` tokens in one while_loop, copy cache rows, sample first tokens, and encode
 vision (grids as data: one compile per bucket).
 
-Conventions (see seeker_jax.sampler for the host side): a cache is a list of per-layer
+Conventions (see seeker_jax.generation.sampler for the host side): a cache is a list of per-layer
 LayerCache (B, S, kv_heads, head_dim); rows that take no part in a call write at slot
 max_len (scratch); each row's sampling key is row_keys(seed_key, episode, token index).
 
@@ -11,29 +11,20 @@ top_n alternatives under the learner distribution (sampling.top_logprobs), compu
 inside the loop: ids and log-probs (B, top_n) per position, or None when top_n is 0 (then the
 program is the one it always was, and GRPO rollouts and evaluation pay nothing).
 
-`head` (optional, (hidden, vocab)): the tied embedding transposed once per weight set
-(`transposed_head`), used for the step's logits in place of the model's own projection
-(`step_logits`); None: the model's (the default everywhere but the CPU sampler).
-
-`packed` (optional, a PackedWeights): the CPU sampler's packed copies of every text-decoder
-Linear kernel and of the LM head (models/cpu_kernels.py). A decode step's few rows are then
-multiplied by them through the FFI kernel; a prefill's many rows still use XLA's dot on the
-model's own kernels. None everywhere else.
+The decode step's logits are the model's own projection (`model.logits`), on every backend.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from seeker_jax.models import cpu_kernels
 from seeker_jax.models.qwen3_vl.modeling import (Qwen3VLForConditionalGeneration,
                                                  scatter_features, visibility_mask)
 from seeker_jax.models.qwen3_vl.vision_inputs import VisionInputs
-from seeker_jax.sampling import SamplingParams, row_keys, sample, top_logprobs
+from seeker_jax.generation.sampling import SamplingParams, row_keys, sample, top_logprobs
 
 STOP_TOKEN, STOP_MAX_NEW, STOP_MAX_LEN, STOP_STRING, STOP_CANCELLED = 1, 2, 3, 4, 5
 STOP_REASONS = {STOP_TOKEN: "stop_token", STOP_MAX_NEW: "max_new_tokens",
@@ -50,70 +41,8 @@ def top_alternatives(logits: jax.Array, params: SamplingParams, top_n: int
     return top_logprobs(logits, top_n, params.temperature, params.suppress_ids)
 
 
-def transposed_head(model: Qwen3VLForConditionalGeneration) -> jax.Array | None:
-    """The tied LM head as a (hidden, vocab) copy in the compute dtype, or None for an untied
-    model (its lm_head kernel is already (hidden, vocab)). A decode step's logits are then a
-    plain (B, H) @ (H, V) product: on XLA:CPU that streams the table ~1.4x faster than either
-    form over the (vocab, hidden) embedding (bench/projection.py), for one more table of
-    memory. The sampler makes it when it loads weights."""
-    if model.lm_head is not None:
-        return None
-    embed = model.model.language_model.embed_tokens
-    return _transpose(embed.embedding[...], embed.dtype)
-
-
-@partial(jax.jit, static_argnames=("dtype",))
-def _transpose(table, dtype):
-    return table.astype(dtype).T
-
-
-@jax.tree_util.register_dataclass
-@dataclass(frozen=True)
-class PackedWeights:
-    """The CPU sampler's packed copies (cpu_kernels.pack): each text-decoder Linear kernel in
-    `decoder_linears` order, and the LM head as a (hidden, vocab) weight."""
-
-    linears: tuple[jax.Array, ...]
-    head: jax.Array
-
-
-def decoder_linears(model: Qwen3VLForConditionalGeneration) -> list:
-    """The text decoder's Linear modules, layer by layer: q, k, v, o, gate, up, down. The
-    decoder must be unrolled (the sampler's decoding_graph)."""
-    out = []
-    for layer in model.model.language_model.layers:
-        attn, mlp = layer.self_attn, layer.mlp
-        out += [attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj, mlp.gate_proj,
-                mlp.up_proj, mlp.down_proj]
-    return out
-
-
-def pack_weights(model: Qwen3VLForConditionalGeneration) -> PackedWeights:
-    """PackedWeights for the model's current weights (float32 copies: one more set of the
-    decoder's and the head's weights in memory)."""
-    if model.lm_head is None:
-        head = model.model.language_model.embed_tokens.embedding[...].T
-    else:
-        head = model.lm_head.kernel[...]
-    return PackedWeights(tuple(cpu_kernels.pack(m.kernel[...]) for m in decoder_linears(model)),
-                         cpu_kernels.pack(head))
-
-
-def step_logits(model: Qwen3VLForConditionalGeneration, hidden: jax.Array,
-                head: jax.Array | None, packed: PackedWeights | None = None) -> jax.Array:
-    """A decode step's logits (B, V) float32 from hidden (B, H): through the packed head where
-    the sampler holds one, else hidden @ head where it holds a transposed head, else the
-    model's own step_logits (all equal to <= 1e-5)."""
-    if packed is not None:  # the sampler packs only for batch_size <= cpu_kernels.MAX_ROWS
-        return cpu_kernels.matmul(hidden, packed.head, model.config.text.vocab_size)
-    if head is None:
-        return model.step_logits(hidden).astype(jnp.float32)
-    return jnp.dot(hidden.astype(head.dtype), head).astype(jnp.float32)
-
-
 def language_model(model: Qwen3VLForConditionalGeneration, cache, ids, positions, write_index,
-                   n_valid, feats, deepstack, window: int | None = None,
-                   packed: PackedWeights | None = None):
+                   n_valid, feats, deepstack, window: int | None = None):
     """The decoder on (B, L) ids written at write_index (B,); n_valid (B,) real tokens each.
 
     window (static): attention reads only the first `window` cache slots (None: all). Every
@@ -136,25 +65,21 @@ def language_model(model: Qwen3VLForConditionalGeneration, cache, ids, positions
     S = cache[0].key.shape[2] if window is None else window  # head-major (B, KVH, S, D)
     valid = jnp.arange(S)[None, :] < (write_index + n_valid)[:, None]
     mask = visibility_mask(valid, B, L, cache, write_index)
-    if packed is None:
-        return lm(embeds, positions, mask, extra, cache, write_index)
-    with cpu_kernels.decode_program(zip(decoder_linears(model), packed.linears)):
-        return lm(embeds, positions, mask, extra, cache, write_index)
+    return lm(embeds, positions, mask, extra, cache, write_index)
 
 
 @partial(jax.jit, static_argnames=("graphdef", "params", "top_n", "window"),
          donate_argnames=("cache",))
 def extend(state, cache, ids, positions, write_index, n_valid, feats, deepstack, forced,
-           seed_key, episode, *, graphdef, params, top_n=0, window=None, head=None,
-           packed=None):
+           seed_key, episode, *, graphdef, params, top_n=0, window=None):
     """Writes (B, L) ids and samples each row's next token, at conversation index
     write_index + n_valid, with its episode's key. Returns the cache, tokens (B,), log-probs
     (B,), the last logits (B, V) and the top_n alternatives (see top_alternatives)."""
     model = nnx.merge(graphdef, state)
     hidden, cache = language_model(model, cache, ids, positions, write_index, n_valid, feats,
-                                   deepstack, window, packed)
+                                   deepstack, window)
     last = hidden[jnp.arange(ids.shape[0]), n_valid - 1]
-    logits = step_logits(model, last, head, packed)
+    logits = model.logits(last).astype(jnp.float32)
     keys = row_keys(seed_key, episode, write_index + n_valid)
     token, logprob = sample(logits, keys, params, forced)
     return cache, token, logprob, logits, top_alternatives(logits, params, top_n)
@@ -188,7 +113,7 @@ def first_tokens(logits, seed_key, episode, token_index, forced, *, params, top_
                                    "window"), donate_argnames=("cache",))
 def decode(state, cache, last, length, pos, n_gen, active, max_new, forced, forced_len,
            seed_key, episode, *, graphdef, params, steps, stop_ids, max_len, top_n=0,
-           window=None, head=None, packed=None):
+           window=None):
     """Up to `steps` decode steps; stops early when no row is active. window: see
     language_model (every active row must stay inside it for all `steps`).
 
@@ -210,8 +135,8 @@ def decode(state, cache, last, length, pos, n_gen, active, max_new, forced, forc
         write = jnp.where(active, length, max_len)
         positions = jnp.broadcast_to(pos[None, :, None], (3, B, 1))
         hidden, cache = language_model(model, cache, last[:, None], positions, write,
-                                       jnp.ones_like(length), None, None, window, packed)
-        logits = step_logits(model, hidden[:, 0], head, packed)
+                                       jnp.ones_like(length), None, None, window)
+        logits = model.logits(hidden[:, 0]).astype(jnp.float32)
         want = forced[rows, jnp.clip(n_gen, 0, forced.shape[1] - 1)]
         token, logprob = sample(logits, keys, params, jnp.where(n_gen < forced_len, want, -1))
         step = active.astype(jnp.int32)
@@ -244,5 +169,4 @@ def decode(state, cache, last, length, pos, n_gen, active, max_new, forced, forc
 
 __all__ = ["STOP_CANCELLED", "STOP_MAX_LEN", "STOP_MAX_NEW", "STOP_REASONS", "STOP_STRING",
            "STOP_TOKEN", "copy_rows", "decode", "encode_visual", "extend", "first_tokens",
-           "decoder_linears", "language_model", "pack_weights", "PackedWeights", "step_logits",
-           "top_alternatives", "transposed_head"]
+           "language_model", "top_alternatives"]

@@ -28,7 +28,7 @@ def _flat(state: nnx.State) -> dict[Path, nnx.Variable]:
 
 def source_arrays(sources: Iterable[Any]) -> dict[Path, jax.Array]:
     """Every array of the given states by path. A source is an nnx.State, or anything with
-    `trainable`, `frozen` and `rest` states (a seeker_jax.train_state.TrainState)."""
+    `trainable`, `frozen` and `rest` states (a seeker_jax.training.train_state.TrainState)."""
     out: dict[Path, jax.Array] = {}
     for src in sources:
         parts = ([src.trainable, src.frozen, src.rest] if hasattr(src, "trainable")

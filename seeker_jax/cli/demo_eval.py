@@ -7,7 +7,7 @@ Why not `seeker_jax.eval`: the demo must show GRPO's effect with the very reward
 runnable while the evaluation CLI grows its own protocols.
 
 Conventions: `records` are record dicts with paths relative to `root`; results are
-`seeker_jax.rl.rollout.EpisodeResult`s in the same order.
+`seeker_jax.agents.rollout.EpisodeResult`s in the same order.
 """
 from __future__ import annotations
 
@@ -40,11 +40,11 @@ def run_episodes(model, root: str, records: Sequence[dict], ckpt_dir: str, *,
     saved in checkpoint `ckpt_dir` (the frames, prompt and rounds it trained on): greedy, or
     sampled at `temperature` (the policy GRPO trains; reproducible from `seed`).
     Returns (results, RolloutStats)."""
-    from seeker_jax import checkpoint as ckpt
+    from seeker_jax.checkpointing import checkpoint as ckpt
     from seeker_jax.env.episode import Episode
     from seeker_jax.env.records import SampleRecord
-    from seeker_jax.rl.rollout import Rollout, RolloutConfig, env_sampler
-    from seeker_jax.sampling import SamplingParams
+    from seeker_jax.agents.rollout import Rollout, RolloutConfig, env_sampler
+    from seeker_jax.generation.sampling import SamplingParams
 
     env, tokenizer = ckpt.read_env_config(ckpt_dir), ckpt.read_tokenizer(ckpt_dir)
     formatter, episode_config = env.formatter(tokenizer), env.episode_config()
@@ -133,7 +133,7 @@ def by_answer(answers: list[str], runs: dict[str, list],
 def replay(result: Any, record: dict, root: str, ckpt_dir: str) -> list[tuple[str, list]]:
     """The episode's turns run again through a fresh Episode (tools are deterministic):
     [(model turn, [Observation per call])]; the last turn (the answer) has none."""
-    from seeker_jax import checkpoint as ckpt
+    from seeker_jax.checkpointing import checkpoint as ckpt
     from seeker_jax.env.episode import Episode
     from seeker_jax.env.records import SampleRecord
 

@@ -29,7 +29,7 @@ Weights and randomness:
   `fold_in(fold_in(seed_key, e), t)`. A row carries its episode id (`reset_row(row, episode)`),
   so which rows happen to share a call (tool timing, batch size) never changes a sample.
 - Recorded log-probs are the tempered, untruncated ones a learner recomputes
-  (`seeker_jax.sampling.learner_logprobs`). With `top_n` > 0 (OpenAI's top_logprobs) every
+  (`seeker_jax.generation.sampling.learner_logprobs`). With `top_n` > 0 (OpenAI's top_logprobs) every
   sampled position also records its top_n alternatives under that same distribution, computed
   on device in the same programs (`Turn.top_ids` / `Turn.top_logprobs`, (n, top_n)); 0, the
   default, compiles and runs exactly what it did without them.
@@ -60,20 +60,19 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh
 
-from seeker_jax.models import cpu_kernels
 from seeker_jax.models.chat import Segment
 from seeker_jax.models.qwen3_vl.modeling import Qwen3VLForConditionalGeneration
 from seeker_jax.models.qwen3_vl.rope import get_rope_index_np
 from seeker_jax.models.qwen3_vl.stacking import unstack_module
 from seeker_jax.models.qwen3_vl.text import init_cache
-from seeker_jax.conversation import Conversation, Turn
-from seeker_jax.decoding import (STOP_MAX_LEN, STOP_MAX_NEW, STOP_REASONS, STOP_STRING,
-                                 STOP_TOKEN, copy_rows, decode, encode_visual, extend,
-                                 decoder_linears, first_tokens, pack_weights, transposed_head)
-from seeker_jax.sampling import SamplingParams
+from seeker_jax.generation.conversation import Conversation, Turn
+from seeker_jax.generation.decoding import (STOP_MAX_LEN, STOP_MAX_NEW, STOP_REASONS,
+                                            STOP_STRING, STOP_TOKEN, copy_rows, decode,
+                                            encode_visual, extend, first_tokens)
+from seeker_jax.generation.sampling import SamplingParams
 from seeker_jax.sharding import DEFAULT_RULES, Rules, array_sharding, model_shardings
-from seeker_jax.state_copy import copy_state
-from seeker_jax.vision_batch import prepare_slots
+from seeker_jax.training.state_copy import copy_state
+from seeker_jax.training.vision_batch import prepare_slots
 
 log = logging.getLogger(__name__)
 
@@ -160,15 +159,6 @@ class Sampler:
     `decode` (ids -> text), needed only if stop_strings is not empty. top_logprobs: how many
     alternatives each sampled position records (`top_n`, settable between calls; each value
     is its own compile of the sampling programs, so keep to one or two values).
-    transposed_head: hold a (hidden, vocab) copy of a tied embedding for the decode step's
-    logits (decoding.transposed_head: one more table of memory, remade on each load_state);
-    None: on where JAX runs on CPU, whose matmul streams that layout fastest, off elsewhere.
-    cpu_kernels: run the decode step through models/cpu_kernels.py's FFI kernels: every
-    text-decoder Linear and the head on packed copies of those weights (one more set of them
-    in memory, remade on each load_state; they replace the transposed head), and the one-query
-    attention over the cache. None: on where JAX runs on CPU without a mesh, with float32
-    weights, batch_size <= 16 and the kernels built (x86-64 with AVX-512 and a C++ compiler);
-    True insists, with a clear error.
     """
 
     def __init__(self, model: Qwen3VLForConditionalGeneration, *, batch_size: int, max_len: int,
@@ -177,8 +167,7 @@ class Sampler:
                  pad_id: int = 0, decode_steps: int = 16, max_chunk: int = 512,
                  min_bucket: int = 16, mesh: Mesh | None = None, rules: Rules = DEFAULT_RULES,
                  cache_dtype=None, seed: int = 0, top_logprobs: int = 0,
-                 min_window: int = 1024, transposed_head: bool | None = None,
-                 cpu_kernels: bool | None = None):
+                 min_window: int = 1024):
         if stop_strings and decode is None:
             raise ValueError("stop_strings need `decode` (ids -> text), e.g. tokenizer.decode")
         model = decoding_graph(model)
@@ -187,12 +176,6 @@ class Sampler:
         # The sampler's own buffers: a learner step donating the model's arrays cannot
         # delete them.
         self.state = copy_state(state, [state], shardings)
-        self.use_cpu_kernels = self._want_cpu_kernels(cpu_kernels, model, mesh, batch_size)
-        self.use_transposed_head = (
-            jax.default_backend() == "cpu" and not self.use_cpu_kernels
-            if transposed_head is None else bool(transposed_head))
-        self.head = self._head()
-        self.packed = self._packed()
         self.config = model.config
         self.batch_size, self.max_len = batch_size, max_len
         self.params = params
@@ -220,35 +203,6 @@ class Sampler:
         """The model the sampler runs (its own weights)."""
         return nnx.merge(self.graphdef, self.state)
 
-    def _head(self) -> jax.Array | None:
-        """The decode step's transposed tied head for the current weights, or None."""
-        return transposed_head(self.model) if self.use_transposed_head else None
-
-    def _packed(self):
-        """The decode step's packed weights (decoding.PackedWeights) for the current weights,
-        or None."""
-        return pack_weights(self.model) if self.use_cpu_kernels else None
-
-    @staticmethod
-    def _want_cpu_kernels(asked: bool | None, model, mesh, batch_size: int) -> bool:
-        """Whether to use cpu_kernels: see the class doc. `asked` True and a reason it cannot:
-        ValueError."""
-        if asked is False:
-            return False
-        dtypes = {jnp.dtype(model.dtype)} | {m.kernel[...].dtype for m in decoder_linears(model)}
-        reasons = [why for bad, why in [
-            (jax.default_backend() != "cpu", f"JAX runs on {jax.default_backend()}, not CPU"),
-            (mesh is not None, "the sampler is sharded over a mesh"),
-            (dtypes != {jnp.dtype(jnp.float32)}, f"the weights are {sorted(map(str, dtypes))}, "
-             "not float32"),
-            (batch_size > cpu_kernels.MAX_ROWS,
-             f"batch_size {batch_size} > {cpu_kernels.MAX_ROWS}")] if bad]
-        if not reasons and not cpu_kernels.available():
-            reasons = ["the kernels are not built on this machine (see the warning above)"]
-        if reasons and asked:
-            raise ValueError("cpu_kernels=True, but " + "; ".join(reasons))
-        return not reasons
-
     def set_seed(self, seed: int) -> None:
         """The seed every row's keys fold from (see the module doc)."""
         self.seed_key = jax.random.key(seed)
@@ -262,8 +216,6 @@ class Sampler:
         donate them). Every row is reset: cached keys were computed with the old weights.
         """
         self.state = copy_state(self.state, states)
-        self.head = self._head()
-        self.packed = self._packed()
         self.reset()
 
     @property
@@ -558,7 +510,7 @@ class Sampler:
         self.cache, token, logprob, logits, top = self._call(
             "extend", extend, self.state, self.cache, ids, positions, write, n_valid, f, d,
             first, self.seed_key, episode, graphdef=self.graphdef, params=self.params,
-            top_n=self.top_n, head=self.head, packed=self.packed,
+            top_n=self.top_n,
             window=self._window(max(p["start"] + len(p["ids"]) for p in part.values())))
         token, logprob = np.asarray(token), np.asarray(logprob)
         self.stats["prefill_tokens"] += int(sum(len(p["ids"]) for p in part.values()))
@@ -594,7 +546,6 @@ class Sampler:
                          np.array([r.episode for r in self.rows], np.int32),
                          graphdef=self.graphdef, params=self.params, steps=self.decode_steps,
                          stop_ids=self.stop_token_ids, max_len=self.max_len, top_n=self.top_n,
-                         head=self.head, packed=self.packed,
                          window=self._window(int(length[active].max()) + self.decode_steps + 1))
         self.cache = out[0]
         toks, lps, _, length, _, n_gen2, still, stop = (np.asarray(x) for x in out[1:9])

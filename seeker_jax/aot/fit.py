@@ -31,10 +31,10 @@ import numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
-from seeker_jax.aot_cost import (FIT_LENGTHS, compiled_cost, decoder_layer_cost,
+from seeker_jax.aot.cost import (FIT_LENGTHS, compiled_cost, decoder_layer_cost,
                                  decoder_layer_flops, is_out_of_memory, place_variables,
                                  vision_block_cost)
-from seeker_jax.roofline import format_projection, roofline
+from seeker_jax.aot.roofline import format_projection, roofline
 
 GIB = 1024**3
 # HBM per chip, by the topology name's prefix.
@@ -126,7 +126,7 @@ def topology_devices(topology: str) -> list:
 def topology_mesh(c: ml_collections.ConfigDict, topology: str):
     """(devices, mesh shape, mesh) of config c's (data, fsdp, tensor) mesh over a TPU
     topology's devices, Auto axes as training uses."""
-    from seeker_jax.trainer import resolve_mesh_shape
+    from seeker_jax.training.trainer import resolve_mesh_shape
 
     devices = topology_devices(topology)
     shape = resolve_mesh_shape(c.mesh, len(devices))
@@ -165,7 +165,7 @@ def abstract_train_state(c: ml_collections.ConfigDict, mesh, tx, rules=None):
     from seeker_jax.models.qwen3_vl import from_hf_dict
     from seeker_jax.models.qwen3_vl.hf_io import abstract_model
     from seeker_jax.sharding import rules_from_config
-    from seeker_jax.train_state import trainable_filter
+    from seeker_jax.training.train_state import trainable_filter
 
     rules = rules_from_config(c.mesh.rules) if rules is None else rules
     cfg = from_hf_dict(load_config(f"configs/qwen3_vl.py:{c.model.size}").to_dict()).replace(
@@ -197,7 +197,7 @@ def abstract_vision(b: VideoBatch, vision_config, mesh, rules, processes: int = 
     split over `processes` hosts: the bucket the config's video lands in, so AOT compiles the
     shapes training places and the two cannot drift.
     """
-    from seeker_jax.train_state import batch_devices, host_vision
+    from seeker_jax.training.train_state import batch_devices, host_vision
 
     if b.batch % processes:
         raise AotError(f"a global batch of {b.batch} examples does not split over {processes} "
@@ -320,9 +320,9 @@ def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_ch
     fits False carries the compiler's refusal (used / capacity GiB when it says them).
     """
     from seeker_jax.env.config import EnvConfig
-    from seeker_jax.optim import make_optimizer
+    from seeker_jax.training.optim import make_optimizer
     from seeker_jax.sharding import rules_from_config
-    from seeker_jax.train_state import Vision, jit_train_step
+    from seeker_jax.training.train_state import Vision, jit_train_step
 
     devices, shape, mesh = topology_mesh(c, topology)
     rules = rules_from_config(c.mesh.rules)

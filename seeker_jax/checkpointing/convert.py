@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from seeker_jax import checkpoint as C
+from seeker_jax.checkpointing import checkpoint as C
 from seeker_jax.models.qwen3_vl import params as P
 from seeker_jax.models.qwen3_vl.config import ConfigError, load_hf_config
 from seeker_jax.models.qwen3_vl.hf_io import (CheckpointError, IOStats, abstract_model,
@@ -30,7 +30,7 @@ from seeker_jax.models.qwen3_vl.hf_io import (CheckpointError, IOStats, abstract
 def convert(hf_dir: str, out: str, dtype=None, *, overwrite: bool = False,
             place: Callable[[tuple, jax.Array], jax.Array] | None = None,
             progress: bool = True) -> str:
-    """HF Qwen3-VL folder -> checkpoint at `out` (layout in seeker_jax/checkpoint.py).
+    """HF Qwen3-VL folder -> checkpoint at `out` (layout in seeker_jax/checkpointing/checkpoint.py).
 
     dtype: the parameter dtype (default: the dtype stored in the HF files). place(path, array)
     may shard each parameter as it is read. Returns the summary line.

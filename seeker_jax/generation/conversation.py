@@ -17,10 +17,10 @@ import numpy as np
 from flax import nnx
 
 from seeker_jax.data.batch import collate
-from seeker_jax.losses import lm_head_weight, token_logprobs
+from seeker_jax.training.losses import lm_head_weight, token_logprobs
 from seeker_jax.models.chat import Segment, concat_segments
 from seeker_jax.models.qwen3_vl.modeling import Qwen3VLForConditionalGeneration, forward
-from seeker_jax.sampling import SamplingParams, learner_logprobs
+from seeker_jax.generation.sampling import SamplingParams, learner_logprobs
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Trainer plumbing shared by SFT and GRPO: processes, mesh, model, checkpoints, metrics.
 
 A training checkpoint is a dict of named items in an orbax CheckpointManager step:
-  params     the params item of seeker_jax.checkpoint (what `export` reads)
+  params     the params item of seeker_jax.checkpointing.checkpoint (what `export` reads)
   opt_state  optimizer state leaves
   data       the data iterator's state (Grain get_state())
   meta       {"step", "rng"}
@@ -27,8 +27,8 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from seeker_jax import checkpoint as ckpt
-from seeker_jax.train_state import TrainState, trainable_filter
+from seeker_jax.checkpointing import checkpoint as ckpt
+from seeker_jax.training.train_state import TrainState, trainable_filter
 
 METRICS_FILE = "metrics.jsonl"
 

@@ -113,7 +113,7 @@ def read_model_config(directory: str) -> tuple[Qwen3VLConfig, dict]:
     path = os.path.join(directory, CONFIG_FILE)
     if not os.path.isfile(path):
         raise CheckpointError(f"{directory} has no {CONFIG_FILE}; write it with "
-                              "seeker_jax.checkpoint.write_model_config")
+                              "seeker_jax.checkpointing.checkpoint.write_model_config")
     with open(path) as f:
         d = json.load(f)
     return from_hf_dict(d), d
@@ -230,7 +230,7 @@ def find_params(path: str) -> ParamsLocation:
         if os.path.isfile(os.path.join(d, CONFIG_FILE)):
             return ParamsLocation(os.path.join(step_dir, PARAMS_ITEM), d, step)
     raise CheckpointError(f"no {CONFIG_FILE} in {step_dir} or the folders above it; a trainer "
-                          "writes it with seeker_jax.checkpoint.write_model_config(root, cfg)")
+                          "writes it with seeker_jax.checkpointing.checkpoint.write_model_config(root, cfg)")
 
 
 def _name_diff(expected: set[str], found: set[str]) -> str:

@@ -14,7 +14,7 @@ Workdir:
   tb/                         the same as TensorBoard events
   checkpoints/model_config.json, checkpoints/env_config.json (c.env + c.tokenizer),
   checkpoints/<step>/{params,opt_state,data,meta}
-                              (seeker_jax.checkpoint's layout: `seeker-jax export --ckpt W`)
+                              (seeker_jax.checkpointing.checkpoint's layout: `seeker-jax export --ckpt W`)
   data/                       the synthetic world, when the config asks for one
 """
 from __future__ import annotations
@@ -26,20 +26,20 @@ from typing import Any, Callable
 import jax
 import ml_collections
 
-from seeker_jax import checkpoint as ckpt
+from seeker_jax.checkpointing import checkpoint as ckpt
 from seeker_jax.config import to_json
 from seeker_jax.data.trajectories import TrajectoryConfig, make_loader
-from seeker_jax.optim import make_optimizer, make_schedule
+from seeker_jax.training.optim import make_optimizer, make_schedule
 from seeker_jax.env.config import EnvConfig
 from seeker_jax.models.tokenizer import tokenizer_from_config
 from seeker_jax.sharding import make_mesh, rules_from_config
-from seeker_jax.train_state import (TrainState, create_train_state, make_eval_step,
+from seeker_jax.training.train_state import (TrainState, create_train_state, make_eval_step,
                                     make_train_step, place_batch)
-from seeker_jax.trainer import (MetricsWriter, build_model, maybe_initialize_distributed,
+from seeker_jax.training.trainer import (MetricsWriter, build_model, maybe_initialize_distributed,
                                 open_manager, resolve_mesh_shape, restore_latest,
                                 save_checkpoint, state_items, under_mesh)
 
-LOSS = "sft"  # seeker_jax.losses: mean NLL of the learned tokens
+LOSS = "sft"  # seeker_jax.training.losses: mean NLL of the learned tokens
 
 
 def prepare_data(config: ml_collections.ConfigDict, workdir: str) -> str:
@@ -157,7 +157,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
     return logged
 
 
-# build_model, resolve_mesh_shape and maybe_initialize_distributed live in seeker_jax.trainer;
+# build_model, resolve_mesh_shape and maybe_initialize_distributed live in seeker_jax.training.trainer;
 # they stay importable from here for callers of the SFT module.
 __all__ = ["build_model", "evaluate", "maybe_initialize_distributed", "prepare_data",
            "resolve_mesh_shape", "train", "validation_batches"]

@@ -17,7 +17,7 @@ HF order is kept: global rows are process 0's rows then process 1's (the order o
 jax.make_array_from_process_local_data), so process 0's features come first, then process 1's.
 
 B is rounded up to a multiple of the batch devices per process, so the (nproc * B * S) slots
-split evenly over every device of the "batch" mesh axes. seeker_jax.aot builds its abstract
+split evenly over every device of the "batch" mesh axes. seeker_jax.aot.fit builds its abstract
 vision inputs with the same functions, so what it compiles is what training places.
 """
 from __future__ import annotations

@@ -6,7 +6,7 @@
    the window the question names, answer; configs/sft.py:demo), with orbax checkpoints;
 3. evaluate it on held-out records: greedy tool episodes through the rollout engine (jitted
    generation, the KV cache growing across tool turns, tools on host threads), scored with
-   the GRPO reward (rl/demo_eval.py);
+   the GRPO reward (seeker_jax/cli/demo_eval.py);
 4. GRPO from the SFT checkpoint (configs/grpo.py:tiny_synth, rl/grpo.py);
 5. evaluate the GRPO checkpoint on the same records: the before/after table, one episode in
    full (the model's turns, its tool calls, what the tools showed);
@@ -67,7 +67,7 @@ def compare_with_transformers(hf_dir: str, model) -> float | None:
     except ImportError:
         return None
     from seeker_jax.models.qwen3_vl import forward
-    from seeker_jax.parity import make_inputs, torch_logits
+    from seeker_jax.checkpointing.parity import make_inputs, torch_logits
     import transformers
 
     ref = transformers.Qwen3VLForConditionalGeneration.from_pretrained(hf_dir).eval()
@@ -102,9 +102,9 @@ def held_out_world(workdir: str, config, num: int) -> tuple[str, list[dict]]:
 
 
 def evaluate(ckpt_dir: str, root: str, records: list[dict], label: str):
-    """Greedy episodes of checkpoint `ckpt_dir` on `records`, scored (rl/demo_eval.py)."""
-    from seeker_jax import checkpoint as ckpt
-    from seeker_jax.rl.demo_eval import run_episodes, score
+    """Greedy episodes of checkpoint `ckpt_dir` on `records`, scored (seeker_jax/cli/demo_eval.py)."""
+    from seeker_jax.checkpointing import checkpoint as ckpt
+    from seeker_jax.cli.demo_eval import run_episodes, score
 
     t0 = time.perf_counter()
     model = ckpt.load_model(ckpt_dir)
@@ -123,7 +123,7 @@ def evaluate(ckpt_dir: str, root: str, records: list[dict], label: str):
 
 
 def sft_stage(workdir: str, steps: int | None, overrides: Sequence[str]) -> dict[str, Any]:
-    from seeker_jax.sft import train
+    from seeker_jax.training.sft import train
 
     config = sft_config(steps, overrides)
     sft_dir = os.path.join(workdir, "sft")
@@ -166,9 +166,9 @@ def run_demo(workdir: str, steps: int | None = None, episodes: int = 16, grpo_st
     preset's); grpo_steps: GRPO iterations (0 skips GRPO: "after" is then the SFT model);
     eval_world > 0: evaluate on the first `episodes` records of a separate held-out world of
     that many records (held_out_world) instead of the SFT world's test split."""
-    from seeker_jax.convert import export
-    from seeker_jax.rl.demo_eval import describe_episode, table
-    from seeker_jax.sft import prepare_data
+    from seeker_jax.checkpointing.convert import export
+    from seeker_jax.cli.demo_eval import describe_episode, table
+    from seeker_jax.training.sft import prepare_data
 
     os.makedirs(workdir, exist_ok=True)
     summary: dict[str, Any] = {"workdir": os.path.abspath(workdir)}

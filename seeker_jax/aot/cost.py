@@ -3,7 +3,7 @@
 cost_analysis counts a while-loop body once, so a step whose decoder (or vision tower) is a
 `lax.scan` reports it as if it had one layer. The probes here compile one decoder layer (fwd +
 bwd) or one vision block (fwd, or fwd + bwd when the tower trains) alone, on the step's mesh
-with the same parameter shardings, dtypes and remat policy; seeker_jax.aot adds the other
+with the same parameter shardings, dtypes and remat policy; seeker_jax.aot.fit adds the other
 n - 1 copies of their counts.
 """
 from __future__ import annotations
@@ -82,7 +82,7 @@ def decoder_layer_cost(c: ml_collections.ConfigDict, cfg, mesh, rules, batch: in
     L x L scores; a causal kernel skips about half) but its bytes include the dense score
     matrix; "chunked" (online softmax over key blocks, a loop whose body XLA counts once)
     gives a fused kernel's HBM traffic but undercounts attention FLOPs. A Pallas kernel
-    (splash) has no cost model at all, so seeker_jax.aot takes FLOPs from the first and, for
+    (splash) has no cost model at all, so seeker_jax.aot.fit takes FLOPs from the first and, for
     a splash step, bytes from the second.
 
     XLA's cost_analysis counts a while-loop body once, so a step whose decoder is a

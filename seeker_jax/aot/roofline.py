@@ -1,7 +1,7 @@
 """A roofline projection of a compiled step's time and MFU on a TPU chip (pure arithmetic).
 
 From the compiler's own per-chip counts (`cost_analysis()`: FLOPs and HBM bytes accessed,
-scaled by the scan trip count where layers are scanned; see seeker_jax.aot), a step takes at
+scaled by the scan trip count where layers are scanned; see seeker_jax.aot.fit), a step takes at
 least
 
     t = max(FLOPs / peak FLOP/s, bytes / HBM bandwidth)
@@ -15,7 +15,7 @@ on one chip, and its model FLOPs utilization is MFU = 6·N·T per chip / (t · p
   where fusion keeps values on chip;
 - a Pallas kernel (splash attention) has no cost model: with splash, the scanned layers'
   FLOPs and bytes come from a one-layer probe with the pure-JAX online-softmax attention
-  (seeker_jax.aot_cost.decoder_layer_cost), which computes every (query, key) block where the
+  (seeker_jax.aot.cost.decoder_layer_cost), which computes every (query, key) block where the
   causal kernel skips about half, and the one layer the compiler counted in the step itself
   has no attention FLOPs.
 

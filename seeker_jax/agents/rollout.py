@@ -38,9 +38,9 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 
 from seeker_jax.models.chat import Segment
-from seeker_jax.conversation import Conversation, Turn
-from seeker_jax.sampler import Sampler
-from seeker_jax.sampling import SamplingParams
+from seeker_jax.generation.conversation import Conversation, Turn
+from seeker_jax.generation.sampler import Sampler
+from seeker_jax.generation.sampling import SamplingParams
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Ahead-of-time compile checks: will a step fit a TPU topology, and what it costs."""

@@ -1,0 +1,1 @@
+"""Checkpoint I/O: orbax checkpoints, HF <-> orbax conversion, parity checks."""

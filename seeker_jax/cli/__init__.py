@@ -1,0 +1,1 @@
+"""The `seeker-jax` command line: the only layer that imports everything."""

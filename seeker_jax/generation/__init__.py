@@ -1,0 +1,1 @@
+"""Generation: the jitted sampler, token sampling, decode steps, conversations."""

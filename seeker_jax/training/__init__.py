@@ -1,0 +1,1 @@
+"""Training: train state, the SFT trainer, losses, optimizer."""
