@@ -4,15 +4,29 @@ Decoding uses decord; PyAV is the fallback when decord cannot open a file. Every
 `VideoError` whose message can go straight to the model ("video 'a.mp4' is corrupt or not a
 video: ..."), because tool errors become observations, never crashes.
 
+This is the one place that opens videos (the environment's tools, the pipeline, evaluation and
+`seeker-jax serve` all go through `VideoFile`), and a video is opened only as what it is: its
+first bytes must name an allowed container (`CONTAINERS`: mp4/mov, Matroska/WebM, AVI), and
+FFmpeg then reads it with that demuxer only, never a probed one. So a file that is really a
+playlist (ffconcat, HLS, DASH) or names other files (mov external references) cannot make FFmpeg
+open anything else: PyAV gets the fixed demuxer and an `io_open` that refuses every nested
+open; decord, which cannot be told a demuxer, gets a file only when FFmpeg's own probe (with
+nested opens refused) names an allowed one. Client bytes are read from memory
+(`VideoFile.from_bytes`), never written to a folder where a relative path could resolve. Error
+messages name the video by its `name`, never by its path.
+
 Time convention: frame i is shown at i / fps seconds of the ORIGINAL video; every timestamp we
 hand on (for crops too) is on that clock.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import os
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
@@ -26,6 +40,45 @@ READ_CHUNK = 64  # frames decoded at native size at once before resizing (bounds
 
 class VideoError(Exception):
     """A video that cannot be read; the message is meant for the model and the user."""
+
+
+# Containers a video may be in: FFmpeg's demuxer for each, and the names its probe reports.
+CONTAINERS = {"mp4": "mov", "matroska": "matroska", "avi": "avi"}
+_PROBED_NAMES = {"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi"}
+_ISO_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot")
+# The mov demuxer's own switches for external data references (off by default; kept off).
+_DEMUXER_OPTIONS = {"mov": {"enable_drefs": "0", "use_absolute_path": "0"}}
+
+
+def sniff_container(head: bytes) -> str | None:
+    """The container a file's first bytes (12 or more) say it is, or None if not an allowed one:
+    "mp4" (ISO BMFF / QuickTime), "matroska" (also WebM) or "avi"."""
+    if len(head) >= 8 and head[4:8] in _ISO_BOXES:
+        return "mp4"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "matroska"
+    if head[:4] == b"RIFF" and head[8:12] in (b"AVI ", b"AVIX"):
+        return "avi"
+    return None
+
+
+def _refuse_nested_open(url: str, flags: int, options: dict):
+    """PyAV's io_open for every video: a demuxer asking to open another file is refused."""
+    raise PermissionError("this video refers to another file or URL; only self-contained "
+                          "videos are read")
+
+
+@contextlib.contextmanager
+def _open_av(source: "str | bytes", demuxer: str | None) -> Iterator:
+    """A PyAV input container over a path or bytes, read through a Python file object, with
+    every nested open refused; demuxer None lets FFmpeg probe (used only to vet decord)."""
+    import av
+
+    with (io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")) as fileobj:
+        with av.open(fileobj, format=demuxer, io_open=_refuse_nested_open,
+                     container_options=_DEMUXER_OPTIONS.get(demuxer or "", {}),
+                     buffer_size=1 << 16) as container:
+            yield container
 
 
 @dataclass(frozen=True)
@@ -104,21 +157,47 @@ class VideoFile:
         self.path = os.fspath(path)
         self.name = name or os.path.basename(self.path)
         self.backends = backends
+        self._data: bytes | None = None
         self._reader = None
         self._info: VideoInfo | None = None
+
+    @classmethod
+    def from_bytes(cls, data: bytes, name: str,
+                   backends: tuple[str, ...] = ("pyav", "decord")) -> "VideoFile":
+        """A video held in memory (e.g. a client's upload): decoded from the bytes, never
+        written to disk."""
+        video = cls("", name=name, backends=backends)
+        video._data = bytes(data)
+        return video
+
+    def _head(self) -> bytes:
+        if self._data is not None:
+            return self._data[:16]
+        with open(self.path, "rb") as f:
+            return f.read(16)
+
+    def _message(self, exc: BaseException) -> str:
+        """An exception's text with the file's path replaced by the video's name."""
+        text = str(exc)
+        return text.replace(self.path, self.name) if self.path else text
 
     def _open(self) -> None:
         if self._reader is not None:
             return
-        if not os.path.isfile(self.path):
+        if self._data is None and ("\0" in self.path or not os.path.isfile(self.path)):
             raise VideoError(f"video '{self.name}' does not exist")
+        container = sniff_container(self._head())
+        if container is None:
+            raise VideoError(f"video '{self.name}' is not a video file in a supported container "
+                             f"({', '.join(CONTAINERS)}); send an mp4, mkv, webm or avi file")
+        source = self.path if self._data is None else self._data
         errors = []
         for backend in self.backends:  # the first that opens the file wins
             try:
-                self._reader = _READERS[backend](self.path)
+                self._reader = _READERS[backend](source, container)
                 break
             except Exception as exc:
-                errors.append(f"{backend}: {type(exc).__name__}: {str(exc)[:120]}")
+                errors.append(f"{backend}: {type(exc).__name__}: {self._message(exc)[:120]}")
         else:
             raise VideoError(f"video '{self.name}' is corrupt or not a video "
                              f"({'; '.join(errors)})")
@@ -178,10 +257,18 @@ def process_clip(clip: Clip) -> ProcessedVideo:
 
 
 class _DecordReader:
-    def __init__(self, path: str):
+    """decord cannot be told a demuxer: it gets a video only when FFmpeg's probe, with nested
+    opens refused, names the container's own demuxer (a playlist or manifest never reaches it)."""
+
+    def __init__(self, source: "str | bytes", kind: str):
         import decord
 
-        self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=0)
+        with _open_av(source, None) as probed:
+            if probed.format.name not in _PROBED_NAMES:
+                raise VideoError(f"FFmpeg reads it as {probed.format.name!r}, not {kind}")
+        if isinstance(source, bytes):
+            source = io.BytesIO(source)
+        self._vr = decord.VideoReader(source, ctx=decord.cpu(0), num_threads=0)
         height, width = self._vr[0].shape[:2] if len(self._vr) else (0, 0)
         self._vr.seek(0)
         self.info = VideoInfo(len(self._vr), float(self._vr.get_avg_fps()), width, height)
@@ -200,11 +287,9 @@ class _PyAVReader:
     only the wanted frames are converted to RGB.
     """
 
-    def __init__(self, path: str):
-        import av
-
-        self._path = path
-        with av.open(path) as container:
+    def __init__(self, source: "str | bytes", kind: str):
+        self._source, self._demuxer = source, CONTAINERS[kind]
+        with _open_av(source, self._demuxer) as container:
             stream = container.streams.video[0]
             fps = float(stream.average_rate or stream.guessed_rate or 0)
             count = stream.frames
@@ -217,11 +302,9 @@ class _PyAVReader:
 
     def read(self, indices: np.ndarray, size: tuple[int, int] | None = None,
              decoder_scaling: bool = False) -> np.ndarray:
-        import av
-
         fps = self.info.fps
         out: list[np.ndarray] = []
-        with av.open(self._path) as container:
+        with _open_av(self._source, self._demuxer) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             base = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
