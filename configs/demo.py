@@ -1,29 +1,24 @@
 """`seeker-jax demo` and bench/demo_recipe.py: how big each stage of the end-to-end run is.
 
-Presets:
-  default  the README's demo (about 5 minutes on 2 CPU cores): configs/sft.py:demo as is,
-           16 held-out questions before and after 8 GRPO iterations.
-  long     the "it learns" run (bench/demo_recipe.py --preset long; about 55 minutes on 2
-           CPU cores): a world of 2400 records a tiny model can read, longer SFT and GRPO, and
-           1200 held-out questions (a second world, seeker_jax/cli/demo.py:held_out_world) evaluated
-           before and after GRPO with a paired bootstrap interval.
+Presets (what each run tests, and its results: docs/results.md):
+  default  the README's demo: configs/sft.py:demo as is, 16 held-out questions before and
+           after 8 GRPO iterations.
+  long     the "it learns" run (bench/demo_recipe.py --preset long): a world of 2400 records
+           a tiny model can read, longer SFT and GRPO, and 1200 held-out questions (a second
+           world, seeker_jax/cli/demo.py:held_out_world) evaluated before and after GRPO with
+           a paired bootstrap interval.
   tools    the "it learns" run where a tool decides the answer (bench/demo_recipe.py --preset
-           tools; about 55 minutes): long's recipe on configs/synth.py:learn_tools, a world
-           whose instance changes color and a weak teacher that skips the crop 60% of the time.
-           Measured: SFT 16.7% (chance), GRPO +0.0%; README, "Is it learning?".
+           tools): long's recipe on configs/synth.py:learn_tools, a world whose instance
+           changes color and a weak teacher that skips the crop 60% of the time.
   crop     tools on configs/synth.py:learn_crop (the crop window shows one color).
   guess    GRPO where looking pays (bench/demo_recipe.py --preset guess --sft=--config.model.
-           init_from=LONG/sft; about 35 minutes): SFT continued for 600 steps from long's SFT
-           model (which reads the color, 60%) on configs/synth.py:learn_guess, whose teacher
-           calls no tool and guesses 60% of the time; then GRPO at lr 5e-4. Measured: SFT
-           16.8% with no tool call, GRPO +1.1% [-2.0%, +4.2%]; the sampled tool episodes
-           were no better than guesses, so GRPO dropped them (README, "Is it learning?").
+           init_from=LONG/sft): SFT continued for 600 steps from long's SFT model (which reads
+           the color) on configs/synth.py:learn_guess, whose teacher calls no tool and guesses
+           60% of the time; then GRPO at lr 5e-4.
   confuse  GRPO against a teacher's systematic mistake (bench/demo_recipe.py --preset confuse
            --sft=--config.model.init_from=LONG/sft): guess's recipe on configs/synth.py:
            learn_confuse, whose teacher calls both tools but answers orange for red (and the
-           reverse), purple for blue (and the reverse) 70% of the time; 28 GRPO iterations
-           (about 60 minutes). Measured: SFT 44.3%, GRPO 51.3% on 1,200 held-out questions,
-           gain +7.0% [+4.9%, +9.2%], 2.0 tool calls per episode (README, "Is it learning?").
+           reverse), purple for blue (and the reverse) 70% of the time; 28 GRPO iterations.
 sft / grpo: extra --config flags for configs/sft.py:demo and configs/grpo.py:tiny_synth.
 """
 import ml_collections
@@ -52,16 +47,16 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
             ("video.max_frame_pixels", env.video.max_frame_pixels),
             ("crop.max_frame_pixels", env.crop.max_frame_pixels),
             ("frame.max_pixels", env.frame.max_pixels)))
-        # 2400 steps (two passes over the train split) at lr 3e-3: at 1200 steps the model
-        # read the color at 28.6% (chance 17%), at 2400 steps at 68% (241 test questions).
+        # 2400 steps (two passes over the train split) at lr 3e-3: at half that the model
+        # read the color barely above chance.
         c.sft_steps = 2400
         c.sft = ("--config.data.synth_preset=learn", "--config.data.synth_num=2400",
                  "--config.optimizer.lr=3e-3", *frames)
         # 8 prompts x 8 samples and one optimizer step per iteration (two accumulated
-        # minibatches of 32 episodes: 64 rows at once run a 2-core, 24 GiB machine out of
-        # memory in the vocabulary projection). At 4 x 8, two steps per iteration and lr 5e-4
-        # the sampled reward fell from 0.17 to 0.08 in 12 iterations (the crop call's JSON and
-        # the answer turn's <think> broke): the gradient was mostly noise.
+        # minibatches of 32 episodes: 64 rows at once can run a small CPU host out of memory
+        # in the vocabulary projection). At 4 x 8, two steps per iteration and lr 5e-4 the
+        # sampled reward fell (the crop call's JSON and the answer turn's <think> broke): the
+        # gradient was mostly noise.
         c.grpo_steps = 14
         c.grpo = ("--config.rollout.prompts_per_step=8", "--config.rollout.n=8",
                   "--config.rollout.minibatches=2", "--config.optimizer.accum_steps=2",
@@ -72,17 +67,17 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
     elif preset == "tools":
         # long's SFT and GRPO, unchanged, on a world where the crop decides the answer and a
         # teacher that mostly skips it: in learn's world a crop shows what the marked frame
-        # shows, so GRPO had only perception to improve and showed no gain (README).
+        # shows, so GRPO had only perception to improve.
         c = get_config("long")
         c.sft = tuple(f.replace("synth_preset=learn", "synth_preset=learn_tools")
                       for f in c.sft)
     elif preset == "crop":
         # tools, on a world whose crop shows one color (configs/synth.py:learn_crop): in
-        # tools' world the SFT model read the color from nothing it was shown (README).
+        # tools' world the SFT model read the color from nothing it was shown.
         c = get_config("tools")
         c.sft = tuple(f.replace("=learn_tools", "=learn_crop") for f in c.sft)
-        # lr 1e-3: in tools' world lr 2e-4 moved the crop rate nowhere in 6 iterations, where
-        # 1e-3 moved it (the way that world's reward pointed) within 14.
+        # lr 1e-3: in tools' world lr 2e-4 left the crop rate where it was, where 1e-3 moved
+        # it (the way that world's reward pointed).
         c.grpo = tuple(f.replace("lr=2e-4", "lr=1e-3") for f in c.grpo)
     elif preset == "guess":
         # long's model already reads the color; 600 more SFT steps (lr 1e-3) on a teacher that
@@ -102,7 +97,7 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
         # and only the reward (the records' true answers) can tell them apart.
         c = get_config("guess")
         c.sft = tuple(f.replace("=learn_guess", "=learn_confuse") for f in c.sft)
-        # 28 iterations: at 14 the gain was +1.6% [-0.5%, +3.7%], at 28 +7.0% [+4.9%, +9.2%].
+        # 28 iterations: at 14 the gain's interval still held 0.
         c.grpo_steps = 28
     else:
         raise ValueError(f"configs/demo.py: unknown preset {preset!r}; use default, long, "

@@ -16,29 +16,25 @@ Presets:
   learn_guess  learn, with a lazy scripted teacher: 60% of its trajectories call no tool and
            guess the color (teacher.guess), the rest view the marked frame and crop as
            always. SFT on them learns to skip the tools most of the time, so its greedy answer
-           is a guess; a sampled episode that looks is right far more often, and GRPO's
-           reward favours looking (configs/demo.py:guess). Measured: at T = 1 it did not
-           (tool episodes right 20%, guesses 17%), and GRPO dropped the tools (README).
+           is a guess; a sampled episode that looks is meant to be right far more often, so
+           that GRPO's reward favours looking (configs/demo.py:guess).
   learn_confuse  learn, with a teacher that mixes up two pairs of hues (teacher.confuse_pairs,
            red/orange and blue/purple): it views the marked frame and crops as always, but on
            70% of the questions whose answer is one of those four colors it answers the pair's
            other color. The records' answers (what rewards and evaluation score) stay the
            truth. SFT on it is meant to learn the mix-up (its greedy answer wrong for those
            colors, its samples sometimes right): a systematic teacher error that only a reward
-           can correct (configs/demo.py:confuse). Measured: SFT said orange for red 66% of the
-           time (12% right); GRPO raised red to 64% and held-out accuracy by 7.0 points.
+           can correct (configs/demo.py:confuse).
   learn_tools  the GRPO "it learns" run (configs/demo.py:tools): learn, but the instance
            changes color at most pauses, so "What color is <target> at T s?" is asked at a
            time its color differs from the marked frame's (data/questions.py) and only the
            crop shows the answer; and a weak scripted teacher: 60% of its trajectories view
            the marked frame and answer from it without cropping (teacher.shortcut). SFT on
            them learns to skip the crop most of the time; whether GRPO learns to crop is the
-           question the run answers. Measured (README, "Is it learning?"): no. The SFT model
-           read the color from neither the frame nor the crop, so the crop earned nothing.
+           question the run answers (docs/results.md).
   learn_crop  learn_tools, but a time is asked about only where the color holds over the
            teacher's whole crop window (questions.color_stable_s 0.5): the crop shows one
-           color, the answer (configs/demo.py:crop). Measured: its SFT model is at chance
-           too (16%), and GRPO did not raise it (README).
+           color, the answer (configs/demo.py:crop).
 """
 import ml_collections
 

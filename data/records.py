@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from array_record.python.array_record_module import ArrayRecordWriter
 
-if TYPE_CHECKING:  # grain takes ~2 s to import; writers (and synth workers) do not need it
+if TYPE_CHECKING:  # grain is slow to import; writers (and synth workers) do not need it
     import grain
 
 SPLITS = ("train", "val", "test")

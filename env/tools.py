@@ -112,8 +112,8 @@ def get_layout(name: str) -> ResponseLayout:
 class ToolConfig:
     """crop: how windows are sampled (1 fps, 4-64 frames, <= 336*336 px per frame).
     frame_min_pixels / frame_max_pixels: size bounds of the visual-prompt frame image.
-    video_backends: decoders to try in order (bench/tools.py: "pyav" first is ~4x faster on
-    sparse crops of long videos)."""
+    video_backends: decoders to try in order ("pyav" first: it seeks to each sampled frame,
+    which pays on sparse crops of long videos; bench/tools.py compares them)."""
 
     crop: Sampling = Sampling(fps=1.0, min_frames=4, max_frames=64, min_pixels=32 * 32,
                               max_frame_pixels=336 * 336, max_total_pixels=336 * 336 * 64)

@@ -105,7 +105,7 @@ class Sampling:
     caps one frame (qwen-vl-utils' 768 tokens), None for no per-frame cap.
     decoder_scaling: opt-in fast path, where PyAV scales frames in swscale (in YUV) while
     decoding instead of resizing RGB frames like transformers does. Pixels then deviate from
-    transformers' (README: video preprocessing); grids and token counts do not change.
+    transformers' (docs/engine.md: video preprocessing); grids and token counts do not change.
     """
 
     fps: float = 2.0

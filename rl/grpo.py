@@ -170,8 +170,8 @@ def check_config(config: ml_collections.ConfigDict, loss: PolicyLossConfig) -> N
 
 
 # Live copies of a chunk's logits in the update's backward (logits, softmax, the logit
-# gradient, a fused temporary): measured on CPU, where 32 rows x 256 positions (5 GB a copy)
-# took a 24 GiB process past its memory.
+# gradient, a fused temporary): the host-memory check counts all of them, since on a CPU the
+# kernel kills an update that runs out of memory without a message.
 PROJECTION_COPIES = 4
 
 

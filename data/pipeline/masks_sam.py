@@ -85,7 +85,7 @@ class SamStage:
     def __init__(self, fps: float = 1.0, min_area_frac: float = 0.001,
                  min_neighbour_iou: float = 0.3, threshold: float = 0.5,
                  num_threads: int | None = None):
-        if num_threads:  # one actor per core on CPU: torch's default oversubscribes (seen here: 50x)
+        if num_threads:  # one actor per core on CPU: torch's default threads oversubscribe the cores
             import torch
             torch.set_num_threads(int(num_threads))
         self.fps, self.threshold = fps, threshold

@@ -55,8 +55,8 @@ class VisionBuckets:
 
 
 # 4 steps per octave (..., 768, 896, 1024, ...): at most 1/5 of a block is padding. With 2 the
-# 784-patch group of a 448x448 image pads to 1024 and bench/forward.py ran 1.28x transformers'
-# time instead of 1.20x (it was 1.21x before grids were data); more steps cost more buckets.
+# 784-patch group of a 448x448 image pads to 1024, and the padding's attention work shows in
+# bench/forward.py; more steps cost more buckets (more compiles).
 DEFAULT_BUCKETS = VisionBuckets(steps_per_octave=4)
 
 

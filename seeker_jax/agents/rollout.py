@@ -1,7 +1,7 @@
 """The rollout engine: many episodes at once through the jitted sampler and the environment.
 
 Rows of one `Sampler` hold episodes. When a row's turn ends, the episode's `step` (parse the
-turn, run its tools: 50-300 ms of video decoding) runs on a host thread while the other rows
+turn, run its tools: video decoding, the slow part) runs on a host thread while the other rows
 keep decoding; when the observation is ready, it is appended to that row's cache (never
 re-prefilling earlier turns) and the row decodes again. Prompts (which decode the video) are
 built on the threads too. A finished episode frees its row for the next one.

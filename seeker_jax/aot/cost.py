@@ -63,11 +63,10 @@ def _batched(mesh, rules, dtype):
 
 
 # Compiler options of a probe that only counts FLOPs: jax's lowest exec-time optimization
-# effort. XLA then skips most of its search for a fast schedule (6x faster compiles of the 8B
-# layer: 7 s instead of 42 s at 14,848 tokens on a 2-core host) and counts the same FLOPs:
-# identical for the 8B layer on v5p at 1,024 and 14,848 tokens, within 6.3e-5 for the tiny
-# test layer (tests/test_aot.py); the bytes accessed change with fusion, so a bytes probe
-# keeps the default effort.
+# effort. XLA then skips most of its search for a fast schedule, which is most of a large
+# layer's compile time, and the FLOPs it counts do not depend on that search
+# (tests/test_aot.py compares the two counts on the tiny test layer); the bytes accessed change
+# with fusion, so a bytes probe keeps the default effort.
 FLOPS_ONLY = {"exec_time_optimization_effort": -1.0}
 
 # The short lengths whose counts fix a decoder layer's FLOPs at any length (decoder_layer_flops).

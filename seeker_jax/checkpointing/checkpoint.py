@@ -181,8 +181,8 @@ def _checkpointer(tree: Mapping[str, Any]) -> ocp.Checkpointer:
     """Synchronous, with bounded memory in flight (the on-disk format StandardSave writes).
 
     The bound must admit the largest array (orbax refuses one larger than its budget).
-    Without compression: with zstd a save held about half a checkpoint of extra buffers and
-    ran at half the speed, for 20% less disk on bf16 weights (bench/convert.py). Restore
+    Without compression: zstd holds extra buffers in flight and slows the save, for a modest
+    saving of disk on bf16 weights (bench/convert.py compares them). Restore
     reads either, so trainers' default (compressed) StandardSave items load the same way.
     """
     largest = max(int(np.prod(t.shape)) * jnp.dtype(t.dtype).itemsize for t in tree.values())

@@ -155,15 +155,14 @@ def _chunked(x: jax.Array) -> tuple[jax.Array, int, int]:
 def argmax_and_max(x: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The first index of each row's maximum and the maximum: (..., V) -> (...) int32,
     (...) float. jnp.argmax without its variadic (value, index) reduction, which XLA:CPU runs
-    unvectorized (3.0 ms for 8 rows of a 151,936-token vocabulary, a fifth of a greedy decode
-    step). A row with NaN logits gets some index in [0, V): XLA:CPU's max reduction skips
+    unvectorized: at a real vocabulary a large share of a greedy decode step. A row with NaN logits gets some index in [0, V): XLA:CPU's max reduction skips
     NaN over large rows; `sample`'s log-prob for such a row is NaN, which is what shows it.
 
     A large vocabulary is cut into chunks (`vocab_chunks`): one pass takes each chunk's
     max, the first chunk holding the row's max is found among those few values, and only that
     chunk is searched for the index. The plain form (max, then the least index equal to it)
-    reads the row twice and writes an index array the size of the logits: at 151,936 that
-    cost ~1 ms more per greedy decode step of bench/generate.py."""
+    reads the row twice and writes an index array the size of the logits, which a greedy
+    decode step at a real vocabulary pays for (bench/generate.py)."""
     shape, V = x.shape[:-1], x.shape[-1]
     x, n, size = _chunked(x.reshape(-1, V))
     if n == 1:
@@ -235,8 +234,8 @@ def draw(x: jax.Array, keys: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array
     probability exceeds u. The vocabulary is cut into chunks (`vocab_chunks`): one pass
     takes the chunk maxima and one the chunk sums of exp(x - max); the chunk is found among
     those sums, and only its ~1k probabilities are accumulated. jax.random.categorical (the
-    Gumbel-max trick) instead draws V random numbers and takes two logs of each: at a
-    151,936-token vocabulary that cost ~16 ms of a 30 ms sampled decode step on this CPU. The
+    Gumbel-max trick) instead draws V random numbers and takes two logs of each, which at a
+    real vocabulary dominates a sampled decode step on a CPU. The
     distribution is the same, a token of probability 0 is never drawn; the draws for a given
     key differ from categorical's.
     """
