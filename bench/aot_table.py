@@ -1,4 +1,4 @@
-"""The README's "TPU pods: will it fit?" tables: `seeker-jax aot` for each step x model x
+"""The tables of docs/pods.md ("TPU pods: will it fit?"): `seeker-jax aot` for each step x model x
 topology, at the paper's recipe (SFT sequences of 16,384 tokens with a 256-frame prompt video,
 GRPO responses of 4,096 tokens on top, the sampler's KV cache of 8 rows x 20k tokens), with
 scanned decoder layers and splash attention.

@@ -151,7 +151,7 @@ def test_crop_prompt_matches_transformers_processor(mp4, hf_prompts):
 
 def test_decoder_scaling_is_an_opt_in_with_the_same_grid(mp4):
     """The swscale fast path keeps grids and timestamps; its pixels are NOT transformers'
-    (measured in the README), so it is off by default."""
+    (docs/engine.md: video preprocessing), so it is off by default."""
     exact = VideoFile(mp4, backends=("pyav",)).processed(0.0, 6.0, Sampling())
     fast = VideoFile(mp4, backends=("pyav",)).processed(0.0, 6.0,
                                                          Sampling(decoder_scaling=True))
