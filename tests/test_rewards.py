@@ -103,6 +103,15 @@ TABLE = [
      (0, 1, 1, 0.0), 0.15, 0.2),
     ("open_wrong", OPEN, ["<think>x</think><answer>it turns right</answer>"],
      (0, 1, 1, 0.0), 0.15, 0.2),
+    # hedges score 0 (the old rule credited any short answer containing the reference)
+    ("open_hedge_disjunction", OPEN, ["<think>x</think><answer>It turns left or right.</answer>"],
+     (0, 1, 1, 0.0), 0.15, 0.2),
+    ("open_hedge_list", OPEN, ["<think>x</think><answer>it turns left, right, up</answer>"],
+     (0, 1, 1, 0.0), 0.15, 0.2),
+    ("mc_reasoning_names_another_letter", MC,
+     ["<think>x</think><answer>B, because A is wrong</answer>"], (1, 1, 1, 1.0), 1.0, 1.0),
+    ("mc_negated_letter", MC, ["<think>x</think><answer>Not B</answer>"],
+     (0, 1, 1, 0.0), 0.15, 0.2),
 ]
 
 
@@ -280,4 +289,4 @@ def test_registry_and_summary():
                                                "reward/parsimony": 1.0,
                                                "reward/reward": (1.0 + 0.85) / 2})
     assert model.metrics() == {"rewards/episodes": 2.0, "rewards/open_judged": 0.0,
-                               "rewards/open_by_rule": 0.0}
+                               "rewards/open_by_rule": 0.0, "rewards/open_addressed_grader": 0.0}

@@ -4,7 +4,9 @@ Multiple choice is a rule (env/answers.py's extractor, not the official `pred[0]
 scores "(A)" wrong). Open-ended answers are scored by a judge model (rl/rewards/judge.py) on
 the paper's rubric 1 / 0.5 / 0; its score is computed by `RewardModel` beforehand and passed in
 as `judgement`. Without one (no judge configured, or the judge failed) a conservative rule
-scores the answer: 1 when it states the reference, else 0.
+scores the answer: 1 when it plainly states the reference and nothing else, else 0 (a hedge,
+a list, a range or another candidate value scores 0: env/answers.py's `states_reference`, the
+same extractor evaluation and `passk` use).
 
 An answer of `max_answer_chars` or more scores 0 whatever it says: long answers that list
 every possibility are how a judge is farmed (the official code does the same).
@@ -13,18 +15,13 @@ from __future__ import annotations
 
 import re
 
-from seeker_jax.env.answers import DEFAULT_LETTERS, choice_correct
+from seeker_jax.env.answers import DEFAULT_LETTERS, choice_correct, states_reference
 from seeker_jax.env.parser import MAX_ANSWER_CHARS
 from seeker_jax.rl.rewards.context import RewardContext
 from seeker_jax.rl.rewards.registry import register_reward
 
 LETTERS = "ABCDEFGH"
 JUDGE_SCORES = (0.0, 0.5, 1.0)
-_ARTICLES = {"a", "an", "the"}
-_NEGATIONS = {"not", "no", "never", "none", "nothing", "nobody", "neither", "nor", "without"}
-_NUMBERS = {w: str(i) for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve".split())}
-_SLACK_WORDS = 8  # "it is red" states "red"; a paragraph that mentions red somewhere does not
 
 
 def answer_usable(answer: str | None, max_answer_chars: int) -> bool:
@@ -61,32 +58,16 @@ def labeled_options(options: list[str], letters: str) -> list[str]:
             for l, o in zip(letters, options)]
 
 
-def normalize_words(text: str) -> list[str]:
-    """Lower case, punctuation and articles dropped, number words as digits."""
-    words = re.sub(r"[^\w\s]", " ", text.lower()).split()
-    return [_NUMBERS.get(w, w) for w in words if w not in _ARTICLES]
-
-
-def _contains(words: list[str], part: list[str]) -> bool:
-    n = len(part)
-    return any(words[i:i + n] == part for i in range(len(words) - n + 1))
-
-
 @register_reward("accuracy_open_rule")
 def accuracy_open_rule(ctx: RewardContext, max_answer_chars: int = MAX_ANSWER_CHARS) -> float:
-    """The fallback for open-ended answers: 1 when the answer is the reference (normalized),
-    or a short sentence stating it ("it is red" for "red") without a negation the reference
-    lacks; else 0. It never gives 0.5: partial credit needs a judge."""
+    """The fallback for open-ended answers: 1 when the answer plainly states the reference
+    ("it is red" for "red"), else 0: a negation, a hedge ("red or blue", "maybe red"), a list
+    ("red, blue"), a range ("3-4") or any word beyond the reference, filler and the question
+    restated (env/answers.py's states_reference). It never gives 0.5: partial credit needs a
+    judge."""
     if not answer_usable(ctx.answer, max_answer_chars):
         return 0.0
-    got, want = normalize_words(ctx.answer), normalize_words(ctx.reference)
-    if not want:
-        return 0.0
-    if got == want:
-        return 1.0
-    negated = (set(got) & _NEGATIONS) - set(want)
-    short = len(got) <= len(want) + _SLACK_WORDS
-    return float(short and not negated and _contains(got, want))
+    return float(states_reference(ctx.answer, ctx.reference, ctx.question))
 
 
 @register_reward("accuracy_open")
@@ -113,5 +94,4 @@ def accuracy_reward(ctx: RewardContext, judgement: float | None = None,
 
 
 __all__ = ["JUDGE_SCORES", "accuracy_mc", "accuracy_open", "accuracy_open_rule",
-           "accuracy_reward", "answer_usable", "choice_letters", "labeled_options",
-           "normalize_words"]
+           "accuracy_reward", "answer_usable", "choice_letters", "labeled_options"]

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 from seeker_jax.data.openai_api import ChatClient, parse_model_url
 from seeker_jax.rl.rewards.accuracy import answer_usable
 from seeker_jax.rl.rewards.context import RewardContext
-from seeker_jax.rl.rewards.judge import Item, Judge
+from seeker_jax.rl.rewards.judge import MAX_JUDGED_CHARS, Item, Judge, addresses_grader
 from seeker_jax.rl.rewards.registry import get_reward
 
 COMPONENTS = ("accuracy", "format", "parsimony", "temporal_iou")
@@ -124,22 +124,30 @@ class RewardModel:
     def __init__(self, config: RewardConfig = RewardConfig(), judge: Judge | None = None):
         self.config = config
         self.judge = judge if judge is not None else config.judge.build()
-        self._counts = {"episodes": 0, "open_judged": 0, "open_by_rule": 0}
+        self._counts = {"episodes": 0, "open_judged": 0, "open_by_rule": 0,
+                        "open_addressed_grader": 0}
         self._lock = threading.Lock()
 
     def _needs_judge(self, ctx: RewardContext) -> bool:
         return (ctx.question_form == "open"
                 and answer_usable(ctx.answer, self.config.max_answer_chars))
 
+    def _guarded(self, ctx: RewardContext) -> bool:
+        """An open answer that talks to its grader: 0, never sent (rl/rewards/judge.py)."""
+        return self._needs_judge(ctx) and addresses_grader(ctx.answer)
+
     def judgements(self, contexts: Sequence[RewardContext]) -> list[float | None]:
         """The judge's score of each open-ended answer (None: multiple choice, no judge, or
-        a fallback), identical (question, reference, answer) items asked once."""
-        out: list[float | None] = [None] * len(contexts)
+        a fallback), identical (question, reference, answer) items asked once. An answer that
+        addresses the grader gets 0 without a request; one over MAX_JUDGED_CHARS goes to the
+        rule."""
+        out: list[float | None] = [0.0 if self._guarded(ctx) else None for ctx in contexts]
         if self.judge is None:
             return out
         items: dict[Item, list[int]] = {}
         for i, ctx in enumerate(contexts):
-            if self._needs_judge(ctx):
+            if out[i] is None and self._needs_judge(ctx) and \
+                    len(ctx.answer.strip()) <= MAX_JUDGED_CHARS:
                 items.setdefault((ctx.question, ctx.reference, ctx.answer), []).append(i)
         for item, score in zip(items, self.judge.score_many(list(items))):
             for i in items[item]:
@@ -166,16 +174,19 @@ class RewardModel:
         trouble."""
         judged = self.judgements(contexts)
         scores = [self.score_one(ctx, j) for ctx, j in zip(contexts, judged)]
-        opens = [j for ctx, j in zip(contexts, judged) if self._needs_judge(ctx)]
+        guarded = [self._guarded(ctx) for ctx in contexts]
+        opens = [j for ctx, j, g in zip(contexts, judged, guarded)
+                 if self._needs_judge(ctx) and not g]
         with self._lock:
             self._counts["episodes"] += len(contexts)
             self._counts["open_judged"] += sum(j is not None for j in opens)
             self._counts["open_by_rule"] += sum(j is None for j in opens)
+            self._counts["open_addressed_grader"] += sum(guarded)
         return scores
 
     def metrics(self) -> dict[str, float]:
-        """Counters since construction: `rewards/*` (episodes, open answers judged or scored
-        by the rule) and `judge/*` (attempts, cache hits, failures, fallbacks, HTTP calls)."""
+        """Counters since construction: `rewards/*` (episodes, open answers judged, scored by
+        the rule, or given 0 for addressing the grader) and `judge/*` (attempts, cache hits, failures, fallbacks, HTTP calls)."""
         with self._lock:
             out = {f"rewards/{k}": float(v) for k, v in self._counts.items()}
         if self.judge is not None:
