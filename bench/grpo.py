@@ -235,7 +235,7 @@ class OursSingleTurn:
         check_config(config, self.loss_cfg)
         self.mesh = make_mesh(resolve_mesh_shape(config.mesh, jax.device_count()))
         self.rules = rules_from_config(config.mesh.rules)
-        model, _ = build_model(config.model)
+        model, _ = build_model(config.model, self.rules)
         tx = make_optimizer(config.optimizer)
         self.state = create_train_state(model, tx, self.mesh, config.model.freeze_vision,
                                         self.rules)

@@ -42,9 +42,9 @@ def get_config(preset: str = "tiny_synth") -> ml_collections.ConfigDict:
     c.model.param_dtype = "float32"
     c.model.remat = "none"
     c.model.scan_layers = False      # decoder layers as one lax.scan (sampler cache included)
-    c.model.attention_impl = "auto"  # auto | reference | chunked | splash | cudnn (auto: splash
-                                     # on TPU, cuDNN on GPU, reference on CPU; for
-                                     # `seeker-jax aot` on a CPU host name splash)
+    c.model.attention_impl = "auto"  # auto | reference | chunked | splash | cudnn (auto: for the
+                                     # platform the step runs on: splash on TPU, an AOT compile
+                                     # for a TPU topology included; cudnn on GPU; reference on CPU)
     c.model.freeze_vision = True
 
     c.data = ml_collections.ConfigDict()

@@ -36,8 +36,9 @@ def get_config(preset: str = "tiny_synth") -> ml_collections.ConfigDict:
     c.model.param_dtype = "float32"  # master weights; "float32" with compute "bfloat16"
     c.model.remat = "none"           # none | full | dots | dots_no_batch
     c.model.scan_layers = False      # decoder layers as one lax.scan: one compiled layer body
-    c.model.attention_impl = "auto"  # auto | reference | chunked | splash | cudnn (auto: splash
-                                     # on TPU, cudnn on GPU, reference on CPU; AOT: name splash)
+    c.model.attention_impl = "auto"  # auto | reference | chunked | splash | cudnn (auto: for the
+                                     # platform the step runs on: splash on TPU, an AOT compile
+                                     # for a TPU topology included; cudnn on GPU; reference on CPU)
     c.model.freeze_vision = True
 
     c.data = ml_collections.ConfigDict()

@@ -214,7 +214,7 @@ def build_reference(config: ml_collections.ConfigDict, mesh, rules):
     random init), placed like the learner."""
     from flax import nnx
 
-    model, _ = build_model(config.model)
+    model, _ = build_model(config.model, rules)
     shardings = model_shardings(model, mesh, rules)
     nnx.update(model, jax.tree.map(lambda v, s: jax.device_put(v[...], s), nnx.state(model),
                                    shardings, is_leaf=lambda x: isinstance(x, nnx.Variable)))
@@ -256,7 +256,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
     env = EnvConfig.from_config(config.env)
     model_dir = ckpt.find_params(config.model.init_from).config_dir if config.model.init_from else None
     tokenizer = tokenizer_from_config(config.tokenizer, model_dir)
-    model, cfg = build_model(config.model)
+    model, cfg = build_model(config.model, rules)
     if jax.default_backend() == "cpu":
         check_host_memory(config, loss_cfg, cfg.text.vocab_size,
                           os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))

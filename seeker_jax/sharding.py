@@ -15,6 +15,8 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from seeker_jax.models.qwen3_vl.attention import AttentionAxes
+
 MeshAxes = str | tuple[str, ...] | None
 Rules = Sequence[tuple[str, MeshAxes]]
 
@@ -35,6 +37,21 @@ DEFAULT_RULES: tuple[tuple[str, MeshAxes], ...] = (
 
 
 MESH_AXES = ("data", "fsdp", "tensor")
+
+
+def mesh_axes_of(logical: str, rules: Rules) -> tuple[str, ...]:
+    """The mesh axes a logical name maps to under `rules` (the first rule wins; none: ())."""
+    for name, axes in rules:
+        if name == logical:
+            return _as_tuple(axes)
+    return ()
+
+
+def attention_axes(rules: Rules) -> AttentionAxes:
+    """The mesh axes of the batch and the heads for attention kernels run under shard_map
+    (splash), read from the same rules that shard the arrays: override `mesh.rules` and the
+    kernel's sharding follows."""
+    return AttentionAxes(batch=mesh_axes_of("batch", rules), heads=mesh_axes_of("q_heads", rules))
 
 
 def rules_from_config(rules: Sequence) -> tuple[tuple[str, MeshAxes], ...]:

@@ -171,7 +171,8 @@ def test_splash_compiles_for_tpu_topology(kind):
     make = A.causal_mask if kind == "causal" else A.segment_mask
 
     def fwd(q, k, v, ids):
-        return A.dot_product_attention(q, k, v, make(ids), "splash")
+        return A.dot_product_attention(q, k, v, make(ids), "splash",
+                                       A.AttentionAxes(("data", "fsdp"), ("tensor",)))
 
     grad = jax.grad(lambda *a: fwd(*a).astype(jnp.float32).sum(), argnums=(0, 1, 2))
     for fn in (fwd, grad):

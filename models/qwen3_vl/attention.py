@@ -12,9 +12,14 @@ Implementations (`IMPLEMENTATIONS`, picked by the model config's `attention_impl
 - "cudnn": `jax.nn.dot_product_attention(implementation="cudnn")`, GPU only, bfloat16 or
   float16 (`fused_sdpa` says how each mask goes in).
 - "auto": splash on TPU, cudnn on GPU (chunked for float32, which cuDNN does not take), the
-  reference elsewhere (CPU), read from `jax.default_backend()` when the model is traced. An
-  AOT compile for a TPU topology on a CPU host traces on the CPU backend, so name "splash"
-  there explicitly.
+  reference elsewhere (CPU). `resolve_impl(name, platform)` resolves it for the platform the
+  step will *run* on: the core passes the target's platform (an AOT compile for a TPU
+  topology on a CPU host resolves to splash); without one, `jax.default_backend()`.
+
+Kernels that run under `jax.shard_map` (splash) need to know which mesh axes carry the batch
+and the heads: `AttentionAxes`, which the core derives from its sharding rules
+(`seeker_jax.sharding.attention_axes`) and sets on the model config. models/ never names a
+mesh axis itself.
 
 What a query may see is an `AttentionMask` (causal with key padding, or segment ids), which
 every implementation can express. A dense (B, Lq, S) boolean mask (the KV-cache decode path:
@@ -35,10 +40,16 @@ from seeker_jax.models.qwen3_vl.flash import chunked_attention
 
 IMPLEMENTATIONS = ("auto", "reference", "chunked", "splash", "cudnn")
 
-# Mesh axes that carry the batch and the heads: those of seeker_jax.sharding.DEFAULT_RULES
-# ("batch" -> data, fsdp; "q_heads"/"kv_heads" -> tensor). models/ imports nothing above it.
-BATCH_AXES = ("data", "fsdp")
-HEAD_AXIS = "tensor"
+
+
+@dataclasses.dataclass(frozen=True)
+class AttentionAxes:
+    """The mesh axes that carry the batch and the attention heads, for a kernel run under
+    shard_map (splash). Set by the core from its sharding rules, so a rule override moves the
+    kernel's sharding with it."""
+
+    batch: tuple[str, ...] = ()
+    heads: tuple[str, ...] = ()
 
 
 def check_impl(name: str) -> str:
@@ -48,11 +59,13 @@ def check_impl(name: str) -> str:
     return name
 
 
-def resolve_impl(name: str) -> str:
-    """'auto' -> the implementation for the default backend; other names are checked."""
+def resolve_impl(name: str, platform: str | None = None) -> str:
+    """'auto' -> the implementation for `platform` ("tpu", "gpu", "cpu"; None: the default
+    backend, i.e. where this process runs); other names are checked and returned."""
     if check_impl(name) != "auto":
         return name
-    return {"tpu": "splash", "gpu": "cudnn"}.get(jax.default_backend(), "reference")
+    return {"tpu": "splash", "gpu": "cudnn"}.get(platform or jax.default_backend(),
+                                                 "reference")
 
 
 @jax.tree_util.register_dataclass
@@ -257,27 +270,28 @@ def _splash_local(q, k, v, seg, *, causal: bool, block: int, interpret: bool):
     return jnp.einsum("bhgld->blhgd", out).reshape(B, L, H, D)
 
 
-def _mesh_specs(mesh, B: int, H: int, kvh: int):
-    """shard_map specs: the batch over BATCH_AXES that divide it, heads over HEAD_AXIS."""
-    batch, size = [], 1
-    for axis in BATCH_AXES:
-        n = mesh.shape.get(axis, 1) if axis in mesh.axis_names else 1
-        if n > 1:
-            if B % (size * n):
-                raise ValueError(f"splash attention: batch {B} is not divisible by the mesh's "
-                                 f"batch axes {BATCH_AXES} ({dict(mesh.shape)}); make the "
-                                 "batch a multiple of data*fsdp")
-            batch.append(axis)
-            size *= n
-    t = mesh.shape.get(HEAD_AXIS, 1) if HEAD_AXIS in mesh.axis_names else 1
-    heads = HEAD_AXIS if t > 1 and H % t == 0 and kvh % t == 0 else None
+def _mesh_specs(mesh, B: int, H: int, kvh: int, axes: AttentionAxes):
+    """shard_map specs: the batch over axes.batch, heads over axes.heads where they divide
+    both H and KVH (else the heads are replicated)."""
+    def present(names):
+        return [a for a in names if a in mesh.axis_names and mesh.shape[a] > 1]
+
+    batch = present(axes.batch)
+    size = int(np.prod([mesh.shape[a] for a in batch])) if batch else 1
+    if B % size:
+        raise ValueError(f"splash attention: batch {B} is not divisible by the mesh's batch "
+                         f"axes {tuple(batch)} ({dict(mesh.shape)}); make the batch a "
+                         f"multiple of {size}")
+    heads = present(axes.heads)
+    t = int(np.prod([mesh.shape[a] for a in heads])) if heads else 1
+    h = tuple(heads) if heads and H % t == 0 and kvh % t == 0 else None
     b = tuple(batch) if batch else None
     P = jax.sharding.PartitionSpec
-    return P(b, None, heads, None), P(b, None)
+    return P(b, None, h, None), P(b, None)
 
 
-def splash(q, k, v, mask: AttentionMask, *, block: int = 512, interpret: bool = False
-           ) -> jax.Array:
+def splash(q, k, v, mask: AttentionMask, *, block: int = 512, interpret: bool = False,
+           axes: AttentionAxes | None = None) -> jax.Array:
     """Splash attention (TPU; `interpret=True` runs the Pallas interpreter elsewhere).
 
     Padding is expressed as segment ids (real 1, padding 0; vision: its own ids), so a padded
@@ -311,7 +325,11 @@ def splash(q, k, v, mask: AttentionMask, *, block: int = 512, interpret: bool = 
     if mesh.empty or mesh.size == 1:
         out = local(qp, kp, vp, seg)
     else:
-        x_spec, s_spec = _mesh_specs(mesh, B, H, k.shape[2])
+        if axes is None:
+            raise ValueError("splash attention under a mesh needs the mesh axes of the batch "
+                             "and the heads: set Qwen3VLConfig.attention_axes (the core does, "
+                             "from its sharding rules: seeker_jax.sharding.attention_axes)")
+        x_spec, s_spec = _mesh_specs(mesh, B, H, k.shape[2], axes)
         out = jax.shard_map(local, mesh=mesh, in_specs=(x_spec, x_spec, x_spec, s_spec),
                             out_specs=x_spec, check_vma=False)(qp, kp, vp, seg)
     return out[:, :L, :, :D]
@@ -320,7 +338,8 @@ def splash(q, k, v, mask: AttentionMask, *, block: int = 512, interpret: bool = 
 # ------------------------------------------------------------------------------- dispatch
 
 def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array,
-                          mask: AttentionMask | jax.Array, impl: str = "auto") -> jax.Array:
+                          mask: AttentionMask | jax.Array, impl: str = "auto",
+                          axes: AttentionAxes | None = None) -> jax.Array:
     """q (B, Lq, H, D), k/v (B, S, KVH, D) -> (B, Lq, H, D) under `impl` (IMPLEMENTATIONS).
 
     mask: an AttentionMask (training, prefill, vision blocks), or a dense (B, Lq, S) bool
@@ -337,4 +356,4 @@ def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array,
         return _chunked(q, k, v, mask)
     if impl == "cudnn":
         return _cudnn(q, k, v, mask)
-    return splash(q, k, v, mask)
+    return splash(q, k, v, mask, axes=axes)

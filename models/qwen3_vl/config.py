@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any
 
-from seeker_jax.models.qwen3_vl.attention import check_impl
+from seeker_jax.models.qwen3_vl.attention import AttentionAxes, check_impl
 
 MODEL_TYPE = "qwen3_vl"
 
@@ -82,6 +82,9 @@ class Qwen3VLConfig:
     # How attention runs (models/qwen3_vl/attention.py): a runtime choice, not part of the
     # checkpoint, so to_hf_dict never writes it and from_hf_dict leaves the default.
     attention_impl: str = "auto"
+    # The mesh axes of the batch and the heads for kernels run under shard_map (runtime too;
+    # the core sets them from its sharding rules).
+    attention_axes: AttentionAxes | None = None
 
     def __post_init__(self):
         check_impl(self.attention_impl)

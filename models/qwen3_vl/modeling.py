@@ -82,11 +82,13 @@ class Qwen3VLModel(nnx.Module):
         self.config = cfg
         self.visual = Qwen3VLVisionModel(cfg.vision, dtype=dtype, param_dtype=param_dtype,
                                          rngs=rngs, attention_impl=cfg.attention_impl,
+                                         attention_axes=cfg.attention_axes,
                                          scan_layers=scan_layers)
         self.language_model = Qwen3VLTextModel(cfg.text, dtype=dtype, param_dtype=param_dtype,
                                                rngs=rngs, remat=remat,
                                                scan_layers=scan_layers,
-                                               attention_impl=cfg.attention_impl)
+                                               attention_impl=cfg.attention_impl,
+                                               attention_axes=cfg.attention_axes)
 
     def get_rope_index(self, input_ids, mm_token_type_ids=None, image_grid_thw=None,
                        video_grid_thw=None, attention_mask=None) -> tuple[np.ndarray, np.ndarray]:

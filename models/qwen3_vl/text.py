@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from seeker_jax.models.qwen3_vl.attention import (AttentionMask, cache_attention, check_impl,
+from seeker_jax.models.qwen3_vl.attention import (AttentionAxes, AttentionMask, cache_attention,
+                                                  check_impl,
                                                   dot_product_attention, reference_attention)
 from seeker_jax.models.qwen3_vl.config import TextConfig
 from seeker_jax.models.qwen3_vl.layers import Embed, Linear, RMSNorm, activation
@@ -60,7 +61,8 @@ attention = reference_attention
 
 class Qwen3VLTextAttention(nnx.Module):
     def __init__(self, cfg: TextConfig, *, dtype, param_dtype, rngs: nnx.Rngs,
-                 attention_impl: str = "auto"):
+                 attention_impl: str = "auto",
+                 attention_axes: AttentionAxes | None = None):
         kw = dict(use_bias=cfg.attention_bias, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         h, kvh, d = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
         self.q_proj = Linear(cfg.hidden_size, h * d, ("embed", "q_heads"), **kw)
@@ -72,6 +74,7 @@ class Qwen3VLTextAttention(nnx.Module):
         self.k_norm = RMSNorm(d, ("head_dim",), **norm)
         self.num_heads, self.num_kv_heads, self.head_dim = h, kvh, d
         self.attention_impl = check_impl(attention_impl)
+        self.attention_axes = attention_axes
 
     def __call__(self, x: jax.Array, cos: jax.Array, sin: jax.Array,
                  mask: AttentionMask | jax.Array,
@@ -91,7 +94,8 @@ class Qwen3VLTextAttention(nnx.Module):
             out = cache_attention(q, cache.key[:, :, :window].astype(q.dtype),
                                   cache.value[:, :, :window].astype(q.dtype), mask)
         else:
-            out = dot_product_attention(q, k, v, mask, self.attention_impl)
+            out = dot_product_attention(q, k, v, mask, self.attention_impl,
+                                        self.attention_axes)
         return self.o_proj(out.reshape(B, L, -1)), cache
 
 
@@ -109,10 +113,11 @@ class Qwen3VLTextMLP(nnx.Module):
 
 class Qwen3VLTextDecoderLayer(nnx.Module):
     def __init__(self, cfg: TextConfig, *, dtype, param_dtype, rngs: nnx.Rngs,
-                 attention_impl: str = "auto"):
+                 attention_impl: str = "auto",
+                 attention_axes: AttentionAxes | None = None):
         kw = dict(dtype=dtype, param_dtype=param_dtype)
         self.self_attn = Qwen3VLTextAttention(cfg, rngs=rngs, attention_impl=attention_impl,
-                                              **kw)
+                                              attention_axes=attention_axes, **kw)
         self.mlp = Qwen3VLTextMLP(cfg, rngs=rngs, **kw)
         self.input_layernorm = RMSNorm(cfg.hidden_size, ("embed",), eps=cfg.rms_norm_eps, **kw)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, ("embed",),
@@ -127,14 +132,16 @@ class Qwen3VLTextDecoderLayer(nnx.Module):
 class Qwen3VLTextModel(nnx.Module):
     def __init__(self, cfg: TextConfig, *, dtype=jnp.float32, param_dtype=jnp.float32,
                  rngs: nnx.Rngs, remat: str = "none", scan_layers: bool = False,
-                 attention_impl: str = "auto"):
+                 attention_impl: str = "auto",
+                 attention_axes: AttentionAxes | None = None):
         """attention_impl: an attention.IMPLEMENTATIONS name, used when the mask is an
         AttentionMask (training / prefill); a dense mask (the cache path) runs the reference."""
         self.config = cfg
         kw = dict(dtype=dtype, param_dtype=param_dtype)
         self.embed_tokens = Embed(cfg.vocab_size, cfg.hidden_size, ("vocab", "embed"),
                                   rngs=rngs, **kw)
-        layers = [Qwen3VLTextDecoderLayer(cfg, rngs=rngs, attention_impl=attention_impl, **kw)
+        layers = [Qwen3VLTextDecoderLayer(cfg, rngs=rngs, attention_impl=attention_impl,
+                                          attention_axes=attention_axes, **kw)
                   for _ in range(cfg.num_hidden_layers)]
         # Stacked: one layer module holding (n_layers, ...) arrays (stacking.py); the same
         # random init as the list, drawn in the same order.

@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from seeker_jax.models.qwen3_vl.attention import (check_impl, dot_product_attention,
+from seeker_jax.models.qwen3_vl.attention import (AttentionAxes, check_impl,
+                                                  dot_product_attention,
                                                   reference_segment_attention, segment_mask)
 from seeker_jax.models.qwen3_vl.config import VisionConfig
 from seeker_jax.models.qwen3_vl.layers import Embed, LayerNorm, Linear, activation, gelu_erf
@@ -68,7 +69,8 @@ class Qwen3VLVisionAttention(nnx.Module):
     """
 
     def __init__(self, cfg: VisionConfig, *, dtype, param_dtype, rngs: nnx.Rngs,
-                 attention_impl: str = "auto"):
+                 attention_impl: str = "auto",
+                 attention_axes: AttentionAxes | None = None):
         kw = dict(use_bias=True, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.qkv = Linear(cfg.hidden_size, 3 * cfg.hidden_size, ("vision_embed", "vision_qkv"),
                           **kw)
@@ -77,6 +79,7 @@ class Qwen3VLVisionAttention(nnx.Module):
         self.head_dim = cfg.head_dim
         self.dtype = dtype
         self.attention_impl = check_impl(attention_impl)
+        self.attention_axes = attention_axes
 
     def __call__(self, x: jax.Array, cos: jax.Array, sin: jax.Array,
                  segment_ids: jax.Array) -> jax.Array:
@@ -86,7 +89,8 @@ class Qwen3VLVisionAttention(nnx.Module):
         c, s = cos[:, :, None, :], sin[:, :, None, :]
         q = apply_rotary(q.astype(jnp.float32), c, s).astype(self.dtype)
         k = apply_rotary(k.astype(jnp.float32), c, s).astype(self.dtype)
-        out = dot_product_attention(q, k, v, segment_mask(segment_ids), self.attention_impl)
+        out = dot_product_attention(q, k, v, segment_mask(segment_ids), self.attention_impl,
+                                    self.attention_axes)
         return self.proj(out.reshape(B, S, -1))
 
 
@@ -96,12 +100,14 @@ block_attention = reference_segment_attention
 
 class Qwen3VLVisionBlock(nnx.Module):
     def __init__(self, cfg: VisionConfig, *, dtype, param_dtype, rngs: nnx.Rngs,
-                 attention_impl: str = "auto"):
+                 attention_impl: str = "auto",
+                 attention_axes: AttentionAxes | None = None):
         norm = dict(eps=1e-6, dtype=dtype, param_dtype=param_dtype)
         self.norm1 = LayerNorm(cfg.hidden_size, ("vision_embed",), **norm)
         self.norm2 = LayerNorm(cfg.hidden_size, ("vision_embed",), **norm)
         self.attn = Qwen3VLVisionAttention(cfg, dtype=dtype, param_dtype=param_dtype, rngs=rngs,
-                                           attention_impl=attention_impl)
+                                           attention_impl=attention_impl,
+                                           attention_axes=attention_axes)
         self.mlp = Qwen3VLVisionMLP(cfg, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
 
     def __call__(self, x, cos, sin, segment_ids: jax.Array) -> jax.Array:
@@ -143,7 +149,8 @@ class VisionOutput(NamedTuple):
 
 class Qwen3VLVisionModel(nnx.Module):
     def __init__(self, cfg: VisionConfig, *, dtype=jnp.float32, param_dtype=jnp.float32,
-                 rngs: nnx.Rngs, attention_impl: str = "auto", scan_layers: bool = False):
+                 rngs: nnx.Rngs, attention_impl: str = "auto",
+                 attention_axes: AttentionAxes | None = None, scan_layers: bool = False):
         """scan_layers: run the blocks as one lax.scan (`scan_blocks`): one compiled block."""
         self.config = cfg
         self.scan_layers = scan_layers
@@ -151,7 +158,8 @@ class Qwen3VLVisionModel(nnx.Module):
         self.patch_embed = Qwen3VLVisionPatchEmbed(cfg, **kw)
         self.pos_embed = Embed(cfg.num_position_embeddings, cfg.hidden_size,
                                ("vision_pos", "vision_embed"), **kw)
-        blocks = [Qwen3VLVisionBlock(cfg, attention_impl=attention_impl, **kw)
+        blocks = [Qwen3VLVisionBlock(cfg, attention_impl=attention_impl,
+                                     attention_axes=attention_axes, **kw)
                   for _ in range(cfg.depth)]
         # Stacked (stacking.py) when scanned: one block module holding (depth, ...) arrays.
         self.blocks = stack_modules(blocks) if scan_layers else nnx.List(blocks)

@@ -157,19 +157,24 @@ def abstract_train_state(c: ml_collections.ConfigDict, mesh, tx, rules=None):
     """(cfg, graphdef, trainable, frozen, rest, opt_state) as sharded ShapeDtypeStructs.
 
     Params are placed by the logical-axis rules (default the config's c.mesh.rules), as
-    create_train_state places real ones; an
+    create_train_state places real ones. "auto" attention resolves for the platform the mesh's
+    devices are (the target: a TPU topology gets splash, whatever compiles it), with the
+    kernel's mesh axes from the same rules. An
     optimizer leaf whose path ends in a trainable param's path (mu, nu, accumulated grads)
     takes that param's sharding, other leaves (step counts) are replicated.
     """
     from seeker_jax.config import load_config
     from seeker_jax.models.qwen3_vl import from_hf_dict
     from seeker_jax.models.qwen3_vl.hf_io import abstract_model
-    from seeker_jax.sharding import rules_from_config
+    from seeker_jax.models.qwen3_vl.attention import resolve_impl
+    from seeker_jax.sharding import attention_axes, rules_from_config
     from seeker_jax.training.train_state import trainable_filter
 
     rules = rules_from_config(c.mesh.rules) if rules is None else rules
+    target = mesh.devices.flat[0].platform
     cfg = from_hf_dict(load_config(f"configs/qwen3_vl.py:{c.model.size}").to_dict()).replace(
-        attention_impl=c.model.get("attention_impl", "auto"))
+        attention_impl=resolve_impl(c.model.get("attention_impl", "auto"), target),
+        attention_axes=attention_axes(rules))
     model = abstract_model(cfg, jnp.dtype(c.model.compute_dtype), jnp.dtype(c.model.param_dtype),
                            c.model.remat, bool(c.model.get("scan_layers", False)))
     replicated = NamedSharding(mesh, PartitionSpec())
@@ -434,7 +439,8 @@ def _format_figures(f: dict[str, Any]) -> str:
             f"{f['video_tokens']} video tokens + timestamps + text; {f['loss_positions']} loss "
             f"positions{per_token}\n"
             f"  params: {f['trainable_params'] / 1e9:.2f} B trainable, "
-            f"{f['frozen_params'] / 1e9:.2f} B frozen; remat {f['remat']}\n"
+            f"{f['frozen_params'] / 1e9:.2f} B frozen; remat {f['remat']}; attention "
+            f"{f['attention_impl']}\n"
             f"  by hand: state {f['state_bytes_per_chip'] / GIB:.2f} GiB/chip, "
             f"batch {f['batch_bytes_per_chip'] / GIB:.3f} GiB/chip\n")
     if not f["fits"] and "error" in f:  # the compiler refused

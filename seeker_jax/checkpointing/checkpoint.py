@@ -41,6 +41,7 @@ import orbax.checkpoint as ocp
 from etils import epath
 from flax import nnx, traverse_util
 
+from seeker_jax.models.qwen3_vl.attention import AttentionAxes
 from seeker_jax.models.qwen3_vl.config import ConfigError, Qwen3VLConfig, from_hf_dict, to_hf_dict
 from seeker_jax.models.qwen3_vl.hf_io import (CheckpointError, ParamSource, abstract_model,
                                               copy_assets)
@@ -364,15 +365,16 @@ def params_source(path: str, cfg: Qwen3VLConfig, dtype=None) -> ParamSource:
 
 
 def load_model(path: str, dtype=None, shardings: Shardings = None, compute_dtype=None,
-               remat: str = "none", scan_layers: bool = False, attention_impl: str = "auto"
-               ) -> Qwen3VLForConditionalGeneration:
+               remat: str = "none", scan_layers: bool = False, attention_impl: str = "auto",
+               attention_axes: AttentionAxes | None = None) -> Qwen3VLForConditionalGeneration:
     """A Flax model with the parameters of a checkpoint (converted or trained), in the layout
     scan_layers asks for, whichever the checkpoint was saved in.
 
-    attention_impl (models/qwen3_vl/attention.py) is a runtime choice, not stored with it."""
+    attention_impl and attention_axes (models/qwen3_vl/attention.py) are runtime choices, not
+    stored with it."""
     loc = find_params(path)
     cfg, _ = read_model_config(loc.config_dir)
-    cfg = cfg.replace(attention_impl=attention_impl)
+    cfg = cfg.replace(attention_impl=attention_impl, attention_axes=attention_axes)
     flat = restore_params(path, cfg, dtype, shardings, scan_layers=scan_layers)
     param_dtype = next(iter(flat.values())).dtype
     model = abstract_model(cfg, compute_dtype or param_dtype, param_dtype, remat, scan_layers)

@@ -102,7 +102,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
     env = EnvConfig.from_config(config.env)
     model_dir = ckpt.find_params(config.model.init_from).config_dir if config.model.init_from else None
     tokenizer_from_config(config.tokenizer, model_dir)  # a missing tokenizer fails before training
-    model, cfg = build_model(config.model)
+    model, cfg = build_model(config.model, rules)
     tx = make_optimizer(config.optimizer)
     schedule = make_schedule(config.optimizer)
     state = create_train_state(model, tx, mesh, config.model.freeze_vision, rules)

@@ -28,6 +28,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from seeker_jax.checkpointing import checkpoint as ckpt
+from seeker_jax.sharding import Rules, attention_axes
 from seeker_jax.training.train_state import TrainState, trainable_filter
 
 METRICS_FILE = "metrics.jsonl"
@@ -78,8 +79,10 @@ def under_mesh(fn, mesh, attention_impl: str):
     return call
 
 
-def build_model(c: ml_collections.ConfigDict):
-    """(model, cfg) from a checkpoint (init_from) or random init of a configs/qwen3_vl.py size."""
+def build_model(c: ml_collections.ConfigDict, rules: Rules):
+    """(model, cfg) from a checkpoint (init_from) or random init of a configs/qwen3_vl.py size.
+    rules: the run's sharding rules; attention kernels under shard_map take their mesh axes
+    from them (sharding.attention_axes)."""
     from flax import nnx
 
     from seeker_jax.config import load_config
@@ -89,12 +92,13 @@ def build_model(c: ml_collections.ConfigDict):
     compute, param = jnp.dtype(c.compute_dtype), jnp.dtype(c.param_dtype)
     scan = bool(c.get("scan_layers", False))  # configs written before the option lack it
     attention = c.get("attention_impl", "auto")  # likewise
+    axes = attention_axes(rules)
     if c.init_from:
         model = ckpt.load_model(c.init_from, dtype=param, compute_dtype=compute, remat=c.remat,
-                                scan_layers=scan, attention_impl=attention)
+                                scan_layers=scan, attention_impl=attention, attention_axes=axes)
         return model, model.config
     cfg = from_hf_dict(load_config(f"configs/qwen3_vl.py:{c.size}").to_dict()).replace(
-        attention_impl=attention)
+        attention_impl=attention, attention_axes=axes)
     model = Qwen3VLForConditionalGeneration(cfg, dtype=compute, param_dtype=param,
                                             rngs=nnx.Rngs(0), remat=c.remat, scan_layers=scan)
     return model, cfg
