@@ -173,7 +173,15 @@ class ChatFormatter:
         self.tools = list(tools)
 
     def encode(self, text: str) -> list[int]:
-        """Plain text -> ids; special-token strings inside it stay text (see module doc)."""
+        """Plain text -> ids; special-token strings inside it stay text (see module doc).
+        Raises ValueError on text that is not valid Unicode (a lone UTF-16 surrogate, which
+        the tokenizer would reject with a bare TypeError)."""
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"text holds a lone UTF-16 surrogate ({text[exc.start]!a}) at "
+                             f"character {exc.start}: it is not valid Unicode; pair or "
+                             "replace it") from None
         return self.tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True)
 
     def _open_turn(self, b: _Builder, role: str) -> _Builder:

@@ -112,8 +112,7 @@ def test_streaming_equals_non_streaming(client):
                         for c in chunks if c.choices)
     assert ids == whole.choices[0].token_ids
     m = whole.choices[0].message
-    assert text.strip() == (m.content or "") and reasoning.strip() == (
-        getattr(m, "reasoning_content", None) or "")
+    assert text == m.content and reasoning == (getattr(m, "reasoning_content", None) or "")
     assert chunks[-1].usage.completion_tokens == len(ids)
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == \
         whole.choices[0].finish_reason
@@ -156,7 +155,7 @@ def test_too_many_images_unknown_model_and_malformed_json(server, client):
     assert r.status_code == 400 and "presence_penalty" in r.json()["error"]["message"]
     r = httpx.post(url, json={"model": "tiny", "max_tokens": 2, "user": "me", "temperature": 0,
                               "messages": [{"role": "user", "content": "x"}]}, timeout=60)
-    assert r.status_code == 200 and r.headers["x-seeker-ignored-fields"] == "user"
+    assert r.status_code == 200 and "x-seeker-ignored-fields" not in r.headers  # logged only
 
 
 def test_video_over_the_ceilings_is_a_400(client, media_root):
@@ -350,7 +349,7 @@ def test_stop_string_and_cancel_free_the_row_at_once(server):
     handle = eng.submit(request(900))
     drain(handle, "tokens")
     handle.cancel()
-    assert drain(handle, "error")[-1] == ("error", "request cancelled")
+    assert drain(handle, "error")[-1] == ("error", "request cancelled", 499)
     assert not s.active_rows
     cancelled = [r for r in s.rows if r.result is not None and r.result.stop_reason == "cancelled"]
     assert len(cancelled) == 1 and len(cancelled[0].result.ids) < 900

@@ -641,6 +641,9 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
                    help="longest video accepted")
     p.add_argument("--no-prefix-cache", action="store_true",
                    help="always prefill the whole conversation (for measurements)")
+    p.add_argument("--shutdown-timeout", type=non_negative_float, default=10.0,
+                   help="on SIGTERM, seconds to let requests in flight finish before they "
+                        "end with an error (new requests get 503 meanwhile)")
 
 
 @command("serve", "OpenAI-compatible chat server (tools, images, video) over our JAX model",
@@ -650,11 +653,9 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
                    "--allowed-media-root /data/videos"],
          outputs="HTTP on HOST:PORT: POST /v1/chat/completions, GET /v1/models, GET /health")
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from seeker_jax.serve.app import build_app
     from seeker_jax.serve.loading import ServeConfig, build_service
     from seeker_jax.serve.media import MediaLimits
+    from seeker_jax.serve.server import run
 
     limits = MediaLimits(allowed_root=args.allowed_media_root, max_images=args.max_images,
                          max_video_fps=args.max_video_fps, max_video_frames=args.max_video_frames,
@@ -664,8 +665,7 @@ def _serve(args: argparse.Namespace) -> int:
                          limits=limits)
     service = build_service(args.model, config)
     print(f"serve: {service.model_name} on http://{args.host}:{args.port}/v1", flush=True)
-    uvicorn.run(build_app(service), host=args.host, port=args.port, log_level="info")
-    service.engine.close()
+    run(service, args.host, args.port, args.shutdown_timeout)
     return 0
 
 

@@ -23,7 +23,8 @@ thread, and conversations that come back continue from their cache rows. Knows n
   client that went away) ends its rows' turns at once. Either frees the rows for the queue.
 
 Events go back on a per-request queue: ("tokens", choice, ids, logprobs, alternatives),
-("done", choice, finish_reason, matched stop string or None), ("error", message).
+("done", choice, finish_reason, matched stop string or None), ("error", message, status):
+status is the HTTP status the client gets (503 shutting down, 499 cancelled, 500 a bug).
 alternatives: None, or per token (ids, log-probs) of the request's top_logprobs best.
 """
 from __future__ import annotations
@@ -50,10 +51,19 @@ log = logging.getLogger(__name__)
 FINISH = {"stop_token": "stop", "max_new_tokens": "length", "max_len": "length",
           "stop_string": "stop"}
 TOP_LOGPROBS_MAX = 20  # OpenAI's limit on top_logprobs; the sampler's one static size
+SHUTTING_DOWN = "the server is shutting down; retry on another replica or later"
 
 
 class EngineError(ValueError):
-    """A request the engine cannot run (too long for a row, too many choices)."""
+    """A request the engine cannot run (too long for a row, too many choices): a 400."""
+
+    status = 400
+
+
+class EngineClosed(EngineError):
+    """The engine is closed (the server is shutting down): a 503."""
+
+    status = 503
 
 
 @dataclass
@@ -160,6 +170,8 @@ class Engine:
     def submit(self, request: GenerationRequest) -> Handle:
         """Queues a request; raises EngineError if it can never run."""
         s = self.sampler
+        if self._stop:
+            raise EngineClosed(SHUTTING_DOWN)
         if not 0 <= request.top_logprobs <= TOP_LOGPROBS_MAX:
             raise EngineError(f"top_logprobs={request.top_logprobs} is outside 0.."
                               f"{TOP_LOGPROBS_MAX}")
@@ -171,6 +183,8 @@ class Engine:
                               f"{s.max_len} (--max-len): shorten the conversation")
         handle = Handle(request, ids)
         with self._cond:
+            if self._stop:
+                raise EngineClosed(SHUTTING_DOWN)
             self._pending.append(handle)
             self._cond.notify()
         return handle
@@ -183,11 +197,11 @@ class Engine:
             self._cond.notify()
         self._thread.join(timeout=30)
         for c in list(self._choices.values()):
-            c.handle.events.put(("error", "server shutting down"))
+            c.handle.events.put(("error", SHUTTING_DOWN, 503))
         self._choices.clear()
         with self._cond:
             while self._pending:
-                self._pending.popleft().events.put(("error", "server shutting down"))
+                self._pending.popleft().events.put(("error", SHUTTING_DOWN, 503))
 
     # -- worker
 
@@ -210,11 +224,11 @@ class Engine:
 
     def _fail_all(self, message: str) -> None:
         for c in list(self._choices.values()):
-            c.handle.events.put(("error", message))
+            c.handle.events.put(("error", message, 500))
         self._choices.clear()
         with self._cond:
             while self._pending:
-                self._pending.popleft().events.put(("error", message))
+                self._pending.popleft().events.put(("error", message, 500))
         self.sampler.reset()
 
     def _set_top_n(self) -> None:
@@ -251,7 +265,7 @@ class Engine:
                     break
                 handle = self._pending[0]
                 if handle.cancelled:
-                    self._pending.popleft().events.put(("error", "request cancelled"))
+                    self._pending.popleft().events.put(("error", "request cancelled", 499))
                     continue
                 req = handle.request
                 params = SamplingParams(req.params.temperature, req.params.top_k,
@@ -268,7 +282,8 @@ class Engine:
             else:
                 s.rows[row].episode = self._episode(handle, 0)  # the request's own draws
             if len(handle.prompt_ids) - cached > s.room(row):
-                handle.events.put(("error", "the prompt does not fit in a row"))
+                handle.events.put(("error", "the prompt does not fit in a row: shorten the "
+                                   "conversation", 400))
                 continue
             s.params = params
             handle.cached_tokens = cached
@@ -331,7 +346,7 @@ class Engine:
                 if r.active:
                     s.end_turn(row, reason=STOP_CANCELLED)
                     self.stats["cancelled_rows"] += 1
-                c.handle.events.put(("error", "request cancelled"))
+                c.handle.events.put(("error", "request cancelled", 499))
                 del self._choices[row]
                 continue
             ended = not r.active
@@ -357,4 +372,5 @@ class Engine:
                 self.stats["completion_tokens"] += len(ids)
 
 
-__all__ = ["Engine", "EngineError", "GenerationRequest", "Handle", "tail_segment"]
+__all__ = ["Engine", "EngineClosed", "EngineError", "GenerationRequest", "Handle",
+           "tail_segment"]

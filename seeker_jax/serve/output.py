@@ -5,6 +5,12 @@ One splitter serves streaming and non-streaming responses, so both split a turn 
 (seeker_jax.env.parser) becomes a tool call; everything else is content. A block that does not
 parse stays in the content as the model wrote it (the client sees what went wrong). Text that
 may be the start of a tag is held back until it is decided.
+
+Trimming (the same in both modes): the whitespace at the two ends of the whole content, and of
+the whole reasoning, is dropped (Qwen3 writes "\n\n" after `</think>` and "\n" around tool
+calls); whitespace inside is kept. Streaming holds trailing whitespace back until more text
+follows, so the streamed deltas join into exactly the non-streaming content. The exact text is
+in the token ids (`return_token_ids`) and the log-probs' bytes.
 """
 from __future__ import annotations
 
@@ -35,14 +41,41 @@ def _held(buffer: str, tag: str) -> int:
 
 
 @dataclass
+class Trim:
+    """Drops the whitespace at the two ends of a text that arrives in pieces: leading
+    whitespace until the first other character, trailing whitespace held until more follows
+    (and dropped if nothing does)."""
+
+    started: bool = False
+    held: str = ""
+
+    def feed(self, text: str) -> str:
+        if not self.started:
+            text = text.lstrip()
+            if not text:
+                return ""
+            self.started = True
+        body = text.rstrip()
+        if not body:
+            self.held += text
+            return ""
+        out, self.held = self.held + body, text[len(body):]
+        return out
+
+
+@dataclass
 class OutputSplitter:
-    """feed(text) -> events decided so far; finish() -> the rest."""
+    """feed(text) -> events decided so far; finish() -> the rest. Content and reasoning are
+    trimmed at their ends (module doc)."""
 
     mode: str = "start"
     buffer: str = ""
     events: list[Event] = field(default_factory=list)
+    trims: dict[str, Trim] = field(default_factory=lambda: {"reasoning": Trim(),
+                                                            "content": Trim()})
 
     def _emit(self, kind: str, text: str) -> None:
+        text = self.trims[kind].feed(text)
         if text:
             self.events.append(Event(kind, text))
 
@@ -102,9 +135,10 @@ class OutputSplitter:
         rest = self.buffer
         if self.mode == "call":
             rest = CALL + rest
-        if rest:
-            out.append(Event("reasoning" if self.mode == "think" else "content", rest))
         self.buffer = ""
+        self._emit("reasoning" if self.mode == "think" else "content", rest)
+        out += self.events
+        self.events = []
         return out
 
 
@@ -116,10 +150,10 @@ class SplitTurn:
 
 
 def split_turn(text: str) -> SplitTurn:
-    """The whole turn at once (non-streaming): the same split, with whitespace trimmed."""
+    """The whole turn at once (non-streaming): the streaming split, joined."""
     s = OutputSplitter()
     events = s.feed(text) + s.finish()
-    reasoning = "".join(e.text for e in events if e.kind == "reasoning").strip()
-    content = "".join(e.text for e in events if e.kind == "content").strip()
+    reasoning = "".join(e.text for e in events if e.kind == "reasoning")
+    content = "".join(e.text for e in events if e.kind == "content")
     calls = [(e.name, e.arguments) for e in events if e.kind == "tool_call"]
     return SplitTurn(reasoning or None, content or None, calls)

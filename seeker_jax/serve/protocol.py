@@ -1,19 +1,25 @@
 """The OpenAI chat-completions wire format (pydantic), and nothing else.
 
-Requests are validated here; the engine never sees JSON. Unknown request fields are *ignored*
-(OpenAI clients send fields we do not implement, e.g. `user`, `metadata`); their names are
-kept in `ChatCompletionRequest.ignored_fields` so the server can report them in a response
-header (`x-seeker-ignored-fields`). Fields we know but do not implement are refused with a
-400 (`presence_penalty` != 0, `response_format` other than text, ...): a client asking for
-them would otherwise get silently wrong output.
+Requests are parsed and validated here (`parse_request`); the engine never sees JSON. A body
+is refused (`RequestParseError`, a 400) unless it is one JSON object, nested at most
+MAX_JSON_DEPTH deep, with no NaN / Infinity and no lone UTF-16 surrogate in any string.
+Unknown request fields are *ignored* (OpenAI clients send fields we do not implement, e.g.
+`user`, `metadata`); their names are kept in `ChatCompletionRequest.ignored_fields` for the
+server's log (never echoed into a header: a name can hold anything). Fields we know but do not
+implement are refused with a 400 (`presence_penalty` != 0, `response_format` other than text,
+...): a client asking for them would otherwise get silently wrong output.
 """
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+MAX_JSON_DEPTH = 64  # objects and arrays inside each other (the body, tool-call arguments)
+MAX_STOP = 16        # stop strings per request
 
 # ----------------------------------------------------------------------------- requests
 
@@ -123,6 +129,8 @@ class ChatCompletionRequest(BaseModel):
 
     @model_validator(mode="after")
     def _refuse_unimplemented(self):
+        if len(self.stop_list) > MAX_STOP or "" in self.stop_list:
+            raise ValueError(f"stop: send at most {MAX_STOP} non-empty strings")
         for name in ("presence_penalty", "frequency_penalty"):
             if getattr(self, name):
                 raise ValueError(f"{name}={getattr(self, name)} is not supported by seeker-jax "
@@ -274,3 +282,78 @@ def error_body(message: str, kind: str = "invalid_request_error", param: str | N
                code: int = 400) -> dict:
     """OpenAI's error shape: {"error": {"message", "type", "param", "code"}}."""
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+class RequestParseError(ValueError):
+    """A request body refused before it reaches the server's logic (always a 400)."""
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON; send finite numbers")
+
+
+def check_json(value: Any, where: str = "body", max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Raises RequestParseError if `value` (parsed JSON) nests deeper than max_depth or holds
+    a string (or object key) that is not valid Unicode. Iterative: no recursion limit."""
+    stack = [(value, where, 1)]
+    while stack:
+        v, path, depth = stack.pop()
+        if isinstance(v, str):
+            _check_text(v, path)
+            continue
+        if not isinstance(v, (dict, list)):
+            continue
+        if depth > max_depth:
+            raise RequestParseError(f"{path}: JSON nested deeper than {max_depth} levels; "
+                                    "flatten it")
+        if isinstance(v, dict):
+            for k, item in v.items():
+                _check_text(k, f"{path} key {k[:40]!a}")
+                stack.append((item, f"{path}.{k[:40]}", depth + 1))
+        else:
+            stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(v))
+
+
+def _check_text(text: str, path: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise RequestParseError(f"{path[:200]!a}: a lone UTF-16 surrogate "
+                                f"({text[exc.start]!a}) at character {exc.start} is not valid "
+                                "Unicode; send paired surrogates or UTF-8") from None
+
+
+def loads(raw: "bytes | str", where: str = "body") -> Any:
+    """Strict JSON (no NaN / Infinity) -> a value that passed `check_json`."""
+    try:
+        value = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise RequestParseError(f"{where}: JSON nested deeper than {MAX_JSON_DEPTH} levels; "
+                                "flatten it") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestParseError(f"{where} is not valid JSON ({str(exc)[:120]})") from None
+    check_json(value, where)
+    return value
+
+
+def validation_message(exc: ValidationError) -> str:
+    """pydantic's errors as one line (the first five), for a 400."""
+    parts = []
+    for e in exc.errors()[:5]:
+        where = ".".join(str(x)[:40] for x in e["loc"])
+        parts.append(f"{where}: {e['msg']}" if where else e["msg"])
+    return "invalid request: " + "; ".join(parts)
+
+
+def parse_request(raw: bytes) -> ChatCompletionRequest:
+    """A POST /v1/chat/completions body -> the validated request, or RequestParseError."""
+    body = loads(raw, "the request body")
+    if not isinstance(body, dict):
+        raise RequestParseError("the request body must be a JSON object")
+    try:
+        return ChatCompletionRequest.model_validate(body)
+    except ValidationError as exc:
+        raise RequestParseError(validation_message(exc)) from None

@@ -23,7 +23,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from seeker_jax.models.chat import ChatFormatter, Part, Segment, concat_segments
-from seeker_jax.serve.protocol import Message, Tool, ToolCallMessage, VideoUrl
+from seeker_jax.serve.protocol import (Message, RequestParseError, Tool, ToolCallMessage,
+                                       VideoUrl, loads)
 
 
 class RenderError(ValueError):
@@ -71,9 +72,9 @@ class TurnMemory:
 def tool_call_text(name: str, arguments: str) -> str:
     """A call as Qwen3's template writes it in an assistant turn."""
     try:
-        args = json.loads(arguments) if arguments else {}
-    except ValueError:
-        raise RenderError(f"tool call {name}: arguments is not a JSON string") from None
+        args = loads(arguments, f"tool call {name[:40]!a}: arguments") if arguments else {}
+    except RequestParseError as exc:
+        raise RenderError(f"{exc}; send the arguments as a JSON string") from None
     return ("<tool_call>\n" + json.dumps({"name": name, "arguments": args}, ensure_ascii=False)
             + "\n</tool_call>")
 

@@ -5,7 +5,11 @@ tool_choice: "none" renders no tools; "auto" lets the model decide; a named func
 turn to start with `<tool_call>\\n{"name": "NAME", "arguments": ` (its arguments are the
 model's); "required" forces `<tool_call>\\n{"name": "` (and the name too when there is one
 tool). Forcing goes through the sampler's forced tokens, whose log-probs are still the
-model's.
+model's. "required" or a named function without `tools` is a 400, as in OpenAI's API.
+
+Content: see output.py (trimmed at its ends in both modes); an assistant message without tool
+calls always has a string `content` ("" for an empty turn), one with tool calls has `null`
+unless the model wrote text beside them.
 """
 from __future__ import annotations
 
@@ -69,6 +73,13 @@ class ChatService:
             return load_video(url, what, self.limits, self.env)
         return load
 
+    @staticmethod
+    def _check_tool_choice(req: P.ChatCompletionRequest) -> None:
+        if req.tool_choice not in (None, "auto", "none") and not req.tools:
+            raise RequestError("tool_choice 'required' or a named function needs tools: send "
+                               "the functions in `tools`, or leave tool_choice out",
+                               param="tool_choice")
+
     def _forced(self, req: P.ChatCompletionRequest) -> tuple[int, ...]:
         choice, tools = req.tool_choice, req.tools or []
         if choice in (None, "auto", "none"):
@@ -88,16 +99,19 @@ class ChatService:
 
     def generation_request(self, req: P.ChatCompletionRequest) -> GenerationRequest:
         if req.model != self.model_name:
-            raise RequestError(f"unknown model {req.model!r}; this server serves "
+            raise RequestError(f"unknown model {req.model[:100]!r}; this server serves "
                                f"{self.model_name!r} (GET /v1/models)", 404, "model")
+        self._check_tool_choice(req)
         tools = None if req.tool_choice == "none" else req.tools
         try:
             segments = render_messages(self.tokenizer, req.messages, tools, self._loader(),
                                        self.memory)
         except (RenderError, MediaError) as exc:
             raise RequestError(str(exc), param="messages") from None
+        vocab = len(self.tokenizer)
+        top_k = req.top_k if 0 < req.top_k < vocab else 0  # 0: the whole vocabulary
         return GenerationRequest(
-            segments, SamplingParams(req.temperature, max(req.top_k, 0), req.top_p),
+            segments, SamplingParams(req.temperature, top_k, req.top_p),
             req.max_new_tokens or self.default_max_tokens, req.n, req.seed,
             self._forced(req) if tools else (), tuple(req.stop_list), self._top_n(req))
 
@@ -121,7 +135,7 @@ class ChatService:
                 handle.cancel()
                 raise RequestError("generation timed out", 504) from None
             if ev[0] == "error":
-                raise RequestError(ev[1], 500)
+                raise RequestError(ev[1], ev[2])
             done += ev[0] == "done"
             yield ev
 
@@ -162,7 +176,7 @@ class ChatService:
             choices.append(P.Choice(
                 index=i, finish_reason="tool_calls" if calls and finish[i] == "stop"
                 else finish[i],
-                message=P.ResponseMessage(content=split.content,
+                message=P.ResponseMessage(content=split.content or (None if calls else ""),
                                           reasoning_content=split.reasoning,
                                           tool_calls=calls or None),
                 logprobs=self._logprobs(req, ids[i], lps[i], alts[i]) if req.logprobs else None,
@@ -217,7 +231,9 @@ class ChatService:
             if ev[0] == "tokens":
                 ids[i] += ev[2]
                 text = self._decode(ids[i])
-                safe = len(text) - hold
+                # never past a stop string's start (the token that ends it may also hold it)
+                safe = min([len(text) - hold] + [text.find(st) for st in req.stop_list
+                                                 if st in text])
                 while safe > sent_text[i] and text[safe - 1] == "\ufffd":
                     safe -= 1  # an incomplete UTF-8 character: wait for its other bytes
                 if safe > sent_text[i]:
@@ -231,8 +247,7 @@ class ChatService:
             text = self._text(ids[i], ev[3])
             rest = text[sent_text[i]:] if len(text) >= sent_text[i] else ""
             yield from deltas(i, splitters[i].feed(rest) + splitters[i].finish())
-            content = contents[i].strip() or None
-            self._remember(ids[i], content, calls[i])
+            self._remember(ids[i], contents[i] or None, calls[i])
             finish = "tool_calls" if calls[i] and ev[2] == "stop" else ev[2]
             yield chunk(i, P.Delta(), finish=finish)
         if req.stream_options and req.stream_options.include_usage:

@@ -12,10 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Iterator
 
-import uvicorn
-
-from seeker_jax.serve.app import build_app
 from seeker_jax.serve.loading import ServeConfig, build_service
+from seeker_jax.serve.server import GracefulServer
 from seeker_jax.serve.serving import ChatService
 
 
@@ -23,6 +21,7 @@ from seeker_jax.serve.serving import ChatService
 class RunningServer:
     url: str            # the /v1 base URL
     service: ChatService
+    server: GracefulServer
 
 
 def _free_port(host: str) -> int:
@@ -41,8 +40,7 @@ def serve_in_thread(model_spec: str | ChatService, host: str = "127.0.0.1", port
     service = (model_spec if isinstance(model_spec, ChatService)
                else build_service(model_spec, config or ServeConfig()))
     port = port or _free_port(host)
-    server = uvicorn.Server(uvicorn.Config(build_app(service), host=host, port=port,
-                                           log_level="warning", lifespan="off"))
+    server = GracefulServer(service, host, port, log_level="warning")
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
@@ -51,9 +49,10 @@ def serve_in_thread(model_spec: str | ChatService, host: str = "127.0.0.1", port
             raise RuntimeError(f"the server on {host}:{port} did not start")
         time.sleep(0.02)
     try:
-        yield RunningServer(f"http://{host}:{port}/v1", service)
+        yield RunningServer(f"http://{host}:{port}/v1", service, server)
     finally:
-        server.should_exit = True
-        if not isinstance(model_spec, ChatService):  # ours: close it first, so requests still
-            service.engine.close()                   # in flight end now and uvicorn can stop
+        if isinstance(model_spec, ChatService):  # the caller's engine: leave it running
+            server.should_exit = True
+        else:  # ours: requests still in flight end now (an error event), then uvicorn stops
+            server.drain(timeout=0)
         thread.join(timeout=30)
