@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from seeker_jax.rl.registry import Registry
+from seeker_jax.registry import Registry
 
 AdvantageFn = Callable[..., np.ndarray]
 # fn(r (N,) float64, groups (N,) int in 0..G-1, n_groups G, **params) -> (N,)

@@ -29,7 +29,7 @@ from flax import nnx
 from seeker_jax.training.losses import (lm_head_weight, loss_hidden, policy_token_logprobs, register_loss,
                                token_logprobs, token_logprobs_with_entropy)
 from seeker_jax.rl.advantages import registered_advantages
-from seeker_jax.rl.registry import Registry
+from seeker_jax.registry import Registry
 from seeker_jax.training.train_state import Vision, with_vision
 
 Array = jax.Array

@@ -21,7 +21,7 @@ import pytest
 import torch
 from flax import nnx
 
-from hf_reference import hf_logits, make_inputs, save_tiny_hf, segment
+from hf_reference import hf_logits, make_inputs, segment
 from seeker_jax.data.batch import from_arrays
 from seeker_jax.generation.decoding import encode_visual
 from seeker_jax.models.qwen3_vl import from_pretrained
@@ -30,17 +30,15 @@ from seeker_jax.models.qwen3_vl.vision_inputs import (VisionBuckets, build_visio
 from seeker_jax.generation.sampler import Sampler
 from seeker_jax.training.train_state import create_train_state, jit_train_step, place_batch
 from seeker_jax.training.vision_batch import global_vision_inputs, slot_pixels
-from test_vision_buckets import CompileCounter, hf_vision, mixed_stream, patches
+from vision_stream import CompileCounter, hf_vision, mixed_stream, patches
 
 TOL = 1e-4
 N_BATCHES = 50
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory):
-    d = str(tmp_path_factory.mktemp("hf"))
-    hf = save_tiny_hf(d, tied=True, seed=13, scale=5.0)
-    return hf, from_pretrained(d)
+def pair(tiny_hf):
+    return tiny_hf.torch_model, from_pretrained(tiny_hf.path)
 
 
 def _parts(images, videos):

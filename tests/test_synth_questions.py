@@ -1,4 +1,4 @@
-"""Every record's answer, recomputed from stored tracks by test_synth_truth's own parser, is the
+"""Every record's answer, recomputed from stored tracks by tests/synth_truth.py's parser, is the
 record's answer; no other instance would give it (the visual prompt is needed)."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from seeker_jax.data.questions import Context, answer_of
 from seeker_jax.data.records import read_records
 from seeker_jax.data.synth import synthesize
 from seeker_jax.data.world import Action, World
-from test_synth_truth import Truth, truth_readings
+from synth_truth import Truth, truth_readings
 
 MIN_PX = 12  # configs/synth.py:tiny questions.min_visible_px
 

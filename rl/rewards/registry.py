@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, Protocol
 
-from seeker_jax.rl.registry import Registry
+from seeker_jax.registry import Registry
 
 
 class RewardFn(Protocol):
