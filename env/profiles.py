@@ -37,6 +37,7 @@ from typing import Callable
 from seeker_jax.env.records import SampleRecord
 from seeker_jax.env.tools import CROP_VIDEO, TOOL_SCHEMAS, VIEW_VISUAL_PROMPT, get_layout
 from seeker_jax.models.chat import Content, Part
+from seeker_jax.registry import Registry
 
 SYSTEM_PROMPT = (
     "You answer questions about one instance in a video. The instance is marked by a visual "
@@ -141,7 +142,9 @@ def videomme_user_text(record: SampleRecord, duration: float) -> str:
     return f"{VIDEOMME_INSTRUCTION}\n{record.question}\nThe best answer is:"
 
 
-PROFILES: dict[str, PromptProfile] = {}
+PROFILES: Registry[PromptProfile] = Registry(
+    "prompt profile", "set config.env.profile, or register one with "
+    "seeker_jax.env.profiles.register_profile")
 
 
 def register_profile(profile: PromptProfile) -> PromptProfile:
@@ -152,18 +155,11 @@ def register_profile(profile: PromptProfile) -> PromptProfile:
     if unknown:
         raise ValueError(f"prompt profile {profile.name!r}: no tool(s) {unknown}; "
                          f"the tools are {sorted(known)}")
-    if profile.name in PROFILES and PROFILES[profile.name] != profile:
-        raise ValueError(f"prompt profile {profile.name!r} is already registered")
-    PROFILES[profile.name] = profile
-    return profile
+    return PROFILES.add(profile.name, profile)
 
 
 def get_profile(name: str) -> PromptProfile:
-    if name not in PROFILES:
-        raise ValueError(f"unknown prompt profile {name!r}; known: {sorted(PROFILES)} (set "
-                         "config.env.profile, or register one with "
-                         "seeker_jax.env.profiles.register_profile)")
-    return PROFILES[name]
+    return PROFILES.get(name)
 
 
 DEFAULT_PROFILE = register_profile(PromptProfile(

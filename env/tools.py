@@ -29,6 +29,7 @@ from seeker_jax.env.sandbox import Sandbox, SandboxError
 from seeker_jax.env.video import Clip, Sampling, VideoError, VideoFile, process_clip
 from seeker_jax.models.chat import Part
 from seeker_jax.models.processing import ProcessedVideo, preprocess_image
+from seeker_jax.registry import Registry
 
 VIEW_VISUAL_PROMPT = {
     "type": "function",
@@ -93,19 +94,16 @@ class ResponseLayout:
         return parts
 
 
-LAYOUTS: dict[str, ResponseLayout] = {
-    "seeker_jax": ResponseLayout("seeker_jax"),
-    "videoseeker": ResponseLayout(
-        "videoseeker", video="frames", captions=False,
-        success="The tool executed successfully. Here are the processed result: ",
-        error_prefix="Tool execution failed: "),
-}
+LAYOUTS: Registry[ResponseLayout] = Registry("tool-response layout")
+LAYOUTS.add("seeker_jax", ResponseLayout("seeker_jax"))
+LAYOUTS.add("videoseeker", ResponseLayout(
+    "videoseeker", video="frames", captions=False,
+    success="The tool executed successfully. Here are the processed result: ",
+    error_prefix="Tool execution failed: "))
 
 
 def get_layout(name: str) -> ResponseLayout:
-    if name not in LAYOUTS:
-        raise ValueError(f"unknown tool-response layout {name!r}; known: {sorted(LAYOUTS)}")
-    return LAYOUTS[name]
+    return LAYOUTS.get(name)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from typing import Callable, Sequence
 
 from seeker_jax.env.answers import extract_choice
 from seeker_jax.eval.readers import EvalSample
+from seeker_jax.registry import Registry
 
 # The model's turns (text, special tokens stripped) -> the letter, or None (unparsable).
 Extractor = Callable[[Sequence[str], EvalSample], "str | None"]
@@ -88,21 +89,16 @@ class EvalProtocol:
     source: str = ""
 
 
-PROTOCOLS: dict[str, EvalProtocol] = {}
+PROTOCOLS: Registry[EvalProtocol] = Registry(
+    "eval protocol", "set config.protocol, e.g. --config configs/eval.py:v2p_official")
 
 
 def register_protocol(protocol: EvalProtocol) -> EvalProtocol:
-    if protocol.name in PROTOCOLS and PROTOCOLS[protocol.name] != protocol:
-        raise ValueError(f"eval protocol {protocol.name!r} is already registered")
-    PROTOCOLS[protocol.name] = protocol
-    return protocol
+    return PROTOCOLS.add(protocol.name, protocol)
 
 
 def get_protocol(name: str) -> EvalProtocol:
-    if name not in PROTOCOLS:
-        raise ValueError(f"unknown eval protocol {name!r}; known: {sorted(PROTOCOLS)} (set "
-                         "config.protocol, e.g. --config configs/eval.py:v2p_official)")
-    return PROTOCOLS[name]
+    return PROTOCOLS.get(name)
 
 
 register_protocol(EvalProtocol(

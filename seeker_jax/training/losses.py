@@ -31,33 +31,24 @@ from typing import Callable, Mapping
 import jax
 import jax.numpy as jnp
 
+from seeker_jax.registry import Registry
+
 LossFn = Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
-_LOSSES: dict[str, LossFn] = {}
+_LOSSES: Registry[LossFn] = Registry("loss", "GRPO's register when seeker_jax.rl is imported")
 
 
 def register_loss(name: str) -> Callable[[LossFn], LossFn]:
     """Registers `loss_fn(model, batch) -> (loss, aux)` under `name` (config: loss = name)."""
-    def add(fn: LossFn) -> LossFn:
-        if name in _LOSSES and _LOSSES[name] is not fn:
-            raise ValueError(f"loss {name!r} is already registered ({_LOSSES[name].__module__}."
-                             f"{_LOSSES[name].__name__}); pick another name")
-        _LOSSES[name] = fn
-        return fn
-    return add
+    return _LOSSES.register(name)
 
 
 def get_loss(name: str | LossFn) -> LossFn:
     """A registered loss by name (a callable is returned as is)."""
-    if callable(name):
-        return name
-    if name not in _LOSSES:
-        raise KeyError(f"unknown loss {name!r}; registered: {sorted(_LOSSES)} (GRPO's register "
-                       "when seeker_jax.rl is imported)")
-    return _LOSSES[name]
+    return name if callable(name) else _LOSSES.get(name)
 
 
 def registered_losses() -> list[str]:
-    return sorted(_LOSSES)
+    return _LOSSES.names()
 
 
 # ---------------------------------------------------------------- chunked vocabulary projection
