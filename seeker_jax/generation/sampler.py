@@ -70,6 +70,7 @@ from seeker_jax.generation.decoding import (STOP_MAX_LEN, STOP_MAX_NEW, STOP_REA
                                             STOP_STRING, STOP_TOKEN, copy_rows, decode,
                                             encode_visual, extend, first_tokens)
 from seeker_jax.generation.sampling import SamplingParams
+from seeker_jax.generation.stops import find_stop
 from seeker_jax.sharding import DEFAULT_RULES, Rules, array_sharding, model_shardings
 from seeker_jax.training.state_copy import copy_state
 from seeker_jax.training.vision_batch import prepare_slots
@@ -575,15 +576,10 @@ class Sampler:
         """Ends the turn at the first token that completes a stop string (tokens after it are
         dropped and the cache rolled back), looking only at tokens from `first_new` on."""
         r = self.rows[row]
-        if not self.stop_strings:
-            return
-        if not any(s in self.decode_text(r.turn) for s in self.stop_strings):
-            return
-        for j in range(first_new, len(r.turn)):
-            if any(s in self.decode_text(r.turn[:j + 1]) for s in self.stop_strings):
-                del r.turn[j + 1:], r.turn_lps[j + 1:], r.turn_top[j + 1:]
-                self._finish(row, STOP_STRING)
-                return
+        hit = find_stop(r.turn, self.stop_strings, self.decode_text, first_new)
+        if hit is not None:
+            del r.turn[hit.tokens:], r.turn_lps[hit.tokens:], r.turn_top[hit.tokens:]
+            self._finish(row, STOP_STRING)
 
     def _finish(self, row: int, reason: int) -> None:
         """Moves the turn into the conversation; the cache keeps what is valid of it."""

@@ -45,6 +45,7 @@ from seeker_jax.models.chat import Segment, concat_segments
 from seeker_jax.models.tokenizer import special_ids
 from seeker_jax.generation.sampler import Sampler
 from seeker_jax.generation.sampling import SamplingParams
+from seeker_jax.generation.stops import find_stop
 
 log = logging.getLogger(__name__)
 
@@ -311,17 +312,8 @@ class Engine:
                        {r: handle.request.forced for r in others} if handle.request.forced
                        else None)
 
-    def _stop_index(self, ids: list[int], stops: Sequence[str]) -> tuple[int, str] | None:
-        """The first token count whose text contains a stop string, and that string."""
-        text = self.tokenizer.decode(ids, skip_special_tokens=False)
-        if not any(st in text for st in stops):
-            return None
-        for j in range(1, len(ids) + 1):
-            text = self.tokenizer.decode(ids[:j], skip_special_tokens=False)
-            for st in stops:
-                if st in text:
-                    return j, st
-        return None
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
 
     @staticmethod
     def _alternatives(r, ended: bool, n: int) -> list | None:
@@ -355,12 +347,13 @@ class Engine:
             alts = self._alternatives(r, ended, c.handle.request.top_logprobs)
             reason, matched = (FINISH[r.result.stop_reason] if ended else None), None
             stops = c.handle.request.stop
-            hit = self._stop_index(ids, stops) if stops else None
+            hit = find_stop(ids, stops, self._decode) if stops else None
             if hit is not None:
-                ids, lps, reason, matched = ids[:hit[0]], lps[:hit[0]], "stop", hit[1]
-                alts = alts if alts is None else alts[:hit[0]]
+                n = hit.tokens
+                ids, lps, reason, matched = ids[:n], lps[:n], "stop", hit.stop
+                alts = alts if alts is None else alts[:n]
                 if r.active:  # the client's turn is over: stop decoding right after it
-                    s.end_turn(row, hit[0])
+                    s.end_turn(row, n)
                     self.stats["stop_string_rows"] += 1
             if len(ids) > c.sent:
                 c.handle.events.put(("tokens", c.index, ids[c.sent:], lps[c.sent:],
