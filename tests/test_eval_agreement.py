@@ -164,7 +164,7 @@ def test_hf_folder_gives_the_ckpt_turns(tiny_ckpt, bench, tmp_path):
 
 def test_frame_list_videos_at_the_server():
     """serve's frame-list video: exact at a tiling size, resized otherwise, clear refusals."""
-    from seeker_jax.eval.episodes import frames_data_url
+    from seeker_jax.data.openai_content import frames_data_url
     from seeker_jax.models.processing import FACTOR
     from seeker_jax.serve.media import MediaError
     from seeker_jax.serve.protocol import VideoUrl
@@ -192,6 +192,6 @@ def test_frame_list_videos_at_the_server():
 
 
 def unpatchify_frames(video):
-    from seeker_jax.eval.episodes import unpatchify
+    from seeker_jax.data.openai_content import unpatchify
 
     return unpatchify(video.pixel_values, video.grid_thw)

@@ -12,7 +12,7 @@ from chat_server import ChatServer, reply_text
 from seeker_jax.config import load_config
 from seeker_jax.env.config import EnvConfig
 from seeker_jax.env.testing import index_frame, write_index_video
-from seeker_jax.eval.episodes import unpatchify
+from seeker_jax.data.openai_content import unpatchify
 from seeker_jax.eval.models import load_backend
 from seeker_jax.eval.protocols import get_protocol
 from seeker_jax.eval.readers import read_samples

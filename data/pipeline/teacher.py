@@ -18,7 +18,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from seeker_jax.data.openai_api import ApiError, ChatClient, image_data_url
+from seeker_jax.data.openai_api import ApiError, ChatClient
+from seeker_jax.data.openai_content import frames_content, observations_content, text_part
 from seeker_jax.env.answers import choice_correct
 from seeker_jax.env.episode import Episode, EpisodeConfig
 from seeker_jax.env.records import SampleRecord
@@ -27,31 +28,9 @@ from seeker_jax.env.video import VideoFile
 from seeker_jax.models.chat import ChatFormatter, Segment, concat_segments
 
 
-def frames_content(frames, times) -> list[dict[str, Any]]:
-    """Frames as OpenAI content parts: `<t seconds>` (when known) then the image."""
-    out: list[dict[str, Any]] = []
-    for frame, t in zip(frames, times):
-        if t is not None:
-            out.append({"type": "text", "text": f"<{float(t):.1f} seconds>"})
-        out.append({"type": "image_url", "image_url": {"url": image_data_url(frame)}})
-    return out
-
-
 def tool_message(observations: list[Observation]) -> dict[str, Any]:
-    """The tool round as the user message the teacher reads: each response's text parts in
-    order, its frames where its vision part is, inside <tool_response> tags."""
-    content: list[dict[str, Any]] = []
-    for obs in observations:
-        content.append({"type": "text", "text": "<tool_response>\n"})
-        shown = False
-        for part in obs.parts:
-            if isinstance(part, str):
-                content.append({"type": "text", "text": part})
-            elif not shown:
-                content += frames_content(obs.frames, obs.frame_times)
-                shown = True
-        content.append({"type": "text", "text": "\n</tool_response>"})
-    return {"role": "user", "content": content}
+    """The tool round as the user message the teacher reads (observations_content)."""
+    return {"role": "user", "content": observations_content(observations)}
 
 
 def prompt_messages(episode: Episode, root: str | os.PathLike) -> list[dict[str, Any]]:
@@ -65,8 +44,7 @@ def prompt_messages(episode: Episode, root: str | os.PathLike) -> list[dict[str,
     messages = []
     if episode.formatter.system_text():
         messages.append({"role": "system", "content": episode.formatter.system_text()})
-    content = frames_content(clip.frames, clip.timestamps) + [{"type": "text", "text": t}
-                                                               for t in texts]
+    content = frames_content(clip.frames, clip.timestamps) + [text_part(t) for t in texts]
     messages.append({"role": "user", "content": content})
     return messages
 

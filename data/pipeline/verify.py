@@ -14,7 +14,7 @@ from typing import Any
 
 import pydantic
 
-from seeker_jax.data.openai_api import image_data_url
+from seeker_jax.data.openai_content import frames_content, text_part
 from seeker_jax.data.pipeline.llm import ask_json, make_client
 from seeker_jax.data.pipeline.readers import options_text
 from seeker_jax.data.pipeline.stage import Outcome, Rejected
@@ -87,11 +87,7 @@ class VlmVerify:
         info = video.info
         indices = sample_frame_indices(info, 0.0, info.duration, self.fps, 1, self.max_frames)
         frames = video.read(indices, frame_size(info.height, info.width, self.max_pixels))
-        content: list[dict[str, Any]] = []
-        for index, frame in zip(indices, frames):
-            content.append({"type": "text", "text": f"<{index / info.fps:.1f} seconds>"})
-            content.append({"type": "image_url", "image_url": {"url": image_data_url(frame)}})
-        return content
+        return frames_content(frames, [index / info.fps for index in indices])
 
     def __call__(self, sample: dict[str, Any]) -> Outcome:
         video = VideoFile(sample["video_path"])
@@ -105,7 +101,7 @@ class VlmVerify:
               f"Answer: {sample['answer']}\nThe video is {info.duration:.1f} seconds long, "
               f"{info.width}x{info.height} pixels.")
         messages = [{"role": "system", "content": SYSTEM},
-                    {"role": "user", "content": frames + [{"type": "text", "text": qa}]}]
+                    {"role": "user", "content": frames + [text_part(qa)]}]
         reply, tokens = ask_json(
             self.client, messages, Verification,
             lambda v: check_verification(v, info.duration, info.width, info.height),

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from seeker_jax.env.config import EnvConfig
-from seeker_jax.eval.episodes import VIDEO_MODES, EvalEpisode, MessageFormatter, to_openai_content
+from seeker_jax.data.openai_content import VIDEO_MODES, to_openai_content
+from seeker_jax.eval.episodes import EvalEpisode, MessageFormatter
 
 _SPECIAL_TAIL = ("<|im_end|>", "<|endoftext|>")
 
