@@ -10,6 +10,7 @@ tokens (`--text 2048` for the long row), float32 on CPU. Prints both median time
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import tempfile
@@ -56,6 +57,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--text", type=int, default=256, help="text tokens")
     ap.add_argument("--image", type=int, default=448, help="square image side in pixels")
+    ap.add_argument("--json", default="", help="also write the figures to this file as JSON "
+                    "(bench/run_all.py reads it)")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as d:
@@ -92,6 +95,15 @@ def main() -> None:
     print(f"transformers: {t_theirs * 1e3:8.1f} ms  ({n_tokens / t_theirs:8.0f} tokens/s)")
     print(f"seeker-jax:   {t_ours * 1e3:8.1f} ms  ({n_tokens / t_ours:8.0f} tokens/s)")
     print(f"ratio ours/theirs: {t_ours / t_theirs:.2f}x  (target <= 0.8x)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"bench": "forward", "args": vars(args), "tokens": int(n_tokens),
+                       "ours_s": t_ours, "transformers_s": t_theirs, "ours_s_all": mine,
+                       "transformers_s_all": theirs, "ours_over_theirs": t_ours / t_theirs,
+                       "max_abs_logits_diff": float(diff), "compile_s": compile_s,
+                       "platform": jax.devices()[0].platform, "cpu_count": os.cpu_count(),
+                       "torch_threads": torch.get_num_threads(),
+                       "torch_interop_threads": torch.get_num_interop_threads()}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ random model) and prefill work per turn (cache appends vs re-prefilling the conv
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -83,7 +84,11 @@ def decode_speed(hf, model, batch: int, prompt: int, new: int, repeats: int,
           + (" (sampled: not expected)" if temperature else ""))
     return {"ours_tok_s": total / a, "transformers_tok_s": total / b, "ratio": b / a,
             "same_sequences": same, "batch": batch, "mode": mode, "vocab": vocab,
-            "repeats": repeats}
+            "repeats": repeats, "ours_s": a, "transformers_s": b, "ours_s_all": t_ours,
+            "transformers_s_all": t_theirs, "compile_s": compile_s, "prompt": prompt,
+            "new_tokens": new, "torch_threads": torch.get_num_threads(),
+            "torch_interop_threads": torch.get_num_interop_threads(),
+            "cpu_count": os.cpu_count()}
 
 
 def prefill_work(model, turns: int = 5) -> None:
@@ -129,6 +134,8 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=0.0,
                     help="0: greedy; else both sides sample, untruncated")
     ap.add_argument("--skip-prefill", action="store_true")
+    ap.add_argument("--json", default="", help="also write the decode figures to this file "
+                    "as JSON (bench/run_all.py reads it)")
     args = ap.parse_args()
     cfg = tiny_hf_config(vocab_size=args.vocab, hidden_size=args.hidden, intermediate_size=4 * args.hidden,
                          num_hidden_layers=args.layers, num_attention_heads=8,
@@ -141,8 +148,11 @@ def main() -> None:
         model = from_pretrained(d)
     print(f"model: hidden {args.hidden}, {args.layers} layers, vocab {args.vocab}, float32; "
           f"CPU, {os.cpu_count()} cores")
-    decode_speed(hf, model, args.batch, args.prompt, args.new, args.repeats, args.vocab,
-                 args.temperature)
+    figures = decode_speed(hf, model, args.batch, args.prompt, args.new, args.repeats,
+                           args.vocab, args.temperature)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"bench": "generate", "args": vars(args), "decode": figures}, f, indent=1)
     if not args.skip_prefill:
         prefill_work(model)
 

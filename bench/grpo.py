@@ -376,6 +376,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "(a random model never calls tools), or sample every turn")
     p.add_argument("--parts", default="agentic,single_turn")
     p.add_argument("--quick", action="store_true", help="tiny settings: a smoke run")
+    p.add_argument("--json", default="", help="also write the printed JSON rows to this file "
+                   "as one JSON object (bench/run_all.py reads it)")
     args = p.parse_args(argv)
     if args.quick:
         args.iters, args.n, args.prompts, args.max_new_tokens = 1, 2, 2, 8
@@ -406,16 +408,21 @@ def main(argv=None) -> None:
                        progress=False)
         env = EnvConfig.from_config(grpo_config(args, "", root, 1).env)
         ckpt = args.ckpt or tiny_checkpoint(workdir, env)
-        print(json.dumps({"config": "configs/grpo.py:tiny_synth", "ckpt": args.ckpt or
-                          "tiny random (tests/hf_reference.py)", **vars(args), **threads()}),
-              flush=True)
+        rows = [{"config": "configs/grpo.py:tiny_synth", "ckpt": args.ckpt or
+                 "tiny random (tests/hf_reference.py)", **vars(args), **threads()}]
+        print(json.dumps(rows[-1]), flush=True)
         parts = args.parts.split(",")
         if "agentic" in parts:
-            print(json.dumps(agentic(args, ckpt, root, workdir)), flush=True)
+            rows.append(agentic(args, ckpt, root, workdir))
+            print(json.dumps(rows[-1]), flush=True)
         if "single_turn" in parts:
             for row in single_turn(args, ckpt, root, workdir):
+                rows.append(row)
                 print(json.dumps(row), flush=True)
         print(IDLE_NOTE, flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"bench": "grpo", "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -90,6 +90,8 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--length", type=int, default=512)
     p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--json", default="", help="also write the rows to this file as JSON "
+                   "(bench/run_all.py reads it)")
     args = p.parse_args()
     spec = importlib.util.spec_from_file_location(
         "qwen_sizes", Path(__file__).resolve().parents[1] / "configs" / "qwen3_vl.py")
@@ -109,15 +111,21 @@ def main() -> None:
             losses[name].append(run())
             times[name].append(time.perf_counter() - t0)
     threads = {"jax": os.cpu_count(), "torch": torch.get_num_threads()}
+    rows = []
     for name in runs:
         med = statistics.median(times[name])
-        print(json.dumps({"size": args.size, "batch": args.batch, "length": args.length,
-                          "framework": name, "threads": threads[name],
-                          "compile_and_first_s": round(first[name], 2),
-                          "first_loss": losses[name][0], "last_loss": losses[name][-1],
-                          "step_s_median": round(med, 3), "step_s_all":
-                          [round(t, 2) for t in times[name]],
-                          "tokens_per_s": round(ids.size / med, 1)}), flush=True)
+        rows.append({"size": args.size, "batch": args.batch, "length": args.length,
+                     "framework": name, "threads": threads[name],
+                     "compile_and_first_s": round(first[name], 2),
+                     "first_loss": losses[name][0], "last_loss": losses[name][-1],
+                     "step_s_median": round(med, 3), "step_s_all":
+                     [round(t, 2) for t in times[name]],
+                     "tokens_per_s": round(ids.size / med, 1)})
+        print(json.dumps(rows[-1]), flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"bench": "train_step", "args": vars(args), "rows": rows,
+                       "torch_interop_threads": torch.get_num_interop_threads()}, f, indent=1)
 
 
 if __name__ == "__main__":
