@@ -14,6 +14,7 @@ from PIL import Image
 from hf_reference import save_tiny_qwen_checkpoint
 from seeker_jax.env.testing import index_frame, write_index_video
 from chat_server import ChatServer, reply_text
+from eval_envs import tiny_env
 from seeker_jax.eval.episodes import EvalEpisode
 from seeker_jax.eval.models import load_backend
 from seeker_jax.models.chat import concat_segments
@@ -26,7 +27,6 @@ from seeker_jax.eval.runner import read_done, run_eval
 from seeker_jax.models.tokenizer import offline_qwen_tokenizer
 from seeker_jax.serve.loading import ServeConfig
 from seeker_jax.serve.testing import serve_in_thread
-from test_eval_run import tiny_env
 
 
 @pytest.fixture(scope="module")

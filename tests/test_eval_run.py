@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from chat_server import ChatServer, reply_text
+from eval_envs import tiny_env
 from seeker_jax.config import load_config
-from seeker_jax.env.config import EnvConfig
 from seeker_jax.env.testing import index_frame, write_index_video
 from seeker_jax.data.openai_content import unpatchify
 from seeker_jax.eval.models import load_backend
@@ -36,15 +36,6 @@ def bench(tmp_path_factory):
     path = root / "bench.jsonl"
     path.write_text("\n".join(json.dumps(x) for x in lines))
     return path, root
-
-
-def tiny_env(preset):
-    c = load_config(f"configs/eval.py:{preset}")
-    c.env.video.max_frames, c.env.video.min_frames, c.env.video.fps = 4, 4, 1.0
-    c.env.video.max_frame_pixels, c.env.video.min_pixels = 64 * 64, 32 * 32
-    c.env.crop.max_frames, c.env.crop.max_frame_pixels = 4, 64 * 64
-    c.env.frame.min_pixels, c.env.frame.max_pixels = 32 * 32, 64 * 64
-    return EnvConfig.from_config(c.env)
 
 
 def test_unpatchify_inverts_preprocess_image():

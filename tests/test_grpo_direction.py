@@ -14,7 +14,7 @@ import optax
 from flax import nnx
 import pytest
 
-from test_rollout import ANSWER, CONFIG, CROP, VIEW, world  # noqa: F401  (the fixture)
+from episode_scripts import ANSWER, CONFIG, CROP, VIEW
 from seeker_jax.env.episode import Episode, make_formatter
 from seeker_jax.rl.grpo_batch import episodes_batch
 from seeker_jax.rl.policy_loss import PolicyLossConfig, make_grpo_loss, reference_logprobs
@@ -26,8 +26,8 @@ BUCKETS = (512, 1024)
 
 
 @pytest.fixture(scope="module")
-def episodes(world):  # noqa: F811
-    root, records, tok, model = world
+def episodes(rollout_world):
+    root, records, tok, model = rollout_world
     fm = make_formatter(tok, CONFIG)
     scripts = [[ANSWER], [VIEW, ANSWER], [CROP, ANSWER], ["<think>hmm"]]
 

@@ -12,7 +12,7 @@ is running from the prompt source, so the test decides which rounds are informat
 import numpy as np
 import pytest
 
-from test_rollout import ANSWER, CONFIG, world  # noqa: F401  (the fixture)
+from episode_scripts import ANSWER, CONFIG
 from seeker_jax.config import load_config
 from seeker_jax.env.episode import Episode, make_formatter
 from seeker_jax.env.records import SampleRecord
@@ -59,8 +59,8 @@ def _rewards(batch):
     return np.array([s["reward"] for s in batch.scores]).reshape(P, N)
 
 
-def test_refill_replaces_dropped_groups(world):  # noqa: F811
-    run, rounds = _setup(world, max_refills=2)
+def test_refill_replaces_dropped_groups(rollout_world):
+    run, rounds = _setup(rollout_world, max_refills=2)
     batch = run()
     assert rounds["n"] == 2 and batch.refills == 1
     assert batch.dropped == P  # both round-1 groups
@@ -73,8 +73,8 @@ def test_refill_replaces_dropped_groups(world):  # noqa: F811
     assert sum(batch.stats.end_reasons.values()) == 2 * P * N  # both rounds counted
 
 
-def test_no_refill_budget_keeps_shape_and_masks(world):  # noqa: F811
-    run, rounds = _setup(world, max_refills=0)
+def test_no_refill_budget_keeps_shape_and_masks(rollout_world):
+    run, rounds = _setup(rollout_world, max_refills=0)
     batch = run()
     assert rounds["n"] == 1 and batch.refills == 0 and batch.dropped == P
     assert len(batch.results) == P * N

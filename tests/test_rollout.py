@@ -6,67 +6,20 @@ limit, a long turn whose observation cannot fit). The forced tokens still go thr
 sampler (stop tokens, stop strings, caches, appends) and get the model's log-probs.
 """
 import dataclasses
-import json
 
 import numpy as np
-import pytest
-from PIL import Image
 
-from hf_reference import build_hf, tiny_hf_config
-from seeker_jax.env.episode import Episode, EpisodeConfig, make_formatter
-from seeker_jax.env.records import SampleRecord
-from seeker_jax.env.testing import index_frame, write_index_video
-from seeker_jax.env.tools import ToolConfig, with_crop
-from seeker_jax.env.video import Sampling
+from episode_scripts import ANSWER, BAD_JSON, BAD_TIME, CONFIG, CROP, VIEW
+from seeker_jax.env.episode import Episode, make_formatter
 from seeker_jax.models.chat import concat_segments
-from seeker_jax.models.qwen3_vl import from_pretrained
-from seeker_jax.models.tokenizer import offline_qwen_tokenizer
 from seeker_jax.agents.rollout import Rollout, RolloutConfig, env_sampler
 from seeker_jax.generation.conversation import recompute_logprobs
 from seeker_jax.generation.sampling import SamplingParams
 
-CONFIG = EpisodeConfig(video=Sampling(fps=1.0, max_frames=4, min_pixels=1024),
-                       tools=with_crop(ToolConfig(), max_frames=4), max_rounds=2)
 
-
-def call(name, **args):
-    return f'<tool_call>\n{json.dumps({"name": name, "arguments": args})}\n</tool_call>'
-
-
-ANSWER = "<think>seen enough</think><answer>A</answer>"
-VIEW = "<think>look</think>" + call("view_visual_prompt", frame_path="videos/v1_prompt.png")
-CROP = "<think>zoom</think>" + call("crop_video", video_path="videos/v1.mp4", start_time=1,
-                                    end_time=4)
-BAD_JSON = '<think>hmm</think><tool_call>\n{"name": "crop_video", "arguments": {oops}\n</tool_call>'
-BAD_TIME = "<think>back</think>" + call("crop_video", video_path="videos/v1.mp4", start_time=5,
-                                        end_time=2)
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ds")
-    (root / "videos").mkdir()
-    write_index_video(root / "videos" / "v1.mp4", 95, fps=10)
-    Image.fromarray(index_frame(33, 96, 128)).save(root / "videos" / "v1_prompt.png")
-    records = [SampleRecord(f"v1_{k}", "videos/v1.mp4", q, "A", 9.5, "videos/v1_prompt.png")
-               for k, q in enumerate(["What is marked?\nA. a car\nB. a dog",
-                                      "Where does the marked thing go?\nA. left\nB. right"])]
-    tok = offline_qwen_tokenizer()
-    cfg = tiny_hf_config(vocab_size=151936)
-    for name in ("image_token_id", "video_token_id", "vision_start_token_id",
-                 "vision_end_token_id"):
-        setattr(cfg, name, tok.convert_tokens_to_ids(
-            {"image_token_id": "<|image_pad|>", "video_token_id": "<|video_pad|>",
-             "vision_start_token_id": "<|vision_start|>",
-             "vision_end_token_id": "<|vision_end|>"}[name]))
-    d = tmp_path_factory.mktemp("model")
-    build_hf(cfg).save_pretrained(str(d))
-    return root, records, tok, from_pretrained(str(d))
-
-
-def test_rollout_of_16_episodes(world):
+def test_rollout_of_16_episodes(rollout_world):
     """Two prompts x 8 episodes on 8 rows (rows are reused), each kind of ending twice."""
-    root, records, tok, model = world
+    root, records, tok, model = rollout_world
     fm = make_formatter(tok, CONFIG)
     encode = lambda text: tok.encode(text, add_special_tokens=False)  # tags -> their tokens
     # Episodes of kind 7 may crop many times; max_len lets them do it twice, and then their
