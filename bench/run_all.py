@@ -47,18 +47,38 @@ TORCH_PROBE = ("import json, torch; print(json.dumps({'torch_intra_op': torch.ge
 
 @dataclass(frozen=True)
 class Row:
-    """One run of one bench script: its label in the table and its arguments (`quick` is
-    appended under --quick; argparse keeps the last value of a repeated option)."""
+    """One run of one bench script: its label while it runs and its arguments; under --quick
+    the options in `quick` replace the same options' values in `args` (or are added)."""
     bench: str
     label: str
     args: tuple[str, ...]
     quick: tuple[str, ...] = ()
 
     def argv(self, quick: bool) -> tuple[str, ...]:
-        return self.args + (self.quick if quick else ())
+        if not quick:
+            return self.args
+        out = list(self.args)
+        for opt, value in _options(self.quick):
+            if opt in out:
+                i = out.index(opt)
+                del out[i:i + 1 + (value is not None)]
+                out[i:i] = [opt] + ([value] if value is not None else [])
+            else:
+                out += [opt] + ([value] if value is not None else [])
+        return tuple(out)
 
     def command(self, quick: bool) -> str:
         return shlex.join(("python", f"bench/{self.bench}.py", *self.argv(quick)))
+
+
+def _options(argv: Sequence[str]) -> list[tuple[str, str | None]]:
+    """("--opt", value) pairs of an argument list; value None for a flag."""
+    out, i = [], 0
+    while i < len(argv):
+        has_value = i + 1 < len(argv) and not argv[i + 1].startswith("--")
+        out.append((argv[i], argv[i + 1] if has_value else None))
+        i += 2 if has_value else 1
+    return out
 
 
 ROWS = (  # labels name the row while it runs; the tables spell out its settings from its JSON
@@ -441,7 +461,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     p.add_argument("--allow-busy", action="store_true",
                    help=f"run even if the load average is above {BUSY_LOAD} (rows marked BUSY)")
-    p.add_argument("--raw", default="", help="also write the collected figures as JSON here")
+    p.add_argument("--raw", default="", help="where to save the collected figures as JSON "
+                   "(written before the table; default: a file in the temporary folder)")
+    p.add_argument("--render", default="", metavar="RAW",
+                   help="measure nothing: rewrite --out from a --raw file of an earlier run")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per bench run")
     args = p.parse_args(argv)
     only = [b for b in args.only.split(",") if b] or list(BENCHES)
@@ -454,6 +477,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:  # the figures, machine and date stay those of the run that measured them
+        report = json.loads(Path(args.render).read_text())
+        Path(args.out).write_text(render(report))
+        print(f"[run_all] wrote {args.out} from {args.render} ({report['date']})")
+        return 0
     load = os.getloadavg()[0]
     refusal = busy_refusal(load, args.allow_busy)
     if refusal:
@@ -473,12 +501,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for k, row in enumerate(rows, 1):
         print(f"[run_all] {k}/{len(rows)}", end="", flush=True)
         report["runs"].append(run_row(row, args.quick, env, args.timeout))
+    stamp = report["date"].replace(" ", "_").replace(":", "")
+    raw = Path(args.raw or Path(tempfile.gettempdir()) / f"seeker_run_all_{stamp}.json")
+    raw.write_text(json.dumps(report, indent=1))  # first: a table bug must not lose the figures
+    print(f"\n[run_all] figures saved in {raw} (`--render {raw}` rewrites the table)")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(report))
-    if args.raw:
-        Path(args.raw).write_text(json.dumps(report, indent=1))
     failed = [r for r in report["runs"] if r["result"] is None]
-    print(f"\n[run_all] wrote {out}" + (f"; FAILED: {', '.join(r['label'] for r in failed)}"
+    print(f"[run_all] wrote {out}" + (f"; FAILED: {', '.join(r['label'] for r in failed)}"
                                         if failed else ""))
     return 1 if failed else 0
 

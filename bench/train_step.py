@@ -10,21 +10,10 @@ line per framework.
 
 Where the time goes (small, B=2, L=512; 151,936 x 256 tied embedding = 39M of the 41M
 parameters): the vocabulary projection is ~90% of the step's FLOPs. transformers does three
-vocab-sized matmuls per step (logits, dX, dW). Our step used to do four: each loss chunk was
-under jax.checkpoint, so backward recomputed the logits. The loss now forms its gradients in
-the forward pass (seeker_jax.training.losses.token_logprob_sum, under the "sft" loss), three matmuls,
-memory still one chunk.
-
-Measured (2 CPU cores shared with other jobs, load average 5-7; small, B=2, L=512;
-XLA and torch both on 2 intra-op threads; medians of 7 interleaved steps, one process,
-old and new loss compiled side by side; the loss curves of old and new agree to 5 decimals):
-  jax, jax.checkpoint per loss chunk (before)   9.67 s/step   106 tokens/s
-  jax, fused loss gradient (now)                6.24 s/step   164 tokens/s
-  torch / transformers                          9.10 s/step   113 tokens/s
-The earlier figure (jax 259 vs torch 382 tokens/s) ran all jax steps, then all torch steps:
-on a shared machine that compares two different loads. Component timings of the fused step:
-vocab projection + loss forward ~2.1 s, its gradient ~4.3 s, body backward ~0.9 s, AdamW on
-the 41M parameters ~0.25 s (embedding gradient and update included).
+vocab-sized matmuls per step (logits, dX, dW). Ours does three as well: the loss forms its
+gradients in the forward pass (seeker_jax.training.losses.token_logprob_sum, under the "sft"
+loss) instead of recomputing the logits in backward under jax.checkpoint, memory still one
+chunk. Figures: docs/benchmarks.md, written by bench/run_all.py.
 """
 from __future__ import annotations
 

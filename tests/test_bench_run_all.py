@@ -3,6 +3,7 @@ synthetic figures shaped as each bench's `--json` writes them. No benchmark runs
 nothing is timed: the figures below are made up, and only how they are laid out is checked.
 """
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -172,3 +173,23 @@ def test_failed_run_and_partial_runs_are_stated(run_all):
     assert len(rows) == 1 and "failed: exit status 1" in rows[0] and DATE in rows[0]
     assert "Not run this time (so not shown): forward, train_step, grpo." in text
     assert "## Forward" not in text
+
+
+def test_render_rewrites_the_table_from_saved_figures(run_all, tmp_path, monkeypatch):
+    rep = report(run_all)
+    raw, out = tmp_path / "raw.json", tmp_path / "benchmarks.md"
+    raw.write_text(json.dumps(rep))
+    monkeypatch.setattr(run_all.os, "getloadavg", lambda: (9.0, 9.0, 9.0))  # not consulted
+    assert run_all.main(["--render", str(raw), "--out", str(out)]) == 0
+    assert out.read_text() == run_all.render(rep)
+
+
+def test_quick_options_replace_the_full_runs_values(run_all):
+    row = run_all.Row("generate", "x", ("--batch", "8", "--repeats", "7", "--skip-prefill"),
+                      ("--repeats", "2", "--new", "16", "--quick"))
+    assert row.argv(False) == ("--batch", "8", "--repeats", "7", "--skip-prefill")
+    assert row.command(True) == ("python bench/generate.py --batch 8 --repeats 2 "
+                                 "--skip-prefill --new 16 --quick")
+    # every bench row of the real list runs a script that exists
+    for r in run_all.ROWS:
+        assert (ROOT / "bench" / f"{r.bench}.py").is_file()
