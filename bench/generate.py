@@ -10,19 +10,17 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
 import numpy as np
 import torch
 
-from hf_reference import build_hf, tiny_hf_config
-from hf_reference import segment  # segments in hf_reference's token layout
+from seeker_jax.checkpointing.tiny import tiny_segment as segment  # the tiny "test" vocabulary
 from seeker_jax.models.chat import Segment
+from seeker_jax.models.qwen3_vl.tiny import build_hf, tiny_hf_config
 from seeker_jax.models.qwen3_vl import from_pretrained
 from seeker_jax.generation.sampler import Sampler
 from seeker_jax.generation.sampling import SamplingParams
@@ -137,9 +135,9 @@ def main() -> None:
     ap.add_argument("--json", default="", help="also write the decode figures to this file "
                     "as JSON (bench/run_all.py reads it)")
     args = ap.parse_args()
-    cfg = tiny_hf_config(vocab_size=args.vocab, hidden_size=args.hidden, intermediate_size=4 * args.hidden,
-                         num_hidden_layers=args.layers, num_attention_heads=8,
-                         num_key_value_heads=4, head_dim=32,
+    cfg = tiny_hf_config(vocab_size=args.vocab, hidden_size=args.hidden,
+                         intermediate_size=4 * args.hidden, num_hidden_layers=args.layers,
+                         num_attention_heads=8, num_key_value_heads=4, head_dim=32,
                          rope_parameters=dict(rope_type="default", rope_theta=10000.0,
                                               mrope_section=[6, 5, 5], mrope_interleaved=True))
     hf = build_hf(cfg)

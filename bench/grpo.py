@@ -18,9 +18,9 @@ Part 2, single-turn, ours vs TRL 1.16's GRPOTrainer, same process, same CPU, int
 the medians). TRL cannot run our tools: its tools are Python functions whose results it
 renders as text (or still images) through the chat template, while ours return a video with
 timestamps; so this part is single-turn. Both sides:
-  - the same weights: the checkpoint is exported with seeker_jax.checkpointing.convert.export to an HF
-    folder; TRL loads that folder (Qwen3VLForConditionalGeneration, fp32; its reference model
-    too, from the same folder);
+  - the same weights: the checkpoint is exported with seeker_jax.checkpointing.convert.export
+    to an HF folder; TRL loads that folder (Qwen3VLForConditionalGeneration, fp32; its
+    reference model too, from the same folder);
   - the same prompts: the records' questions as one user turn rendered by the Qwen3-VL chat
     template (our tokenizer's), as text; TRL tokenizes them with the same tokenizer (passed
     as processing_class: text-only, no processor);
@@ -60,7 +60,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 import numpy as np  # noqa: E402
 
@@ -71,11 +70,11 @@ SPLIT = ("prefill_s", "decode_s", "tool_wait_s", "reward_s", "logprobs_s", "opti
 
 
 def tiny_checkpoint(workdir: str, env) -> str:
-    """A tiny random Qwen3-VL over the real Qwen vocabulary as our checkpoint (tests/
-    hf_reference.py's save_tiny_qwen_checkpoint), carrying the bench's env config."""
-    from hf_reference import save_tiny_qwen_checkpoint
+    """A tiny random Qwen3-VL over the real Qwen vocabulary as our checkpoint
+    (seeker_jax/checkpointing/tiny.py), carrying the bench's env config."""
+    from seeker_jax.checkpointing.tiny import save_tiny_checkpoint
 
-    return save_tiny_qwen_checkpoint(os.path.join(workdir, "tiny"), env=env)
+    return save_tiny_checkpoint(os.path.join(workdir, "tiny"), env=env)
 
 
 def grpo_config(args, ckpt: str, root: str, steps: int):

@@ -1,11 +1,12 @@
 """Rollout figures: how much of the wall time the decoder waits on tools that take 50-300 ms,
 and the prompt work per GRPO group with and without prompt sharing.
 
-Episodes here are synthetic (tests/sleepy.py, the protocol of `seeker_jax.agents.rollout`): every
-turn is forced to make a call until the last, whose tool sleeps 50-300 ms and returns text and
-an image. The decoder waits only when every live row is waiting on a tool. For the group
-figure, episodes come in groups of --group sharing one prompt; with sharing the prompt is
-built, vision-encoded and prefilled once per group and forked to the group's rows.
+Episodes here are synthetic (seeker_jax/agents/testing.py, the protocol of
+`seeker_jax.agents.rollout`): every turn is forced to make a call until the last, whose tool
+sleeps 50-300 ms and returns text and an image. The decoder waits only when every live row is
+waiting on a tool. For the group figure, episodes come in groups of --group sharing one
+prompt; with sharing the prompt is built, vision-encoded and prefilled once per group and
+forked to the group's rows.
 
     python bench/rollout.py [--episodes 32 --batch 8 --turns 3 --group 4]
 """
@@ -13,16 +14,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
-from hf_reference import save_tiny_hf
-from sleepy import SleepyEpisode
-from seeker_jax.models.qwen3_vl import from_pretrained
 from seeker_jax.agents.rollout import Rollout, RolloutConfig
+from seeker_jax.agents.testing import SleepyEpisode
+from seeker_jax.models.qwen3_vl import from_pretrained
+from seeker_jax.models.qwen3_vl.tiny import save_tiny_hf
 from seeker_jax.generation.sampler import Sampler
 from seeker_jax.generation.sampling import SamplingParams
 
@@ -42,7 +41,10 @@ def main() -> None:
         model = from_pretrained(d)
     sampler = Sampler(model, batch_size=args.batch, max_len=1024, params=SamplingParams(1.0),
                       stop_token_ids=(CALL_END,), decode_steps=16, max_chunk=128, min_bucket=128)
-    script = lambda i, turn: [5] * (8 + (7 * i + 3 * turn) % 24) + [CALL_END]  # varied lengths
+
+    def script(i, turn):  # varied lengths
+        return [5] * (8 + (7 * i + 3 * turn) % 24) + [CALL_END]
+
     config = RolloutConfig(max_new_tokens=args.new, max_turns=args.turns)
     for label, latency, n in (("warm-up (compiles)", (0.0, 0.0), args.batch),
                               ("tools 50-300 ms", (0.05, 0.3), args.episodes)):

@@ -10,20 +10,18 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import os
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import openai  # noqa: E402
 
 
 def tiny_checkpoint(out: str) -> str:
-    from hf_reference import save_tiny_qwen_checkpoint
+    from seeker_jax.checkpointing.tiny import save_tiny_checkpoint
 
-    return "ckpt:" + save_tiny_qwen_checkpoint(out, scale=1.0)
+    return "ckpt:" + save_tiny_checkpoint(out, scale=1.0)
 
 
 def load(client, model, clients: int, requests: int, max_tokens: int) -> dict:

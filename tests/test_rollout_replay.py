@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from hf_reference import save_tiny_hf
-from sleepy import SleepyEpisode
 from seeker_jax.models.qwen3_vl import from_pretrained
 from seeker_jax.agents.rollout import Rollout, RolloutConfig
+from seeker_jax.agents.testing import SleepyEpisode
 from seeker_jax.generation.sampler import Sampler
 from seeker_jax.generation.sampling import SamplingParams
 

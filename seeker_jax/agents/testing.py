@@ -2,7 +2,8 @@
 seeker_jax.agents.rollout): a prompt of text and an image, then observations (text and an image)
 that arrive after a random sleep, standing in for tools that take 50-300 ms.
 
-Not a test module: a helper shared by tests/test_rollout_replay.py and bench/rollout.py.
+In the package (like env/testing.py) because bench/ must not import tests/. Its segments are
+in the tiny model's "test" vocabulary (models/qwen3_vl/tiny.py).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hf_reference import segment
+from seeker_jax.checkpointing.tiny import tiny_segment as segment
 from seeker_jax.models.chat import Segment
 
 PROMPT = [("text", 60), ("image", (8, 8)), ("text", 10)]
