@@ -153,11 +153,13 @@ class Rollout:
         self.script, self.encode = script, encode
         self.decode_text = sampler.decode_text or (lambda ids: " ".join(map(str, ids)))
 
-    def run(self, episodes: Sequence[EpisodeLike], group_size: int = 1, seed: int | None = None
-            ) -> tuple[list[EpisodeResult], RolloutStats]:
-        """Runs every episode; episode i samples with key fold_in(seed, i) (the sampler's
-        seed unless `seed` is given: pass a new one per GRPO iteration). With group_size n,
-        episodes [g*n, (g+1)*n) share one prompt, computed once (see the module doc)."""
+    def run(self, episodes: Sequence[EpisodeLike], group_size: int = 1, seed: int | None = None,
+            first_index: int = 0) -> tuple[list[EpisodeResult], RolloutStats]:
+        """Runs every episode; episode i samples with key fold_in(seed, first_index + i) (the
+        sampler's seed unless `seed` is given: pass a new one per GRPO iteration; first_index:
+        where this call's episodes start in a larger run done in parts, so the parts draw what
+        one call would). With group_size n, episodes [g*n, (g+1)*n) share one prompt, computed
+        once (see the module doc)."""
         s, cfg = self.sampler, self.config
         if not 1 <= group_size <= s.batch_size:
             raise ValueError(f"group_size {group_size} must be in [1, batch_size "
@@ -191,7 +193,7 @@ class Rollout:
                 rows = [free.pop(0) for _ in group]
                 for row, i in zip(rows, group):
                     live[row] = _Live(i, episodes[i])
-                s.reset_row(rows[0], episode=group[0])
+                s.reset_row(rows[0], episode=first_index + group[0])
                 followers[rows[0]] = list(zip(rows[1:], group[1:]))
                 futures[pool.submit(build_prompt, episodes[group[0]])] = (rows[0], "prompt")
 
@@ -214,7 +216,7 @@ class Rollout:
         def fork(leader: int) -> None:
             rows = forks.pop(leader)
             if rows:
-                s.fork(leader, rows, [live[row].index for row in rows],
+                s.fork(leader, rows, [first_index + live[row].index for row in rows],
                        self._forced({row: live[row] for row in rows}))
                 stats.forked_rows += len(rows)
 
