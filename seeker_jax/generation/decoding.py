@@ -6,6 +6,10 @@ Conventions (see seeker_jax.generation.sampler for the host side): a cache is a 
 LayerCache (B, S, kv_heads, head_dim); rows that take no part in a call write at slot
 max_len (scratch); each row's sampling key is row_keys(seed_key, episode, token index).
 
+Sampling: `params` (static) is a SamplingParams (one value for every row, compiled in) or a
+SamplingPlan with each row's temperature / top-k / top-p in `sampling` (data: one program for any
+values; see seeker_jax.generation.sampling).
+
 `top_n` (static, 0 by default): the programs that sample also return each sampled position's
 top_n alternatives under the learner distribution (sampling.top_logprobs), computed on device
 inside the loop: ids and log-probs (B, top_n) per position, or None when top_n is 0 (then the
@@ -24,7 +28,8 @@ from flax import nnx
 from seeker_jax.models.qwen3_vl.modeling import (Qwen3VLForConditionalGeneration,
                                                  scatter_features, visibility_mask)
 from seeker_jax.models.qwen3_vl.vision_inputs import VisionInputs
-from seeker_jax.generation.sampling import SamplingParams, row_keys, sample, top_logprobs
+from seeker_jax.generation.sampling import (RowSampling, SamplingParams, SamplingPlan, as_plan,
+                                            row_keys, sample, top_logprobs)
 
 STOP_TOKEN, STOP_MAX_NEW, STOP_MAX_LEN, STOP_STRING, STOP_CANCELLED = 1, 2, 3, 4, 5
 STOP_REASONS = {STOP_TOKEN: "stop_token", STOP_MAX_NEW: "max_new_tokens",
@@ -32,13 +37,15 @@ STOP_REASONS = {STOP_TOKEN: "stop_token", STOP_MAX_NEW: "max_new_tokens",
                 STOP_CANCELLED: "cancelled"}
 
 
-def top_alternatives(logits: jax.Array, params: SamplingParams, top_n: int
+def top_alternatives(logits: jax.Array, params: SamplingParams | SamplingPlan,
+                     rows: RowSampling | None, top_n: int
                      ) -> tuple[jax.Array, jax.Array] | None:
     """Each row's top_n learner log-probs, best first: logits (B, V) -> ids (B, top_n) int32,
     log-probs (B, top_n) float32; None when top_n is 0 (nothing is computed)."""
     if not top_n:
         return None
-    return top_logprobs(logits, top_n, params.temperature, params.suppress_ids)
+    plan, rows = as_plan(params, rows, logits.shape[0], logits.shape[-1])
+    return top_logprobs(logits, top_n, rows.temperature, plan.suppress_ids)
 
 
 def language_model(model: Qwen3VLForConditionalGeneration, cache, ids, positions, write_index,
@@ -71,7 +78,7 @@ def language_model(model: Qwen3VLForConditionalGeneration, cache, ids, positions
 @partial(jax.jit, static_argnames=("graphdef", "params", "top_n", "window"),
          donate_argnames=("cache",))
 def extend(state, cache, ids, positions, write_index, n_valid, feats, deepstack, forced,
-           seed_key, episode, *, graphdef, params, top_n=0, window=None):
+           seed_key, episode, *, graphdef, params, sampling=None, top_n=0, window=None):
     """Writes (B, L) ids and samples each row's next token, at conversation index
     write_index + n_valid, with its episode's key. Returns the cache, tokens (B,), log-probs
     (B,), the last logits (B, V) and the top_n alternatives (see top_alternatives)."""
@@ -81,8 +88,8 @@ def extend(state, cache, ids, positions, write_index, n_valid, feats, deepstack,
     last = hidden[jnp.arange(ids.shape[0]), n_valid - 1]
     logits = model.logits(last).astype(jnp.float32)
     keys = row_keys(seed_key, episode, write_index + n_valid)
-    token, logprob = sample(logits, keys, params, forced)
-    return cache, token, logprob, logits, top_alternatives(logits, params, top_n)
+    token, logprob = sample(logits, keys, params, forced, sampling)
+    return cache, token, logprob, logits, top_alternatives(logits, params, sampling, top_n)
 
 
 @partial(jax.jit, static_argnames=("graphdef",))
@@ -102,18 +109,20 @@ def copy_rows(cache, source):
 
 
 @partial(jax.jit, static_argnames=("params", "top_n"))
-def first_tokens(logits, seed_key, episode, token_index, forced, *, params, top_n=0):
+def first_tokens(logits, seed_key, episode, token_index, forced, *, params, sampling=None,
+                 top_n=0):
     """The first token of a turn from logits (B, V) already computed (a forked row's): tokens,
     log-probs (B,) and the top_n alternatives (see top_alternatives)."""
-    token, logprob = sample(logits, row_keys(seed_key, episode, token_index), params, forced)
-    return token, logprob, top_alternatives(logits, params, top_n)
+    token, logprob = sample(logits, row_keys(seed_key, episode, token_index), params, forced,
+                            sampling)
+    return token, logprob, top_alternatives(logits, params, sampling, top_n)
 
 
 @partial(jax.jit, static_argnames=("graphdef", "params", "steps", "stop_ids", "max_len", "top_n",
                                    "window"), donate_argnames=("cache",))
 def decode(state, cache, last, length, pos, n_gen, active, max_new, forced, forced_len,
-           seed_key, episode, *, graphdef, params, steps, stop_ids, max_len, top_n=0,
-           window=None):
+           seed_key, episode, *, graphdef, params, steps, stop_ids, max_len, sampling=None,
+           top_n=0, window=None):
     """Up to `steps` decode steps; stops early when no row is active. window: see
     language_model (every active row must stay inside it for all `steps`).
 
@@ -138,13 +147,14 @@ def decode(state, cache, last, length, pos, n_gen, active, max_new, forced, forc
                                        jnp.ones_like(length), None, None, window)
         logits = model.logits(hidden[:, 0]).astype(jnp.float32)
         want = forced[rows, jnp.clip(n_gen, 0, forced.shape[1] - 1)]
-        token, logprob = sample(logits, keys, params, jnp.where(n_gen < forced_len, want, -1))
+        token, logprob = sample(logits, keys, params, jnp.where(n_gen < forced_len, want, -1),
+                                sampling)
         step = active.astype(jnp.int32)
         length, pos, n_gen = length + step, pos + step, n_gen + step
         toks = toks.at[:, i].set(jnp.where(active, token, -1))
         lps = lps.at[:, i].set(jnp.where(active, logprob, 0.0))
         if top_n:
-            top_ids, top_lps = top_alternatives(logits, params, top_n)
+            top_ids, top_lps = top_alternatives(logits, params, sampling, top_n)
             tops = (tops[0].at[:, i].set(jnp.where(active[:, None], top_ids, -1)),
                     tops[1].at[:, i].set(jnp.where(active[:, None], top_lps, 0.0)))
         reason = jnp.where(jnp.isin(token, stops), STOP_TOKEN,

@@ -35,6 +35,11 @@ Weights and randomness:
   default, compiles and runs exactly what it did without them.
 - `fork(src, dsts, episodes)` copies a just-prefilled row (cache and state) into other rows, so
   n episodes of one prompt (a GRPO group) encode and prefill it once.
+- Each row samples with its own temperature / top-k / top-p (`set_row_params`; the sampler's
+  `params` otherwise). They reach the programs as data, so rows with different values share
+  one call and a new value compiles nothing; only which code a call needs (argmax, draw,
+  top-k bound bucket, top-p sort) is static (seeker_jax.generation.sampling.SamplingPlan).
+  The suppressed ids are the sampler's.
 
 Attention reads a window of the cache: the first power-of-two (>= min_window) slots that hold
 every participating row's tokens, not all max_len slots, so a 20k-slot cache costs a 2k-token
@@ -69,7 +74,7 @@ from seeker_jax.generation.conversation import Conversation, Turn
 from seeker_jax.generation.decoding import (STOP_MAX_LEN, STOP_MAX_NEW, STOP_REASONS,
                                             STOP_STRING, STOP_TOKEN, copy_rows, decode,
                                             encode_visual, extend, first_tokens)
-from seeker_jax.generation.sampling import SamplingParams
+from seeker_jax.generation.sampling import RowSampling, SamplingParams, SamplingPlan
 from seeker_jax.generation.stops import find_stop
 from seeker_jax.sharding import DEFAULT_RULES, Rules, array_sharding, model_shardings
 from seeker_jax.training.state_copy import copy_state
@@ -151,6 +156,7 @@ class _Row:
     forced: list[int] = field(default_factory=list)
     result: Turn | None = None
     fork_point: _ForkPoint | None = None  # set by a prefill, cleared once the row decodes
+    params: SamplingParams | None = None  # None: the sampler's
 
 
 class Sampler:
@@ -257,6 +263,25 @@ class Sampler:
         (the id its sampling keys fold in; a fresh one when None). Pass ids for runs that
         must replay exactly."""
         self.rows[row] = self._new_row(episode)
+
+    def set_row_params(self, row: int, params: SamplingParams | None) -> None:
+        """The temperature / top-k / top-p the row samples with from its next token on (None:
+        the sampler's `params`); kept until the row is reset, copied by `fork`. Any values,
+        no compile (module doc)."""
+        self.rows[row].params = params
+
+    def row_params(self, row: int) -> SamplingParams:
+        return self.rows[row].params or self.params
+
+    def _sampling(self, rows: Sequence[int]) -> dict:
+        """The `params` (plan) and `sampling` (arrays) of a call in which `rows` sample. The other
+        rows take the first one's values, so they add no code to the plan."""
+        own = {r: self.row_params(r) for r in rows}
+        first = own[rows[0]]
+        per_row = [own.get(r, first) for r in range(self.batch_size)]
+        return dict(params=SamplingPlan.of(list(own.values()), self.config.text.vocab_size,
+                                           self.params.suppress_ids),
+                    sampling=RowSampling.of(per_row))
 
     def room(self, row: int) -> int:
         """Tokens that can still be added to `row` while leaving room for one generated token."""
@@ -439,7 +464,7 @@ class Sampler:
             r.ids, r.types = src.ids[:fp.n_ids], src.types[:fp.n_ids]
             r.policy, r.logprobs = src.policy[:fp.n_ids], src.logprobs[:fp.n_ids]
             r.positions, r.segments = src.positions[:fp.n_pieces], list(src.segments)
-            r.written, r.cur = fp.n_ids, fp.cur
+            r.written, r.cur, r.params = fp.n_ids, fp.cur, src.params
             self.rows[d] = r
             episode[d] = r.episode
             if forced.get(d):
@@ -447,7 +472,7 @@ class Sampler:
         token, logprob, top = self._call(
             "first_tokens", first_tokens, self.last_logits, self.seed_key,
             jnp.asarray(episode), jnp.full(self.batch_size, fp.n_ids, jnp.int32),
-            jnp.asarray(first), params=self.params, top_n=self.top_n)
+            jnp.asarray(first), **self._sampling(dst_rows), top_n=self.top_n)
         token, logprob = np.asarray(token), np.asarray(logprob)
         top = _per_row(top, self.batch_size)
         self.stats["forked_rows"] += len(dst_rows)
@@ -510,7 +535,7 @@ class Sampler:
         start = time.perf_counter()
         self.cache, token, logprob, logits, top = self._call(
             "extend", extend, self.state, self.cache, ids, positions, write, n_valid, f, d,
-            first, self.seed_key, episode, graphdef=self.graphdef, params=self.params,
+            first, self.seed_key, episode, graphdef=self.graphdef, **self._sampling(sorted(part)),
             top_n=self.top_n,
             window=self._window(max(p["start"] + len(p["ids"]) for p in part.values())))
         token, logprob = np.asarray(token), np.asarray(logprob)
@@ -545,7 +570,8 @@ class Sampler:
         out = self._call("decode", decode, self.state, self.cache, last, length, pos, n_gen,
                          is_active, max_new, forced, forced_len, self.seed_key,
                          np.array([r.episode for r in self.rows], np.int32),
-                         graphdef=self.graphdef, params=self.params, steps=self.decode_steps,
+                         graphdef=self.graphdef, **self._sampling(active),
+                         steps=self.decode_steps,
                          stop_ids=self.stop_token_ids, max_len=self.max_len, top_n=self.top_n,
                          window=self._window(int(length[active].max()) + self.decode_steps + 1))
         self.cache = out[0]

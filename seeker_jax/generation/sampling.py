@@ -19,11 +19,20 @@ log-prob, since a T -> 0 distribution is one-hot and its log-probs carry no grad
 policy can never emit them, so they are outside its action space, not truncated tails.
 Sampling keys are per row: (B,) keys, one per row, so a row's draw never depends on which
 other rows share the call.
+
+Parameters are data: each row has its own temperature, top-k and top-p, as (B,) arrays
+(`RowSampling`) inside one compiled program, so a new value never compiles anything (a server
+mixes requests with any values in one batch). What is static is only which code the program
+holds (`SamplingPlan`): argmax for greedy rows, the draw for sampled ones, a top-k of a
+bucketed bound, the sort for top-p, and the suppressed ids. `sample` takes a `SamplingParams`
+(one value for every row, as before) or a plan with its rows.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
+
+import numpy as np
 
 import jax
 import jax.numpy as jnp
@@ -51,7 +60,74 @@ class SamplingParams:
 
     @property
     def greedy(self) -> bool:
-        return self.temperature == 0.0
+        return self.temperature < MIN_TEMPERATURE
+
+
+# A temperature under this samples as greedy: logits / T overflows float32 long before T
+# reaches float32's smallest numbers (and a draw from an overflowed row is NaN).
+MIN_TEMPERATURE = 1e-6
+
+
+class RowSampling(NamedTuple):
+    """Each row's sampling parameters as data: temperature (B,) float32 (0 = greedy), top_k
+    (B,) int32 (0 = off), top_p (B,) float32 (1 = off)."""
+
+    temperature: jax.Array
+    top_k: jax.Array
+    top_p: jax.Array
+
+    @classmethod
+    def of(cls, params: Sequence[SamplingParams]) -> "RowSampling":
+        """Host arrays for one SamplingParams per row."""
+        return cls(np.array([0.0 if p.greedy else p.temperature for p in params], np.float32),
+                   np.array([p.top_k for p in params], np.int32),
+                   np.array([p.top_p for p in params], np.float32))
+
+
+def _pow2(n: int) -> int:
+    return 1 << (max(int(n), 1) - 1).bit_length()
+
+
+@dataclass(frozen=True)
+class SamplingPlan:
+    """The static half of a batch's sampling (hashable: a jit static argument): which code
+    the program holds. greedy: some row takes the argmax; sampled: some row draws; top_k: a
+    bound >= every row's top_k (a power of two, or the vocabulary), 0 when no row truncates by
+    top-k; nucleus: some row has top_p < 1 (a sort per row); suppress_ids: never emitted."""
+
+    greedy: bool = True
+    sampled: bool = False
+    top_k: int = 0
+    nucleus: bool = False
+    suppress_ids: tuple[int, ...] = ()
+
+    @classmethod
+    def of(cls, params: Sequence[SamplingParams], vocab: int,
+           suppress_ids: Sequence[int] = ()) -> "SamplingPlan":
+        """The plan that serves every row's params (the suppressed ids are the batch's)."""
+        drawn = [p for p in params if not p.greedy]
+        ks = [p.top_k for p in drawn if 0 < p.top_k < vocab]
+        return cls(greedy=len(drawn) < len(params), sampled=bool(drawn),
+                   top_k=min(_pow2(max(ks)), vocab) if ks else 0,
+                   nucleus=any(p.top_p < 1.0 for p in drawn),
+                   suppress_ids=tuple(suppress_ids))
+
+    @property
+    def truncates(self) -> bool:
+        return bool(self.top_k) or self.nucleus
+
+
+def as_plan(params: "SamplingParams | SamplingPlan", rows: RowSampling | None, batch: int,
+            vocab: int) -> tuple[SamplingPlan, RowSampling]:
+    """(plan, rows) from either form: a SamplingParams is one value for every row."""
+    if isinstance(params, SamplingPlan):
+        if rows is None:
+            raise ValueError("a SamplingPlan needs its rows' RowSampling")
+        return params, rows
+    plan = SamplingPlan.of([params], vocab, params.suppress_ids)
+    t, k, p = RowSampling.of([params])
+    return plan, RowSampling(jnp.full((batch,), t[0]), jnp.full((batch,), k[0]),
+                             jnp.full((batch,), p[0]))
 
 
 def top_k_mask(logits: jax.Array, k: int) -> jax.Array:
@@ -62,31 +138,51 @@ def top_k_mask(logits: jax.Array, k: int) -> jax.Array:
     return jnp.where(logits >= kth, logits, NEG_INF)
 
 
-def top_p_mask(logits: jax.Array, p: float) -> jax.Array:
-    """Keeps the smallest set of top tokens whose probability reaches p (at least one)."""
-    if p >= 1.0:
+def top_k_mask_rows(logits: jax.Array, k: jax.Array, bound: int) -> jax.Array:
+    """top_k_mask with each row's own k (B,) (0 or >= V: off), k <= bound (static): logits
+    (B, V) -> (B, V)."""
+    V = logits.shape[-1]
+    if bound <= 0:
+        return logits
+    values = jax.lax.top_k(logits, min(bound, V))[0]
+    kth = jnp.take_along_axis(values, jnp.clip(k - 1, 0, values.shape[-1] - 1)[:, None], -1)
+    keep = ((k <= 0) | (k >= V))[:, None] | (logits >= kth)
+    return jnp.where(keep, logits, NEG_INF)
+
+
+def top_p_mask(logits: jax.Array, p: "float | jax.Array") -> jax.Array:
+    """Keeps the smallest set of top tokens whose probability reaches p (at least one). p: one
+    value, or each row's (B,) (>= 1: that row untouched)."""
+    if isinstance(p, (int, float)) and p >= 1.0:
         return logits
     order = jnp.argsort(-logits, axis=-1)
     sorted_logits = jnp.take_along_axis(logits, order, axis=-1)
     probs = jax.nn.softmax(sorted_logits.astype(jnp.float32), axis=-1)
     before = jnp.cumsum(probs, axis=-1) - probs  # mass of strictly better tokens
-    keep_sorted = before < p
+    p = jnp.asarray(p, jnp.float32)
+    p = p[:, None] if p.ndim == 1 else p
+    keep_sorted = (before < p) | (p >= 1.0)
     keep = jnp.zeros_like(keep_sorted).at[
         jnp.arange(logits.shape[0])[:, None], order].set(keep_sorted)
     return jnp.where(keep, logits, NEG_INF)
 
 
-def learner_logits(logits: jax.Array, temperature: float,
+def learner_logits(logits: jax.Array, temperature: "float | jax.Array",
                    suppress_ids: Sequence[int] = ()) -> jax.Array:
     """logits / temperature in float32 (T = 0 -> 1, see the module doc), suppressed ids at
-    -inf, nothing truncated. (..., V) -> (..., V)."""
+    -inf, nothing truncated. (..., V) -> (..., V). temperature: one value, or one per row
+    (the logits' leading shape)."""
     x = jnp.asarray(logits, jnp.float32)
     if suppress_ids:
         x = x.at[..., jnp.asarray(tuple(suppress_ids))].set(NEG_INF)
-    return x / temperature if temperature > 0 else x
+    if isinstance(temperature, (int, float)):
+        return x / temperature if temperature >= MIN_TEMPERATURE else x
+    t = jnp.asarray(temperature, jnp.float32)
+    t = jnp.where(t >= MIN_TEMPERATURE, t, 1.0)
+    return x / t.reshape(t.shape + (1,) * (x.ndim - t.ndim))
 
 
-def learner_logprobs(logits: jax.Array, tokens: jax.Array, temperature: float,
+def learner_logprobs(logits: jax.Array, tokens: jax.Array, temperature: "float | jax.Array",
                      suppress_ids: Sequence[int] = ()) -> jax.Array:
     """log softmax(logits / T)[token], untruncated: logits (..., V), tokens (...) -> (...).
 
@@ -96,7 +192,7 @@ def learner_logprobs(logits: jax.Array, tokens: jax.Array, temperature: float,
     return jnp.take_along_axis(logp, tokens[..., None].astype(jnp.int32), axis=-1)[..., 0]
 
 
-def top_logprobs(logits: jax.Array, n: int, temperature: float,
+def top_logprobs(logits: jax.Array, n: int, temperature: "float | jax.Array",
                  suppress_ids: Sequence[int] = ()) -> tuple[jax.Array, jax.Array]:
     """The n most likely tokens of the learner distribution and their log-probs, best first:
     logits (..., V) -> ids (..., n) int32, log-probs (..., n) float32.
@@ -118,6 +214,12 @@ def policy_logits(logits: jax.Array, params: SamplingParams) -> jax.Array:
     x = x.reshape(-1, shape[-1])
     x = top_p_mask(top_k_mask(x, params.top_k), params.top_p)
     return x.reshape(shape)
+
+
+def _truncated(x: jax.Array, plan: SamplingPlan, rows: RowSampling) -> jax.Array:
+    """Each row's top-k, then top-p, of its tempered logits x (B, V) (policy_logits per row)."""
+    x = top_k_mask_rows(x, rows.top_k, plan.top_k)
+    return top_p_mask(x, rows.top_p) if plan.nucleus else x
 
 
 def policy_logprobs(logits: jax.Array, tokens: jax.Array, params: SamplingParams) -> jax.Array:
@@ -203,26 +305,37 @@ def row_keys(seed_key: jax.Array, episode: jax.Array, token_index: jax.Array) ->
         episode, token_index)
 
 
-def sample(logits: jax.Array, keys: jax.Array, params: SamplingParams,
-           forced: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+def sample(logits: jax.Array, keys: jax.Array, params: "SamplingParams | SamplingPlan",
+           forced: jax.Array | None = None, rows: RowSampling | None = None
+           ) -> tuple[jax.Array, jax.Array]:
     """One token per row: logits (B, V), keys (B,) -> tokens (B,) int32, log-probs (B,) f32.
 
-    forced (B,) int32: where >= 0, that token replaces the draw (a scripted turn). Log-probs are
-    `learner_logprobs` (tempered, untruncated), for drawn and forced tokens alike.
+    params: one SamplingParams for every row, or a SamplingPlan with each row's values in
+    `rows` (data: any values, one program). forced (B,) int32: where >= 0, that token replaces
+    the draw (a scripted turn). Log-probs are `learner_logprobs` (tempered, untruncated), for
+    drawn and forced tokens alike; a greedy row's are untempered (module doc).
     """
-    x = policy_logits(logits, params)  # greedy: the learner's logits themselves
-    if params.greedy:
-        tokens, top = argmax_and_max(x)
-    else:
-        tokens, top, total = draw(x, keys)
+    plan, rows = as_plan(params, rows, logits.shape[0], logits.shape[-1])
+    x = learner_logits(logits, rows.temperature, plan.suppress_ids)  # greedy rows: T = 1
+    greedy_row = rows.temperature < MIN_TEMPERATURE
+    if plan.greedy:
+        best, best_value = argmax_and_max(x)
+    if plan.sampled:
+        drawn, top, total = draw(_truncated(x, plan, rows) if plan.truncates else x, keys)
+    tokens = (best if not plan.sampled else drawn if not plan.greedy
+              else jnp.where(greedy_row, best, drawn))
     if forced is not None:
         tokens = jnp.where(forced >= 0, forced.astype(jnp.int32), tokens)
-    if params.greedy:  # one max for the token and its log-prob
-        return tokens, logprobs_given_max(x, tokens, top)
-    if params.top_k or params.top_p < 1.0:  # truncated: the learner's softmax is another one
-        return tokens, learner_logprobs(logits, tokens, params.temperature, params.suppress_ids)
+    if not plan.sampled:  # one max for the token and its log-prob
+        return tokens, logprobs_given_max(x, tokens, best_value)
+    if plan.truncates:  # the draw's softmax was another one: the learner's, over all of x
+        peak = best_value if plan.greedy else x.max(axis=-1)
+        return tokens, logprobs_given_max(x, tokens, peak)
     picked = jnp.take_along_axis(x, tokens[:, None], axis=-1)[:, 0]
-    return tokens, (picked - top) - jnp.log(total)
+    drawn_lp = (picked - top) - jnp.log(total)
+    if not plan.greedy:
+        return tokens, drawn_lp
+    return tokens, jnp.where(greedy_row, logprobs_given_max(x, tokens, best_value), drawn_lp)
 
 
 def draw(x: jax.Array, keys: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -266,7 +379,8 @@ def logprobs_given_max(x: jax.Array, tokens: jax.Array, top: jax.Array) -> jax.A
     return (picked - top) - jnp.log(jnp.exp(x - top[..., None]).sum(axis=-1))
 
 
-__all__ = ["SamplingParams", "argmax_and_max", "first_argmax",
+__all__ = ["MIN_TEMPERATURE", "RowSampling", "SamplingParams", "SamplingPlan", "argmax_and_max",
+           "as_plan", "first_argmax", "top_k_mask_rows",
            "draw", "logprobs_given_max", "learner_logits", "learner_logprobs", "policy_logits",
            "policy_logprobs", "row_keys", "sample", "top_k_mask", "top_logprobs", "top_p_mask",
            "vocab_chunks"]

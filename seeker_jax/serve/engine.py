@@ -1,10 +1,10 @@
 """The serving engine: requests share one Sampler's rows (continuous batching) on a background
 thread, and conversations that come back continue from their cache rows. Knows nothing of HTTP.
 
-- Continuous batching: a request waits in a FIFO queue until it has n free rows (and, while
-  other rows decode, until its sampling parameters equal theirs: the sampler draws every row
-  with one SamplingParams). Between decode calls, waiting requests are prefilled together into
-  the free rows and join the decoding ones.
+- Continuous batching: a request waits in a FIFO queue until it has n free rows. Between
+  decode calls, waiting requests are prefilled together into the free rows and join the
+  decoding ones, whatever their temperature / top_k / top_p: each row samples with its own,
+  as data in the same compiled programs (a new value never compiles).
 - Conversation (prefix) cache: a finished row keeps its conversation (prompt + generated ids)
   in the KV cache. A new request whose token ids start with a free row's whole conversation
   (token-exact; the renderer gives back the very ids generated, see render.TurnMemory) takes
@@ -269,11 +269,8 @@ class Engine:
                     self._pending.popleft().events.put(("error", "request cancelled", 499))
                     continue
                 req = handle.request
-                params = SamplingParams(req.params.temperature, req.params.top_k,
-                                        req.params.top_p, self.suppress)
-                busy = bool(s.active_rows) or bool(segments)
                 free = self._free_rows()
-                if (busy and params != s.params) or len(free) < req.n:
+                if len(free) < req.n:
                     break
                 self._pending.popleft()
             row, cached = self._cached_row(free, handle.prompt_ids)
@@ -286,7 +283,8 @@ class Engine:
                 handle.events.put(("error", "the prompt does not fit in a row: shorten the "
                                    "conversation", 400))
                 continue
-            s.params = params
+            s.set_row_params(row, SamplingParams(req.params.temperature, req.params.top_k,
+                                                 req.params.top_p))
             handle.cached_tokens = cached
             segments[row] = tail_segment(req.segments, cached)
             max_new[row] = min(req.max_new_tokens, s.max_len - len(handle.prompt_ids))

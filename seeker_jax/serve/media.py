@@ -5,8 +5,8 @@ Allowed sources: `data:` URLs (base64), and `file://` paths (or bare absolute pa
 followed, must lie under the root). Nothing is fetched over the network. Media are opened
 only as what they are: images as PNG, JPEG, WebP, GIF or BMP (`IMAGE_FORMATS`); videos through
 `seeker_jax.env.video.VideoFile` as mp4/mov, Matroska/WebM or AVI with that demuxer fixed (no
-playlist, no nested file, no protocol); uploaded videos are decoded from memory. The limits are the server's
-(`seeker-jax serve` flags); a request cannot raise them. Every refusal is a `MediaError`, which
+playlist, no nested file, no protocol); uploaded videos are decoded from memory. The limits
+are the server's (`seeker-jax serve` flags); a request cannot raise them. Every refusal is a `MediaError`, which
 the HTTP layer turns into a 400 naming the part and what to do.
 
 Videos come two ways:

@@ -13,7 +13,6 @@ unless the model wrote text beside them.
 """
 from __future__ import annotations
 
-import json
 import queue
 import uuid
 from dataclasses import dataclass, field
