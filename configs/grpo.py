@@ -1,20 +1,37 @@
 """GRPO on tool episodes (`seeker-jax grpo --config configs/grpo.py:PRESET --workdir W`).
 
-Presets:
-  tiny_synth    the tiny SFT checkpoint (model.init_from: a `seeker-jax sft` workdir of
-                configs/sft.py:tiny_synth; "" = a random tiny model) on the synthetic world:
-                2 prompts x n=4 per step, short turns; minutes on a CPU.
-  qwen3_vl_4b / qwen3_vl_8b   the paper's recipe: n=8, lr 1e-6, KL 0.001 (low_var_kl = k3) to the
-                frozen reference, clip 0.2, token-mean, responses <= 4096 tokens (tool and image
+Presets (docs/grpo.md says what each piece is and where it comes from):
+  paper_4b / paper_8b    the paper's recipe exactly, and check_config refuses an override that
+                breaks it (use seeker_* for that): 32 prompts x n=8 per step, lr 1e-6, KL 0.001
+                (low_var_kl = k3) to the frozen reference, clip 0.2, token-mean, std-normalized
+                group advantages, the paper's reward (configs/reward.py:paper, parsimony
+                ungated), responses <= 4096 tokens per episode (every turn, tool and image
                 tokens included), prompts <= 16,384, at most 5 tool rounds; init_from the SFT
                 checkpoint.
+  seeker_4b / seeker_8b  the paper's recipe plus our pieces: parsimony paid only to right
+                answers (configs/reward.py:seeker) and a floor of 0.1 under the group std
+                (loss.std_floor: rl/advantages.py says why).
+  tiny_synth    our pieces on the tiny SFT checkpoint (model.init_from: a `seeker-jax sft`
+                workdir of configs/sft.py:tiny_synth; "" = a random tiny model) on the
+                synthetic world: 2 prompts x n=4 per step, short turns; minutes on a CPU.
+  qwen3_vl_4b / qwen3_vl_8b  the old names, kept for the commands that still use them: paper_*.
 
 Groups: c.reward (configs/reward.py), c.loss (configs/grpo_loss.py), c.env (configs/env.py; a
 checkpoint given in init_from carries its own env_config.json: keep them equal), c.rollout:
   n                 samples per prompt (a GRPO group); prompts_per_step prompts per iteration
   max_new_tokens    per model turn; max_turns model turns per episode
+  max_response_tokens  per episode: every token after the prompt (model turns, tool outputs,
+                    their images); 0 = only the row limits it. An episode that reaches it ends
+                    ("max_response")
   max_len           a sampler row: prompt + every turn and tool output (response budget +
                     prompt budget); buckets: the learner's padded lengths (<= max_len)
+  max_skip_fraction the run stops with an error once more than this fraction of its prompts
+                    were skipped as bad samples (a prompt longer than the row, an unreadable
+                    video, a tool that raised); skips are counted per iteration in
+                    metrics.jsonl (skipped/<why>)
+  suppress_ids      token ids the policy never emits, beyond the four vision ids (always
+                    suppressed): the sampler masks them and the learner, reference and old
+                    log-prob passes mask the same ids, so all score one distribution
   temperature/top_k/top_p  the sampling policy (the loss scores tempered, untruncated log-probs)
   minibatches, epochs  updates per iteration: minibatches * epochs optimizer steps; more than
                     one recomputes the old log-probs with the learner before the first update
@@ -58,12 +75,14 @@ def get_config(preset: str = "tiny_synth") -> ml_collections.ConfigDict:
     c.reward = reward_group("paper")
     c.loss = loss_group("grpo")
 
+    c.preset = preset
     c.rollout = ml_collections.ConfigDict()
     c.rollout.n = 8
-    c.rollout.prompts_per_step = 16
+    c.rollout.prompts_per_step = 32
     c.rollout.batch_size = 0         # sampler rows; 0 = prompts_per_step * n
     c.rollout.max_new_tokens = 1024
     c.rollout.max_turns = 6          # 5 tool rounds + the answer
+    c.rollout.max_response_tokens = 4096
     c.rollout.max_len = 16_384 + 4096
     c.rollout.buckets = (8192, 12_288, 16_384 + 4096)
     c.rollout.temperature = 1.0
@@ -72,6 +91,8 @@ def get_config(preset: str = "tiny_synth") -> ml_collections.ConfigDict:
     c.rollout.minibatches = 1
     c.rollout.epochs = 1
     c.rollout.max_refills = 2        # dynamic sampling: extra rounds to replace dropped groups
+    c.rollout.max_skip_fraction = 0.1
+    c.rollout.suppress_ids = ()      # beyond the vision ids, which are always suppressed
     c.rollout.num_workers = 8        # tool threads
     c.rollout.decode_steps = 16
     c.rollout.max_chunk = 512
@@ -102,10 +123,13 @@ def get_config(preset: str = "tiny_synth") -> ml_collections.ConfigDict:
         c.model.freeze_vision = False
         c.env = env_group("tiny")
         c.tokenizer = "offline_qwen"
+        c.reward = reward_group("seeker")
+        c.loss.std_floor = 0.1
         c.rollout.n = 4
         c.rollout.prompts_per_step = 2
         c.rollout.max_new_tokens = 48
         c.rollout.max_turns = 3
+        c.rollout.max_response_tokens = 0
         c.rollout.max_len = 1024
         c.rollout.buckets = (512, 1024)
         c.rollout.minibatches = 2
@@ -114,13 +138,48 @@ def get_config(preset: str = "tiny_synth") -> ml_collections.ConfigDict:
         c.optimizer.lr = 1e-4
         c.steps = 20
         c.checkpoint_every = 5
-    elif preset in ("qwen3_vl_4b", "qwen3_vl_8b"):
+    elif preset in REAL_PRESETS:
+        if preset.startswith("qwen3_vl_"):
+            c.preset = preset = "paper_" + preset.split("_")[-1]
         c.model.size = preset.split("_")[-1]
         c.model.compute_dtype = "bfloat16"
         c.model.remat = "full"
         c.model.scan_layers = True
         c.mesh.data, c.mesh.fsdp = 1, -1
-        c.rollout.max_new_tokens = 4096
+        c.rollout.max_new_tokens = 4096  # a turn may use the episode's whole budget
+        if preset.startswith("seeker_"):
+            c.reward = reward_group("seeker")
+            c.loss.std_floor = 0.1
     else:
-        raise ValueError(f"unknown grpo preset {preset!r}: tiny_synth, qwen3_vl_4b, qwen3_vl_8b")
+        raise ValueError(f"unknown grpo preset {preset!r}: tiny_synth, "
+                         f"{', '.join(REAL_PRESETS)}")
     return c
+
+
+REAL_PRESETS = ("paper_4b", "paper_8b", "seeker_4b", "seeker_8b", "qwen3_vl_4b", "qwen3_vl_8b")
+
+# What a paper_* preset claims, as (config path, the paper's value); check_config
+# (rl/grpo.py) refuses a paper_* config that differs (paper_deviations says where).
+PAPER = (("rollout.n", 8), ("rollout.prompts_per_step", 32), ("rollout.max_turns", 6),
+         ("rollout.max_response_tokens", 4096), ("rollout.max_len", 16_384 + 4096),
+         ("rollout.temperature", 1.0), ("rollout.top_k", 0), ("rollout.top_p", 1.0),
+         ("rollout.epochs", 1), ("optimizer.lr", 1e-6), ("env.max_rounds", 5),
+         ("loss.advantage", "grpo"), ("loss.std_floor", 0.0), ("loss.policy_loss", "clipped"),
+         ("loss.clip_low", 0.2), ("loss.clip_high", 0.2), ("loss.aggregation", "token_mean"),
+         ("loss.kl", "k3"), ("loss.kl_coef", 0.001), ("loss.tis", "none"),
+         ("loss.dynamic_sampling", False), ("loss.overlong_filter", False),
+         ("reward.weights.accuracy", 0.8), ("reward.weights.format", 0.15),
+         ("reward.weights.parsimony", 0.05), ("reward.format", "format_paper"),
+         ("reward.parsimony.gate", False), ("reward.temporal_iou", False))
+
+
+def paper_deviations(c: ml_collections.ConfigDict) -> list[str]:
+    """Where a config differs from the paper's recipe (PAPER), as "path: got X, the paper Y"."""
+    out = []
+    for path, want in PAPER:
+        got = c
+        for key in path.split("."):
+            got = got[key]
+        if got != want:
+            out.append(f"{path}: got {got!r}, the paper {want!r}")
+    return out

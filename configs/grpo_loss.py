@@ -2,7 +2,8 @@
 
 Presets (a variant is a preset and registered names, never a new learner):
   grpo     VideoSeeker's recipe (paper and code): clip 0.2, token-mean aggregation, KL to the
-           frozen reference with k3 (verl's low_var_kl) at 0.001, group-normalized advantages.
+           frozen reference with k3 (verl's low_var_kl) at 0.001, group-normalized advantages
+           (std_floor 0; configs/grpo.py's seeker_* and tiny_synth presets set 0.1).
   dr_grpo  Dr.GRPO: advantages without std, per-sequence token sums over a constant
            max_len_norm (the response limit, 4096 tokens), no KL.
   dapo     DAPO: clip-higher (0.2 / 0.28), token-mean, no KL, dynamic sampling and overlong
@@ -20,6 +21,9 @@ import ml_collections
 def loss_group(preset: str = "grpo") -> ml_collections.ConfigDict:
     loss = ml_collections.ConfigDict()
     loss.advantage = "grpo"
+    loss.std_floor = 0.0             # grpo: divide by max(group std, std_floor); 0 = the paper's
+                                     # GRPO (configs/grpo.py turns it on where rewards carry
+                                     # parsimony: rl/advantages.py says why)
     loss.policy_loss = "clipped"
     loss.clip_low = 0.2              # ratio clipped to [1 - clip_low, 1 + clip_high]
     loss.clip_high = 0.2

@@ -1,12 +1,14 @@
 """The reward group `c.reward` that GRPO configs include (`c.reward = reward_group("paper")`);
 read by seeker_jax.rl.rewards.RewardConfig.from_config. Logged as reward/<component>.
 
-Presets:
-  paper          R = 0.8 accuracy + 0.15 format + 0.05 parsimony, the paper's grammar
-                 (format_paper). The paper gives no lambda: 0.2 here, so 5 calls earn 0. The
-                 gate (ours, on) pays parsimony only to right answers: ungated, a wrong answer
-                 without tools earns the most and the policy stops calling tools
-                 (--config.reward.parsimony.gate=False gives the bare formula).
+Presets (docs/grpo.md):
+  paper          the paper's reward as written: R = 0.8 accuracy + 0.15 format + 0.05 parsimony,
+                 parsimony = max(0, 1 - lambda N) over N well-formed tool calls, ungated, the
+                 paper's grammar (format_paper). The paper gives no lambda: 0.2 here (5 calls
+                 earn 0), the one number we had to choose.
+  seeker         ours: paper plus the correctness gate, which pays parsimony only to right
+                 answers. Ungated, a wrong answer without tools earns the most parsimony and
+                 the policy learns to stop calling tools.
   official_code  what the public code runs: 0.8 accuracy + 0.2 format (format_official, the
                  whole-response check), no parsimony (logged, weight 0).
 Both: multiple choice by rule; open-ended by the judge (judge.spec = URL#MODEL, temperature 0.3
@@ -33,18 +35,20 @@ def reward_group(preset: str = "paper") -> ml_collections.ConfigDict:
     r.weights = ml_collections.ConfigDict(dict(accuracy=0.8, format=0.15, parsimony=0.05,
                                                temporal_iou=0.1))
     r.format = "format_paper"
-    r.parsimony = ml_collections.ConfigDict(dict(lam=0.2, gate=True, gate_min_accuracy=1.0))
+    r.parsimony = ml_collections.ConfigDict(dict(lam=0.2, gate=False, gate_min_accuracy=1.0))
     r.temporal_iou = False
     r.max_answer_chars = 1000
     r.judge = _judge()
     if preset == "paper":
         pass
+    elif preset == "seeker":
+        r.parsimony.gate = True
     elif preset == "official_code":
         r.weights.format, r.weights.parsimony = 0.2, 0.0
         r.format = "format_official"
     else:
-        raise ValueError(f"configs/reward.py: unknown reward preset {preset!r}; use paper or "
-                         "official_code")
+        raise ValueError(f"configs/reward.py: unknown reward preset {preset!r}; use paper, "
+                         "seeker or official_code")
     return r
 
 

@@ -9,8 +9,14 @@ registered name, never a new learner:
     def my_estimator(r, groups, n_groups, **params): ...  # r (N,) float64, groups (N,) in 0..G-1
 
 Registered:
-  grpo     (r - mean_g) / (std_g + eps), std with ddof 1 (torch.std, as TRL and verl): a group
-           whose rewards are all equal gets 0 (not 0/0); a group of one gets 0.
+  grpo     (r - mean_g) / (max(std_g, std_floor) + eps), std with ddof 1 (torch.std, as TRL
+           and verl): a group whose rewards are all equal gets 0 (not 0/0); a group of one
+           gets 0. std_floor 0 is the paper's GRPO. Why a floor: dividing by the group's std
+           turns a tiny reward difference into a full-size advantage. Eight right answers,
+           seven at 0.98 and one at 0.99 (one tool call fewer under parsimony), get -0.35 and
+           +2.47: every all-correct group then pushes toward fewer tool calls at full
+           strength. With std_floor 0.1 they get -0.0125 and +0.0875, while a group split
+           between right and wrong answers (std ~0.4) is normalized as before.
   dr_grpo  r - mean_g (Dr.GRPO: no std; its other half, no length normalization, is the loss
            aggregation "seq_mean_token_sum_norm").
   rloo     r_i - mean_{j != i} r_j = n/(n-1) (r_i - mean_g) (leave-one-out baseline); 0 for a
@@ -61,10 +67,13 @@ def group_stats(r: np.ndarray, groups: np.ndarray, n_groups: int
 
 @register_advantage("grpo")
 def grpo_advantages(r: np.ndarray, groups: np.ndarray, n_groups: int, eps: float = 1e-6,
-                    ddof: int = 1) -> np.ndarray:
+                    ddof: int = 1, std_floor: float = 0.0) -> np.ndarray:
+    if std_floor < 0:
+        raise ValueError(f"advantages: std_floor must be >= 0 (0: the paper's GRPO), got "
+                         f"{std_floor}")
     size, mean, dev2 = group_stats(r, groups, n_groups)
     std = np.sqrt(dev2 / np.maximum(size - ddof, 1.0))
-    return np.where(size > 1, (r - mean) / (std + eps), 0.0)
+    return np.where(size > 1, (r - mean) / (np.maximum(std, std_floor) + eps), 0.0)
 
 
 @register_advantage("dr_grpo")

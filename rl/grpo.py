@@ -48,7 +48,8 @@ from seeker_jax.rl.grpo_batch import episodes_batch, minibatch_slices
 from seeker_jax.rl.grpo_metrics import episode_metrics, mean_update_metrics
 from seeker_jax.rl.policy_loss import PolicyLossConfig, make_grpo_loss, reference_logprobs
 from seeker_jax.rl.rewards import RewardConfig, RewardModel, from_episode
-from seeker_jax.agents.rollout import Rollout, RolloutConfig, Script, env_sampler
+from seeker_jax.agents.rollout import (Rollout, RolloutConfig, Script, env_sampler,
+                                      suppressed_ids)
 from seeker_jax.generation.sampler import Sampler
 from seeker_jax.generation.sampling import SamplingParams
 from seeker_jax.training.sft import prepare_data
@@ -152,6 +153,8 @@ def collect(take: Callable[[int], list[dict]], rollout: Rollout, rewards: Reward
 
 def check_config(config: ml_collections.ConfigDict, loss: PolicyLossConfig) -> None:
     """Mismatches that would train on the wrong quantity, as errors saying what to set."""
+    from seeker_jax.configs.grpo import paper_deviations
+
     r = config.rollout
     scored = r.temperature if r.temperature > 0 else 1.0  # greedy rollouts are scored at T=1
     if abs(loss.temperature - scored) > 1e-9:
@@ -165,13 +168,35 @@ def check_config(config: ml_collections.ConfigDict, loss: PolicyLossConfig) -> N
         raise ValueError(f"rollout.buckets {tuple(r.buckets)} must reach rollout.max_len "
                          f"{r.max_len}: an episode may fill its row")
     minibatch_slices(r.prompts_per_step * r.n, r.minibatches)
+    accum = int(config.optimizer.accum_steps)
+    if accum < 1 or r.minibatches % accum:
+        raise ValueError(f"optimizer.accum_steps {accum} must divide rollout.minibatches "
+                         f"{r.minibatches}: otherwise an optimizer step would sum minibatches "
+                         f"of two iterations (two policies, one stale); set accum_steps to a "
+                         f"divisor of minibatches")
     if r.max_refills < 0:
         raise ValueError(f"rollout.max_refills must be >= 0, got {r.max_refills}")
+    if not 0 <= r.max_skip_fraction <= 1:
+        raise ValueError(f"rollout.max_skip_fraction must be in [0, 1], got "
+                         f"{r.max_skip_fraction}")
+    if not 0 <= r.max_response_tokens < r.max_len:
+        raise ValueError(f"rollout.max_response_tokens {r.max_response_tokens} must be in "
+                         f"[0, max_len {r.max_len}) (0: no per-episode cap)")
+    preset = str(config.get("preset", ""))
+    if preset.startswith("paper"):
+        off = paper_deviations(config)
+        if off:
+            raise ValueError(f"configs/grpo.py:{preset} is the paper's recipe and this run "
+                             f"changes it ({'; '.join(off)}): use "
+                             f"configs/grpo.py:seeker_{preset.split('_')[-1]} to change them")
 
 
 # Live copies of a chunk's logits in the update's backward (logits, softmax, the logit
 # gradient, a fused temporary): the host-memory check counts all of them, since on a CPU the
-# kernel kills an update that runs out of memory without a message.
+# kernel kills an update that runs out of memory without a message. The scoring passes
+# (reference and old log-probs: reference_logprobs with the loss's `scoring`) project the same
+# minibatch rows loss.chunk positions at a time, forward only, so they hold fewer: this bound
+# covers every pass.
 PROJECTION_COPIES = 4
 
 
@@ -185,16 +210,18 @@ def check_host_memory(config: ml_collections.ConfigDict, loss: PolicyLossConfig,
     """On a CPU backend the update's temporaries are host memory (every device's: the CPU
     devices share it), and a process the kernel kills for it dies without a word: raise, saying
     what to lower, when PROJECTION_COPIES of a chunk's logits (a minibatch's rows x loss.chunk
-    x vocab) pass 3/4 of it."""
+    x vocab) pass 3/4 of it. Every pass (the update, the reference and old log-probs) projects
+    loss.chunk positions at a time, so this one bound covers them all."""
     r = config.rollout
     rows = max(s.stop - s.start for s in minibatch_slices(r.prompts_per_step * r.n,
                                                           r.minibatches))
-    need = PROJECTION_COPIES * projection_bytes(rows, loss.chunk, vocab)
+    copies = PROJECTION_COPIES
+    need = copies * projection_bytes(rows, loss.chunk, vocab)
     if need > 0.75 * host_bytes:
-        fit = int(0.75 * host_bytes // (PROJECTION_COPIES * projection_bytes(rows, 1, vocab)))
+        fit = int(0.75 * host_bytes // (copies * projection_bytes(rows, 1, vocab)))
         raise ValueError(
             f"the GRPO update needs about {need / 2**30:.1f} GiB for the vocabulary projection "
-            f"({PROJECTION_COPIES} copies of ({rows} rows, {loss.chunk} positions, {vocab}) "
+            f"({copies} copies of ({rows} rows, {loss.chunk} positions, {vocab}) "
             f"float32 logits) and this host has {host_bytes / 2**30:.1f} GiB: set "
             f"--config.loss.chunk={max(fit, 1)} or lower, or more rollout.minibatches (with "
             f"optimizer.accum_steps to keep one step per iteration)")
@@ -256,6 +283,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
     env = EnvConfig.from_config(config.env)
     model_dir = ckpt.find_params(config.model.init_from).config_dir if config.model.init_from else None
     tokenizer = tokenizer_from_config(config.tokenizer, model_dir)
+    # One field feeds both: the sampler masks these ids and so do the learner, the reference
+    # and the old log-prob passes (one distribution for TIS and the logged gap).
+    loss_cfg = dataclasses.replace(loss_cfg, suppress_ids=suppressed_ids(tokenizer,
+                                                                         r.suppress_ids))
     model, cfg = build_model(config.model, rules)
     if jax.default_backend() == "cpu":
         check_host_memory(config, loss_cfg, cfg.text.vocab_size,
@@ -276,7 +307,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
     iteration = int(restored[GRPO_ITEM]["iteration"]) if restored else 0
     writer = MetricsWriter(workdir, resume_step=iteration)
 
-    params = SamplingParams(r.temperature, r.top_k, r.top_p)
+    params = SamplingParams(r.temperature, r.top_k, r.top_p, loss_cfg.suppress_ids)
     # The sampler on the learner's mesh and rules: weights placed like the learner's, the KV
     # cache's rows over the batch axes.
     sampler = env_sampler(state.model(), tokenizer,
@@ -304,14 +335,15 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
         t2 = time.perf_counter()
         reward = np.array([s["reward"] for s in scores], np.float64)
         groups = np.repeat(np.arange(r.prompts_per_step), r.n)
-        advantages = compute_advantages(loss_cfg.advantage, reward, groups)
+        advantages = compute_advantages(loss_cfg.advantage, reward, groups,
+                                        **loss_cfg.advantage_params)
         keep = batch.keep.copy()
         if loss_cfg.overlong_filter:
             keep &= overlong_mask([c.truncated for c in batch.contexts]) > 0
 
         rng, _ = jax.random.split(rng)
         updates: list[dict] = []
-        times = {"logprobs_s": 0.0, "optimizer_s": 0.0}
+        times = {"logprobs_s": 0.0, "optimizer_s": 0.0, "skipped_optimizer_steps": 0.0}
         t3 = t2
         if anywhere(bool(keep.any())):
             updates = update(state, train_step, results, advantages, keep, config, loss_cfg,
@@ -366,38 +398,59 @@ def score_minibatches(state: TrainState, results, advantages: np.ndarray, keep: 
         arrays, vision = place_batch(batch, model, mesh, rules)
         if reference is not None:
             arrays["ref_logprobs"] = reference_logprobs(reference[0], reference[1:], arrays,
-                                                        vision, loss_cfg.temperature)
+                                                        vision, **loss_cfg.scoring)
         if r.minibatches * r.epochs > 1:
             arrays["old_logprobs"] = reference_logprobs(
                 state.graphdef, (state.trainable, state.frozen, state.rest), arrays, vision,
-                loss_cfg.temperature)
+                **loss_cfg.scoring)
         placed.append((arrays, vision))
     return placed
+
+
+def learning_minibatches(results, keep: np.ndarray, minibatches: int) -> list[bool]:
+    """Per minibatch: does any of its episodes have a learned token (kept, policy tokens)?
+    The same answer on every process (multi-host steps are collective)."""
+    out = []
+    for part in minibatch_slices(len(results), minibatches):
+        mine = any(bool(k) and int(np.sum(res.conversation.policy_mask)) > 0
+                   for res, k in zip(results[part], keep[part]))
+        out.append(anywhere(mine))
+    return out
 
 
 def update(state: TrainState, train_step, results, advantages: np.ndarray, keep: np.ndarray,
            config: ml_collections.ConfigDict, loss_cfg: PolicyLossConfig, mesh, rules,
            reference, times: dict[str, float] | None = None) -> list[dict]:
     """The iteration's optimizer steps: score_minibatches, then epochs passes over the
-    minibatches. Returns each step's metrics; adds the seconds spent on batching + reference /
-    old log-probs ("logprobs_s") and on the optimizer steps ("optimizer_s") to `times`."""
+    minibatches. An optimizer step (accum_steps minibatches) none of whose minibatches has a
+    learned token is not taken: AdamW would still move the weights (momentum, weight decay)
+    on a zero gradient. Returns each step's metrics; adds the seconds spent on batching +
+    reference / old log-probs ("logprobs_s") and on the optimizer steps ("optimizer_s") to
+    `times`, and the optimizer steps skipped so ("skipped_optimizer_steps")."""
     t0 = time.perf_counter()
     with mesh_context(mesh, state.model().config.attention_impl):
         placed = score_minibatches(state, results, advantages, keep, config, loss_cfg, mesh,
                                    rules, reference)
     jax.block_until_ready([a for a, _ in placed])
     t1 = time.perf_counter()
-    steps = []
+    learns = learning_minibatches(results, keep, config.rollout.minibatches)
+    accum = int(config.optimizer.accum_steps)
+    steps, skipped = [], 0
     for _ in range(config.rollout.epochs):
-        for arrays, vision in placed:
-            steps.append(jax.device_get(train_step(state, arrays, vision)))
+        for first in range(0, len(placed), accum):
+            if not any(learns[first:first + accum]):
+                skipped += 1
+                continue
+            for arrays, vision in placed[first:first + accum]:
+                steps.append(jax.device_get(train_step(state, arrays, vision)))
     if times is not None:
-        times["logprobs_s"] += t1 - t0
-        times["optimizer_s"] += time.perf_counter() - t1
+        times["logprobs_s"] = times.get("logprobs_s", 0.0) + t1 - t0
+        times["optimizer_s"] = times.get("optimizer_s", 0.0) + time.perf_counter() - t1
+        times["skipped_optimizer_steps"] = times.get("skipped_optimizer_steps", 0.0) + skipped
     return steps
 
 
 __all__ = ["GRPO_ITEM", "Collected", "Iteration", "build_reference", "check_config",
-           "check_host_memory", "collect", "projection_bytes",
+           "check_host_memory", "collect", "learning_minibatches", "projection_bytes",
            "merge_stats", "prompt_iterator", "rollout_seed", "score_minibatches", "train",
            "update"]

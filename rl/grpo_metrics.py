@@ -3,8 +3,10 @@
 Rollout side, means over the iteration's episodes:
   reward, reward/<component>   the weighted reward and each component (rl.rewards.summarize)
   accuracy                     reward/accuracy's mean (the answer's score, 0..1)
-  tool_call_rate               fraction of episodes with at least one tool call
-  tool_calls_per_episode, turns, response_length (policy-sampled tokens per episode)
+  tool_call_rate               fraction of episodes with at least one well-formed tool call
+  tool_calls_per_episode       well-formed calls (what parsimony counts)
+  malformed_calls_per_episode  calls the environment could not parse (never parsimony's)
+  turns, response_length (policy-sampled tokens per episode)
   end_reason/<why>             fraction of episodes that ended that way
   tools/reward_with, tools/reward_without, tools/accuracy_with, tools/accuracy_without
                                reward and accuracy means over the episodes that called a tool
@@ -31,6 +33,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from seeker_jax.rl.rewards import summarize
+from seeker_jax.rl.rewards.context import UNPARSED
 
 
 def episode_metrics(results: Sequence[Any], scores: Sequence[Mapping[str, float]],
@@ -38,12 +41,15 @@ def episode_metrics(results: Sequence[Any], scores: Sequence[Mapping[str, float]
     """Rollout metrics of finished episodes (rl.rollout.EpisodeResult), their scores and
     (optionally) advantages; see the module doc."""
     n = max(len(results), 1)
-    calls = np.array([len(r.calls) for r in results], np.float64)
+    calls = np.array([sum(getattr(c, "name", None) != UNPARSED for c in r.calls)
+                      for r in results], np.float64)
+    malformed = sum(getattr(c, "name", None) == UNPARSED for r in results for c in r.calls)
     out = {"reward": float(np.mean([s["reward"] for s in scores])) if scores else 0.0,
            **summarize(scores)}
     out["accuracy"] = out.get("reward/accuracy", 0.0)
     out["tool_call_rate"] = float((calls > 0).sum() / n)
     out["tool_calls_per_episode"] = float(calls.sum() / n)
+    out["malformed_calls_per_episode"] = float(malformed / n)
     out["turns"] = float(sum(len(r.turns) for r in results) / n)
     out["response_length"] = float(sum(int(np.sum(r.conversation.policy_mask))
                                        for r in results) / n)

@@ -47,11 +47,17 @@ register_tis = TIS.register
 class PolicyLossConfig:
     """The loss group `c.loss` (configs/grpo_loss.py). Hashable: static under jit.
 
-    advantage, dynamic_sampling and overlong_filter are host-side choices the learner reads
-    (seeker_jax.rl.advantages); the rest shape the jitted loss.
+    advantage, std_floor, dynamic_sampling and overlong_filter are host-side choices the
+    learner reads (seeker_jax.rl.advantages); the rest shape the jitted loss. std_floor: the
+    least group std the grpo estimator divides by (0: the paper's GRPO). suppress_ids: the
+    token ids the sampler masks (SamplingParams.suppress_ids); the learner, reference and old
+    log-prob passes leave them out of the softmax too, so all score the sampler's
+    distribution. Not a `c.loss` key: the learner sets it from the one field that feeds the
+    sampler (rollout.suppress_ids plus the vision ids).
     """
 
     advantage: str = "grpo"
+    std_floor: float = 0.0
     policy_loss: str = "clipped"
     clip_low: float = 0.2
     clip_high: float = 0.2
@@ -66,11 +72,18 @@ class PolicyLossConfig:
     dynamic_sampling: bool = False
     overlong_filter: bool = False
     chunk: int = 256
+    suppress_ids: tuple[int, ...] = ()
 
     def __post_init__(self):
         if self.advantage not in registered_advantages():
             raise ValueError(f"loss.advantage: unknown estimator {self.advantage!r}; "
                              f"registered: {registered_advantages()}")
+        if self.std_floor < 0:
+            raise ValueError(f"loss.std_floor must be >= 0 (0: no floor), got {self.std_floor}")
+        if self.std_floor and self.advantage != "grpo":
+            raise ValueError(f"loss.std_floor={self.std_floor} floors the group std of the grpo "
+                             f"estimator; loss.advantage={self.advantage!r} divides by no std: "
+                             "set --config.loss.std_floor=0")
         for field, registry in (("policy_loss", POLICY_LOSSES), ("aggregation", AGGREGATIONS),
                                 ("kl", KL_ESTIMATORS), ("tis", TIS)):
             registry.get(getattr(self, field), f"loss.{field}")
@@ -92,7 +105,10 @@ class PolicyLossConfig:
     def from_config(cls, group: Mapping[str, Any]) -> "PolicyLossConfig":
         """From a `c.loss` ConfigDict or a plain dict; max_len_norm 0 means unset."""
         d = group.to_dict() if hasattr(group, "to_dict") else dict(group)
-        known = {f.name for f in dataclasses.fields(cls)}
+        if "suppress_ids" in d:
+            raise ValueError("loss.suppress_ids is not a loss setting: the learner masks the ids "
+                             "the sampler masks; set --config.rollout.suppress_ids")
+        known = {f.name for f in dataclasses.fields(cls)} - {"suppress_ids"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"loss: unknown key(s) {unknown}; the loss group has {sorted(known)}")
@@ -109,6 +125,19 @@ class PolicyLossConfig:
     @property
     def needs_reference(self) -> bool:
         return self.kl_coef > 0
+
+    @property
+    def scoring(self) -> dict[str, Any]:
+        """How every pass scores tokens (reference_logprobs' and policy_token_logprobs'
+        keywords): the sampling temperature, loss.chunk positions per vocabulary chunk, the
+        sampler's suppressed ids."""
+        return {"temperature": self.temperature, "chunk": self.chunk,
+                "suppress_ids": self.suppress_ids}
+
+    @property
+    def advantage_params(self) -> dict[str, float]:
+        """Keyword arguments of the advantage estimator (compute_advantages)."""
+        return {"std_floor": self.std_floor} if self.advantage == "grpo" else {}
 
 
 # ---------------------------------------------------------------- surrogates
@@ -263,9 +292,10 @@ def grpo_token_terms(logp: Array, batch: Mapping[str, Any], cfg: PolicyLossConfi
            "tis_frac": _masked_mean(cut, weight),
            "pg_loss": AGGREGATIONS.get(cfg.aggregation)(per_token, weight, cfg),
            "loss_tokens": jnp.sum(weight)}
-    if sampler is not None:  # fp32, one graph for sampler and learner: ~0
-        aux["sampler_learner_gap"] = _masked_mean(
-            jnp.abs(sampler - jax.lax.stop_gradient(old)), weight)
+    if sampler is not None:  # fp32, one graph and one distribution for sampler and learner: ~0
+        gap = jnp.abs(sampler - jax.lax.stop_gradient(old))
+        aux["sampler_learner_gap"] = _masked_mean(gap, weight)
+        aux["sampler_learner_gap_max"] = jnp.max(jnp.where(valid, gap, 0.0))
     if cfg.needs_reference:
         _require(batch, "ref_logprobs", f"by loss.kl_coef={cfg.kl_coef} (reference_logprobs "
                  "computes it)")
@@ -286,9 +316,10 @@ def make_grpo_loss(cfg: PolicyLossConfig) -> Callable[..., tuple[Array, dict[str
         head, transposed = lm_head_weight(model)
         if cfg.entropy:  # from the log-probs' own chunk logits: no second projection
             logp, ent = token_logprobs_with_entropy(hidden, head, transposed, labels, cfg.chunk,
-                                                    cfg.temperature)
+                                                    cfg.temperature, cfg.suppress_ids)
         else:
-            logp = token_logprobs(hidden, head, transposed, labels, cfg.chunk, cfg.temperature)
+            logp = token_logprobs(hidden, head, transposed, labels, cfg.chunk, cfg.temperature,
+                                  cfg.suppress_ids)
         per_token, aux = grpo_token_terms(logp, batch, cfg)
         weight = batch["loss_weight"].astype(jnp.float32)
         if cfg.entropy:
@@ -298,20 +329,26 @@ def make_grpo_loss(cfg: PolicyLossConfig) -> Callable[..., tuple[Array, dict[str
     return loss_fn
 
 
-@partial(jax.jit, static_argnums=(0, 4))
-def _reference_logprobs(graphdef, ref_state, batch, vision: Vision, temperature: float):
+@partial(jax.jit, static_argnums=(0, 4, 5, 6))
+def _reference_logprobs(graphdef, ref_state, batch, vision: Vision, temperature: float,
+                        chunk: int, suppress_ids: tuple[int, ...]):
     model = nnx.merge(graphdef, *ref_state)
-    return policy_token_logprobs(model, with_vision(batch, vision), temperature)
+    return policy_token_logprobs(model, with_vision(batch, vision), temperature, chunk,
+                                 suppress_ids)
 
 
 def reference_logprobs(graphdef, ref_state, batch: Mapping[str, Array], vision: Vision,
-                       temperature: float = 1.0) -> Array:
-    """(B, K) log-probs of the learned tokens under the frozen reference: the learner's own
-    forward (policy_token_logprobs) jitted on the reference's states. ref_state: one
-    nnx.State or a tuple of them (e.g. TrainState's trainable, frozen, rest). Run it only
-    when cfg.needs_reference (kl_coef > 0); batch and vision as place_batch returns them."""
+                       temperature: float = 1.0, chunk: int = 256,
+                       suppress_ids: tuple[int, ...] = ()) -> Array:
+    """(B, K) log-probs of the learned tokens under the frozen reference (or the learner's
+    old log-probs): the learner's own forward (policy_token_logprobs) jitted on these states.
+    ref_state: one nnx.State or a tuple of them (e.g. TrainState's trainable, frozen, rest);
+    batch and vision as place_batch returns them. Pass the loss's `**cfg.scoring` so this pass
+    projects loss.chunk positions at a time (the memory check's assumption) and masks the
+    sampler's ids, like the loss."""
     states = tuple(ref_state) if isinstance(ref_state, (tuple, list)) else (ref_state,)
-    return _reference_logprobs(graphdef, states, dict(batch), vision, float(temperature))
+    return _reference_logprobs(graphdef, states, dict(batch), vision, float(temperature),
+                               int(chunk), tuple(sorted(int(i) for i in suppress_ids)))
 
 
 for _name in ("grpo", "dr_grpo", "dapo"):  # train_step_fn(tx, "dapo") etc.

@@ -63,3 +63,23 @@ def test_registry_and_errors():
         register_advantage("grpo")(lambda r, g, n: r)
     with pytest.raises(ValueError, match="bools"):
         overlong_mask([0, 2])
+
+
+def test_std_floor_stops_the_parsimony_blow_up():
+    """The issue's group: eight right answers, seven at 0.98 and one at 0.99 (one tool call
+    fewer under parsimony). Sample std 0.0035355: plain GRPO gives -0.35 and +2.47; with the
+    floor 0.1 the advantages are the deviations over 0.1: -0.0125 and +0.0875."""
+    r = [0.98] * 7 + [0.99]
+    g = [0] * 8
+    plain = compute_advantages("grpo", r, g)
+    std = np.sqrt((7 * 0.00125 ** 2 + 0.00875 ** 2) / 7) + 1e-6      # + eps
+    np.testing.assert_allclose(plain, [-0.00125 / std] * 7 + [0.00875 / std], rtol=1e-4)
+    assert plain[-1] > 2.4 and plain[0] < -0.35
+    floored = compute_advantages("grpo", r, g, std_floor=0.1)
+    np.testing.assert_allclose(floored, [-0.0125] * 7 + [0.0875], rtol=1e-4)
+    # a group split between right and wrong answers (std 0.5) is normalized as before
+    mixed = [1.0, 0.0, 1.0, 1.0]
+    np.testing.assert_array_equal(compute_advantages("grpo", mixed, [0] * 4, std_floor=0.1),
+                                  compute_advantages("grpo", mixed, [0] * 4))
+    with pytest.raises(ValueError, match="std_floor must be >= 0"):
+        compute_advantages("grpo", r, g, std_floor=-0.1)

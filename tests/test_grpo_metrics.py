@@ -45,3 +45,21 @@ def test_advantage_with_tools_is_the_gradient_on_the_tool_logit():
     pushed = by_tool_use(actions == 1, [{"reward": r} for r in rewards], adv)
     np.testing.assert_allclose(float(grad[1]), pushed["tools/advantage_with"] * 8, atol=1e-5)
     np.testing.assert_allclose(float(grad[0]), -float(grad[1]), atol=1e-5)
+
+
+def test_malformed_calls_are_logged_apart_from_tool_calls():
+    from seeker_jax.env.episode import CallRecord
+    from seeker_jax.generation.conversation import Conversation
+    from seeker_jax.agents.rollout import EpisodeResult
+    from seeker_jax.rl.grpo_metrics import episode_metrics
+
+    conv = Conversation(np.zeros(4, np.int32), np.zeros(4, np.int32),
+                        np.array([0, 1, 1, 0], np.int32), np.zeros(4, np.float32), [])
+    bad = CallRecord(1, "<unparsed>", {"raw": "{"}, 0.0, "tool call is not valid JSON")
+    good = CallRecord(1, "view_visual_prompt", {"frame_path": "f.png"}, 0.01, None)
+    results = [EpisodeResult(0, conv, ["t"], ["stop_string"], "A", "answer", [bad]),
+               EpisodeResult(1, conv, ["t"], ["stop_string"], "A", "answer", [good, bad])]
+    out = episode_metrics(results, [{"reward": 1.0}, {"reward": 0.0}])
+    # one well-formed call in two episodes; two malformed ones
+    assert out["tool_calls_per_episode"] == 0.5 and out["tool_call_rate"] == 0.5
+    assert out["malformed_calls_per_episode"] == 1.0

@@ -64,8 +64,8 @@ def test_good_replies_score_the_rubric():
         contexts = [ctx(a) for a in table] + [ctx("B", "mc", "B"), ctx("It turns left.")]
         scores = m.score(contexts)
     assert [s["accuracy"] for s in scores] == [1.0, 0.5, 0.0, 1.0, 1.0]
-    # paper weights, format 1, gated parsimony (0 tools): pays only the fully right answers
-    assert [s["reward"] for s in scores] == pytest.approx([1.0, 0.8 * 0.5 + 0.15, 0.15, 1.0, 1.0])
+    # the paper's weights, format 1, parsimony ungated (0 tools: 1 for every episode)
+    assert [s["reward"] for s in scores] == pytest.approx([1.0, 0.8 * 0.5 + 0.2, 0.2, 1.0, 1.0])
     assert len(server.requests) == 3            # mc never asks; the repeated answer asked once
     body = server.requests[0]
     assert body["model"] == "judge" and body["temperature"] == 0.3

@@ -121,3 +121,46 @@ def test_registry_and_errors():
     h, w, y, _ = _inputs()
     with pytest.raises(ValueError, match="temperature must be > 0"):
         token_logprobs(h, w, False, y, temperature=0.0)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_suppressed_ids_leave_the_softmax_like_the_sampler(transposed):
+    """suppress_ids: log-probs over the vocabulary without those columns (the sampler's
+    learner_logits mask, column for column), their VJP against dense autodiff of the masked
+    softmax, and the entropy of the masked distribution."""
+    from seeker_jax.generation.sampling import learner_logprobs
+
+    h, w, y, g = _inputs(3)
+    suppress = (3, 17, 41, 49)
+    y = jnp.where(jnp.isin(y, jnp.asarray(suppress)), 0, y)  # policy tokens are never suppressed
+    wt = w.T if transposed else w
+    keep = np.ones(V, bool)
+    keep[list(suppress)] = False
+
+    def dense(h, w):
+        logits = (h @ w[:, keep]) / 0.7
+        index = jnp.cumsum(jnp.asarray(keep)) - 1                # vocab id -> kept column
+        return jnp.take_along_axis(jax.nn.log_softmax(logits, -1), index[y][..., None], -1)[..., 0]
+
+    got, vjp = jax.vjp(jax.jit(lambda h, w: token_logprobs(
+        h, w, transposed, y, chunk=8, temperature=0.7, suppress_ids=suppress)), h, wt)
+    ref, ref_vjp = jax.vjp(dense, h, w)
+    np.testing.assert_allclose(got, ref, atol=1e-5, rtol=0)
+    dh, dw = vjp(g)
+    rdh, rdw = ref_vjp(g)
+    np.testing.assert_allclose(dh, rdh, atol=1e-5, rtol=1e-5)
+    full_dw = np.zeros((D, V), np.float32)
+    full_dw[:, keep] = rdw[:, keep]                               # masked columns: no gradient
+    np.testing.assert_allclose(dw.T if transposed else dw, full_dw, atol=1e-5, rtol=1e-5)
+    # the sampler's own log-prob of the same tokens under the same mask
+    sampler = learner_logprobs(h @ w, y, 0.7, suppress)
+    np.testing.assert_allclose(got, sampler, atol=1e-5, rtol=0)
+    # and unmasked the two distributions differ by far more than the tolerance
+    unmasked = token_logprobs(h, wt, transposed, y, chunk=8, temperature=0.7)
+    assert float(jnp.abs(unmasked - sampler).max()) > 1e-2
+    _, ent = token_logprobs_with_entropy(h, wt, transposed, y, chunk=8, temperature=0.7,
+                                         suppress_ids=suppress)
+    p = jax.nn.softmax((h @ w[:, keep]) / 0.7, -1)
+    np.testing.assert_allclose(ent, -jnp.sum(p * jnp.log(p), -1), atol=1e-5)
+    with pytest.raises(ValueError, match="suppress_ids"):
+        token_logprobs(h, wt, transposed, y, suppress_ids=(V,))

@@ -1,6 +1,7 @@
 """GRPO rewards on a table of real-looking model outputs (nasty ones included), hand-worked for
 both presets; parsimony with the gate on and off; temporal IoU by hand; from_episode on real
 EpisodeResult / CallRecord objects; the config group. The judge: tests/test_judge.py."""
+import dataclasses
 import json
 
 import numpy as np
@@ -56,7 +57,7 @@ def run(turns, stops=None):
 
 LONG = "B, because " + "the blue one is marked and it stays blue " * 30
 # name, record, turns, (accuracy, format_paper, format_official, parsimony gated),
-# reward paper, reward official_code
+# reward seeker (the paper's weights, parsimony gated), reward official_code
 TABLE = [
     ("clean_no_tool", MC, ["<think>It looks blue.</think>\n<answer>B</answer>"],
      (1, 1, 1, 1.0), 1.0, 1.0),
@@ -119,19 +120,24 @@ def context(record, turns, **kw):
     return from_episode(run(turns, **kw), record)
 
 
-@pytest.mark.parametrize("name,record,turns,parts,paper,official", TABLE,
+@pytest.mark.parametrize("name,record,turns,parts,seeker,official", TABLE,
                          ids=[row[0] for row in TABLE])
-def test_reward_table(name, record, turns, parts, paper, official):
+def test_reward_table(name, record, turns, parts, seeker, official):
     ctx = context(record, turns)
     acc, fmt_p, fmt_o, par = parts
     assert accuracy_mc(ctx) == acc if record is MC else accuracy_open_rule(ctx) == acc
     assert format_paper(ctx) == fmt_p and format_official(ctx) == fmt_o
     assert parsimony(ctx, lam=0.2, gate=True, accuracy=acc) == pytest.approx(par, abs=1e-12)
+    got_s = RewardModel(RewardConfig.from_config(reward_group("seeker"))).score([ctx])[0]
+    assert got_s == pytest.approx({"accuracy": acc, "format": fmt_p, "parsimony": par,
+                                   "reward": seeker}, abs=1e-12)
+    # the paper's formula is ungated: every episode earns max(0, 1 - 0.2 N)
+    bare = max(0.0, 1.0 - 0.2 * ctx.num_tool_calls)
     got_p = RewardModel(RewardConfig.from_config(reward_group("paper"))).score([ctx])[0]
-    assert got_p == pytest.approx({"accuracy": acc, "format": fmt_p, "parsimony": par,
-                                   "reward": paper}, abs=1e-12)
+    assert got_p == pytest.approx({"accuracy": acc, "format": fmt_p, "parsimony": bare,
+                                   "reward": 0.8 * acc + 0.15 * fmt_p + 0.05 * bare}, abs=1e-12)
     got_o = RewardModel(RewardConfig.from_config(reward_group("official_code"))).score([ctx])[0]
-    assert got_o == pytest.approx({"accuracy": acc, "format": fmt_o, "parsimony": par,
+    assert got_o == pytest.approx({"accuracy": acc, "format": fmt_o, "parsimony": bare,
                                    "reward": official}, abs=1e-12)
 
 
@@ -173,12 +179,12 @@ def test_parsimony_gate_stops_paying_wrong_answers_without_tools():
         parsimony(half, gate=True)
     with pytest.raises(ValueError, match="lambda"):
         parsimony(half, lam=-1, gate=False)
-    # through the config: ungated, a wrong answer without tools earns 0.15 + 0.05
-    group = reward_group("paper")
-    group.parsimony.gate = False
+    # through the config: the paper's formula (ungated) pays a wrong answer without tools
+    # 0.15 + 0.05; ours (seeker, gated) 0.15
     ctx = context(MC, ["<think>x</think><answer>A</answer>"])
-    assert RewardModel(RewardConfig.from_config(group)).score([ctx])[0]["reward"] == \
-        pytest.approx(0.2, abs=1e-12)
+    for preset, want in (("paper", 0.2), ("seeker", 0.15)):
+        got = RewardModel(RewardConfig.from_config(reward_group(preset))).score([ctx])[0]
+        assert got["reward"] == pytest.approx(want, abs=1e-12), preset
 
 
 @pytest.mark.parametrize("a,b,want", [((3, 5), (2, 4), 1 / 3), ((2, 4), (2, 4), 1.0),
@@ -237,6 +243,8 @@ def test_from_episode_reads_records_of_both_kinds():
 def test_config_presets_and_errors():
     paper = RewardConfig.from_config(reward_group("paper"))
     official = RewardConfig.from_config(reward_group("official_code"))
+    assert not paper.parsimony_gate and RewardConfig.from_config(reward_group("seeker")) == \
+        dataclasses.replace(paper, parsimony_gate=True)
     assert (paper.weights["accuracy"], paper.weights["format"], paper.weights["parsimony"]) == \
         (0.8, 0.15, 0.05) and paper.format_variant == "format_paper" and not paper.temporal_iou
     assert (official.weights["accuracy"], official.weights["format"],
@@ -290,3 +298,16 @@ def test_registry_and_summary():
                                                "reward/reward": (1.0 + 0.85) / 2})
     assert model.metrics() == {"rewards/episodes": 2.0, "rewards/open_judged": 0.0,
                                "rewards/open_by_rule": 0.0, "rewards/open_addressed_grader": 0.0}
+
+
+def test_malformed_calls_are_their_own_count_not_parsimony():
+    """A call the environment could not parse (env/episode.py records it as "<unparsed>") is
+    counted as malformed; parsimony counts the well-formed calls only."""
+    result = run(["<think>a</think>" + CROP, "<think>b</think><answer>B</answer>"])
+    result.calls = [CallRecord(1, "<unparsed>", {"raw": "{oops"}, 0.0,
+                               "tool call is not valid JSON"),
+                    CallRecord(1, "crop_video", {"video_path": "v.mp4", "start_time": 1.5,
+                                                 "end_time": 4.5}, 0.01, None)]
+    ctx = from_episode(result, MC)
+    assert (ctx.num_tool_calls, ctx.malformed_calls, ctx.tool_errors) == (1, 1, 1)
+    assert parsimony(ctx, lam=0.2, gate=False) == pytest.approx(0.8)   # not 0.6

@@ -16,6 +16,8 @@ QUESTION_FORMS = ("mc", "open")
 _TRAILING_SPECIALS = re.compile(r"(?:\s*(?:<\|im_end\|>|<\|endoftext\|>))+\s*$")
 _LETTER_ANSWER = re.compile(r"^\s*[\(\[]?\s*[A-Ha-h]\s*[\)\]]?\s*\.?\s*$")
 _TRUNCATING_STOPS = ("max_new_tokens", "max_len")
+# The name env/episode.py records for a call it could not parse (bad JSON, an unclosed tag).
+UNPARSED = "<unparsed>"
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,9 @@ class RewardContext:
     answer: the extracted `<answer>` content (None: the episode ended without one).
     reference: the record's ground truth (a letter for "mc"). options: the choice texts in
     letter order (None: none given; V2P puts them inside the question). turns: the model's
-    turns as text, trailing `<|im_end|>` removed. truncated: a length limit cut the episode.
+    turns as text, trailing `<|im_end|>` removed. num_tool_calls: the well-formed calls
+    (parsimony counts these); malformed_calls: those the environment could not parse, their
+    own metric, never parsimony's. truncated: a length limit cut the episode.
     evidence_window: (start, end) seconds of the record's evidence. crop_windows: the
     (start_time, end_time) of each crop_video call that ran without error, in order.
     """
@@ -37,6 +41,7 @@ class RewardContext:
     options: list[str] | None = None
     turns: list[str] = field(default_factory=list)
     num_tool_calls: int = 0
+    malformed_calls: int = 0
     tool_errors: int = 0
     end_reason: str = "answer"
     truncated: bool = False
@@ -119,12 +124,14 @@ def from_episode(result: Any, record: Mapping[str, Any]) -> RewardContext:
     return RewardContext(
         question=str(record["question"]), answer=result.answer, reference=str(record["answer"]),
         question_form=question_form_of(record), options=_options(record.get("options")),
-        turns=[clean_turn(t) for t in result.turns], num_tool_calls=len(calls),
+        turns=[clean_turn(t) for t in result.turns],
+        num_tool_calls=sum(1 for c in calls if _field(c, "name") != UNPARSED),
+        malformed_calls=sum(1 for c in calls if _field(c, "name") == UNPARSED),
         tool_errors=sum(1 for c in calls if _field(c, "error")), end_reason=result.end_reason,
         truncated=truncated,
         evidence_window=_window(record.get("evidence_window"), f"{name}: evidence_window"),
         crop_windows=crop_windows(calls))
 
 
-__all__ = ["QUESTION_FORMS", "RewardContext", "clean_turn", "crop_windows", "from_episode",
-           "question_form_of"]
+__all__ = ["QUESTION_FORMS", "UNPARSED", "RewardContext", "clean_turn", "crop_windows",
+           "from_episode", "question_form_of"]

@@ -71,7 +71,7 @@ class RewardConfig:
         "accuracy": 0.8, "format": 0.15, "parsimony": 0.05, "temporal_iou": 0.0})
     format_variant: str = "format_paper"
     parsimony_lambda: float = 0.2
-    parsimony_gate: bool = True
+    parsimony_gate: bool = False
     parsimony_gate_min_accuracy: float = 1.0
     temporal_iou: bool = False
     max_answer_chars: int = 1000
@@ -107,7 +107,7 @@ class RewardConfig:
         return cls(weights={k: float(v) for k, v in dict(g.get("weights", {})).items()},
                    format_variant=g.get("format", "format_paper"),
                    parsimony_lambda=float(par.get("lam", 0.2)),
-                   parsimony_gate=bool(par.get("gate", True)),
+                   parsimony_gate=bool(par.get("gate", False)),
                    parsimony_gate_min_accuracy=float(par.get("gate_min_accuracy", 1.0)),
                    temporal_iou=bool(g.get("temporal_iou", False)),
                    max_answer_chars=int(g.get("max_answer_chars", 1000)),

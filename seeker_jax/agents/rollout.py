@@ -114,17 +114,27 @@ def stop_tokens(tokenizer, stop_strings: Sequence[str]) -> tuple[list[int], list
     return ids, rest
 
 
+def suppressed_ids(tokenizer, extra: Sequence[int] = ()) -> tuple[int, ...]:
+    """The ids a tool episode's policy never emits: the four vision ids (a placeholder would
+    need pixels) and `extra`, sorted. The sampler masks them (env_sampler) and GRPO's learner
+    masks the same tuple (PolicyLossConfig.suppress_ids): one distribution for both."""
+    from seeker_jax.models.tokenizer import special_ids
+
+    sp = special_ids(tokenizer)
+    return tuple(sorted({sp.vision_start, sp.vision_end, sp.image_pad, sp.video_pad,
+                         *(int(i) for i in extra)}))
+
+
 def env_sampler(model, tokenizer, *, batch_size: int, max_len: int,
                 params: SamplingParams = SamplingParams(),
                 stop_strings: Sequence[str] = ("</tool_call>", "</answer>"), **kwargs) -> Sampler:
     """A sampler for tool episodes: stops on `<|im_end|>`, `<|endoftext|>` and the stop
-    strings; never emits vision placeholders (they would need pixels)."""
+    strings; never emits vision placeholders (they would need pixels): suppressed_ids."""
     from seeker_jax.models.tokenizer import special_ids
 
     sp = special_ids(tokenizer)
     ids, rest = stop_tokens(tokenizer, stop_strings)
-    suppress = tuple(sorted({sp.vision_start, sp.vision_end, sp.image_pad, sp.video_pad,
-                             *params.suppress_ids}))
+    suppress = suppressed_ids(tokenizer, params.suppress_ids)
     params = SamplingParams(params.temperature, params.top_k, params.top_p, suppress)
     return Sampler(model, batch_size=batch_size, max_len=max_len, params=params,
                    stop_token_ids=[sp.im_end, sp.endoftext, *ids], stop_strings=rest,
@@ -353,4 +363,4 @@ def _join(closing: np.ndarray, segment: Segment) -> Segment:
 
 
 __all__ = ["EpisodeResult", "Rollout", "RolloutConfig", "RolloutStats", "Script", "env_sampler",
-           "stop_tokens"]
+           "stop_tokens", "suppressed_ids"]

@@ -17,6 +17,11 @@ chunk's logits alive, forward and backward.
                       4 vocabulary-sized matmuls per step (logits; logits again, dX, dW).
   token_logprobs_with_entropy  the same, plus each position's entropy from the same logits
                       (a metric, no gradient): no extra projection to log it.
+  suppress_ids        (token_logprobs, policy_token_logprobs) token ids masked out of the
+                      softmax, as the sampler masks them (seeker_jax.generation.sampling's
+                      suppress_ids, e.g. the vision placeholders): GRPO's learner, reference
+                      and old log-prob passes then score the very distribution the sampler
+                      drew from, not the full vocabulary.
   token_logprob_sum   sum_k w_k * logprob_k for weights w known up front (SFT's NLL). Its
                       cotangent is known in the forward pass (w_k times the scalar's), so the
                       forward forms both gradients chunk by chunk and backward only scales
@@ -31,6 +36,7 @@ from typing import Callable, Mapping
 import jax
 import jax.numpy as jnp
 
+from seeker_jax.generation.sampling import NEG_INF
 from seeker_jax.registry import Registry
 
 LossFn = Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
@@ -53,17 +59,24 @@ def registered_losses() -> list[str]:
 
 # ---------------------------------------------------------------- chunked vocabulary projection
 
-def _chunk_logits(h, w, transposed: bool, temperature: float):
-    """(B, c, V) float32 logits / temperature of h (B, c, D): h @ W (D, V) or h @ W.T (V, D)."""
+def _chunk_logits(h, w, transposed: bool, temperature: float, suppress: tuple[int, ...] = ()):
+    """(B, c, V) float32 logits / temperature of h (B, c, D): h @ W (D, V) or h @ W.T (V, D),
+    the suppressed ids at NEG_INF (the sampler's learner_logits, column for column)."""
     logits = jnp.einsum("bcd,vd->bcv" if transposed else "bcd,dv->bcv", h, w,
                         preferred_element_type=jnp.float32)
-    return logits / temperature if temperature != 1.0 else logits
+    logits = logits / temperature if temperature != 1.0 else logits
+    if suppress:
+        logits = logits.at[..., jnp.asarray(suppress)].set(NEG_INF)
+    return logits
 
 
-def _logprob_grad(logits, lse, y, g, temperature: float):
-    """d(g * logprob_y) / d(h @ W): g (B, c) times (onehot(y) - softmax) / temperature."""
+def _logprob_grad(logits, lse, y, g, temperature: float, suppress: tuple[int, ...] = ()):
+    """d(g * logprob_y) / d(h @ W): g (B, c) times (onehot(y) - softmax) / temperature; 0 on
+    suppressed columns (their logits are constants)."""
     V = logits.shape[-1]
     d = (jnp.arange(V) == y[..., None]) - jnp.exp(logits - lse[..., None])
+    if suppress:
+        d = d.at[..., jnp.asarray(suppress)].set(0.0)
     return d * (g / temperature)[..., None]
 
 
@@ -96,15 +109,15 @@ def _from_chunks(x, K: int):
 
 # ---------------------------------------------------------------- token_logprobs (any cotangent)
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 4, 5))
-def _chunked_logprobs(hs, w, transposed, ys, temperature, with_entropy):
-    return _chunked_logprobs_fwd(hs, w, transposed, ys, temperature, with_entropy)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 4, 5, 6))
+def _chunked_logprobs(hs, w, transposed, ys, temperature, with_entropy, suppress):
+    return _chunked_logprobs_fwd(hs, w, transposed, ys, temperature, with_entropy, suppress)[0]
 
 
-def _chunked_logprobs_fwd(hs, w, transposed, ys, temperature, with_entropy):
+def _chunked_logprobs_fwd(hs, w, transposed, ys, temperature, with_entropy, suppress):
     def one(args):
         h, y = args
-        logits = _chunk_logits(h, w, transposed, temperature)
+        logits = _chunk_logits(h, w, transposed, temperature, suppress)
         lse = jax.nn.logsumexp(logits, -1)
         lp = jnp.take_along_axis(logits, y[..., None], -1)[..., 0] - lse
         if not with_entropy:
@@ -116,14 +129,16 @@ def _chunked_logprobs_fwd(hs, w, transposed, ys, temperature, with_entropy):
     return (lp, ent), (hs, w, ys, lse)  # residuals: no logits, only their logsumexp (n, B, c)
 
 
-def _chunked_logprobs_bwd(transposed, temperature, with_entropy, res, g):
+def _chunked_logprobs_bwd(transposed, temperature, with_entropy, suppress, res, g):
     hs, w, ys, lse = res
     g = g[0]  # the entropy is a metric: its cotangent is dropped (callers stop its gradient)
 
     def one(dw, args):
         h, y, l, gc = args
-        logits = _chunk_logits(h, w, transposed, temperature)  # recomputed, one chunk at a time
-        dh, dwc = _matmul_grads(_logprob_grad(logits, l, y, gc, temperature), h, w, transposed)
+        # recomputed, one chunk at a time
+        logits = _chunk_logits(h, w, transposed, temperature, suppress)
+        dh, dwc = _matmul_grads(_logprob_grad(logits, l, y, gc, temperature, suppress), h, w,
+                                transposed)
         return dw + dwc, dh
 
     dw, dhs = jax.lax.scan(one, jnp.zeros(w.shape, jnp.float32), (hs, ys, lse, g))
@@ -133,37 +148,47 @@ def _chunked_logprobs_bwd(transposed, temperature, with_entropy, res, g):
 _chunked_logprobs.defvjp(_chunked_logprobs_fwd, _chunked_logprobs_bwd)
 
 
-def _logprobs(hidden, weight, transposed, labels, chunk, temperature, with_entropy):
+def _logprobs(hidden, weight, transposed, labels, chunk, temperature, with_entropy,
+              suppress_ids=()):
     """(log-probs, entropies) (B, K) through _chunked_logprobs (entropies 0 unless asked)."""
     if temperature <= 0:
         raise ValueError(f"token_logprobs: temperature must be > 0, got {temperature} (greedy "
                          "decoding scores its tokens at temperature 1)")
     K = hidden.shape[1]
     hs, ys = _to_chunks(chunk, hidden, labels.astype(jnp.int32))
+    suppress = tuple(sorted({int(i) for i in suppress_ids}))
+    if suppress and not 0 <= suppress[0] <= suppress[-1] < weight.shape[0 if transposed else 1]:
+        raise ValueError(f"token_logprobs: suppress_ids {suppress} must be token ids of the "
+                         f"vocabulary ({weight.shape[0 if transposed else 1]})")
     lp, ent = _chunked_logprobs(hs, weight.astype(hidden.dtype), transposed, ys,
-                                float(temperature), with_entropy)
+                                float(temperature), with_entropy, suppress)
     return _from_chunks(lp, K), _from_chunks(ent, K)
 
 
 def token_logprobs(hidden: jax.Array, weight: jax.Array, transposed: bool, labels: jax.Array,
-                   chunk: int = 256, temperature: float = 1.0) -> jax.Array:
+                   chunk: int = 256, temperature: float = 1.0,
+                   suppress_ids: tuple[int, ...] = ()) -> jax.Array:
     """log softmax(hidden @ W / temperature)[labels]: hidden (B, K, D), labels (B, K) -> (B, K)
     float32, differentiable in hidden and weight for any per-token cotangent.
 
     weight: the LM head, (D, V) (transposed False) or the tied embedding (V, D) (True).
     Logits are fp32-accumulated products of `hidden.dtype` operands, `chunk` positions at a
-    time; temperature is a static divisor of the logits (GRPO scores the sampling policy).
+    time; temperature is a static divisor of the logits (GRPO scores the sampling policy);
+    suppress_ids are left out of the softmax (the module doc).
     """
-    return _logprobs(hidden, weight, transposed, labels, chunk, temperature, False)[0]
+    return _logprobs(hidden, weight, transposed, labels, chunk, temperature, False,
+                     suppress_ids)[0]
 
 
 def token_logprobs_with_entropy(hidden: jax.Array, weight: jax.Array, transposed: bool,
-                                labels: jax.Array, chunk: int = 256, temperature: float = 1.0
+                                labels: jax.Array, chunk: int = 256, temperature: float = 1.0,
+                                suppress_ids: tuple[int, ...] = ()
                                 ) -> tuple[jax.Array, jax.Array]:
     """(token_logprobs(...), entropy (B, K)): the entropy of softmax(hidden @ W / T) at each
     position from the same chunk logits, so logging it costs no second vocabulary projection.
     The log-probs differentiate as token_logprobs'; the entropy is a metric (no gradient)."""
-    lp, ent = _logprobs(hidden, weight, transposed, labels, chunk, temperature, True)
+    lp, ent = _logprobs(hidden, weight, transposed, labels, chunk, temperature, True,
+                        suppress_ids)
     return lp, jax.lax.stop_gradient(ent)
 
 
@@ -239,12 +264,13 @@ def loss_hidden(model, batch: Mapping[str, jax.Array]) -> tuple[jax.Array, jax.A
 
 
 def policy_token_logprobs(model, batch: Mapping[str, jax.Array], temperature: float = 1.0,
-                          chunk: int = 256) -> jax.Array:
+                          chunk: int = 256, suppress_ids: tuple[int, ...] = ()) -> jax.Array:
     """(B, K) log-probs of the learned tokens (loss positions): the learner's, the reference
-    model's, evaluation's. Padding positions (loss_weight 0) hold the log-prob of token 1."""
+    model's, evaluation's, over the vocabulary without suppress_ids (the sampler's mask).
+    Padding positions (loss_weight 0) hold the log-prob of token 1."""
     hidden, labels = loss_hidden(model, batch)
     weight, transposed = lm_head_weight(model)
-    return token_logprobs(hidden, weight, transposed, labels, chunk, temperature)
+    return token_logprobs(hidden, weight, transposed, labels, chunk, temperature, suppress_ids)
 
 
 @register_loss("sft")
