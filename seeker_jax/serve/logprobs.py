@@ -9,6 +9,7 @@ untruncated; seeker_jax.generation.sampling), so a token's logprob equals its ow
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -50,6 +51,12 @@ class TokenText:
         return self._memo[token_id]
 
 
+def _wire(logprob: float) -> float:
+    """A log-prob JSON can carry: -9999.0 (OpenAI's stand-in) for -inf or NaN."""
+    logprob = float(logprob)
+    return logprob if math.isfinite(logprob) else -9999.0
+
+
 def choice_logprobs(token_text: TokenText, ids: Sequence[int], logprobs: Sequence[float],
                     alternatives: Sequence[Alternatives] | None, top_n: int) -> P.ChoiceLogprobs:
     """OpenAI's logprobs object for generated tokens: ids, logprobs (n,), and per position its
@@ -65,9 +72,9 @@ def choice_logprobs(token_text: TokenText, ids: Sequence[int], logprobs: Sequenc
             alt_ids, alt_lps = alternatives[k]
             for a, alp in zip(alt_ids[:top_n].tolist(), alt_lps[:top_n].tolist()):
                 text, raw = token_text(a)
-                top.append(P.TopLogprob(token=text, logprob=float(alp), bytes=raw))
+                top.append(P.TopLogprob(token=text, logprob=_wire(alp), bytes=raw))
         text, raw = token_text(i)
-        content.append(P.TokenLogprob(token=text, logprob=float(lp), bytes=raw, top_logprobs=top))
+        content.append(P.TokenLogprob(token=text, logprob=_wire(lp), bytes=raw, top_logprobs=top))
     return P.ChoiceLogprobs(content=content)
 
 

@@ -6,8 +6,8 @@ followed, must lie under the root). Nothing is fetched over the network. Media a
 only as what they are: images as PNG, JPEG, WebP, GIF or BMP (`IMAGE_FORMATS`); videos through
 `seeker_jax.env.video.VideoFile` as mp4/mov, Matroska/WebM or AVI with that demuxer fixed (no
 playlist, no nested file, no protocol); uploaded videos are decoded from memory. The limits
-are the server's (`seeker-jax serve` flags); a request cannot raise them. Every refusal is a `MediaError`, which
-the HTTP layer turns into a 400 naming the part and what to do.
+are the server's (`seeker-jax serve` flags); a request cannot raise them. Every refusal is a
+`MediaError`, which the HTTP layer turns into a 400 naming the part and what to do.
 
 Videos come two ways:
 - an mp4 (`data:video/mp4;base64,...` or a file): sampled with the environment config's video
@@ -129,7 +129,7 @@ def _open_image(source, what: str, limits: MediaLimits) -> Image.Image:
             return img.convert("RGB")
     except MediaError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a decoder may raise anything on hostile bytes
         raise MediaError(f"{what}: not a readable image ({type(exc).__name__}); send "
                          f"{', '.join(IMAGE_FORMATS)}") from None
 
@@ -194,7 +194,7 @@ def _decode_frames(url: str, what: str, limits: MediaLimits) -> np.ndarray:
                 frames.append(np.asarray(img.convert("RGB")))
         except MediaError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a decoder may raise anything on hostile bytes
             raise MediaError(f"{what} frame {i}: not a readable PNG or JPEG image "
                              f"({type(exc).__name__})") from None
         if frames[-1].shape != frames[0].shape:
@@ -281,7 +281,8 @@ def _video_bytes(url: str, what: str, limits: MediaLimits) -> bytes:
                          f"{limits.max_bytes}")
     found = sniff_container(raw[:16])
     if found is None or (mime in VIDEO_MIMES and found != VIDEO_MIMES[mime]):
-        raise MediaError(f"{what}: the data is not a {mime or 'video'} file"
+        raise MediaError(f"{what}: the data is not a {mime if mime in VIDEO_MIMES else 'video'} "
+                         "file"
                          + (f" (its bytes are {found})" if found else "")
                          + "; send an mp4, WebM/Matroska or AVI video")
     return raw
