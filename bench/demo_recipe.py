@@ -83,23 +83,22 @@ def sampled_by_tools(ckpt_dir: str, root: str, questions: int, samples: int = 4,
     each of the first `questions` train questions, grouped by which tools the episode called
     and whether a call failed, with each group's share, accuracy, format and reward. Where
     calling a tool earns less than not calling it, GRPO will learn to stop calling it."""
-    from seeker_jax.checkpointing import checkpoint as ckpt
+    from seeker_jax.agents.policy import load_policy
+    from seeker_jax.cli.demo import reward_scores, run_episodes
     from seeker_jax.data.records import read_records
-    from seeker_jax.cli.demo_eval import reward_model, run_episodes
-    from seeker_jax.rl.rewards import from_episode
 
     records = read_records(root, "train", resolve=False)[:questions]
     records = [r for r in records for _ in range(samples)]
-    results, _ = run_episodes(ckpt.load_model(ckpt_dir), root, records, ckpt_dir,
-                              temperature=1.0, seed=seed, batch_size=16)
-    scores = reward_model().score([from_episode(r, rec) for r, rec in zip(results, records)])
+    judged, _ = run_episodes(load_policy(f"ckpt:{ckpt_dir}"), root, records, temperature=1.0,
+                             seed=seed, batch_size=16)
+    scores = reward_scores(judged, records)
     groups: dict[str, list] = defaultdict(list)
-    for result, s in zip(results, scores):
-        calls = "+".join(c.name for c in result.calls) or "no tool"
-        if any(c.error for c in result.calls):
+    for result, s in zip((j.outcome for j in judged), scores):
+        calls = "+".join(c["name"] for c in result.calls) or "no tool"
+        if any(c["error"] for c in result.calls):
             calls += " (a call failed)"
         groups[calls].append((s["accuracy"], s["format"], s["reward"]))
-    return {k: {"episodes": len(v), "share": len(v) / len(results),
+    return {k: {"episodes": len(v), "share": len(v) / len(judged),
                 **dict(zip(("accuracy", "format", "reward"), np.mean(v, axis=0).tolist()))}
             for k, v in sorted(groups.items(), key=lambda kv: -len(kv[1]))}
 
@@ -141,7 +140,7 @@ def main(argv=None) -> int:
 
     from seeker_jax.config import load_config
     from seeker_jax.cli import demo
-    from seeker_jax.cli.demo_eval import by_answer, paired_bootstrap, table
+    from seeker_jax.eval.compare import by_answer, paired_bootstrap, table
 
     preset = load_config(f"configs/demo.py:{args.preset}")
     steps = args.steps or preset.sft_steps or None

@@ -408,7 +408,7 @@ def main(argv=None) -> None:
         env = EnvConfig.from_config(grpo_config(args, "", root, 1).env)
         ckpt = args.ckpt or tiny_checkpoint(workdir, env)
         rows = [{"config": "configs/grpo.py:tiny_synth", "ckpt": args.ckpt or
-                 "tiny random (tests/hf_reference.py)", **vars(args), **threads()}]
+                 "tiny random (seeker_jax/checkpointing/tiny.py)", **vars(args), **threads()}]
         print(json.dumps(rows[-1]), flush=True)
         parts = args.parts.split(",")
         if "agentic" in parts:

@@ -7,6 +7,8 @@ Presets (seeker_jax/eval/protocols.py states each one's source):
   videoseeker_official  VideoSeeker's public eval on V2P: its prompt, view_visual_prompt only,
                         frames as images after `<t seconds>`, first letter in the first <answer>
   videomme              Video-MME's prompt ("... The best answer is:"), its letter extraction
+  answer                our records (data_format synthetic): our environment, the <answer>
+                        judged by env/grading.py (what the demo and passk score)
 c.env applies when the model has no saved env config (hf:, openai:), or always with
 c.use_saved_env = False; protocol presets set the parts of it they fix (frames, profile).
 """
@@ -31,6 +33,8 @@ def get_config(preset: str = "agentic") -> ml_collections.ConfigDict:
     c.resamples = 2000           # bootstrap resamples
     if preset == "agentic":
         pass
+    elif preset == "answer":
+        c.data_format = "synthetic"
     elif preset == "v2p_official":
         c.use_saved_env = False
         c.data_format = "v2p"
@@ -48,6 +52,6 @@ def get_config(preset: str = "agentic") -> ml_collections.ConfigDict:
         c.data_format = "videomme"
         c.env.video = _sampling(1.0, 4, 64, 4096, 336 * 336, 64 * 336 * 336)
     else:
-        raise ValueError(f"configs/eval.py: unknown preset {preset!r}; use agentic, "
+        raise ValueError(f"configs/eval.py: unknown preset {preset!r}; use agentic, answer, "
                          "v2p_official, videoseeker_official or videomme")
     return c

@@ -1,5 +1,6 @@
-"""The demo's pieces: the teacher's turns on the demo world, the held-out scoring, the episode
-write-up and the bootstrap interval (the end-to-end run is tests/test_quiet.py's slow test)."""
+"""The demo's pieces: the teacher's turns on the demo world, the held-out scoring (the
+evaluator's "answer" protocol and GRPO's reward), the episode write-up and the bootstrap
+interval (the end-to-end run is tests/test_quiet.py's slow test)."""
 import json
 
 import numpy as np
@@ -14,8 +15,13 @@ from seeker_jax.env.episode import Episode
 from seeker_jax.env.parser import parse_tool_calls, validate_trajectory
 from seeker_jax.env.records import SampleRecord
 from seeker_jax.models.tokenizer import offline_qwen_tokenizer
-from seeker_jax.cli.demo_eval import by_answer, describe_episode, paired_bootstrap, score, table
-from seeker_jax.agents.rollout import EpisodeResult
+from seeker_jax.cli.demo import reward_scores
+from seeker_jax.eval.compare import by_answer, paired_bootstrap, summarize_episodes, table
+from seeker_jax.eval.describe import describe_episode
+from seeker_jax.eval.models import Outcome
+from seeker_jax.eval.protocols import get_protocol
+from seeker_jax.eval.readers import samples_from_records
+from seeker_jax.eval.runner import judge
 
 
 def rec(question, duration=4.0, window=(0.0, 1.0), answer="A", **extra):
@@ -90,19 +96,28 @@ def test_teacher_turns_run_cleanly_and_say_what_they_call(demo_world):
 
 
 def result(turns, answer, reason="answer", calls=()):
-    return EpisodeResult(0, None, list(turns), ["stop"] * len(turns), answer, reason,
-                         list(calls))
+    return Outcome(list(turns), reason, list(calls), answer, ["stop"] * len(turns))
+
+
+def call(name):
+    return {"round": 1, "name": name, "arguments": {}, "error": None}
 
 
 def test_score_and_table_hand_worked(demo_world):
+    """The demo's held-out scoring: the "answer" protocol's verdicts, GRPO's reward beside
+    them, the summary and the table."""
     root, _, _ = demo_world
     records = read_records(root, "train", resolve=False)
     mc = [r for r in records if r["question_form"] == "mc"][:3]
     wrong = next(x for x in "ABCD" if x != mc[1]["answer"])
-    results = [result(teacher_turns(mc[0]), mc[0]["answer"], calls=[1, 2]),
+    results = [result(teacher_turns(mc[0]), mc[0]["answer"],
+                      calls=[call("view_visual_prompt"), call("crop_video")]),
                result(["<think>I answer.</think>\n<answer>" + wrong + "</answer>"], wrong),
                result(["<think>I view"], None, "no_tool_call_or_answer")]
-    ev = score(results, mc)
+    protocol = get_protocol("answer")
+    judged = [judge(s, protocol, o) for s, o in zip(samples_from_records(mc, root), results)]
+    assert [j.prediction for j in judged] == [mc[0]["answer"], wrong, None]
+    ev = summarize_episodes(judged, [s["reward"] for s in reward_scores(judged, mc)])
     s = ev.summary
     assert (s["accuracy"], s["answered"], s["tool_calls_per_episode"]) == pytest.approx(
         (1 / 3, 2 / 3, 2 / 3))
@@ -111,8 +126,9 @@ def test_score_and_table_hand_worked(demo_world):
     assert s["end_reasons"] == {"answer": 2, "no_tool_call_or_answer": 1}
     text = table({"SFT": s, "SFT+GRPO": s}).splitlines()
     assert text[1].split()[-2:] == ["33.3%", "33.3%"] and "answered" in text[-1]
-    with pytest.raises(ValueError, match="2 results for 3 records"):
-        score(results[:2], mc)
+    assert table({"eval": summarize_episodes(judged).summary}).splitlines()[2].split()[-1] == "-"
+    with pytest.raises(ValueError, match="2 rewards for 3 episodes"):
+        summarize_episodes(judged, [0.0, 0.0])
 
 
 def test_learn_tools_world_has_a_weak_teacher_that_answers_from_the_marked_frame(tmp_path):
@@ -228,15 +244,13 @@ def test_confuse_pairs_says_what_is_wrong(spec, match):
         confuse_pairs(spec)
 
 
-def test_describe_episode_shows_what_the_tools_showed(demo_world, tmp_path):
+def test_describe_episode_shows_what_the_tools_showed(demo_world):
     """The write-up replays the turns: the crop's caption with its frame count and times."""
-    from seeker_jax.checkpointing import checkpoint as ckpt
-
     root, env, _ = demo_world
-    ckpt.write_env_config(str(tmp_path), env, "offline_qwen")
     record = read_records(root, "train", resolve=False)[0]
     turns = teacher_turns(record)
-    lines = describe_episode(result(turns, record["answer"]), record, root, str(tmp_path))
+    lines = describe_episode(result(turns, record["answer"]), record, root, env,
+                             offline_qwen_tokenizer())
     start, end = crop_window(record)
     crop = next(x for x in lines if "Frames of" in x)
     assert f"from {start:.1f} s to {end:.1f} s" in crop and "frame(s) at" in crop

@@ -163,7 +163,7 @@ def test_passk_tiny_run(runs):
     """The pass@k command's library path with the GRPO checkpoint on the synthetic world: k
     episodes per question, the funnel adds up, the kept records are written as split "rl"."""
     from seeker_jax.data.records import read_records
-    from seeker_jax.rl.passk import build_rl_split
+    from seeker_jax.eval.passk import build_rl_split
 
     tmp, _ = runs
     world = os.path.join(tmp, "world")

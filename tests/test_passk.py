@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from seeker_jax.rl.passk import pass_at_k, passk_filter
+from seeker_jax.eval.passk import pass_at_k, passk_filter
 
 
 def test_pass_at_k_closed_forms():

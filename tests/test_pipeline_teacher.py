@@ -11,7 +11,8 @@ import pytest
 from chat_server import ChatServer, reply_text
 from seeker_jax.config import load_config
 from seeker_jax.data.openai_api import ChatClient
-from seeker_jax.data.pipeline import interop, teacher
+from seeker_jax.agents import teacher
+from seeker_jax.data.pipeline import interop
 from seeker_jax.data.records import read_records
 from seeker_jax.data.synth import synthesize
 from seeker_jax.data.trajectories import build_trajectory, teacher_turns

@@ -4,9 +4,10 @@
    configs/synth.py:demo);
 2. SFT a tiny Qwen3-VL from scratch on teacher tool trajectories (view the prompt frame, crop
    the window the question names, answer; configs/sft.py:demo), with orbax checkpoints;
-3. evaluate it on held-out records: greedy tool episodes through the rollout engine (jitted
-   generation, the KV cache growing across tool turns, tools on host threads), scored with
-   the GRPO reward (seeker_jax/cli/demo_eval.py);
+3. evaluate it on held-out records through the evaluator (seeker_jax/eval, protocol
+   "answer"): greedy tool episodes in the rollout engine (jitted generation, the KV cache
+   growing across tool turns, tools on host threads), accuracy by env/grading.py's rule, and
+   the GRPO reward of each episode (configs/reward.py:paper);
 4. GRPO from the SFT checkpoint (configs/grpo.py:tiny_synth, rl/grpo.py);
 5. evaluate the GRPO checkpoint on the same records: the before/after table, one episode in
    full (the model's turns, its tool calls, what the tools showed);
@@ -101,25 +102,56 @@ def held_out_world(workdir: str, config, num: int) -> tuple[str, list[dict]]:
     return root, [r for split in SPLITS for r in read_records(root, split, resolve=False)]
 
 
+def reward_scores(judged: Sequence, records: Sequence[dict], preset: str = "paper"
+                  ) -> list[dict[str, float]]:
+    """Each episode's GRPO reward and its parts (configs/reward.py preset, no judge: open
+    answers by rule), so the table shows what GRPO trains on beside the accuracy."""
+    from seeker_jax.configs.reward import reward_group
+    from seeker_jax.rl.rewards import RewardConfig, RewardModel, from_episode
+
+    model = RewardModel(RewardConfig.from_config(reward_group(preset)))
+    return model.score([from_episode(j.outcome, r) for j, r in zip(judged, records)])
+
+
+def run_episodes(policy, root: str, records: Sequence[dict], *, batch_size: int = 8,
+                 max_len: int = 2048, max_new_tokens: int = 80, temperature: float = 0.0,
+                 seed: int = 0):
+    """Episodes of `policy` (agents/policy.py) on `records` through the evaluator (protocol
+    "answer"), in the environment it trained in: greedy, or sampled at `temperature` (the
+    policy GRPO trains; reproducible from `seed`). Returns (Judged per record, RolloutStats)."""
+    from seeker_jax.eval.models import InProcessBackend
+    from seeker_jax.eval.protocols import get_protocol
+    from seeker_jax.eval.readers import samples_from_records
+    from seeker_jax.eval.runner import evaluate
+
+    backend = InProcessBackend(policy, batch_size=min(batch_size, len(records)), max_len=max_len,
+                               max_new_tokens=max_new_tokens,
+                               max_turns=policy.env.max_rounds + 1, temperature=temperature,
+                               seed=seed, num_workers=2)
+    judged = evaluate(samples_from_records(records, root), backend, policy.env,
+                      get_protocol("answer"))
+    return [j[0] for j in judged], backend.stats
+
+
 def evaluate(ckpt_dir: str, root: str, records: list[dict], label: str):
-    """Greedy episodes of checkpoint `ckpt_dir` on `records`, scored (seeker_jax/cli/demo_eval.py)."""
-    from seeker_jax.checkpointing import checkpoint as ckpt
-    from seeker_jax.cli.demo_eval import run_episodes, score
+    """Greedy episodes of checkpoint `ckpt_dir` on `records`, scored: (Evaluation, Policy)."""
+    from seeker_jax.agents.policy import load_policy
+    from seeker_jax.eval.compare import summarize_episodes
 
     t0 = time.perf_counter()
-    model = ckpt.load_model(ckpt_dir)
-    results, stats = run_episodes(model, root, records, ckpt_dir)
-    ev = score(results, records)
+    policy = load_policy(f"ckpt:{ckpt_dir}")
+    judged, stats = run_episodes(policy, root, records)
+    ev = summarize_episodes(judged, [s["reward"] for s in reward_scores(judged, records)])
     ev.summary.update(tool_wait_fraction=round(stats.wait_fraction, 3),
                       seconds=round(time.perf_counter() - t0, 1),
                       correct=ev.correct.astype(int).tolist(),
-                      answers=[r.answer for r in results],
+                      answers=[j.outcome.answer for j in judged],
                       rewards=[round(float(x), 4) for x in ev.reward])
     s = ev.summary
     say(f"    {label}: {s['answered']:.0%} answered, accuracy {s['accuracy']:.0%}, reward "
         f"{s['reward']:.3f}, {s['tool_calls_per_episode']:.1f} tool calls each "
         f"({s['seconds']:.0f} s)")
-    return ev, model
+    return ev, policy
 
 
 def sft_stage(workdir: str, steps: int | None, overrides: Sequence[str]) -> dict[str, Any]:
@@ -167,7 +199,8 @@ def run_demo(workdir: str, steps: int | None = None, episodes: int = 16, grpo_st
     eval_world > 0: evaluate on the first `episodes` records of a separate held-out world of
     that many records (held_out_world) instead of the SFT world's test split."""
     from seeker_jax.checkpointing.convert import export
-    from seeker_jax.cli.demo_eval import describe_episode, table
+    from seeker_jax.eval.compare import table
+    from seeker_jax.eval.describe import describe_episode
     from seeker_jax.training.sft import prepare_data
 
     os.makedirs(workdir, exist_ok=True)
@@ -188,13 +221,13 @@ def run_demo(workdir: str, steps: int | None = None, episodes: int = 16, grpo_st
         eval_root, records = root, held_out(root, episodes)
     stage(3, f"evaluating the SFT model on {len(records)} held-out questions (greedy tool "
              "episodes)")
-    before, model = evaluate(sft_ckpt, eval_root, records, "SFT")
+    before, policy = evaluate(sft_ckpt, eval_root, records, "SFT")
     final_ckpt, after = sft_ckpt, before
     if grpo_steps > 0:
         summary["grpo"] = grpo_stage(workdir, sft_ckpt, root, grpo_steps, grpo_overrides)
         final_ckpt = os.path.join(summary["grpo"]["dir"], "checkpoints")
         stage(5, f"evaluating the GRPO model on the same {len(records)} questions")
-        after, model = evaluate(final_ckpt, eval_root, records, "GRPO")
+        after, policy = evaluate(final_ckpt, eval_root, records, "GRPO")
     else:
         stage(4, "GRPO skipped (--grpo-steps 0)")
         stage(5, "the SFT model is the final one")
@@ -202,16 +235,18 @@ def run_demo(workdir: str, steps: int | None = None, episodes: int = 16, grpo_st
     say("    held-out results:")
     for line in table({"SFT": before.summary, "SFT+GRPO": after.summary}).splitlines():
         say(f"      {line}")
-    pick = next((i for i, r in enumerate(after.results) if r.answer is not None and r.calls), 0)
+    outcomes = [j.outcome for j in after.judged]
+    pick = next((i for i, o in enumerate(outcomes) if o.answer is not None and o.calls), 0)
     say("    one episode in full:")
-    for line in describe_episode(after.results[pick], records[pick], eval_root, final_ckpt):
+    for line in describe_episode(outcomes[pick], records[pick], eval_root, policy.env,
+                                 policy.tokenizer):
         say(f"      {line}")
 
     t2 = time.perf_counter()
     hf_dir = os.path.join(workdir, "hf_export")
     stage(6, f"exporting the final checkpoint to a Hugging Face folder: {hf_dir}")
     export(final_ckpt, hf_dir, overwrite=True, progress=False)
-    diff = compare_with_transformers(hf_dir, model)
+    diff = compare_with_transformers(hf_dir, policy.model)
     summary["export"] = {"hf_dir": hf_dir, "transformers_max_logits_diff": diff,
                          "seconds": round(time.perf_counter() - t2, 1)}
     if diff is not None:

@@ -370,7 +370,7 @@ def _passk(args: argparse.Namespace) -> int:
     if args.out_split == args.split:
         raise UserError(f"passk: --out-split {args.out_split!r} would overwrite the split it "
                         "filters; pick another name")
-    from seeker_jax.rl.passk import build_rl_split
+    from seeker_jax.eval.passk import build_rl_split
 
     funnel = build_rl_split(args.ckpt, args.data, args.k, args.split, args.out_split,
                             args.limit, temperature=args.temperature,
@@ -594,7 +594,7 @@ def _trajectories_arguments(p: argparse.ArgumentParser) -> None:
                  "dataset_info.json (LLaMA-Factory)")
 def _trajectories(args: argparse.Namespace) -> int:
     from seeker_jax.data.openai_api import ChatClient
-    from seeker_jax.data.pipeline.teacher import run_trajectories
+    from seeker_jax.agents.teacher import run_trajectories
     from seeker_jax.env.config import EnvConfig
     from seeker_jax.models.tokenizer import tokenizer_from_config
 

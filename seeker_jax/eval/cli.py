@@ -1,7 +1,6 @@
 """`seeker-jax eval`'s work, behind the CLI's thin wrapper: config -> env, backend, samples."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from seeker_jax.env.config import EnvConfig

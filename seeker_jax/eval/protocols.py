@@ -13,6 +13,10 @@ Why named entries: a benchmark figure only means something with the exact protoc
   mode; on V2P-Bench only view_visual_prompt, benchmarks.json): its prompt text and layouts
   (profiles "videoseeker_official[_v2p]"), at most 5 tool rounds, greedy; its
   calu_metrics/utils.py reads the first letter inside the first `<answer>...</answer>`.
+- "answer": ours, for our own records (the demo's held-out accuracy, `passk`): the training
+  environment; the episode's `<answer>` judged by env/grading.py's rule, GRPO's accuracy
+  without a judge (multiple choice by the committed letter, open-ended by a plain statement
+  of the reference).
 - "videomme": Video-MME's published prompt (profile "videomme", ending "The best answer is:");
   the extraction its scorer is publicly documented to do (lmms-eval's videomme utils; not
   available offline, re-written from that description): drop the answer prefixes, then the
@@ -25,11 +29,30 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from seeker_jax.env.answers import extract_choice
+from seeker_jax.env.grading import answer_correct
+from seeker_jax.env.parser import extract_answer
 from seeker_jax.eval.readers import EvalSample
 from seeker_jax.registry import Registry
 
 # The model's turns (text, special tokens stripped) -> the letter, or None (unparsable).
 Extractor = Callable[[Sequence[str], EvalSample], "str | None"]
+# (what the extractor read, the sample) -> right or wrong.
+Verdict = Callable[[str, EvalSample], bool]
+
+
+def same_letter(prediction: str, sample: EvalSample) -> bool:
+    """The benchmarks' verdict: the letter read is the answer key's letter."""
+    return prediction == sample.answer
+
+
+def extract_answer_tag(turns: Sequence[str], sample: EvalSample) -> str | None:
+    """The last turn's `<answer>` content (what the environment takes as the answer)."""
+    return extract_answer(turns[-1]) if turns else None
+
+
+def answer_verdict(prediction: str, sample: EvalSample) -> bool:
+    """env/grading.py's rule on the sample's record (letter or open-ended statement)."""
+    return sample.record is not None and answer_correct(prediction, sample.record)
 
 
 def extract_agentic(turns: Sequence[str], sample: EvalSample) -> str | None:
@@ -78,7 +101,8 @@ class EvalProtocol:
     """name; profile: the env/profiles.py prompt profile it uses (None: the env config's);
     extract: response text -> letter or None; frames_after_question: append the visual-prompt
     frame(s) as images after the question (V2P-Bench's own layout); max_new_tokens per turn and
-    max_turns per episode (1: no tools); source: where its rules come from (for the report)."""
+    max_turns per episode (1: no tools); source: where its rules come from (for the report);
+    verdict: whether what was read is right (default: the answer key's letter)."""
 
     name: str
     profile: str | None
@@ -87,6 +111,7 @@ class EvalProtocol:
     max_new_tokens: int = 1024
     max_turns: int = 6
     source: str = ""
+    verdict: Verdict = same_letter
 
 
 PROTOCOLS: Registry[EvalProtocol] = Registry(
@@ -114,10 +139,15 @@ register_protocol(EvalProtocol(
     source="VideoSeeker eval/inference/single_inference.py (tool mode) + "
            "eval/calu_metrics/utils.py (first letter in the first <answer>)"))
 register_protocol(EvalProtocol(
+    "answer", None, extract_answer_tag, max_new_tokens=1024, max_turns=6,
+    source="seeker-jax: the training environment; the <answer> judged by env/grading.py "
+           "(GRPO's accuracy rule without a judge)", verdict=answer_verdict))
+register_protocol(EvalProtocol(
     "videomme", "videomme", extract_videomme, max_new_tokens=64, max_turns=1,
     source="Video-MME prompt and answer extraction as publicly documented (lmms-eval videomme; "
            "re-written, not checked against its code offline)"))
 
-__all__ = ["EvalProtocol", "Extractor", "PROTOCOLS", "VIDEOMME_PREFIXES", "extract_agentic",
-           "extract_v2p_official", "extract_videomme", "extract_videoseeker_official",
-           "get_protocol", "register_protocol"]
+__all__ = ["EvalProtocol", "Extractor", "PROTOCOLS", "VIDEOMME_PREFIXES", "Verdict",
+           "answer_verdict", "extract_agentic", "extract_answer_tag", "extract_v2p_official",
+           "extract_videomme", "extract_videoseeker_official", "get_protocol",
+           "register_protocol", "same_letter"]

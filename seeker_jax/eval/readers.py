@@ -26,7 +26,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from seeker_jax.env.records import SampleRecord
 
@@ -200,6 +200,14 @@ def read_videomme(path: Path, roots: Roots) -> list[EvalSample]:
     return out
 
 
+_SYNTHETIC_FIELDS = ("video_id", "video_path", "question", "answer")
+
+
+def _synthetic_groups(d: dict) -> dict[str, str]:
+    return {"prompt_type": str(d.get("prompt_type") or "unknown"),
+            "duration": duration_bucket(d.get("duration"))}
+
+
 def read_synthetic(path: Path, roots: Roots) -> list[EvalSample]:
     """Our records (.json / .jsonl, or a dataset split ROOT/records/SPLIT.array_record as
     `seeker-jax synth` and the pipeline write it; data/synth.py's fields): grouped by prompt
@@ -210,10 +218,18 @@ def read_synthetic(path: Path, roots: Roots) -> list[EvalSample]:
         if not isinstance(d, dict):
             out.append(EvalSample(sid, None, roots.common, error=f"record {i}: not an object"))
             continue
-        out.append(_sample(sid, d, roots, ("video_id", "video_path", "question", "answer"),
-                           lambda d: {"prompt_type": str(d.get("prompt_type") or "unknown"),
-                                      "duration": duration_bucket(d.get("duration"))}))
+        out.append(_sample(sid, d, roots, _SYNTHETIC_FIELDS, _synthetic_groups))
     return out
+
+
+def samples_from_records(records: Sequence[dict], root: str | os.PathLike,
+                         ids: Sequence[str] | None = None) -> list[EvalSample]:
+    """Record dicts already in memory (a dataset split, the demo's held-out questions; paths
+    relative to `root`) as samples, checked and grouped like read_synthetic's. ids: one per
+    record (default `{index}:{video_id}`)."""
+    roots = Roots(Path(root), Path(root))
+    return [_sample(ids[i] if ids is not None else f"{i}:{d.get('video_id', '?')}", d, roots,
+                    _SYNTHETIC_FIELDS, _synthetic_groups) for i, d in enumerate(records)]
 
 
 READERS: dict[str, Callable[[Path, Roots], list[EvalSample]]] = {
@@ -241,4 +257,5 @@ def read_samples(fmt: str, data: str | os.PathLike, video_root: str | os.PathLik
 
 
 __all__ = ["DIMENSIONS", "EvalSample", "READERS", "ReadError", "Roots", "duration_bucket",
-           "read_samples", "read_synthetic", "read_v2p", "read_videomme"]
+           "read_samples", "read_synthetic", "read_v2p", "read_videomme",
+           "samples_from_records"]

@@ -1,5 +1,6 @@
-"""The one evaluation runner: samples -> episodes (batched through a backend) -> results.jsonl,
-summary.json, summary.md, accuracy.png.
+"""The one evaluation runner: samples -> episodes (batched through a backend) -> scored
+episodes (`evaluate`, in memory: the demo, `passk`) -> results.jsonl, summary.json, summary.md,
+accuracy.png (`run_eval`: `seeker-jax eval`).
 
 Resumable: results.jsonl is appended one line per finished sample (flushed and fsynced after
 each batch), and a rerun skips the ids already there, so a killed run loses at most the batch
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -18,6 +19,7 @@ from tqdm import tqdm
 from seeker_jax.env.config import EnvConfig
 from seeker_jax.env.video import VideoError
 from seeker_jax.eval.episodes import EvalEpisode
+from seeker_jax.eval.models import Outcome
 from seeker_jax.eval.protocols import EvalProtocol
 from seeker_jax.eval.readers import EvalSample
 from seeker_jax.eval.report import markdown, plot
@@ -40,21 +42,79 @@ def read_done(path: Path) -> dict[str, dict]:
     return done
 
 
+@dataclass
+class Judged:
+    """One episode of one sample, scored: what the protocol read (`prediction`, None when
+    unreadable) and its verdict; `error`: why the sample could not run (then it is wrong)."""
+
+    sample: EvalSample
+    outcome: Outcome
+    prediction: str | None
+    correct: bool
+    error: str | None = None
+
+    def row(self) -> dict:
+        """The results.jsonl line: the sample, the whole episode, the prediction, the verdict."""
+        o, s = self.outcome, self.sample
+        return {"id": s.id, "groups": s.groups, "answer": s.answer,
+                "prediction": self.prediction, "parsed": self.prediction is not None,
+                "correct": self.correct, "error": self.error, "end_reason": o.end_reason,
+                "turns": o.turns, "calls": o.calls,
+                "record": s.record.to_dict() if s.record else None}
+
+
+def judge(sample: EvalSample, protocol: EvalProtocol, outcome: Outcome,
+          error: str | None = None) -> Judged:
+    """Reads the episode's prediction with the protocol's extractor and gives its verdict."""
+    prediction = None if error else protocol.extract(outcome.turns, sample)
+    correct = prediction is not None and protocol.verdict(prediction, sample)
+    return Judged(sample, outcome, prediction, bool(correct), error)
+
+
 def score_row(sample: EvalSample, protocol: EvalProtocol, turns: list[str], end_reason: str,
               calls: list[dict], error: str | None = None) -> dict:
-    """One results.jsonl line: the sample, the whole episode, the letter read, the verdict."""
-    letter = None if error else protocol.extract(turns, sample)
-    return {"id": sample.id, "groups": sample.groups, "answer": sample.answer,
-            "prediction": letter, "parsed": letter is not None,
-            "correct": letter is not None and letter == sample.answer, "error": error,
-            "end_reason": end_reason, "turns": turns, "calls": calls,
-            "record": sample.record.to_dict() if sample.record else None}
+    """One results.jsonl line of an episode given as its parts (judge(...).row())."""
+    return judge(sample, protocol, Outcome(turns, end_reason, calls), error).row()
 
 
 def _episode(sample: EvalSample, formatter, env: EnvConfig, protocol: EvalProtocol
              ) -> EvalEpisode:
     return EvalEpisode(sample.record, formatter, sample.root, env.episode_config(),
                        sample.frames, protocol.frames_after_question)
+
+
+def evaluate(samples: Sequence[EvalSample], backend, env: EnvConfig, protocol: EvalProtocol,
+             *, per_sample: int = 1, first_index: int = 0) -> list[list[Judged]]:
+    """Runs `per_sample` episodes of every sample (a group sharing one prompt; sampled ones
+    differ when the backend samples) in one backend call, and scores them: per sample its
+    list of Judged. A sample that cannot be read, or whose video fails, gets `per_sample`
+    Judged with the error (its prompt is built first, here, so it cannot stop the others).
+    first_index: where these samples' episodes start in a larger run done in parts (the
+    sampling keys then match one call over all of them)."""
+    if protocol.profile is not None:
+        env = replace(env, profile=protocol.profile)
+    formatter_for = backend.formatter
+    out: list[list[Judged]] = []
+    runnable, episodes = [], []
+    for s in samples:
+        if s.record is None:
+            out.append([judge(s, protocol, Outcome([], "record_error"), s.error)] * per_sample)
+            continue
+        group = [_episode(s, formatter_for(env), env, protocol) for _ in range(per_sample)]
+        try:
+            segment = group[0].prompt_segment()
+        except (VideoError, OSError, ValueError) as e:
+            out.append([judge(s, protocol, Outcome([], "video_error"), f"record {s.id}: {e}")]
+                       * per_sample)
+            continue
+        group[0].prompt_segment = (lambda seg: (lambda: seg))(segment)  # built once, reused
+        out.append([])
+        runnable.append((s, out[-1]))
+        episodes += group
+    outcomes = backend.run(episodes, per_sample, first_index) if episodes else []
+    for i, (s, judged) in enumerate(runnable):
+        judged += [judge(s, protocol, o) for o in outcomes[i * per_sample:(i + 1) * per_sample]]
+    return out
 
 
 def run_eval(samples: Sequence[EvalSample], backend, env: EnvConfig, protocol: EvalProtocol,
@@ -73,10 +133,7 @@ def run_eval(samples: Sequence[EvalSample], backend, env: EnvConfig, protocol: E
             unit="q") as bar:
         for start in range(0, len(todo), batch_size):
             batch = todo[start:start + batch_size]
-            rows = [score_row(s, protocol, [], "record_error", [], s.error)
-                    for s in batch if s.record is None]
-            rows += _run_batch([s for s in batch if s.record is not None], backend, env,
-                               protocol)
+            rows = [j[0].row() for j in evaluate(batch, backend, env, protocol)]
             for row in rows:
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
                 done[row["id"]] = row
@@ -84,27 +141,6 @@ def run_eval(samples: Sequence[EvalSample], backend, env: EnvConfig, protocol: E
             os.fsync(out.fileno())
             bar.update(len(batch))
     return write_summary(samples, done, protocol, workdir, group_keys, meta or {}, resamples)
-
-
-def _run_batch(batch: list[EvalSample], backend, env: EnvConfig, protocol: EvalProtocol
-               ) -> list[dict]:
-    """Episodes of the readable samples; a video that cannot be read is that sample's error
-    (its prompt is built first, here, so it cannot stop the others)."""
-    formatter_for = backend.formatter
-    ready, rows = [], []
-    for s in batch:
-        ep = _episode(s, formatter_for(env), env, protocol)
-        try:
-            segment = ep.prompt_segment()
-        except (VideoError, OSError, ValueError) as e:
-            rows.append(score_row(s, protocol, [], "video_error", [], f"record {s.id}: {e}"))
-            continue
-        ep.prompt_segment = (lambda seg: (lambda: seg))(segment)  # built once, reused
-        ready.append((s, ep))
-    outcomes = backend.run([ep for _, ep in ready]) if ready else []
-    rows += [score_row(s, protocol, o.turns, o.end_reason, o.calls)
-             for (s, _), o in zip(ready, outcomes)]
-    return rows
 
 
 def write_summary(samples: Sequence[EvalSample], done: dict[str, dict], protocol: EvalProtocol,
@@ -124,5 +160,5 @@ def write_summary(samples: Sequence[EvalSample], done: dict[str, dict], protocol
     return summary
 
 
-__all__ = ["PLOT", "RESULTS", "SUMMARY_JSON", "SUMMARY_MD", "read_done", "run_eval",
-           "score_row", "write_summary"]
+__all__ = ["Judged", "PLOT", "RESULTS", "SUMMARY_JSON", "SUMMARY_MD", "evaluate", "judge",
+           "read_done", "run_eval", "score_row", "write_summary"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from seeker_jax.errors import UserError
+from seeker_jax.agents.policy import load_policy
 from seeker_jax.serve.engine import Engine
 from seeker_jax.serve.media import MediaLimits
 from seeker_jax.serve.serving import ChatService
@@ -24,30 +24,12 @@ class ServeConfig:
     limits: MediaLimits = MediaLimits()
 
 
-def load_spec(spec: str):
-    """(model, tokenizer, env config) of "ckpt:PATH" (our checkpoint or workdir: its
-    env_config.json gives the tokenizer and the video sampling) or "hf:PATH" (an HF folder:
-    its own tokenizer, the default env config)."""
-    from seeker_jax.env.config import EnvConfig
-
-    kind, sep, path = spec.partition(":")
-    if not sep or kind not in ("ckpt", "hf") or not path:
-        raise UserError(f"--model {spec!r}: use ckpt:PATH (a seeker-jax checkpoint or "
-                         "workdir) or hf:PATH (a Hugging Face folder)")
-    if not os.path.exists(path):
-        raise UserError(f"--model {spec!r}: {path} does not exist")
-    if kind == "ckpt":
-        from seeker_jax.checkpointing.checkpoint import load_model, read_env_config, read_tokenizer
-
-        return load_model(path), read_tokenizer(path), read_env_config(path)
-    from seeker_jax.models.qwen3_vl import from_pretrained
-    from seeker_jax.models.tokenizer import load_tokenizer
-
-    return from_pretrained(path), load_tokenizer(path), EnvConfig()
-
-
 def build_service(spec: str, config: ServeConfig = ServeConfig()) -> ChatService:
-    model, tokenizer, env = load_spec(spec)
+    """"ckpt:PATH" (our checkpoint or workdir: its env config gives the tokenizer and the video
+    sampling) or "hf:PATH" (an HF folder: its own tokenizer, the default env config) as a
+    chat service (agents/policy.py's load_policy reads it)."""
+    policy = load_policy(spec)
+    model, tokenizer, env = policy.model, policy.tokenizer, policy.env
     engine = Engine(model, tokenizer, batch_size=config.batch_size, max_len=config.max_len,
                     decode_steps=config.decode_steps, max_chunk=config.max_chunk,
                     prefix_cache=config.prefix_cache)

@@ -3,9 +3,10 @@
 VideoSeeker keeps for RL the questions its SFT model solves sometimes: a question solved by
 all k samples teaches nothing (every advantage is 0), nor one never solved. `passk_filter` is
 the pure part (per-question success counts -> kept ids and the funnel); `rollout_successes`
-rolls out k samples per question with a checkpoint, in its own environment, and counts the
-episodes whose accuracy reward reaches `threshold`. `build_rl_split` writes the kept records
-as D/records/<out_split>.array_record beside the others (paths stay relative to D), and the
+runs k sampled episodes per question with a checkpoint, in its own environment, through the
+evaluator (protocol "answer": a success is an answer env/grading.py judges right, GRPO's
+accuracy rule without a judge). `build_rl_split` writes the kept records as
+D/records/<out_split>.array_record beside the others (paths stay relative to D), and the
 funnel as D/passk_<out_split>.json.
 """
 from __future__ import annotations
@@ -14,6 +15,12 @@ import json
 import math
 import os
 from typing import Any, Mapping, Sequence
+
+from seeker_jax.agents.policy import load_policy
+from seeker_jax.eval.models import InProcessBackend
+from seeker_jax.eval.protocols import get_protocol
+from seeker_jax.eval.readers import samples_from_records
+from seeker_jax.eval.runner import evaluate
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -52,34 +59,27 @@ def record_id(record: Mapping[str, Any], index: int) -> str:
 
 def rollout_successes(ckpt_dir: str, root: str, records: Sequence[dict], k: int, *,
                       temperature: float = 1.0, max_new_tokens: int = 256, max_len: int = 4096,
-                      batch_size: int | None = None, threshold: float = 1.0, seed: int = 0,
-                      reward: Any = None) -> dict[str, tuple[int, int]]:
-    """k sampled episodes per record with the checkpoint (its env_config.json and tokenizer),
-    grouped so each prompt is built once; success = accuracy reward >= threshold."""
-    from seeker_jax.checkpointing import checkpoint as ckpt
-    from seeker_jax.env.episode import Episode
-    from seeker_jax.env.records import SampleRecord
-    from seeker_jax.rl.rewards import RewardConfig, RewardModel, from_episode
-    from seeker_jax.agents.rollout import Rollout, RolloutConfig, env_sampler
-    from seeker_jax.generation.sampling import SamplingParams
-
-    env, tokenizer = ckpt.read_env_config(ckpt_dir), ckpt.read_tokenizer(ckpt_dir)
-    model = ckpt.load_model(ckpt_dir)
-    formatter, episode_config = env.formatter(tokenizer), env.episode_config()
+                      batch_size: int | None = None, seed: int = 0,
+                      chunk: int | None = None) -> dict[str, tuple[int, int]]:
+    """{record id: (successes, k)}: k sampled episodes per record with the checkpoint (its
+    env config and tokenizer), each group sharing one prompt. Records run `chunk` at a time
+    (default: four row-fulls; what is held in memory at once) with the episode keys one run
+    over all of them would use, so the draws do not depend on `chunk`. A record whose video
+    cannot be read counts 0 successes."""
+    policy = load_policy(f"ckpt:{ckpt_dir}")
     rows = batch_size or max(k, min(4 * k, k * len(records)))
-    sampler = env_sampler(model, tokenizer, batch_size=rows, max_len=max_len,
-                          params=SamplingParams(temperature), seed=seed)
-    rollout = Rollout(sampler, RolloutConfig(max_new_tokens, env.max_rounds + 1))
-    per_episode = [rec for rec in records for _ in range(k)]
-    episodes = [Episode(SampleRecord.from_dict(rec), formatter, root, episode_config)
-                for rec in per_episode]
-    results, _ = rollout.run(episodes, group_size=k, seed=seed)
-    model_r = RewardModel(reward if reward is not None else RewardConfig())
-    scores = model_r.score([from_episode(res, rec) for res, rec in zip(results, per_episode)])
+    backend = InProcessBackend(policy, batch_size=rows, max_len=max_len,
+                               max_new_tokens=max_new_tokens, max_turns=policy.env.max_rounds + 1,
+                               temperature=temperature, seed=seed)
+    ids = [record_id(rec, i) for i, rec in enumerate(records)]
+    samples = samples_from_records(records, root, ids)
+    protocol, chunk = get_protocol("answer"), chunk or 4 * max(rows // k, 1)
     out: dict[str, tuple[int, int]] = {}
-    for i, rec in enumerate(records):
-        acc = [s["accuracy"] for s in scores[i * k:(i + 1) * k]]
-        out[record_id(rec, i)] = (sum(a >= threshold for a in acc), k)
+    for start in range(0, len(samples), chunk):
+        part = evaluate(samples[start:start + chunk], backend, policy.env, protocol,
+                        per_sample=k, first_index=start * k)
+        for sid, judged in zip(ids[start:start + chunk], part):
+            out[sid] = (sum(j.correct for j in judged), k)
     return out
 
 

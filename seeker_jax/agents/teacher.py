@@ -1,62 +1,59 @@
-"""Teacher trajectories: a strong model drives OUR environment over the OpenAI chat API, and
-the episodes it answers correctly become SFT data.
+"""Teacher trajectories (`seeker-jax trajectories`): a strong model drives OUR environment
+through the chat agent loop (chat.py), and the episodes it answers correctly become SFT data.
 
 Why our environment: the teacher calls the same tools, in the same sandbox, and reads the same
-tool outputs the student will see (frames go to it as `image_url` data URLs with their times);
-its turns are then replayed through `data.trajectories.build_trajectory` for SFT, which runs
-the tools again, so an accepted episode tokenizes exactly as SFT sees it (the test checks it
-token for token). Correctness is the rule (multiple choice: `env.answers.choice_correct`;
-open-ended: normalized exact match). A judge for open-ended answers is not wired here yet.
-At most `k` accepted episodes per question, out of `tries` attempts (distinct requests by
-`seed`, so the on-disk cache keeps them apart and a rerun is free).
+tool outputs the student will see (frames go to it as `image_url` data URLs with their times:
+`TeacherView`); its turns are then replayed through `data.trajectories.build_trajectory` for
+SFT, which runs the tools again, so an accepted episode tokenizes exactly as SFT sees it (the
+test checks it token for token). Correctness is the rule of env/grading.py (multiple choice
+by the committed letter, open-ended by a plain statement of the reference); a judge for
+open-ended answers is not wired here. At most `k` accepted episodes per question, out of
+`tries` attempts (distinct requests by `seed`, so the on-disk cache keeps them apart and a
+rerun is free).
 """
 from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from pathlib import Path
 from typing import Any
 
-from seeker_jax.data.openai_api import ApiError, ChatClient
+from seeker_jax.agents.chat import run_chat_episode
+from seeker_jax.data.openai_api import ChatClient
 from seeker_jax.data.openai_content import frames_content, observations_content, text_part
-from seeker_jax.env.answers import choice_correct
-from seeker_jax.env.episode import Episode, EpisodeConfig
+from seeker_jax.env.episode import Episode, EpisodeConfig, StepResult
+from seeker_jax.env.grading import answer_correct
 from seeker_jax.env.records import SampleRecord
-from seeker_jax.env.tools import Observation
 from seeker_jax.env.video import VideoFile
 from seeker_jax.models.chat import ChatFormatter, Segment, concat_segments
 
 
-def tool_message(observations: list[Observation]) -> dict[str, Any]:
-    """The tool round as the user message the teacher reads (observations_content)."""
-    return {"role": "user", "content": observations_content(observations)}
+@dataclasses.dataclass(frozen=True)
+class TeacherView:
+    """How the teacher sees an episode (a ChatView): the student's system prompt and tools,
+    the source video's frames at their times, then the question; each tool round as one user
+    message (observations_content). root: where the record's paths start."""
 
+    root: str | os.PathLike
 
-def prompt_messages(episode: Episode, root: str | os.PathLike) -> list[dict[str, Any]]:
-    """System (the student's: prompt and tools) and user turn (frames, then the text)."""
-    record, sampling = episode.record, episode.config.video
-    path = Path(record.video_path)
-    video = VideoFile(path if path.is_absolute() else Path(root) / path)
-    clip = video.clip(0.0, video.info.duration, sampling)
-    texts = [p for p in episode.profile.user_content(record, [], video.info.duration)
-             if isinstance(p, str)]
-    messages = []
-    if episode.formatter.system_text():
-        messages.append({"role": "system", "content": episode.formatter.system_text()})
-    content = frames_content(clip.frames, clip.timestamps) + [text_part(t) for t in texts]
-    messages.append({"role": "user", "content": content})
-    return messages
+    def prompt(self, episode: Episode) -> list[dict[str, Any]]:
+        episode.prompt_segment()
+        record, sampling = episode.record, episode.config.video
+        path = Path(record.video_path)
+        video = VideoFile(path if path.is_absolute() else Path(self.root) / path)
+        clip = video.clip(0.0, video.info.duration, sampling)
+        texts = [p for p in episode.profile.user_content(record, [], video.info.duration)
+                 if isinstance(p, str)]
+        messages = []
+        if episode.formatter.system_text():
+            messages.append({"role": "system", "content": episode.formatter.system_text()})
+        content = frames_content(clip.frames, clip.timestamps) + [text_part(t) for t in texts]
+        messages.append({"role": "user", "content": content})
+        return messages
 
-
-def answer_correct(answer: str | None, record: dict[str, Any]) -> bool:
-    """Multiple choice by the letter rule; open-ended by normalized exact match."""
-    if answer is None:
-        return False
-    if record.get("options"):
-        return choice_correct(answer, str(record["answer"]), options=record["options"])
-    norm = lambda s: re.sub(r"[^a-z0-9 ]", "", s.lower()).split()  # noqa: E731
-    return norm(answer) == norm(str(record.get("answer_text") or record["answer"]))
+    def tool_messages(self, episode: Episode, step: StepResult,
+                      tool_calls: list[dict]) -> list[dict[str, Any]]:
+        return [{"role": "user", "content": observations_content(step.observations)}]
 
 
 @dataclasses.dataclass
@@ -78,32 +75,17 @@ class TeacherEpisode:
 def run_episode(client: ChatClient, record: dict[str, Any], formatter: ChatFormatter,
                 root: str | os.PathLike, config: EpisodeConfig, seed: int,
                 temperature: float = 0.7, max_tokens: int = 1024) -> TeacherEpisode:
-    """One teacher episode; API failures end it (end_reason api_error), never raise."""
+    """One teacher episode (the tool rounds and the answer turn); API failures end it
+    (end_reason api_error), never raise."""
     episode = Episode(SampleRecord.from_dict(record), formatter, root, config)
-    episode.prompt_segment()
-    messages = prompt_messages(episode, root)
-    errors: list[str] = []
-    tokens, reason, answer = 0, "max_rounds", None
-    for _ in range(config.max_rounds + 1):
-        try:
-            reply = client.chat(messages, temperature=temperature, max_tokens=max_tokens,
-                                seed=seed)
-        except ApiError as e:
-            reason = "api_error"
-            errors.append(str(e))
-            break
-        tokens += int(reply.usage.get("total_tokens", 0))
-        result = episode.step(reply.text)
-        messages.append({"role": "assistant", "content": reply.text})
-        if result.done:
-            reason, answer = result.end_reason, result.answer
-            break
-        errors += [o.error for o in result.observations if o.error]
-        messages.append(tool_message(result.observations))
-    return TeacherEpisode(list(episode.turns), answer, reason, errors,
+    out = run_chat_episode(client, episode, TeacherView(root), max_turns=config.max_rounds + 1,
+                           end_on_api_error=True, temperature=temperature,
+                           max_tokens=max_tokens, seed=seed)
+    errors = [c.error for c in out.calls if c.error] + ([out.error] if out.error else [])
+    return TeacherEpisode(list(episode.turns), out.answer, out.end_reason, errors,
                           episode.format_check().ok if episode.turns else False,
-                          answer_correct(answer, record), concat_segments(episode.segments),
-                          tokens)
+                          answer_correct(out.answer, record), concat_segments(episode.segments),
+                          out.tokens)
 
 
 def sample_question(client: ChatClient, record: dict[str, Any], formatter: ChatFormatter,
