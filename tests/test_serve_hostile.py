@@ -170,13 +170,13 @@ def test_video_file_opens_only_its_own_container(dirs, tmp_path, backend):
     watch = AccessWatch(outside / "secret.mp4")
     for name in ("playlist.mp4", "hls.mp4"):
         with pytest.raises(VideoError, match="not a video file in a supported container"):
-            VideoFile(root / name, backends=(backend,)).info
+            _ = VideoFile(root / name, backends=(backend,)).info
     disguised = tmp_path / "disguised.mp4"
     disguised.write_bytes(b"\x00\x00\x00\x14ftypisom\x00\x00\x02\x00isom"
                           + b"\nffconcat version 1.0\nfile secret.mp4\n" * 4)
     os.symlink(outside / "secret.mp4", tmp_path / "secret.mp4")
     with pytest.raises(VideoError, match="corrupt or not a video") as info:
-        VideoFile(disguised, backends=(backend,)).info
+        _ = VideoFile(disguised, backends=(backend,)).info
     assert str(tmp_path) not in str(info.value)  # named by its name, never its path
     if watch.works:
         assert not watch.read()
