@@ -8,26 +8,24 @@ fixed delay per reply, so samples/s there is bounded by concurrency / delay and 
 peak in-flight count shows the concurrency actually reached (it should be near --concurrency).
 Stage 3 runs the oracle, then tiny random Sam2Video / Sam3Video models (transformers' real
 classes) for frames/s; `sam2_pkg` runs Meta's sam2 package with a random sam2.1_hiera_t at
-its real 1024 px input (random weights do not change the cost). Figures from a loaded machine mean nothing: run it on a quiet one.
+its real 1024 px input (random weights do not change the cost). Figures from a loaded machine
+mean nothing: run it on a quiet one.
 """
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from chat_server import ChatServer  # noqa: E402
-from pipeline_server import DelayedHandler  # noqa: E402
-from seeker_jax.config import load_config  # noqa: E402
-from seeker_jax.data.pipeline import runner  # noqa: E402
-from seeker_jax.data.pipeline.readers import read_synth  # noqa: E402
-from seeker_jax.data.pipeline.run import run_pipeline  # noqa: E402
-from seeker_jax.data.pipeline.stage import StageSpec  # noqa: E402
-from seeker_jax.data.synth import synthesize  # noqa: E402
+from seeker_jax.data.testing import ChatServer
+from seeker_jax.data.pipeline.testing import DelayedHandler
+from seeker_jax.config import load_config
+from seeker_jax.data.pipeline import runner
+from seeker_jax.data.pipeline.readers import read_synth
+from seeker_jax.data.pipeline.run import run_pipeline
+from seeker_jax.data.pipeline.stage import StageSpec
+from seeker_jax.data.synth import synthesize
 
 
 def sam_spec(backend: str, tmp: Path, threads: int) -> tuple[StageSpec, str]:
@@ -37,7 +35,7 @@ def sam_spec(backend: str, tmp: Path, threads: int) -> tuple[StageSpec, str]:
         return StageSpec("seeker_jax.data.pipeline.masks_sam2pkg:Sam2PkgMasks", {
             **common, "model_config": "configs/sam2.1/sam2.1_hiera_t.yaml", "checkpoint": None,
             "device": "cpu"}), "random sam2.1_hiera_t at 1024 px"
-    from sam_models import save_tiny_sam2, save_tiny_sam3
+    from seeker_jax.data.pipeline.testing import save_tiny_sam2, save_tiny_sam3
 
     folder = (save_tiny_sam2 if backend == "sam2" else save_tiny_sam3)(tmp / backend)
     cls = "Sam2Masks" if backend == "sam2" else "Sam3Masks"
@@ -54,7 +52,8 @@ def sam_frames_per_s(backend: str, verified: list, tmp: Path, threads: int) -> s
         stage.segment(sample, info, indices, pixels)
         frames += len(indices)
     wall = time.perf_counter() - start
-    return f"{backend} ({model}, {threads} thread(s)): {frames} frames in {wall:.2f} s = {frames / wall:.1f} frames/s"
+    return (f"{backend} ({model}, {threads} thread(s)): {frames} frames in {wall:.2f} s = "
+            f"{frames / wall:.1f} frames/s")
 
 
 def main() -> None:
@@ -62,7 +61,8 @@ def main() -> None:
     ap.add_argument("--num", type=int, default=24, help="synthetic records")
     ap.add_argument("--delay", type=float, default=0.2, help="server seconds per reply")
     ap.add_argument("--concurrency", type=int, default=8, help="API calls in flight")
-    ap.add_argument("--sam", default="sam2,sam3", help="comma list of sam2, sam3, sam2_pkg; '' for none")
+    ap.add_argument("--sam", default="sam2,sam3",
+                    help="comma list of sam2, sam3, sam2_pkg; '' for none")
     ap.add_argument("--sam-threads", type=int, default=1)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,7 +81,8 @@ def main() -> None:
         for s in funnel["stages"][1:]:
             rate = s["num_in"] / s["wall_seconds"] if s["wall_seconds"] else float("inf")
             print(f"  {s['name']:14s} {s['num_in']:4d} in, {s['num_out']:4d} out, "
-                  f"{s['wall_seconds']:7.2f} s wall = {rate:7.2f} samples/s, {s['tokens']} API tokens")
+                  f"{s['wall_seconds']:7.2f} s wall = {rate:7.2f} samples/s, "
+                  f"{s['tokens']} API tokens")
         verified = runner.read_stage_output(tmp / "work" / "2_verify")
         for backend in filter(None, args.sam.split(",")):
             print("  " + sam_frames_per_s(backend, verified, tmp, args.sam_threads))

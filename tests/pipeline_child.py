@@ -6,15 +6,13 @@ MODE slow_verify: the truth server answers after 0.25 s (stage 2 is slow); slow_
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from chat_server import ChatServer  # noqa: E402
-from pipeline_server import DelayedHandler, default_script  # noqa: E402
-from seeker_jax.config import load_config  # noqa: E402
-from seeker_jax.data.pipeline import runner  # noqa: E402
-from seeker_jax.data.pipeline.readers import read_synth  # noqa: E402
-from seeker_jax.data.pipeline.run import run_pipeline, stage_specs  # noqa: E402
-from seeker_jax.data.pipeline.stage import StageSpec  # noqa: E402
+from seeker_jax.data.testing import ChatServer
+from seeker_jax.data.pipeline.testing import DelayedHandler, default_script
+from seeker_jax.config import load_config
+from seeker_jax.data.pipeline import runner
+from seeker_jax.data.pipeline.readers import read_synth
+from seeker_jax.data.pipeline.run import run_pipeline, stage_specs
+from seeker_jax.data.pipeline.stage import StageSpec
 
 
 def main(root: str, workdir: str, mode: str) -> None:
@@ -29,8 +27,8 @@ def main(root: str, workdir: str, mode: str) -> None:
         run_pipeline(cfg, root, workdir, stop_after="2_verify")
         verified = runner.read_stage_output(os.path.join(workdir, "2_verify"))
         spec = stage_specs(cfg, workdir)["3_masks"]
-        slow = StageSpec("pipeline_server:Slow", {"cls": spec.cls, "kwargs": spec.kwargs,
-                                                   "delay_s": 0.25})
+        slow = StageSpec("seeker_jax.data.pipeline.testing:Slow",
+                         {"cls": spec.cls, "kwargs": spec.kwargs, "delay_s": 0.25})
         runner.run_stage("3_masks", slow, verified, os.path.join(workdir, "3_masks"))
         run_pipeline(cfg, root, workdir)
 

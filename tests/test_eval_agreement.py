@@ -13,7 +13,7 @@ from PIL import Image
 
 from hf_reference import save_tiny_qwen_checkpoint
 from seeker_jax.env.testing import index_frame, write_index_video
-from chat_server import ChatServer, reply_text
+from seeker_jax.data.testing import ChatServer, reply_text
 from eval_envs import tiny_env
 from seeker_jax.eval.episodes import EvalEpisode
 from seeker_jax.eval.models import load_backend

@@ -4,7 +4,7 @@ every right answer is judged right, a wrong one wrong, an unreadable video is th
 error, and `per_sample` episodes come back per sample in order."""
 import shutil
 
-from chat_server import ChatServer, reply_text
+from seeker_jax.data.testing import ChatServer, reply_text
 from seeker_jax.config import load_config
 from seeker_jax.data.records import SPLITS, read_records
 from seeker_jax.data.trajectories import teacher_turns

@@ -1,5 +1,5 @@
 """The runner end to end on real mp4s and PNG frames, against a scripted OpenAI-compatible
-server on 127.0.0.1 (tests/chat_server.py): what the model is sent (video frames and the
+server on 127.0.0.1 (seeker_jax/data/testing.py): what the model is sent (video frames and the
 prompt frame after the question as image_url parts), bad records counted as errors, the
 summaries, resume, and the videoseeker_official tool round."""
 import json
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from chat_server import ChatServer, reply_text
+from seeker_jax.data.testing import ChatServer, reply_text
 from eval_envs import tiny_env
 from seeker_jax.config import load_config
 from seeker_jax.env.testing import index_frame, write_index_video

@@ -1,4 +1,4 @@
-"""The open-ended judge against a real HTTP server on 127.0.0.1 (tests/chat_server.py): good
+"""The open-ended judge against a real HTTP server on 127.0.0.1 (seeker_jax/data/testing.py): good
 replies on the 1 / 0.5 / 0 rubric, strict parsing, 500s, timeouts, garbage, truncated JSON, the
 on-disk cache, bounded concurrency. The RewardModel always returns scores and counts fallbacks."""
 import itertools
@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from chat_server import ChatServer, Reply, completion, reply_text
+from seeker_jax.data.testing import ChatServer, Reply, completion, reply_text
 from seeker_jax.data.openai_api import ChatClient
 from seeker_jax.rl.rewards import (JudgeConfig, RewardConfig, RewardContext, RewardModel,
                                    judge_messages, parse_judgement)

@@ -1,4 +1,4 @@
-"""The OpenAI-compatible chat client against a real HTTP server on 127.0.0.1 (tests/chat_server.py):
+"""The OpenAI-compatible chat client against a real HTTP server on 127.0.0.1 (seeker_jax/data/testing.py):
 good replies, 500s, 429s, timeouts, garbage, truncated JSON, the cache, concurrency and the rate
 limit."""
 import itertools
@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from chat_server import ChatServer, Reply, completion, reply_text
+from seeker_jax.data.testing import ChatServer, Reply, completion, reply_text
 from seeker_jax.data.openai_api import (ApiError, ChatClient, TokenBucket, image_data_url,
                                         parse_model_url, request_key)
 

@@ -1,5 +1,5 @@
 """The four-stage pipeline end to end on the synthetic world, stages 1-2 served by a
-deterministic test server with VALID replies from the world's truth (tests/pipeline_server.py,
+deterministic test server with VALID replies from the world's truth (seeker_jax/data/pipeline/testing.py,
 a stand-in for a perfect LLM / VLM, stated as such), stage 3 by the oracle backend (the
 world's true masks), stage 4 by the world's own renderer; kill and resume in child processes."""
 import hashlib
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from chat_server import ChatServer
-from pipeline_server import TruthHandler, default_script, truth_window
+from seeker_jax.data.testing import ChatServer
+from seeker_jax.data.pipeline.testing import TruthHandler, default_script, truth_window
 from seeker_jax.config import load_config
 from seeker_jax.data.pipeline import runner
 from seeker_jax.data.pipeline.masks import window_indices

@@ -1,12 +1,12 @@
 """`seeker-jax pipeline` and `seeker-jax trajectories` end to end on the synthetic world against
-the deterministic test servers (valid replies: tests/pipeline_server.py), the readers' bad
+the deterministic test servers (valid replies: seeker_jax/data/pipeline/testing.py), the readers' bad
 records and videos, and user errors (one line, exit 2)."""
 import json
 
 import pytest
 
-from chat_server import ChatServer, reply_text
-from pipeline_server import TruthHandler, default_script
+from seeker_jax.data.testing import ChatServer, reply_text
+from seeker_jax.data.pipeline.testing import TruthHandler, default_script
 from seeker_jax.cli.main import main as cli_main
 from seeker_jax.config import load_config
 from seeker_jax.data.pipeline.readers import (read_llava_video, read_qa_jsonl, read_synth,

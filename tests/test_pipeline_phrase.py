@@ -1,11 +1,11 @@
 """Stage 4's LLM phrasing (data/pipeline/phrase.py): the checks on a rewrite by hand-worked
 example, the repair turn and the template fallback against a scripted chat server on
-127.0.0.1 (tests/chat_server.py: a stand-in for a real LLM server, which cannot run here), and
+127.0.0.1 (seeker_jax/data/testing.py: a stand-in for a real LLM server, which cannot run here), and
 the Render stage using it on a real mp4 with a real mask record."""
 import numpy as np
 import pytest
 
-from chat_server import ChatServer, Reply, reply_text
+from seeker_jax.data.testing import ChatServer, Reply, reply_text
 from seeker_jax.config import load_config
 from seeker_jax.data.pipeline.masks import mask_record
 from seeker_jax.data.pipeline.phrase import LlmPhrase, check_rewrite, mark_words

@@ -5,9 +5,9 @@ import hashlib
 
 import pytest
 
-from chat_server import ChatServer
-from pipeline_server import TruthHandler, default_script
-from sam_models import save_tiny_sam2
+from seeker_jax.data.testing import ChatServer
+from seeker_jax.data.pipeline.testing import TruthHandler, default_script
+from seeker_jax.data.pipeline.testing import save_tiny_sam2
 from seeker_jax.config import load_config
 from seeker_jax.data.pipeline import runner
 from seeker_jax.data.pipeline.readers import read_synth

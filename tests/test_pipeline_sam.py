@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from chat_server import ChatServer
-from pipeline_server import TruthHandler
-from sam_models import save_tiny_sam2, save_tiny_sam3
+from seeker_jax.data.testing import ChatServer
+from seeker_jax.data.pipeline.testing import TruthHandler
+from seeker_jax.data.pipeline.testing import save_tiny_sam2, save_tiny_sam3
 from seeker_jax.config import load_config
 from seeker_jax.data.pipeline import runner
 from seeker_jax.data.pipeline.masks import (check_masks, decode_rle, encode_rle, iou,

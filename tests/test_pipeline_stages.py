@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from chat_server import ChatServer, reply_text
+from seeker_jax.data.testing import ChatServer, reply_text
 from seeker_jax.data.openai_api import ChatClient
 from seeker_jax.data.pipeline import runner
 from seeker_jax.data.pipeline.llm import ask_json, parse_reply

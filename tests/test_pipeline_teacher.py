@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from chat_server import ChatServer, reply_text
+from seeker_jax.data.testing import ChatServer, reply_text
 from seeker_jax.config import load_config
 from seeker_jax.data.openai_api import ChatClient
 from seeker_jax.agents import teacher
