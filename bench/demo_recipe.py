@@ -51,14 +51,14 @@ def token_kind(prefix: str) -> str:
 
 def teacher_forced(ckpt_dir: str, root: str, split: str = "val", limit: int = 16) -> dict:
     """Next-token argmax accuracy of the checkpoint on teacher trajectories, per token kind."""
-    from seeker_jax.checkpointing import checkpoint as ckpt
+    from seeker_jax.agents.policy import load_policy
     from seeker_jax.data.batch import collate
     from seeker_jax.data.records import read_records
     from seeker_jax.data.trajectories import build_trajectory
     from seeker_jax.models.qwen3_vl import forward
 
-    env, tok = ckpt.read_env_config(ckpt_dir), ckpt.read_tokenizer(ckpt_dir)
-    formatter, model = env.formatter(tok), ckpt.load_model(ckpt_dir)
+    policy = load_policy(f"ckpt:{ckpt_dir}")
+    env, tok, model, formatter = policy.env, policy.tokenizer, policy.model, policy.formatter()
     hits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for record in read_records(root, split, resolve=False)[:limit]:
         seg = build_trajectory(record, formatter, root, env.episode_config())
