@@ -48,8 +48,9 @@ from seeker_jax.rl.grpo_batch import episodes_batch, minibatch_slices
 from seeker_jax.rl.grpo_metrics import episode_metrics, mean_update_metrics
 from seeker_jax.rl.policy_loss import PolicyLossConfig, make_grpo_loss, reference_logprobs
 from seeker_jax.rl.rewards import RewardConfig, RewardModel, from_episode
-from seeker_jax.agents.rollout import (Rollout, RolloutConfig, Script, env_sampler,
-                                      suppressed_ids)
+from seeker_jax.agents.rollout import (SKIP_REASONS, Rollout, RolloutConfig, Script,
+                                      env_sampler, suppressed_ids)
+from seeker_jax.errors import UserError
 from seeker_jax.generation.sampler import Sampler
 from seeker_jax.generation.sampling import SamplingParams
 from seeker_jax.training.sft import prepare_data
@@ -86,7 +87,10 @@ def rollout_seed(seed: int, iteration: int, process: int = 0, refill: int = 0) -
 class Collected:
     """One iteration's training episodes: prompts_per_step groups of n (results, their records,
     reward contexts and scores, in group order), keep (N,) (False: a group dynamic sampling
-    could not replace, which then learns nothing), the groups dropped and the refill rounds."""
+    could not replace, or a stand-in for a skipped one, which then learns nothing), filler (N,)
+    (True: a masked copy of a kept group standing in for a skipped prompt, left out of the
+    metrics), the groups dropped, the refill rounds, and the prompts rolled out and skipped
+    (by why: seeker_jax.agents.rollout's SKIP_REASONS) over all rounds."""
 
     results: list
     records: list[dict]
@@ -97,6 +101,14 @@ class Collected:
     dropped: int = 0
     refills: int = 0
     reward_s: float = 0.0
+    filler: np.ndarray | None = None
+    prompts: int = 0
+    skipped: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    @property
+    def real(self) -> np.ndarray:
+        """(N,) bool: the episodes that were rolled out for this batch (not filler)."""
+        return ~self.filler if self.filler is not None else np.ones(len(self.results), bool)
 
 
 def merge_stats(total, part):
@@ -112,43 +124,76 @@ def merge_stats(total, part):
 def collect(take: Callable[[int], list[dict]], rollout: Rollout, rewards: RewardModel,
             make_episode: Callable[[dict], Any], config: ml_collections.ConfigDict,
             loss: PolicyLossConfig, iteration: int) -> Collected:
-    """Rolls out and scores prompts_per_step groups; with dynamic sampling, drops the groups
-    whose rewards are all equal and refills (DAPO): up to rollout.max_refills more rounds of
-    prompts_per_step prompts each, until prompts_per_step groups are informative. The batch
-    keeps its shape: kept groups first, then (if refills ran out) dropped ones, masked.
-    Every process runs the same number of rounds (multi-host steps are collective)."""
+    """Rolls out and scores prompts_per_step groups. A group with a skipped episode (a bad
+    sample: the rollout's `skipped`) is dropped and counted; with dynamic sampling, so are the
+    groups whose rewards are all equal (DAPO). Either way more rounds of prompts_per_step
+    prompts refill the batch, up to rollout.max_refills, until prompts_per_step groups are
+    usable (informative). The batch keeps its shape: kept groups first, then (if refills ran
+    out) dropped ones, masked, then masked copies of kept groups standing in for skipped
+    prompts. Every process runs the same number of rounds (multi-host steps are collective)."""
     r = config.rollout
     kept: list[tuple] = []      # (results, records, contexts, scores) of one group
     spare: list[tuple] = []
-    stats, dropped, reward_s, refill = None, 0, 0.0, 0
+    stats, dropped, reward_s, refill, prompts = None, 0, 0.0, 0, 0
+    skipped: dict[str, int] = {}
     while True:
         records = take(r.prompts_per_step)
+        prompts += len(records)
         per_episode = [rec for rec in records for _ in range(r.n)]
         results, part = rollout.run([make_episode(rec) for rec in per_episode], group_size=r.n,
                                     seed=rollout_seed(config.seed, iteration,
                                                       jax.process_index(), refill))
         stats = merge_stats(stats, part)
-        t = time.perf_counter()
-        contexts = [from_episode(res, rec) for res, rec in zip(results, per_episode)]
-        scores = rewards.score(contexts)
-        reward_s += time.perf_counter() - t
-        reward = np.array([s["reward"] for s in scores], np.float64)
-        groups = np.repeat(np.arange(r.prompts_per_step), r.n)
-        informative = (dynamic_sampling_keep(reward, groups) if loss.dynamic_sampling
-                       else np.ones(len(results), bool))
+        groups = []
         for g in range(r.prompts_per_step):
             part_g = slice(g * r.n, (g + 1) * r.n)
-            group = (results[part_g], per_episode[part_g], contexts[part_g], scores[part_g])
-            (kept if informative[g * r.n] else spare).append(group)
-            dropped += int(not informative[g * r.n])
+            why = next((res.skipped for res in results[part_g] if res.skipped), None)
+            if why is None:
+                groups.append((results[part_g], per_episode[part_g]))
+            else:
+                skipped[why] = skipped.get(why, 0) + 1
+        t = time.perf_counter()
+        contexts = [[from_episode(res, rec) for res, rec in zip(*group)] for group in groups]
+        flat = rewards.score([c for cs in contexts for c in cs])
+        reward_s += time.perf_counter() - t
+        for i, (group, ctxs) in enumerate(zip(groups, contexts)):
+            scores = flat[i * r.n:(i + 1) * r.n]
+            reward = np.array([sc["reward"] for sc in scores], np.float64)
+            informative = (not loss.dynamic_sampling
+                           or bool(dynamic_sampling_keep(reward, np.zeros(r.n, int))[0]))
+            (kept if informative else spare).append((*group, ctxs, scores))
+            dropped += int(not informative)
         if not anywhere(len(kept) < r.prompts_per_step) or refill >= r.max_refills:
             break
         refill += 1
     chosen = (kept + spare)[:r.prompts_per_step]
-    keep = np.repeat([i < len(kept) for i in range(len(chosen))], r.n)
-    flat = [sum((list(g[i]) for g in chosen), []) for i in range(4)]
+    if not chosen:
+        raise ValueError(
+            f"GRPO iteration {iteration}: every one of its {prompts} prompts was skipped as a "
+            f"bad sample ({', '.join(f'{k}: {v}' for k, v in sorted(skipped.items()))}), "
+            f"refills included: the data is broken; the log names the records")
+    missing = r.prompts_per_step - len(chosen)
+    filler = [chosen[i % len(chosen)] for i in range(missing)]  # stand-ins, masked
+    keep = np.repeat([i < len(kept) for i in range(len(chosen))] + [False] * missing, r.n)
+    fill = np.repeat([False] * len(chosen) + [True] * missing, r.n)
+    flat = [sum((list(g[i]) for g in chosen + filler), []) for i in range(4)]
     return Collected(*flat, keep=keep, stats=stats, dropped=dropped, refills=refill,
-                     reward_s=reward_s)
+                     reward_s=reward_s, filler=fill, prompts=prompts, skipped=skipped)
+
+
+def check_skips(seen: dict, max_fraction: float, iteration: int) -> None:
+    """Stops the run, saying why, once more than max_fraction of its prompts were skipped as
+    bad samples (seen: {"prompts": rolled out, "skipped": {why: count}} since the run began)."""
+    skipped = sum(seen["skipped"].values())
+    if seen["prompts"] and skipped > max_fraction * seen["prompts"]:
+        why = ", ".join(f"{k}: {v}" for k, v in sorted(seen["skipped"].items()))
+        raise UserError(
+            f"GRPO stopped at iteration {iteration}: {skipped} of its {seen['prompts']} prompts "
+            f"({skipped / seen['prompts']:.0%}) were skipped as bad samples ({why}), more than "
+            f"rollout.max_skip_fraction={max_fraction}. The log names each skipped record: fix "
+            f"or remove them (prompt_too_long: raise rollout.max_len or shorten the prompt; "
+            f"bad_video: a missing or unreadable video; tool_raised: a bug in a tool, with its "
+            f"traceback), or raise --config.rollout.max_skip_fraction")
 
 
 def check_config(config: ml_collections.ConfigDict, loss: PolicyLossConfig) -> None:
@@ -305,6 +350,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
     _, rng, restored = restore_latest(manager, state, data_iter, rng, config.model.freeze_vision,
                                       extra={GRPO_ITEM: JsonItem()})
     iteration = int(restored[GRPO_ITEM]["iteration"]) if restored else 0
+    # prompts rolled out and skipped (by why) since the run began: the skip limit's count
+    seen = {"prompts": int(restored[GRPO_ITEM].get("prompts", 0)) if restored else 0,
+            "skipped": dict(restored[GRPO_ITEM].get("skipped", {})) if restored else {}}
     writer = MetricsWriter(workdir, resume_step=iteration)
 
     params = SamplingParams(r.temperature, r.top_k, r.top_p, loss_cfg.suppress_ids)
@@ -314,7 +362,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
                           batch_size=r.batch_size or r.prompts_per_step * r.n, max_len=r.max_len,
                           params=params, decode_steps=r.decode_steps, max_chunk=r.max_chunk,
                           mesh=mesh, rules=rules)
-    rollout = Rollout(sampler, RolloutConfig(r.max_new_tokens, r.max_turns, r.num_workers),
+    rollout = Rollout(sampler, RolloutConfig(r.max_new_tokens, r.max_turns, r.num_workers,
+                                             r.max_response_tokens, skip_bad_samples=True),
                       script, lambda text: tokenizer.encode(text, add_special_tokens=False))
     rewards = RewardModel(RewardConfig.from_config(config.reward))
     formatter, episode_config = env.formatter(tokenizer), env.episode_config()
@@ -332,6 +381,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
         batch = collect(lambda k: [next(data_iter) for _ in range(k)], rollout, rewards,
                         make_episode, config, loss_cfg, iteration)
         results, scores, stats = batch.results, batch.scores, batch.stats
+        seen["prompts"] += batch.prompts
+        for why, count in batch.skipped.items():
+            seen["skipped"][why] = seen["skipped"].get(why, 0) + count
         t2 = time.perf_counter()
         reward = np.array([s["reward"] for s in scores], np.float64)
         groups = np.repeat(np.arange(r.prompts_per_step), r.n)
@@ -354,8 +406,14 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
         t4 = time.perf_counter()
         iteration += 1
 
-        row = {**episode_metrics(results, scores, advantages), **mean_update_metrics(updates),
+        real = batch.real
+        row = {**episode_metrics([x for x, k in zip(results, real) if k],
+                                 [x for x, k in zip(scores, real) if k], advantages[real]),
+               **mean_update_metrics(updates),
                "dropped_groups": float(batch.dropped), "refills": float(batch.refills),
+               "prompts": float(batch.prompts),
+               "skipped_prompts": float(sum(batch.skipped.values())),
+               **{f"skipped/{why}": float(batch.skipped.get(why, 0)) for why in SKIP_REASONS},
                "optimizer_step": float(state.step),
                "lr": float(schedule(max(state.step - 1, 0) // config.optimizer.accum_steps)),
                "rollout_s": stats.wall_s, "prefill_s": stats.prefill_s,
@@ -369,10 +427,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
                                              or iteration == config.steps):
                 from seeker_jax.rl.plots import write_plots
                 write_plots(workdir)
+        check_skips(seen, r.max_skip_fraction, iteration)
         if iteration % config.checkpoint_every == 0 or iteration == config.steps:
             save_checkpoint(manager, iteration, {
                 **state_items(state, data_iter, state.step, rng),
-                GRPO_ITEM: JsonItem({"iteration": iteration, "reference": source})})
+                GRPO_ITEM: JsonItem({"iteration": iteration, "reference": source, **seen})})
         if on_step is not None:
             on_step(Iteration(iteration, state, sampler, results, scores, row))
         bar.update(1)
@@ -450,7 +509,7 @@ def update(state: TrainState, train_step, results, advantages: np.ndarray, keep:
     return steps
 
 
-__all__ = ["GRPO_ITEM", "Collected", "Iteration", "build_reference", "check_config",
+__all__ = ["GRPO_ITEM", "Collected", "Iteration", "build_reference", "check_config", "check_skips",
            "check_host_memory", "collect", "learning_minibatches", "projection_bytes",
            "merge_stats", "prompt_iterator", "rollout_seed", "score_minibatches", "train",
            "update"]

@@ -120,7 +120,8 @@ def from_episode(result: Any, record: Mapping[str, Any]) -> RewardContext:
         raise ValueError(f"{name}: a reward needs the record's 'question' and 'answer'")
     calls = list(getattr(result, "calls", []) or [])
     stops = list(getattr(result, "turn_stop_reasons", []) or [])
-    truncated = result.end_reason == "max_len" or bool(stops and stops[-1] in _TRUNCATING_STOPS)
+    truncated = (result.end_reason in ("max_len", "max_response")
+                 or bool(stops and stops[-1] in _TRUNCATING_STOPS))
     return RewardContext(
         question=str(record["question"]), answer=result.answer, reference=str(record["answer"]),
         question_form=question_form_of(record), options=_options(record.get("options")),

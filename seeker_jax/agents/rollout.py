@@ -8,7 +8,16 @@ built on the threads too. A finished episode frees its row for the next one.
 
 An episode ends on an answer or on whatever else the environment decides (no call, the round
 limit), on `max_turns`, or on the length limit: a turn that fills the row, or an observation
-that would not fit, ends the episode; a vision span is never cut.
+that would not fit, ends the episode; a vision span is never cut. With `max_response_tokens`,
+everything after the prompt (turns, tool outputs, their images) is capped per episode: a turn
+gets at most what is left of it, and an episode that would pass it ends ("max_response").
+
+Bad samples (`skip_bad_samples`, GRPO's setting) never end a run: a prompt longer than the row,
+a video that cannot be read or is missing (the prompt's build raises), a tool step that raises.
+The episode (a prompt's whole group) ends at once with `skipped` set to why (end_reason
+"prompt_too_long", "bad_video" or "tool_raised"), is logged, and holds no trainable tokens;
+the caller counts and drops it. Without the setting a raise propagates, as before; a prompt
+that does not fit is always skipped (there is nothing else to do with it).
 
 Reproducible: the sampling key of every token folds in (seed, episode index, token index), so
 the tokens and log-probs of a run depend on the seed and the episodes only, not on tool
@@ -37,6 +46,8 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
+from seeker_jax.env.sandbox import SandboxError
+from seeker_jax.env.video import VideoError
 from seeker_jax.models.chat import Segment
 from seeker_jax.generation.conversation import Conversation, Turn
 from seeker_jax.generation.sampler import Sampler
@@ -54,14 +65,24 @@ class EpisodeLike(Protocol):
     def step(self, text: str, ids: Sequence[int] | None = None) -> Any: ...
 
 
+# A prompt whose build raises one of these is bad data (a corrupt or missing video, an asset
+# outside the sandbox), not a bug: with skip_bad_samples the sample is skipped.
+BAD_DATA = (VideoError, SandboxError, OSError)
+SKIP_REASONS = ("prompt_too_long", "bad_video", "tool_raised")
+
+
 @dataclass(frozen=True)
 class RolloutConfig:
     """max_new_tokens: per turn; max_turns: model turns per episode (the environment may end
-    it sooner); num_workers: tool threads."""
+    it sooner); num_workers: tool threads; max_response_tokens: per episode, every token after
+    the prompt (0: only the row limits it); skip_bad_samples: skip (and log) an episode whose
+    video cannot be read or whose tool step raises, instead of raising (module doc)."""
 
     max_new_tokens: int = 1024
     max_turns: int = 8
     num_workers: int = 8
+    max_response_tokens: int = 0
+    skip_bad_samples: bool = False
 
 
 @dataclass
@@ -71,7 +92,8 @@ class EpisodeResult:
     conversation: all token ids, the policy mask (1 on tokens the policy sampled; prompts,
     tool outputs and the `<|im_end|>` added after a stop string are 0), the sampling
     log-probs and the pixels for re-running the forward. turns: the model's turns as text, with
-    why each stopped. calls: the environment's tool-call log.
+    why each stopped. calls: the environment's tool-call log. skipped: why the episode could
+    not run (one of SKIP_REASONS; its conversation holds nothing to learn from), else None.
     """
 
     index: int
@@ -81,6 +103,7 @@ class EpisodeResult:
     answer: str | None
     end_reason: str
     calls: list = field(default_factory=list)
+    skipped: str | None = None
 
 
 @dataclass
@@ -99,6 +122,7 @@ class RolloutStats:
     prompt_vision_tokens: int = 0
     prompt_build_s: float = 0.0
     forked_rows: int = 0
+    skipped: Counter = field(default_factory=Counter)  # episodes skipped, by SKIP_REASONS
 
     @property
     def wait_fraction(self) -> float:
@@ -216,12 +240,31 @@ class Rollout:
             group = followers.pop(leader)
             for row, _ in group:
                 _adopt(live[row].episode, segment)
+                prompt_len[row] = len(segment)
+            prompt_len[leader] = len(segment)
             if len(segment) > s.room(leader):
-                for row in [leader, *(row for row, _ in group)]:
-                    finish(row, "max_len")
+                skip([leader, *(row for row, _ in group)], "prompt_too_long",
+                     f"its prompt has {len(segment)} tokens and a row holds {s.max_len}")
             else:
                 ready[leader] = segment
                 forks[leader] = [row for row, _ in group]
+
+        def skip(rows: list[int], why: str, detail: str, exc: BaseException | None = None
+                 ) -> None:
+            """Ends these rows' episodes as skipped bad samples (module doc), logged."""
+            for row in rows:
+                record = getattr(getattr(live[row].episode, "record", None), "video_id", "?")
+                log.warning("rollout: episode %d (video %s) skipped, %s: %s",
+                            first_index + live[row].index, record, why, detail,
+                            exc_info=exc if why == "tool_raised" else None)
+                stats.skipped[why] += 1
+                finish(row, why, skipped=why)
+
+        def left(row: int) -> int | None:
+            """Tokens of the episode's response budget still free (None: no budget)."""
+            if not cfg.max_response_tokens:
+                return None
+            return prompt_len[row] + cfg.max_response_tokens - len(s.rows[row].ids)
 
         def fork(leader: int) -> None:
             rows = forks.pop(leader)
@@ -230,20 +273,25 @@ class Rollout:
                        self._forced({row: live[row] for row in rows}))
                 stats.forked_rows += len(rows)
 
-        def finish(row: int, reason: str, answer: str | None = None) -> None:
+        def finish(row: int, reason: str, answer: str | None = None,
+                   skipped: str | None = None) -> None:
             ep = live.pop(row)
             results[ep.index] = EpisodeResult(
                 ep.index, self._record(row, ep.closing), ep.turns, ep.stops, answer, reason,
-                list(getattr(ep.episode, "calls", [])))
+                list(getattr(ep.episode, "calls", [])), skipped)
             stats.end_reasons[reason] += 1
             s.reset_row(row)
             free.append(row)
             admit()
 
         def offer(row: int, segment: Segment) -> None:
-            """Queues a segment for the next append, or ends the episode if it cannot fit."""
+            """Queues a segment for the next append, or ends the episode if it cannot fit (in
+            the row, or in its response budget with room for one more token)."""
+            budget = left(row)
             if len(segment) > s.room(row):
                 finish(row, "max_len")  # the record keeps the turn's closing tokens
+            elif budget is not None and len(segment) >= budget:
+                finish(row, "max_response")
             else:
                 live[row].closing = np.zeros(0, np.int32)  # now part of the segment
                 ready[row] = segment
@@ -255,8 +303,11 @@ class Rollout:
             ep.stops.append(turn.stop_reason)
             ep.last_ids = turn.ids
             stats.turns += 1
+            budget = left(row)
             if turn.stop_reason == "max_len":
                 finish(row, "max_len")
+            elif turn.stop_reason == "max_new_tokens" and budget is not None and budget <= 0:
+                finish(row, "max_response")  # the turn was cut by the episode's budget
             else:
                 futures[pool.submit(ep.episode.step, text, turn.ids.tolist())] = (row, "step")
 
@@ -265,9 +316,23 @@ class Rollout:
                 row, kind = futures.pop(fut)
                 ep = live[row]
                 if kind == "prompt":
-                    prompt_ready(row, fut.result())
+                    try:
+                        segment = fut.result()
+                    except BAD_DATA as exc:
+                        if not cfg.skip_bad_samples:
+                            raise
+                        rows = [row, *(r for r, _ in followers.pop(row))]
+                        skip(rows, "bad_video", f"{type(exc).__name__}: {exc}")
+                        continue
+                    prompt_ready(row, segment)
                     continue
-                result = fut.result()
+                try:
+                    result = fut.result()
+                except Exception as exc:  # noqa: BLE001 - a bad sample must not end the run
+                    if not cfg.skip_bad_samples:
+                        raise
+                    skip([row], "tool_raised", f"{type(exc).__name__}: {exc}", exc)
+                    continue
                 ep.closing = self._closing(ep, result.done)
                 if result.done:
                     finish(row, result.end_reason, result.answer)
@@ -277,6 +342,7 @@ class Rollout:
                     offer(row, _join(ep.closing, result.segment))
 
         forks: dict[int, list[int]] = {}  # leader row -> rows to fork after its prompt
+        prompt_len: dict[int, int] = {}  # row -> its episode's prompt tokens
         with ThreadPoolExecutor(cfg.num_workers) as pool:
             admit()
             while live:
@@ -284,7 +350,10 @@ class Rollout:
                 if ready:
                     forced = self._forced({row: live[row] for row in ready})
                     rows = list(ready)
-                    s.append(ready, cfg.max_new_tokens, forced)
+                    budgets = {row: left(row) for row in ready}
+                    s.append(ready, {row: cfg.max_new_tokens if budgets[row] is None else
+                                     min(cfg.max_new_tokens, budgets[row] - len(ready[row]))
+                                     for row in ready}, forced)
                     ready.clear()
                     started = list(rows)
                     for row in rows:
@@ -362,5 +431,5 @@ def _join(closing: np.ndarray, segment: Segment) -> Segment:
                    segment.video_grid_thw)
 
 
-__all__ = ["EpisodeResult", "Rollout", "RolloutConfig", "RolloutStats", "Script", "env_sampler",
-           "stop_tokens", "suppressed_ids"]
+__all__ = ["BAD_DATA", "EpisodeResult", "Rollout", "RolloutConfig", "RolloutStats",
+           "SKIP_REASONS", "Script", "env_sampler", "stop_tokens", "suppressed_ids"]
