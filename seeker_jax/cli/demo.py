@@ -7,7 +7,7 @@
 3. evaluate it on held-out records through the evaluator (seeker_jax/eval, protocol
    "answer"): greedy tool episodes in the rollout engine (jitted generation, the KV cache
    growing across tool turns, tools on host threads), accuracy by env/grading.py's rule, and
-   the GRPO reward of each episode (configs/reward.py:paper);
+   the reward the demo's GRPO trains on, per episode;
 4. GRPO from the SFT checkpoint (configs/grpo.py:tiny_synth, rl/grpo.py);
 5. evaluate the GRPO checkpoint on the same records: the before/after table, one episode in
    full (the model's turns, its tool calls, what the tools showed);
@@ -102,14 +102,16 @@ def held_out_world(workdir: str, config, num: int) -> tuple[str, list[dict]]:
     return root, [r for split in SPLITS for r in read_records(root, split, resolve=False)]
 
 
-def reward_scores(judged: Sequence, records: Sequence[dict], preset: str = "paper"
+def reward_scores(judged: Sequence, records: Sequence[dict], reward=None
                   ) -> list[dict[str, float]]:
-    """Each episode's GRPO reward and its parts (configs/reward.py preset, no judge: open
-    answers by rule), so the table shows what GRPO trains on beside the accuracy."""
-    from seeker_jax.configs.reward import reward_group
+    """Each episode's GRPO reward and its parts, so the table shows what GRPO trains on beside
+    the accuracy. reward: a GRPO config's reward group (default: configs/grpo.py:tiny_synth's,
+    what the demo's GRPO trains on)."""
     from seeker_jax.rl.rewards import RewardConfig, RewardModel, from_episode
 
-    model = RewardModel(RewardConfig.from_config(reward_group(preset)))
+    if reward is None:
+        reward = load_config("configs/grpo.py:tiny_synth").reward
+    model = RewardModel(RewardConfig.from_config(reward))
     return model.score([from_episode(j.outcome, r) for j, r in zip(judged, records)])
 
 
@@ -133,15 +135,17 @@ def run_episodes(policy, root: str, records: Sequence[dict], *, batch_size: int 
     return [j[0] for j in judged], backend.stats
 
 
-def evaluate(ckpt_dir: str, root: str, records: list[dict], label: str):
-    """Greedy episodes of checkpoint `ckpt_dir` on `records`, scored: (Evaluation, Policy)."""
+def evaluate(ckpt_dir: str, root: str, records: list[dict], label: str, reward=None):
+    """Greedy episodes of checkpoint `ckpt_dir` on `records`, scored (reward: see
+    reward_scores): (Evaluation, Policy)."""
     from seeker_jax.agents.policy import load_policy
     from seeker_jax.eval.compare import summarize_episodes
 
     t0 = time.perf_counter()
     policy = load_policy(f"ckpt:{ckpt_dir}")
     judged, stats = run_episodes(policy, root, records)
-    ev = summarize_episodes(judged, [s["reward"] for s in reward_scores(judged, records)])
+    ev = summarize_episodes(judged, [s["reward"] for s in reward_scores(judged, records,
+                                                                         reward)])
     ev.summary.update(tool_wait_fraction=round(stats.wait_fraction, 3),
                       seconds=round(time.perf_counter() - t0, 1),
                       correct=ev.correct.astype(int).tolist(),
@@ -221,13 +225,14 @@ def run_demo(workdir: str, steps: int | None = None, episodes: int = 16, grpo_st
         eval_root, records = root, held_out(root, episodes)
     stage(3, f"evaluating the SFT model on {len(records)} held-out questions (greedy tool "
              "episodes)")
-    before, policy = evaluate(sft_ckpt, eval_root, records, "SFT")
+    reward = grpo_config(sft_ckpt, root, max(grpo_steps, 1), grpo_overrides).reward
+    before, policy = evaluate(sft_ckpt, eval_root, records, "SFT", reward)
     final_ckpt, after = sft_ckpt, before
     if grpo_steps > 0:
         summary["grpo"] = grpo_stage(workdir, sft_ckpt, root, grpo_steps, grpo_overrides)
         final_ckpt = os.path.join(summary["grpo"]["dir"], "checkpoints")
         stage(5, f"evaluating the GRPO model on the same {len(records)} questions")
-        after, policy = evaluate(final_ckpt, eval_root, records, "GRPO")
+        after, policy = evaluate(final_ckpt, eval_root, records, "GRPO", reward)
     else:
         stage(4, "GRPO skipped (--grpo-steps 0)")
         stage(5, "the SFT model is the final one")
