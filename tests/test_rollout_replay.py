@@ -1,5 +1,6 @@
 """Rollouts replay exactly: the same seed gives the same tokens and log-probs whatever the tool
-latencies, the batch size, or whether GRPO groups share their prompt.
+latencies, the batch size, whether GRPO groups share their prompt, or whether the episodes run
+in one call or in parts (`first_index`, as the evaluator runs passk).
 
 Six episodes in three groups of two (a group's episodes share a prompt), three turns each, all
 tokens drawn at temperature 1.0 (no script), tools sleeping 0-40 ms with a different sleep
@@ -28,12 +29,16 @@ def model(tmp_path_factory):
     return from_pretrained(d)
 
 
-def run(sampler, sleep_seed, group_size=1, seed=3):
+def run(sampler, sleep_seed, group_size=1, seed=3, cuts=(0, 6)):
+    """The six episodes, in one call or in parts split at `cuts` (results joined)."""
     episodes = [SleepyEpisode(i, 3, (0.0, 0.04), prompt_seed=i // 2, sleep_seed=sleep_seed,
                               prompt_parts=PROMPT, observation_parts=OBSERVATION)
                 for i in range(6)]
     rollout = Rollout(sampler, RolloutConfig(max_new_tokens=10, max_turns=3, num_workers=4))
-    results, stats = rollout.run(episodes, group_size=group_size, seed=seed)
+    results = []
+    for a, b in zip(cuts, cuts[1:]):
+        part, stats = rollout.run(episodes[a:b], group_size=group_size, seed=seed, first_index=a)
+        results += part
     return results, stats, sum(e.prompt_builds for e in episodes)
 
 
@@ -45,7 +50,8 @@ def test_same_seed_same_rollouts_across_latency_batch_and_grouping(model):
     ref, ref_stats, ref_builds = run(small, sleep_seed=0)
     others = {"batch 2, other latencies": run(small, sleep_seed=1),
               "batch 4": run(big, sleep_seed=2),
-              "batch 4, groups of 2 share the prompt": run(big, sleep_seed=3, group_size=2)}
+              "batch 4, groups of 2 share the prompt": run(big, sleep_seed=3, group_size=2),
+              "in two parts": run(big, sleep_seed=4, group_size=2, cuts=(0, 4, 6))}
     assert [len(r.turns) for r in ref] == [3] * 6
     worst = 0.0
     for name, (results, _, _) in others.items():
