@@ -666,7 +666,15 @@ def _serve(args: argparse.Namespace) -> int:
     service = build_service(args.model, config)
     print(f"serve: {service.model_name} on http://{args.host}:{args.port}/v1", flush=True)
     run(service, args.host, args.port, args.shutdown_timeout)
-    return 0
+    # Every client has been answered and the server has stopped: skip the interpreter's
+    # teardown of torch and XLA (seconds), so a SIGTERM'd server exits right after its drain.
+    import logging
+    import os
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

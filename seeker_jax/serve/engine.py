@@ -190,19 +190,20 @@ class Engine:
             self._cond.notify()
         return handle
 
-    def close(self) -> None:
-        """Stops the worker; every request still queued or decoding gets an error event, so no
-        reader stays blocked on its queue (a thread pool would wait for it at exit)."""
+    def close(self, timeout: float = 30.0) -> None:
+        """Stops the worker. Every request still queued or decoding gets an error event at
+        once, so no reader stays blocked on its queue (a thread pool would wait for it at
+        exit) nor waits for the worker, which may be inside a decode call or a compile; then
+        waits up to `timeout` s for the worker to finish that call (it is a daemon thread)."""
         with self._cond:
             self._stop = True
             self._cond.notify()
-        self._thread.join(timeout=30)
-        for c in list(self._choices.values()):
-            c.handle.events.put(("error", SHUTTING_DOWN, 503))
-        self._choices.clear()
-        with self._cond:
-            while self._pending:
-                self._pending.popleft().events.put(("error", SHUTTING_DOWN, 503))
+            pending, self._pending = list(self._pending), deque()
+            live = {id(c.handle): c.handle for c in list(self._choices.values())}
+        for handle in [*live.values(), *pending]:
+            handle.cancel()
+            handle.events.put(("error", SHUTTING_DOWN, 503))
+        self._thread.join(timeout=timeout)
 
     # -- worker
 

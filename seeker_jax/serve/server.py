@@ -3,10 +3,12 @@
 On SIGTERM or SIGINT the server
 1. stops admitting: new requests get a 503 in OpenAI's error shape, /health says "draining";
 2. lets the requests in flight finish, for up to `shutdown_timeout` seconds;
-3. closes the engine: whatever is still queued or decoding ends with an error (a stream gets
-   a final `data: {"error": ...}` event, a plain request a 503), and waits FLUSH_S for those
-   last bytes to go out;
-4. stops uvicorn (which cancels anything still open after FLUSH_S more) and returns.
+3. closes the engine: whatever is still queued or decoding ends with an error at once (a
+   stream gets a final `data: {"error": ...}` event, a plain request a 503), and waits up to
+   FLUSH_S for those last bytes to go out;
+4. stops uvicorn (which cancels anything still open after FLUSH_S more) and returns, after
+   waiting at most FLUSH_S for the engine's worker to end its step (it may be inside a
+   compile; it is a daemon thread). So the process exits within shutdown_timeout + a few s.
 A second signal skips the wait. Without step 3 before step 4, uvicorn would wait forever for
 the open streams while the engine kept decoding them.
 """
@@ -23,7 +25,7 @@ from seeker_jax.serve.serving import ChatService
 
 log = logging.getLogger(__name__)
 
-FLUSH_S = 3.0  # for the last events of streams the engine closed
+FLUSH_S = 2.0  # for the last events of streams the engine closed, and for its worker at exit
 
 
 class GracefulServer(uvicorn.Server):
@@ -44,7 +46,7 @@ class GracefulServer(uvicorn.Server):
                                               daemon=True)
             self._draining.start()
         else:  # a second signal: no more waiting
-            self.service.engine.close()
+            self.service.engine.close(timeout=0)
             self.should_exit = True
 
     def drain(self, timeout: float | None = None) -> None:
@@ -58,7 +60,7 @@ class GracefulServer(uvicorn.Server):
         if not admission.wait_idle(timeout):
             log.warning("shutting down: ending %d request(s) still in flight",
                         admission.in_flight)
-        self.service.engine.close()
+        self.service.engine.close(timeout=0)  # errors now; `run` waits for the worker
         admission.wait_idle(FLUSH_S)
         log.warning("shutting down after %.1f s", time.monotonic() - start)
         self.should_exit = True
@@ -69,5 +71,8 @@ def run(service: ChatService, host: str, port: int, shutdown_timeout: float = 10
     server = GracefulServer(service, host, port, shutdown_timeout)
     try:
         server.run()
-    finally:
-        service.engine.close()
+    finally:  # the worker may be inside a compile: it is a daemon, not waited for long
+        start = time.monotonic()
+        service.engine.close(timeout=FLUSH_S)
+        log.warning("stopped (the engine's worker took %.1f s to stop)",
+                    time.monotonic() - start)
