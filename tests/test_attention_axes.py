@@ -112,3 +112,17 @@ def test_aot_resolves_auto_for_the_tpu_it_compiles_for():
     cfg = aot.abstract_train_state(c, mesh, optax.sgd(1e-3))[0]
     assert cfg.attention_impl == "splash"
     assert cfg.attention_axes == attention_axes(rules_from_config(c.mesh.rules))
+
+
+def test_runtime_choices_are_not_stored_with_a_checkpoint(tmp_path):
+    """A model built for a run (attention impl and axes set) writes the config a checkpoint
+    holds; reading it back gives the stored defaults, which the next run sets again."""
+    from seeker_jax.checkpointing.checkpoint import read_model_config, write_model_config
+
+    c = load_config("configs/sft.py:tiny_synth", ["--config.model.attention_impl=chunked"])
+    _, cfg = build_model(c.model, rules_from_config(c.mesh.rules))
+    assert cfg.attention_impl == "chunked" and cfg.attention_axes is not None
+    write_model_config(str(tmp_path), cfg)
+    back, _ = read_model_config(str(tmp_path))
+    assert back == cfg.stored()
+    assert back.attention_impl == "auto" and back.attention_axes is None

@@ -92,6 +92,11 @@ class Qwen3VLConfig:
     def replace(self, **kw: Any) -> "Qwen3VLConfig":
         return dataclasses.replace(self, **kw)
 
+    def stored(self) -> "Qwen3VLConfig":
+        """The config as a checkpoint holds it: the runtime choices (attention_impl,
+        attention_axes) at their defaults, since config.json never records them."""
+        return self.replace(attention_impl="auto", attention_axes=None)
+
 
 _VISION_KEYS = {f.name for f in dataclasses.fields(VisionConfig)} - {"rope_theta"}
 _TEXT_KEYS = {f.name for f in dataclasses.fields(TextConfig)} - {

@@ -412,7 +412,7 @@ def write_hf_dir(source: ParamSource, cfg: Qwen3VLConfig, out_dir: str, *,
                                 np.dtype(jnp.dtype(dtype if dtype is not None else stored))))
     dtypes = {s.dtype.name for s in specs}
     config_dict = to_hf_dict(cfg) if config_dict is None else config_dict
-    if from_hf_dict(config_dict) != cfg:
+    if from_hf_dict(config_dict) != cfg.stored():
         raise CheckpointError("the config given does not describe these parameters")
     config_dict = _with_dtype(config_dict, dtypes.pop() if len(dtypes) == 1 else "float32")
 

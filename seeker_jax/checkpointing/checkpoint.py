@@ -102,7 +102,7 @@ def write_model_config(directory: str, cfg: Qwen3VLConfig, config_dict: dict | N
     it must describe cfg. Default: the config transformers would write for cfg.
     """
     config_dict = to_hf_dict(cfg) if config_dict is None else config_dict
-    if from_hf_dict(config_dict) != cfg:
+    if from_hf_dict(config_dict) != cfg.stored():
         raise ConfigError("config_dict does not describe the model config given")
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, CONFIG_FILE), "w") as f:
