@@ -280,3 +280,19 @@ def synthesize(out: str | Path, num: int, seed: int, cfg: ml_collections.ConfigD
             "config": cfg_dict}
     (out / "meta.json").write_text(json.dumps(meta, sort_keys=True, indent=1, default=list))
     return meta
+
+
+def prepare_data(config: ml_collections.ConfigDict, workdir: str, writer: bool = True) -> str:
+    """A training run's dataset root: config.data.root, or a synthetic world made once in
+    WORKDIR/data (config.data.synth_num questions of preset config.data.synth_preset, seed
+    config.seed). SFT, GRPO and the demo share it. writer: whether this process writes the
+    world (in a multi-host run only process 0 does)."""
+    if config.data.root:
+        return config.data.root
+    root = str(Path(workdir) / "data")
+    if writer and not (Path(root) / "records" / "train.array_record").is_file():
+        from seeker_jax.config import load_config
+
+        synthesize(root, config.data.synth_num, config.seed,
+                   load_config(f"configs/synth.py:{config.data.synth_preset}"))
+    return root

@@ -53,7 +53,7 @@ from seeker_jax.agents.rollout import (SKIP_REASONS, Rollout, RolloutConfig, Scr
 from seeker_jax.errors import UserError
 from seeker_jax.generation.sampler import Sampler
 from seeker_jax.generation.sampling import SamplingParams
-from seeker_jax.training.sft import prepare_data
+from seeker_jax.data.synth import prepare_data
 from seeker_jax.sharding import make_mesh, model_shardings, rules_from_config
 from seeker_jax.training.train_state import TrainState, create_train_state, make_train_step, place_batch
 from seeker_jax.training.trainer import (JsonItem, MetricsWriter, build_model, mesh_context, under_mesh,
@@ -322,7 +322,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
     loss_cfg = PolicyLossConfig.from_config(config.loss)
     check_config(config, loss_cfg)
     r = config.rollout
-    root = prepare_data(config, workdir)
+    root = prepare_data(config, workdir, writer=jax.process_index() == 0)
     mesh = make_mesh(resolve_mesh_shape(config.mesh, jax.device_count()))
     rules = rules_from_config(config.mesh.rules)
     env = EnvConfig.from_config(config.env)

@@ -205,7 +205,7 @@ def run_demo(workdir: str, steps: int | None = None, episodes: int = 16, grpo_st
     from seeker_jax.checkpointing.convert import export
     from seeker_jax.eval.compare import table
     from seeker_jax.eval.describe import describe_episode
-    from seeker_jax.training.sft import prepare_data
+    from seeker_jax.data.synth import prepare_data
 
     os.makedirs(workdir, exist_ok=True)
     summary: dict[str, Any] = {"workdir": os.path.abspath(workdir)}

@@ -28,6 +28,7 @@ import ml_collections
 
 from seeker_jax.checkpointing import checkpoint as ckpt
 from seeker_jax.config import to_json
+from seeker_jax.data.synth import prepare_data
 from seeker_jax.data.trajectories import TrajectoryConfig, make_loader
 from seeker_jax.training.optim import make_optimizer, make_schedule
 from seeker_jax.env.config import EnvConfig
@@ -40,19 +41,6 @@ from seeker_jax.training.trainer import (MetricsWriter, build_model, maybe_initi
                                 save_checkpoint, state_items, under_mesh)
 
 LOSS = "sft"  # seeker_jax.training.losses: mean NLL of the learned tokens
-
-
-def prepare_data(config: ml_collections.ConfigDict, workdir: str) -> str:
-    """The dataset root: config.data.root, or a synthetic world made once in WORKDIR/data."""
-    if config.data.root:
-        return config.data.root
-    root = os.path.join(workdir, "data")
-    if jax.process_index() == 0 and not os.path.isfile(os.path.join(root, "records", "train.array_record")):
-        from seeker_jax.config import load_config
-        from seeker_jax.data.synth import synthesize
-        synthesize(root, config.data.synth_num, config.seed,
-                   load_config(f"configs/synth.py:{config.data.synth_preset}"))
-    return root
 
 
 def evaluate(eval_step, state: TrainState, model, mesh, batches: list[dict],
@@ -96,7 +84,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
     if jax.process_index() == 0:
         with open(os.path.join(workdir, "config.json"), "w") as f:
             f.write(to_json(config))
-    root = prepare_data(config, workdir)
+    root = prepare_data(config, workdir, writer=jax.process_index() == 0)
     mesh = make_mesh(resolve_mesh_shape(config.mesh, jax.device_count()))
     rules = rules_from_config(config.mesh.rules)
     env = EnvConfig.from_config(config.env)
@@ -159,5 +147,5 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
 
 # build_model, resolve_mesh_shape and maybe_initialize_distributed live in seeker_jax.training.trainer;
 # they stay importable from here for callers of the SFT module.
-__all__ = ["build_model", "evaluate", "maybe_initialize_distributed", "prepare_data",
+__all__ = ["build_model", "evaluate", "maybe_initialize_distributed",
            "resolve_mesh_shape", "train", "validation_batches"]
