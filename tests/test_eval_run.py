@@ -159,3 +159,37 @@ def test_config_video_mode_and_tool_role_reach_the_backend(bench, tmp_path):
                               max_new_tokens=8, max_turns=1, video_mode="images",
                               tool_role="user")
     assert (backend.video_mode, backend.tool_role) == ("images", "user")
+
+
+def test_a_rerun_with_another_model_is_refused_not_relabelled(bench, tmp_path):
+    """results.jsonl belongs to the run that made it: rerunning in the same folder with
+    another --model (or protocol, data, config) is an error naming what differs, before any
+    request; --limit and batch_size may change; overwrite deletes the old answers."""
+    from seeker_jax.errors import UserError
+    from seeker_jax.eval.cli import run_eval_command
+
+    path, root = bench
+    config = load_config("configs/eval.py:v2p_official")
+    with ChatServer(lambda body: reply_text("A")) as server:
+        def run(model, limit=None, overwrite=False, overrides=()):
+            c = load_config("configs/eval.py:v2p_official", list(overrides))
+            return run_eval_command(c, f"openai:{server.url}#{model}", str(path), str(tmp_path),
+                                    str(root / "videos"), str(root / "frames"), limit,
+                                    overwrite)
+
+        assert run("m1", limit=1)["overall"]["n"] == 1
+        asked = len(server.requests)
+        assert run("m1", overrides=["--config.batch_size=2"])["overall"]["n"] == 4  # resumes
+        assert len(server.requests) == asked + 1  # only the new runnable sample
+        asked = len(server.requests)
+        with pytest.raises(UserError, match=r"model: 'openai:.*#m1' -> 'openai:.*#m2'.*"
+                                            r"new --workdir, or --overwrite"):
+            run("m2")
+        with pytest.raises(UserError, match=r"config.max_new_tokens: .* -> 5"):
+            run("m1", overrides=["--config.max_new_tokens=5"])
+        assert len(server.requests) == asked  # refused before any request
+        summary = run("m2", overwrite=True)
+        assert len(server.requests) == asked + 2  # both runnable samples asked again
+    assert summary["model"].endswith("#m2") and summary["overall"]["n"] == 4
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 4
+    assert config.protocol == json.loads((tmp_path / "run_key.json").read_text())["protocol"]

@@ -505,7 +505,10 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frame-root", default=None, type=existing_dir,
                    help="where visual-prompt frame paths start (default: the data file's folder)")
     p.add_argument("--workdir", required=True, type=writable_dir, help="results; rerunning "
-                   "the same command skips the samples already done")
+                   "the same command skips the samples already done; another model, "
+                   "protocol, data or config there is an error")
+    p.add_argument("--overwrite", action="store_true", help="delete the results of another "
+                   "run in --workdir and start afresh")
     p.add_argument("--limit", type=positive_int, default=None, help="only the first N samples")
     _add_config(p, "configs/eval.py:agentic")
 
@@ -528,7 +531,8 @@ def _eval(args: argparse.Namespace) -> int:
     from seeker_jax.eval.cli import run_eval_command
 
     summary = run_eval_command(_config(args), args.model, args.data, args.workdir,
-                               args.video_root, args.frame_root, args.limit)
+                               args.video_root, args.frame_root, args.limit,
+                               args.overwrite)
     o = summary["overall"]
     acc = "-" if o["accuracy"] is None else f"{100 * o['accuracy']:.1f}%"
     print(f"eval {summary['protocol']}: {o['correct']}/{o['n']} = {acc} ({o['unparsable']} "

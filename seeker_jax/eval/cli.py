@@ -1,6 +1,8 @@
 """`seeker-jax eval`'s work, behind the CLI's thin wrapper: config -> env, backend, samples."""
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 from seeker_jax.env.config import EnvConfig
@@ -8,21 +10,51 @@ from seeker_jax.errors import UserError
 from seeker_jax.eval.models import load_backend
 from seeker_jax.eval.protocols import get_protocol
 from seeker_jax.eval.readers import ReadError, read_samples
-from seeker_jax.eval.runner import run_eval
+from seeker_jax.eval.runner import check_run_key, run_eval
 
 GROUP_KEYS = {"v2p": ("dimension", "duration"), "videomme": ("duration", "task_type"),
               "synthetic": ("prompt_type", "duration")}
+# Config keys that change how fast answers come, never which: a resume may change them.
+RESUMABLE_KEYS = ("batch_size", "resamples")
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def run_key(config, model: str, data: str, video_root: str | None,
+            frame_root: str | None) -> dict:
+    """What makes an eval's answers: the model (paths made absolute), the protocol, the data
+    (its path and content hash, the roots) and the config but the RESUMABLE_KEYS."""
+    kind, sep, rest = model.partition(":")
+    if sep and kind in ("ckpt", "hf"):
+        model = f"{kind}:{os.path.abspath(rest)}"
+    conf = {k: v for k, v in config.to_dict().items() if k not in RESUMABLE_KEYS}
+    return {"model": model, "protocol": str(config.protocol),
+            "data": {"path": os.path.abspath(data), "sha256": _sha256(data),
+                     "video_root": video_root and os.path.abspath(video_root),
+                     "frame_root": frame_root and os.path.abspath(frame_root)},
+            "config": conf}
 
 
 def run_eval_command(config, model: str, data: str, workdir: str, video_root: str | None = None,
-                     frame_root: str | None = None, limit: int | None = None) -> dict:
-    """Resolves the config, loads the model and the samples, runs (or resumes) the eval."""
+                     frame_root: str | None = None, limit: int | None = None,
+                     overwrite: bool = False) -> dict:
+    """Resolves the config, loads the model and the samples, runs (or resumes) the eval.
+
+    A workdir holding another run's results (runner.check_run_key) is an error before the
+    model loads, unless `overwrite` (they are deleted). --limit may change between runs."""
     try:
         protocol = get_protocol(config.protocol)
         samples = read_samples(config.data_format, data, video_root, frame_root)
     except (ValueError, ReadError) as e:
         raise UserError(str(e)) from e
     samples = samples[:limit] if limit else samples
+    check_run_key(workdir, run_key(config, model, data, video_root, frame_root), overwrite)
     max_new = int(config.max_new_tokens) or protocol.max_new_tokens
     try:
         backend, saved = load_backend(model, batch_size=int(config.batch_size),

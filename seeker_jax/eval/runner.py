@@ -5,6 +5,8 @@ accuracy.png (`run_eval`: `seeker-jax eval`).
 Resumable: results.jsonl is appended one line per finished sample (flushed and fsynced after
 each batch), and a rerun skips the ids already there, so a killed run loses at most the batch
 in flight. A torn last line (killed mid-write) is ignored and that sample runs again.
+A folder's results belong to the run that made them: `check_run_key` keeps what made them
+(model, protocol, data, config) in run_key.json and refuses to resume under another.
 """
 from __future__ import annotations
 
@@ -27,6 +29,41 @@ from seeker_jax.eval.scoring import Scored, summarize
 
 RESULTS, SUMMARY_JSON, SUMMARY_MD, PLOT = ("results.jsonl", "summary.json", "summary.md",
                                            "accuracy.png")
+RUN_KEY = "run_key.json"
+
+
+def _differences(old, new, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two JSON trees, as 'key: old -> new'."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for k in sorted(set(old) | set(new), key=str)
+                for d in _differences(old.get(k), new.get(k), f"{prefix}{k}.")]
+    return [] if old == new else [f"{prefix[:-1]}: {old!r} -> {new!r}"]
+
+
+def check_run_key(workdir: str | os.PathLike, key: dict, overwrite: bool = False) -> None:
+    """Makes `workdir` hold results of the run `key` names (a JSON tree: model, protocol, data,
+    config), so a rerun never relabels another run's answers.
+
+    A new folder records the key in run_key.json. A folder with results made under another
+    key (or before runs were keyed) raises UserError naming what differs; `overwrite` deletes
+    those results (results.jsonl and the summaries) and starts afresh instead.
+    """
+    from seeker_jax.errors import UserError
+
+    workdir = Path(workdir)
+    key = json.loads(json.dumps(key))  # tuples -> lists, as read back
+    stored_path, results = workdir / RUN_KEY, workdir / RESULTS
+    stored = json.loads(stored_path.read_text()) if stored_path.is_file() else None
+    if stored is not None and stored != key or stored is None and results.is_file():
+        if not overwrite:
+            what = ("; ".join(_differences(stored, key)) if stored is not None else
+                    f"{results} was written before runs were keyed (no {RUN_KEY})")
+            raise UserError(f"eval: {workdir} holds results of another run ({what}); give a "
+                            "new --workdir, or --overwrite to delete those results")
+        for name in (RESULTS, SUMMARY_JSON, SUMMARY_MD, PLOT, RUN_KEY):
+            (workdir / name).unlink(missing_ok=True)
+    workdir.mkdir(parents=True, exist_ok=True)
+    stored_path.write_text(json.dumps(key, indent=2))
 
 
 def read_done(path: Path) -> dict[str, dict]:
@@ -160,5 +197,6 @@ def write_summary(samples: Sequence[EvalSample], done: dict[str, dict], protocol
     return summary
 
 
-__all__ = ["Judged", "PLOT", "RESULTS", "SUMMARY_JSON", "SUMMARY_MD", "evaluate", "judge",
-           "read_done", "run_eval", "score_row", "write_summary"]
+__all__ = ["Judged", "PLOT", "RESULTS", "RUN_KEY", "SUMMARY_JSON", "SUMMARY_MD",
+           "check_run_key", "evaluate", "judge", "read_done", "run_eval", "score_row",
+           "write_summary"]
