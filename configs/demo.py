@@ -20,10 +20,25 @@ Presets (what each run tests, and its results: docs/results.md):
            learn_confuse, whose teacher calls both tools but answers orange for red (and the
            reverse), purple for blue (and the reverse) 70% of the time; 28 GRPO iterations.
 sft / grpo: extra --config flags for configs/sft.py:demo and configs/grpo.py:tiny_synth.
+ROLLOUT: the turn and length budgets of the demo's episodes, the same for GRPO's rollouts
+(rollout_flags, applied before the preset's grpo flags) and for the held-out evaluation, which
+reads them back from the GRPO config it trains with (seeker_jax/cli/demo.py): a model is
+never evaluated with more turns or tokens than it was trained to use.
 """
 import ml_collections
 
 from seeker_jax.configs.env import env_group
+
+# The tiny env's 5 tool rounds + the answer; 80 tokens a turn hold the teacher's crop call;
+# a row of 2,048 holds the prompt and two tool rounds of the demo worlds.
+ROLLOUT = {"max_turns": 6, "max_new_tokens": 80, "max_len": 2048}
+
+
+def rollout_flags(rollout: dict = ROLLOUT) -> tuple[str, ...]:
+    """configs/grpo.py:tiny_synth flags that give its rollouts these budgets (the learner's
+    buckets reach the row)."""
+    return (*(f"--config.rollout.{k}={v}" for k, v in rollout.items()),
+            f"--config.rollout.buckets=(512, 1024, {rollout['max_len']})")
 
 
 def get_config(preset: str = "default") -> ml_collections.ConfigDict:

@@ -173,6 +173,17 @@ PAPER = (("rollout.n", 8), ("rollout.prompts_per_step", 32), ("rollout.max_turns
          ("reward.parsimony.gate", False), ("reward.temporal_iou", False))
 
 
+def rollout_budgets(rollout: ml_collections.ConfigDict) -> dict:
+    """The episode budgets of a GRPO config's c.rollout, as the evaluator's rollouts take them
+    (seeker_jax/eval/passk.py): `seeker-jax passk --config` samples the RL split's candidates
+    exactly as this GRPO run will (policy temperature, turns, tokens per turn and episode,
+    row)."""
+    return {"temperature": float(rollout.temperature),
+            "max_new_tokens": int(rollout.max_new_tokens), "max_turns": int(rollout.max_turns),
+            "max_response_tokens": int(rollout.max_response_tokens),
+            "max_len": int(rollout.max_len)}
+
+
 def paper_deviations(c: ml_collections.ConfigDict) -> list[str]:
     """Where a config differs from the paper's recipe (PAPER), as "path: got X, the paper Y"."""
     out = []

@@ -98,3 +98,41 @@ def test_loss_config_errors():
     assert PolicyLossConfig.preset("dr_grpo").advantage_params == {}
     cfg = dataclasses.replace(PolicyLossConfig(), chunk=32, suppress_ids=(5,))
     assert cfg.scoring == {"temperature": 1.0, "chunk": 32, "suppress_ids": (5,)}
+
+
+def test_rollout_budgets_are_what_passk_samples_with(synth_world, tmp_path, monkeypatch):
+    """`seeker-jax passk --config configs/grpo.py:PRESET` samples the RL split's candidates
+    with that GRPO run's budgets (no flags of its own that could drift from them)."""
+    from seeker_jax.cli.main import main
+    from seeker_jax.configs.grpo import rollout_budgets
+
+    c, _ = config("paper_8b")
+    assert rollout_budgets(c.rollout) == {"temperature": 1.0, "max_new_tokens": 4096,
+                                          "max_turns": 6, "max_response_tokens": 4096,
+                                          "max_len": 16_384 + 4096}
+    seen = {}
+
+    def build_rl_split(ckpt, data, k, split, out_split, limit, **kwargs):
+        seen.update(kwargs)
+        return {"questions": 0, "never_solved": 0, "always_solved": 0, "kept": 0,
+                "pass@1": 0.0, "pass@k": 0.0}
+
+    monkeypatch.setattr("seeker_jax.eval.passk.build_rl_split", build_rl_split)
+    assert main(["passk", "--ckpt", str(tmp_path), "--data", synth_world, "--config",
+                 "configs/grpo.py:paper_8b", "--config.rollout.max_turns=4"]) == 0
+    assert seen == {**rollout_budgets(c.rollout), "max_turns": 4, "seed": 0}
+
+
+def test_the_demo_trains_and_evaluates_with_one_budget():
+    """seeker_jax/cli/demo.py: GRPO's rollouts and the held-out evaluation read the same
+    turn and length budgets (configs/demo.py:ROLLOUT), for every demo preset's GRPO flags;
+    and the tiny environment allows exactly that many turns."""
+    from seeker_jax.cli.demo import grpo_config
+    from seeker_jax.configs.demo import ROLLOUT
+
+    for preset in ("default", "long", "tools", "crop", "guess", "confuse"):
+        demo = load_config(f"configs/demo.py:{preset}")
+        c = grpo_config("sft_ckpt", "root", 1, list(demo.grpo))
+        assert {k: c.rollout[k] for k in ROLLOUT} == ROLLOUT, preset
+        assert c.env.max_rounds + 1 == ROLLOUT["max_turns"]
+        check_config(c, PolicyLossConfig.from_config(c.loss))

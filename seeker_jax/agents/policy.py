@@ -46,13 +46,15 @@ class Policy:
 
     def rollout(self, *, batch_size: int, max_len: int, max_new_tokens: int,
                 max_turns: int | None = None, temperature: float = 0.0, seed: int = 0,
-                num_workers: int = 8) -> Rollout:
+                num_workers: int = 8, max_response_tokens: int = 0) -> Rollout:
         """The agent loop over `sampler(...)`; max_turns defaults to the environment's tool
-        rounds plus the answer turn."""
+        rounds plus the answer turn; max_response_tokens caps each episode after its prompt
+        (0: only the row; agents/rollout.py)."""
         turns = self.env.max_rounds + 1 if max_turns is None else max_turns
         sampler = self.sampler(batch_size=batch_size, max_len=max_len, temperature=temperature,
                                seed=seed)
-        return Rollout(sampler, RolloutConfig(max_new_tokens, turns, num_workers))
+        return Rollout(sampler, RolloutConfig(max_new_tokens, turns, num_workers,
+                                              max_response_tokens))
 
 
 def load_policy(spec: str) -> Policy:

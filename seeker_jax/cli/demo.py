@@ -53,12 +53,14 @@ def sft_config(steps: int | None = None, overrides: Sequence[str] = ()):
 
 def grpo_config(sft_ckpt: str, root: str, steps: int, overrides: Sequence[str] = ()):
     """configs/grpo.py:tiny_synth from the SFT checkpoint, on the SFT world's train split, with
-    turns long enough for the teacher's crop call, checkpointed at the end."""
+    the demo's turn and length budgets (configs/demo.py:ROLLOUT; evaluation reads them back
+    from this config), checkpointed at the end."""
+    from seeker_jax.configs.demo import rollout_flags
+
     return load_config("configs/grpo.py:tiny_synth", [
         f"--config.model.init_from={sft_ckpt}", f"--config.data.root={root}",
         f"--config.steps={steps}", f"--config.optimizer.total_steps={steps}",
-        f"--config.checkpoint_every={steps}", "--config.rollout.max_new_tokens=80",
-        *overrides])
+        f"--config.checkpoint_every={steps}", *rollout_flags(), *overrides])
 
 
 def compare_with_transformers(hf_dir: str, model) -> float | None:
@@ -116,34 +118,38 @@ def reward_scores(judged: Sequence, records: Sequence[dict], reward=None
 
 
 def run_episodes(policy, root: str, records: Sequence[dict], *, batch_size: int = 8,
-                 max_len: int = 2048, max_new_tokens: int = 80, temperature: float = 0.0,
-                 seed: int = 0):
+                 budgets: Any = None, temperature: float = 0.0, seed: int = 0):
     """Episodes of `policy` (agents/policy.py) on `records` through the evaluator (protocol
-    "answer"), in the environment it trained in: greedy, or sampled at `temperature` (the
-    policy GRPO trains; reproducible from `seed`). Returns (Judged per record, RolloutStats)."""
+    "answer"), in the environment it trained in and with GRPO's turn and length budgets
+    (`budgets`: a GRPO config's c.rollout; default configs/demo.py:ROLLOUT): greedy, or
+    sampled at `temperature` (the policy GRPO trains; reproducible from `seed`). Returns
+    (Judged per record, RolloutStats)."""
+    from seeker_jax.configs.demo import ROLLOUT
     from seeker_jax.eval.models import InProcessBackend
     from seeker_jax.eval.protocols import get_protocol
     from seeker_jax.eval.readers import samples_from_records
     from seeker_jax.eval.runner import evaluate
 
-    backend = InProcessBackend(policy, batch_size=min(batch_size, len(records)), max_len=max_len,
-                               max_new_tokens=max_new_tokens,
-                               max_turns=policy.env.max_rounds + 1, temperature=temperature,
-                               seed=seed, num_workers=2)
+    b = {k: int(budgets[k]) for k in ROLLOUT} if budgets is not None else ROLLOUT
+    backend = InProcessBackend(policy, batch_size=min(batch_size, len(records)),
+                               max_len=b["max_len"], max_new_tokens=b["max_new_tokens"],
+                               max_turns=b["max_turns"], temperature=temperature, seed=seed,
+                               num_workers=2)
     judged = evaluate(samples_from_records(records, root), backend, policy.env,
                       get_protocol("answer"))
     return [j[0] for j in judged], backend.stats
 
 
-def evaluate(ckpt_dir: str, root: str, records: list[dict], label: str, reward=None):
+def evaluate(ckpt_dir: str, root: str, records: list[dict], label: str, reward=None,
+             budgets=None):
     """Greedy episodes of checkpoint `ckpt_dir` on `records`, scored (reward: see
-    reward_scores): (Evaluation, Policy)."""
+    reward_scores; budgets: see run_episodes): (Evaluation, Policy)."""
     from seeker_jax.agents.policy import load_policy
     from seeker_jax.eval.compare import summarize_episodes
 
     t0 = time.perf_counter()
     policy = load_policy(f"ckpt:{ckpt_dir}")
-    judged, stats = run_episodes(policy, root, records)
+    judged, stats = run_episodes(policy, root, records, budgets=budgets)
     ev = summarize_episodes(judged, [s["reward"] for s in reward_scores(judged, records,
                                                                          reward)])
     ev.summary.update(tool_wait_fraction=round(stats.wait_fraction, 3),
@@ -225,14 +231,15 @@ def run_demo(workdir: str, steps: int | None = None, episodes: int = 16, grpo_st
         eval_root, records = root, held_out(root, episodes)
     stage(3, f"evaluating the SFT model on {len(records)} held-out questions (greedy tool "
              "episodes)")
-    reward = grpo_config(sft_ckpt, root, max(grpo_steps, 1), grpo_overrides).reward
-    before, policy = evaluate(sft_ckpt, eval_root, records, "SFT", reward)
+    grpo = grpo_config(sft_ckpt, root, max(grpo_steps, 1), grpo_overrides)
+    reward, budgets = grpo.reward, grpo.rollout   # what GRPO trains on and with
+    before, policy = evaluate(sft_ckpt, eval_root, records, "SFT", reward, budgets)
     final_ckpt, after = sft_ckpt, before
     if grpo_steps > 0:
         summary["grpo"] = grpo_stage(workdir, sft_ckpt, root, grpo_steps, grpo_overrides)
         final_ckpt = os.path.join(summary["grpo"]["dir"], "checkpoints")
         stage(5, f"evaluating the GRPO model on the same {len(records)} questions")
-        after, policy = evaluate(final_ckpt, eval_root, records, "GRPO", reward)
+        after, policy = evaluate(final_ckpt, eval_root, records, "GRPO", reward, budgets)
     else:
         stage(4, "GRPO skipped (--grpo-steps 0)")
         stage(5, "the SFT model is the final one")

@@ -344,17 +344,17 @@ def _passk_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="train", help="split to filter")
     p.add_argument("--out-split", default="rl", help="name of the split written")
     p.add_argument("--limit", type=positive_int, default=None, help="first N questions only")
-    p.add_argument("--temperature", type=non_negative_float, default=1.0)
-    p.add_argument("--max-new-tokens", type=positive_int, default=256, help="per model turn")
-    p.add_argument("--max-len", type=positive_int, default=4096, help="tokens per episode row")
     p.add_argument("--seed", type=non_negative_int, default=0)
+    # the GRPO config the split is for: its rollout budgets (temperature, turns, tokens per turn
+    # and per episode, row) are passk's, so a question is judged as GRPO will sample it
+    _add_config(p, "configs/grpo.py:tiny_synth")
 
 
 @command("passk", "pass@k filter: keep the questions an SFT model solves sometimes (the RL split)",
          _passk_arguments,
          examples=["seeker-jax passk --ckpt runs/sft --data runs/sft/data --k 8",
-                   "seeker-jax passk --ckpt ckpt/sft8b --data data/v2p --k 8 --max-len 20480 "
-                   "--max-new-tokens 1024"],
+                   "seeker-jax passk --ckpt ckpt/sft8b --data data/v2p --k 8 "
+                   "--config configs/grpo.py:paper_8b"],
          outputs="DATA/records/<out-split>.array_record (the kept records), "
                  "DATA/passk_<out-split>.json (funnel and per-question successes);\nstdout: "
                  "the funnel")
@@ -370,12 +370,11 @@ def _passk(args: argparse.Namespace) -> int:
     if args.out_split == args.split:
         raise UserError(f"passk: --out-split {args.out_split!r} would overwrite the split it "
                         "filters; pick another name")
+    from seeker_jax.configs.grpo import rollout_budgets
     from seeker_jax.eval.passk import build_rl_split
 
     funnel = build_rl_split(args.ckpt, args.data, args.k, args.split, args.out_split,
-                            args.limit, temperature=args.temperature,
-                            max_new_tokens=args.max_new_tokens, max_len=args.max_len,
-                            seed=args.seed)
+                            args.limit, seed=args.seed, **rollout_budgets(_config(args).rollout))
     print(f"passk k={args.k}: {funnel['questions']} questions -> {funnel['never_solved']} never "
           f"solved, {funnel['always_solved']} always solved -> {funnel['kept']} kept "
           f"(pass@1 {funnel['pass@1']:.3f}, pass@k {funnel['pass@k']:.3f}) in split "

@@ -59,15 +59,18 @@ def _calls(calls) -> list[dict]:
 
 class InProcessBackend:
     """A policy (our model, its tokenizer) through the rollout engine: greedy, or sampled at
-    `temperature` (reproducible from `seed`). `stats`: the last run's RolloutStats."""
+    `temperature` (reproducible from `seed`). `stats`: the last run's RolloutStats.
+    max_response_tokens: each episode's budget after its prompt (0: only the row)."""
 
     def __init__(self, policy: Policy, *, batch_size: int, max_len: int, max_new_tokens: int,
-                 max_turns: int, temperature: float = 0.0, seed: int = 0, num_workers: int = 8):
+                 max_turns: int, temperature: float = 0.0, seed: int = 0, num_workers: int = 8,
+                 max_response_tokens: int = 0):
         self.policy, self.seed = policy, seed
         self.rollout = policy.rollout(batch_size=batch_size, max_len=max_len,
                                       max_new_tokens=max_new_tokens, max_turns=max_turns,
                                       temperature=temperature, seed=seed,
-                                      num_workers=num_workers)
+                                      num_workers=num_workers,
+                                      max_response_tokens=max_response_tokens)
         self.stats = RolloutStats()
 
     def formatter(self, env: EnvConfig):

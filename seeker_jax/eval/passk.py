@@ -59,18 +59,23 @@ def record_id(record: Mapping[str, Any], index: int) -> str:
 
 def rollout_successes(ckpt_dir: str, root: str, records: Sequence[dict], k: int, *,
                       temperature: float = 1.0, max_new_tokens: int = 256, max_len: int = 4096,
+                      max_turns: int | None = None, max_response_tokens: int = 0,
                       batch_size: int | None = None, seed: int = 0,
                       chunk: int | None = None) -> dict[str, tuple[int, int]]:
     """{record id: (successes, k)}: k sampled episodes per record with the checkpoint (its
-    env config and tokenizer), each group sharing one prompt. Records run `chunk` at a time
-    (default: four row-fulls; what is held in memory at once) with the episode keys one run
-    over all of them would use, so the draws do not depend on `chunk`. A record whose video
-    cannot be read counts 0 successes."""
+    env config and tokenizer), each group sharing one prompt, with the rollout budgets GRPO
+    will use (`seeker-jax passk --config` passes a GRPO config's: configs/grpo.py
+    rollout_budgets; max_turns None: the env's tool rounds + the answer). Records run `chunk`
+    at a time (default: four row-fulls; what is held in memory at once) with the episode keys
+    one run over all of them would use, so the draws do not depend on `chunk`. A record whose
+    video cannot be read counts 0 successes."""
     policy = load_policy(f"ckpt:{ckpt_dir}")
     rows = batch_size or max(k, min(4 * k, k * len(records)))
+    turns = policy.env.max_rounds + 1 if max_turns is None else max_turns
     backend = InProcessBackend(policy, batch_size=rows, max_len=max_len,
-                               max_new_tokens=max_new_tokens, max_turns=policy.env.max_rounds + 1,
-                               temperature=temperature, seed=seed)
+                               max_new_tokens=max_new_tokens, max_turns=turns,
+                               temperature=temperature, seed=seed,
+                               max_response_tokens=max_response_tokens)
     ids = [record_id(rec, i) for i, rec in enumerate(records)]
     samples = samples_from_records(records, root, ids)
     protocol, chunk = get_protocol("answer"), chunk or 4 * max(rows // k, 1)
