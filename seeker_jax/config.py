@@ -159,6 +159,15 @@ def to_json(config: ml_collections.ConfigDict) -> str:
     return json.dumps(config.to_dict(), sort_keys=True, indent=2, default=list)
 
 
+def differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two JSON trees, as 'a.b: old -> new' (what a
+    refused resume names)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for k in sorted(set(old) | set(new), key=str)
+                for d in differences(old.get(k), new.get(k), f"{prefix}{k}.")]
+    return [] if old == new else [f"{prefix[:-1]}: {old!r} -> {new!r}"]
+
+
 def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     """Splits `--config.a.b=v` / `--config.a.b v` items out of argv: (overrides, rest)."""
     overrides, rest = [], []

@@ -34,7 +34,7 @@ def test_truncate_metrics_hand_worked(tmp_path):
         assert [json.loads(line) for line in f] == [rows[0], {"step": 2, "loss": 9.0}]
 
 
-def test_checkpoint_named_items_round_trip(tmp_path):
+def test_checkpoint_named_items_round_trip(tmp_path, capsys):
     cfg = from_hf_dict(load_config("configs/qwen3_vl.py:tiny").to_dict())
     tx = optax.adam(1e-3)
 
@@ -56,6 +56,7 @@ def test_checkpoint_named_items_round_trip(tmp_path):
     like = {"ref_params": ArrayItem({"w": jnp.zeros((2, 3))}), "prompt_order": JsonItem()}
     step, rng2, got = restore_latest(manager, other, None, jax.random.key(0), True, like)
     assert step == 7 == other.step
+    assert capsys.readouterr().out == f"resuming from step 7 ({tmp_path / 'ckpt'})\n"
     np.testing.assert_array_equal(jax.random.key_data(rng2), jax.random.key_data(rng))
     np.testing.assert_array_equal(got["ref_params"]["w"], ref["w"])
     assert got["prompt_order"] == {"epoch": 1, "next": 5}

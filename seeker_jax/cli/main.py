@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from typing import Callable, Sequence
 
@@ -112,13 +113,33 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if args.debug:
             raise
-        print("interrupted", file=sys.stderr)
+        print(f"\ninterrupted{_saved_checkpoints(args)}", file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001 - sorted into user errors and bugs right here
         if args.debug or not is_user_error(e):
             raise
         print(f"error: {_one_line(e)}", file=sys.stderr)
         return 2
+
+
+def _saved_checkpoints(args: argparse.Namespace) -> str:
+    """What an interrupted command leaves to resume from: '; last checkpoint: step N in
+    DIR ...' for each run folder under --workdir (the demo has two), '' without a workdir."""
+    workdir = getattr(args, "workdir", None)
+    if not workdir or not os.path.isdir(workdir):
+        return ""
+    from seeker_jax.training.run_config import latest_checkpoint_step
+
+    runs = [workdir] + sorted(os.path.join(workdir, n) for n in os.listdir(workdir)
+                              if os.path.isdir(os.path.join(workdir, n, "checkpoints")))
+    found = [(w, latest_checkpoint_step(w)) for w in runs]
+    found = [f"step {step} in {os.path.join(w, 'checkpoints')}" for w, step in found
+             if step is not None]
+    if found:
+        return f"; last saved checkpoint: {', '.join(found)} (rerun the same command to resume)"
+    if any(os.path.isdir(os.path.join(w, "checkpoints")) for w in runs):
+        return "; no checkpoint was saved yet (a rerun starts from the beginning)"
+    return ""
 
 
 def _add_config(p: argparse.ArgumentParser, default: str) -> None:
@@ -289,10 +310,18 @@ def _parity(args: argparse.Namespace) -> int:
     return 0 if max(errors.values()) <= args.tol else 1
 
 
+def _add_resume_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-config-change", action="store_true", help="resume a --workdir "
+                   "under a config that differs from its config.json (kept as "
+                   "config.before_step<N>.json); without it that is an error. steps, "
+                   "log/eval/checkpoint intervals and data workers may change freely")
+
+
 def _sft_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", required=True, type=writable_dir, help="checkpoints, "
                    "metrics.jsonl, tb/, config; rerunning the same command resumes from the "
                    "latest checkpoint")
+    _add_resume_arguments(p)
     _add_config(p, "configs/sft.py:tiny_synth")
 
 
@@ -305,9 +334,12 @@ def _sft_arguments(p: argparse.ArgumentParser) -> None:
                  "logged step),\nWORKDIR/tb/ (TensorBoard), WORKDIR/checkpoints/<step>/ (orbax), "
                  "WORKDIR/data/ (tiny_synth's world)")
 def _sft(args: argparse.Namespace) -> int:
+    from seeker_jax.training.run_config import check_resume_config
     from seeker_jax.training.sft import train
 
-    train(_config(args), args.workdir)
+    config = _config(args)
+    check_resume_config(args.workdir, config, "sft", args.allow_config_change)
+    train(config, args.workdir)
     return 0
 
 
@@ -315,6 +347,7 @@ def _grpo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", required=True, type=writable_dir, help="checkpoints, "
                    "metrics.jsonl, tb/, reward.png, tools.png, config; rerunning the same "
                    "command resumes exactly from the latest checkpoint")
+    _add_resume_arguments(p)
     _add_config(p, "configs/grpo.py:tiny_synth")
 
 
@@ -330,8 +363,11 @@ def _grpo_arguments(p: argparse.ArgumentParser) -> None:
                  "WORKDIR/tb/, WORKDIR/checkpoints/<step>/ (orbax), WORKDIR/config.json")
 def _grpo(args: argparse.Namespace) -> int:
     from seeker_jax.rl.grpo import train
+    from seeker_jax.training.run_config import check_resume_config
 
-    train(_config(args), args.workdir)
+    config = _config(args)
+    check_resume_config(args.workdir, config, "grpo", args.allow_config_change)
+    train(config, args.workdir)
     return 0
 
 

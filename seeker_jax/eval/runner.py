@@ -18,8 +18,10 @@ from typing import Sequence
 
 from tqdm import tqdm
 
+from seeker_jax.config import differences
 from seeker_jax.env.config import EnvConfig
 from seeker_jax.env.video import VideoError
+from seeker_jax.errors import UserError
 from seeker_jax.eval.episodes import EvalEpisode
 from seeker_jax.eval.models import Outcome
 from seeker_jax.eval.protocols import EvalProtocol
@@ -32,14 +34,6 @@ RESULTS, SUMMARY_JSON, SUMMARY_MD, PLOT = ("results.jsonl", "summary.json", "sum
 RUN_KEY = "run_key.json"
 
 
-def _differences(old, new, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two JSON trees, as 'key: old -> new'."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        return [d for k in sorted(set(old) | set(new), key=str)
-                for d in _differences(old.get(k), new.get(k), f"{prefix}{k}.")]
-    return [] if old == new else [f"{prefix[:-1]}: {old!r} -> {new!r}"]
-
-
 def check_run_key(workdir: str | os.PathLike, key: dict, overwrite: bool = False) -> None:
     """Makes `workdir` hold results of the run `key` names (a JSON tree: model, protocol, data,
     config), so a rerun never relabels another run's answers.
@@ -48,15 +42,13 @@ def check_run_key(workdir: str | os.PathLike, key: dict, overwrite: bool = False
     key (or before runs were keyed) raises UserError naming what differs; `overwrite` deletes
     those results (results.jsonl and the summaries) and starts afresh instead.
     """
-    from seeker_jax.errors import UserError
-
     workdir = Path(workdir)
     key = json.loads(json.dumps(key))  # tuples -> lists, as read back
     stored_path, results = workdir / RUN_KEY, workdir / RESULTS
     stored = json.loads(stored_path.read_text()) if stored_path.is_file() else None
     if stored is not None and stored != key or stored is None and results.is_file():
         if not overwrite:
-            what = ("; ".join(_differences(stored, key)) if stored is not None else
+            what = ("; ".join(differences(stored, key)) if stored is not None else
                     f"{results} was written before runs were keyed (no {RUN_KEY})")
             raise UserError(f"eval: {workdir} holds results of another run ({what}); give a "
                             "new --workdir, or --overwrite to delete those results")

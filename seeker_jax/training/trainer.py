@@ -210,7 +210,8 @@ def restore_latest(manager: ocp.CheckpointManager, state: TrainState, data_iter,
                    ) -> tuple[int, jax.Array, dict[str, Any]]:
     """Loads the latest step (if any) into state / data_iter: (step, rng, extra items restored).
 
-    No checkpoint: (0, rng, {}) and nothing changes.
+    No checkpoint: (0, rng, {}) and nothing changes; otherwise it prints "resuming from
+    step N".
     """
     step = manager.latest_step()
     if step is None:
@@ -218,6 +219,8 @@ def restore_latest(manager: ocp.CheckpointManager, state: TrainState, data_iter,
     like = {**state_items(state, data_iter, step, rng), **(extra or {})}
     restored = restore_checkpoint(manager, step, like)
     step, rng = load_state_items(restored, state, data_iter, freeze_vision)
+    if jax.process_index() == 0:
+        print(f"resuming from step {step} ({manager.directory})", flush=True)
     return step, rng, {k: restored[k] for k in (extra or {})}
 
 
