@@ -311,3 +311,20 @@ def test_malformed_calls_are_their_own_count_not_parsimony():
     ctx = from_episode(result, MC)
     assert (ctx.num_tool_calls, ctx.malformed_calls, ctx.tool_errors) == (1, 1, 1)
     assert parsimony(ctx, lam=0.2, gate=False) == pytest.approx(0.8)   # not 0.6
+
+
+@pytest.mark.parametrize("record", [MC, OPEN, {**MC, "options": ["red", "blue", "green", "yellow"]},
+                                    {"video_id": "x", "question": "Which? (A) a (B) b (C) c",
+                                     "answer": "C"}], ids=["mc", "open", "mc_list", "v2p"])
+def test_reward_accuracy_and_grading_give_one_verdict(record):
+    """GRPO's accuracy rule (no judge) and env/grading.py (passk, the demo, eval's "answer")
+    agree on every answer: one extractor, one verdict."""
+    from seeker_jax.env.grading import answer_correct
+
+    answers = ["B", "(B)", "blue", "C", "A or B", "Not B", "B, because A is wrong",
+               "The answer is C.", "It turns left.", "it turns left or right", "it turns right",
+               "It does not turn left", "(C)", "", "x" * 1200]
+    for answer in answers:
+        ctx = context(record, [f"<think>x</think><answer>{answer}</answer>"])
+        want = answer_correct(ctx.answer, record)
+        assert get_reward("accuracy")(ctx) == float(want), (answer, record["answer"])
