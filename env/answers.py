@@ -45,7 +45,7 @@ single words of the question. It scores 0 with any of:
 from __future__ import annotations
 
 import re
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from seeker_jax.env.parser import extract_answer
 
@@ -362,11 +362,7 @@ def states_reference(answer: str | None, reference: str, question: str = "") -> 
     return extra is not None and not extra
 
 
-def hedge_words(words: Iterable[str]) -> list[str]:
-    """The hedges, negations and list conjunctions among `words` (for reports and tests)."""
-    return [w for w in words if w in HEDGES or w in NEGATIONS or w in CONJUNCTIONS]
-
 
 __all__ = ["COLORS", "DEFAULT_LETTERS", "DIRECTIONS", "HEDGES", "choice_correct",
-           "extra_words", "extract_choice", "hedge_words", "normalize_words",
+           "extra_words", "extract_choice", "normalize_words",
            "states_reference"]

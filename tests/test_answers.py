@@ -73,7 +73,8 @@ OPEN = [
     ("It is not red", "red", Q_COLOR, False), ("blue", "red", Q_COLOR, False),
     ("reddish orange", "red", Q_COLOR, False),
     # counts
-    ("3", "3", Q_COUNT, True), ("three", "3", Q_COUNT, True), ("It stops 3 times", "3", Q_COUNT, True),
+    ("3", "3", Q_COUNT, True), ("three", "3", Q_COUNT, True),
+    ("It stops 3 times", "3", Q_COUNT, True),
     ("one", "1", Q_COUNT, True), ("3-4", "3", Q_COUNT, False), ("3 or 4", "3", Q_COUNT, False),
     ("about 3", "3", Q_COUNT, False), ("at least 3", "3", Q_COUNT, False),
     ("3 to 4 times", "3", Q_COUNT, False), ("2, one", "2", Q_COUNT, False),

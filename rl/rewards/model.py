@@ -186,7 +186,8 @@ class RewardModel:
 
     def metrics(self) -> dict[str, float]:
         """Counters since construction: `rewards/*` (episodes, open answers judged, scored by
-        the rule, or given 0 for addressing the grader) and `judge/*` (attempts, cache hits, failures, fallbacks, HTTP calls)."""
+        the rule, or given 0 for addressing the grader) and `judge/*` (attempts, cache hits,
+        failures, fallbacks, HTTP calls)."""
         with self._lock:
             out = {f"rewards/{k}": float(v) for k, v in self._counts.items()}
         if self.judge is not None:
