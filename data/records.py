@@ -51,6 +51,17 @@ def read_record_file(path: str | os.PathLike) -> list[dict[str, Any]]:
         reader.close()
 
 
+def count_records(path: str | os.PathLike) -> int:
+    """How many records one ArrayRecord file holds (without reading them)."""
+    from array_record.python.array_record_module import ArrayRecordReader
+
+    reader = ArrayRecordReader(str(path))
+    try:
+        return int(reader.num_records())
+    finally:
+        reader.close()
+
+
 def write_records(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> int:
     """Writes records to one ArrayRecord file (group_size:1 for cheap random access)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -177,6 +177,11 @@ def _synth(args: argparse.Namespace) -> int:
     meta = synthesize(args.out, args.num, args.seed, _config(args), workers=args.workers)
     print(f"synth: {meta['num_records']} records from {meta['num_videos']} videos in {args.out} "
           f"(splits {meta['splits']})")
+    empty = [split for split, n in meta["splits"].items() if n == 0]
+    if empty:
+        print(f"warning: synth: split(s) {', '.join(empty)} got no records (each record's "
+              "split is drawn with config.splits' fractions); raise --num or "
+              "--config.splits.<name>", file=sys.stderr)
     return 0
 
 
@@ -343,6 +348,25 @@ def _sft(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_rl_split(config) -> None:
+    """GRPO's prompts exist before anything loads: config.data.root's split is there and not
+    empty (passk may have kept no question). A synthetic world made in WORKDIR/data later is
+    not checked here."""
+    from seeker_jax.data.records import count_records, split_path
+
+    if not config.data.root:
+        return
+    path = split_path(config.data.root, config.data.split)
+    if not path.is_file():
+        raise UserError(f"grpo: {path} does not exist; set --config.data.split to a split of "
+                        f"{config.data.root}/records (passk writes 'rl')")
+    if count_records(path) == 0:
+        raise UserError(f"grpo: split {config.data.split!r} ({path}) has no records, so there "
+                        "are no prompts to train on; if passk wrote it, it kept no question "
+                        "(see passk_<split>.json): rerun passk with a larger --k, a higher "
+                        "--temperature or another checkpoint, or train on another split")
+
+
 def _grpo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", required=True, type=writable_dir, help="checkpoints, "
                    "metrics.jsonl, tb/, reward.png, tools.png, config; rerunning the same "
@@ -367,6 +391,7 @@ def _grpo(args: argparse.Namespace) -> int:
 
     config = _config(args)
     check_resume_config(args.workdir, config, "grpo", args.allow_config_change)
+    _check_rl_split(config)
     train(config, args.workdir)
     return 0
 
@@ -415,6 +440,11 @@ def _passk(args: argparse.Namespace) -> int:
           f"solved, {funnel['always_solved']} always solved -> {funnel['kept']} kept "
           f"(pass@1 {funnel['pass@1']:.3f}, pass@k {funnel['pass@k']:.3f}) in split "
           f"{args.out_split!r}")
+    if funnel["kept"] == 0:
+        print(f"warning: passk kept no question: each was solved in all {args.k} samples or in "
+              f"none, so split {args.out_split!r} is empty and GRPO would have nothing to "
+              "learn from; raise --k or --temperature, give more --max-new-tokens, or use a "
+              "checkpoint that solves some of them", file=sys.stderr)
     return 0
 
 
