@@ -195,3 +195,54 @@ def unpatchify_frames(video):
     from seeker_jax.data.openai_content import unpatchify
 
     return unpatchify(video.pixel_values, video.grid_thw)
+
+
+def test_openai_turns_keep_reasoning_and_tool_calls_as_serve_splits_them(bench, tmp_path):
+    """A thinking model's turns through `openai:`: the server answers each raw turn split the
+    way `seeker-jax serve` splits it (serve.output.split_turn: `<think>` -> reasoning_content,
+    `<tool_call>` blocks -> tool_calls, both trimmed); the eval records the raw turns, the
+    tools run, and every request, rendered by serve, is the in-process Episode so far."""
+    from seeker_jax.serve.output import split_turn
+
+    path, root = bench
+    sample = read_samples("v2p", path, root / "videos", root / "frames")[0]
+    call = ('<tool_call>\n{"name": "crop_video", "arguments": {"video_path": "'
+            + sample.record.video_path + '", "start_time": 1.0, "end_time": 3.0}}\n</tool_call>')
+    # Qwen3's template form: "\n" before the calls after the reasoning (the text before them)
+    script = ["<think>\nThe marked object moves; crop 1-3 s.\n</think>\n\n\n" + call,
+              "<think>\nIt goes left.\n</think>\n\nIt is B.\n<answer>B</answer>"]
+    replies = iter(script)
+
+    def handler(body):
+        split = split_turn(next(replies))
+        calls = [{"id": f"call_{i}", "type": "function",
+                  "function": {"name": name, "arguments": args}}
+                 for i, (name, args) in enumerate(split.tool_calls)]
+        reply = reply_text(split.content or "", tool_calls=calls)
+        message = json.loads(reply.body)
+        message["choices"][0]["message"]["reasoning_content"] = split.reasoning
+        return type(reply)(200, message)
+
+    env, proto = tiny_env("agentic"), get_protocol("agentic")
+    with ChatServer(handler) as server:
+        remote, _ = load_backend(f"openai:{server.url}#tiny", batch_size=1, max_len=4096,
+                                 max_new_tokens=64, max_turns=4)
+        run_eval([sample], remote, env, proto, tmp_path)
+        requests = list(server.requests)
+    row = read_done(tmp_path / "results.jsonl")[sample.id]
+    assert row["turns"] == script and row["prediction"] == "B"
+    assert [c["name"] for c in row["calls"]] == ["crop_video"] and row["calls"][0]["error"] is None
+    sent = requests[1]["messages"][-2]  # the first turn, as sent back
+    assert sent["reasoning_content"] == "The marked object moves; crop 1-3 s."
+    assert sent["tool_calls"][0]["id"] == "call_0"
+    assert requests[1]["messages"][-1]["tool_call_id"] == "call_0"
+    tok = offline_qwen_tokenizer()
+    ep = EvalEpisode(sample.record, env.formatter(tok), sample.root, env.episode_config(),
+                     sample.frames, proto.frames_after_question)
+    ep.prompt_segment()
+    for k, text in enumerate(script):
+        rendered = render_messages(tok, [Message.model_validate(m)
+                                         for m in requests[k]["messages"]],
+                                   None, server_loader(env), TurnMemory())
+        assert_same_segment(concat_segments(ep.segments), concat_segments(rendered), k)
+        ep.step(text)

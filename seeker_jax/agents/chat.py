@@ -9,9 +9,12 @@ the round limit) or `max_turns`. A `ChatView` decides how the episode is shown: 
 evaluator's shows the environment's own content (the very pixels our model would see), the
 teacher's the source video's frames at their times.
 
-Native tool calls (`tools` given): the schemas go as the OpenAI `tools` parameter, and the
-`tool_calls` of a reply become hermes `<tool_call>` text for the episode, which parses them
-like our model's.
+Native tool calls (`tools` given): the schemas go as the OpenAI `tools` parameter. Either way,
+a reply is joined back into the turn the model wrote (`turn_text`): servers that split a turn
+(our `serve`, vLLM's reasoning and tool parsers) return the `<think>` text as
+`reasoning_content` and the `<tool_call>` blocks as `tool_calls`; the turn is rebuilt in
+Qwen3's template form, so an `openai:` episode records (and parses) the same turn as an
+in-process one.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
-from seeker_jax.data.openai_api import ApiError, ChatClient
+from seeker_jax.data.openai_api import ApiError, ChatClient, ChatResult
 from seeker_jax.env.episode import CallRecord, Episode, StepResult
 
 
@@ -44,6 +47,25 @@ class ChatOutcome:
     calls: list[CallRecord] = field(default_factory=list)
     tokens: int = 0
     error: str | None = None
+
+
+def reasoning_of(reply: ChatResult) -> str | None:
+    """The reply's `reasoning_content` (our serve, vLLM, SGLang; `reasoning` on some)."""
+    message = reply.raw.get("choices", [{}])[0].get("message") or {}
+    return message.get("reasoning_content") or message.get("reasoning") or None
+
+
+def turn_text(reply: ChatResult, tool_calls: Sequence[dict]) -> str:
+    """The model's turn rebuilt from a split reply, as Qwen3's chat template writes one:
+    `<think>\nREASONING\n</think>\n\n` + content, then each call as a hermes block on its
+    own line (serve.render renders an assistant message back the same way, so the history a
+    server rebuilds is this turn). A plain text reply gives its text unchanged."""
+    text, reasoning = reply.text, reasoning_of(reply)
+    if reasoning:
+        text = f"<think>\n{reasoning.strip()}\n</think>\n\n" + text
+    if tool_calls:  # the template's rule: a newline before the calls after any text
+        text = (text + "\n" if text else "") + "\n".join(hermes([c]) for c in tool_calls)
+    return text
 
 
 def hermes(tool_calls: Sequence[dict]) -> str:
@@ -85,10 +107,12 @@ def run_chat_episode(client: ChatClient, episode: Episode, view: ChatView, *, ma
                 raise
             return outcome("api_error", error=str(e))
         tokens += int(reply.usage.get("total_tokens", 0))
-        calls = list(reply.tool_calls) if tools else []
-        text = reply.text + hermes(calls)
+        calls = list(reply.tool_calls)  # a splitting server returns them without `tools` too
+        text = turn_text(reply, calls)
         turns.append(text)
         message: dict[str, Any] = {"role": "assistant", "content": reply.text}
+        if reasoning_of(reply):  # sent back as received: the server rebuilds the same turn
+            message["reasoning_content"] = reasoning_of(reply)
         if calls:
             message["tool_calls"] = calls
         messages.append(message)
@@ -99,4 +123,5 @@ def run_chat_episode(client: ChatClient, episode: Episode, view: ChatView, *, ma
     return outcome("max_turns")
 
 
-__all__ = ["ChatOutcome", "ChatView", "hermes", "run_chat_episode"]
+__all__ = ["ChatOutcome", "ChatView", "hermes", "reasoning_of", "run_chat_episode",
+           "turn_text"]
