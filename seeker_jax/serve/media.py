@@ -195,8 +195,8 @@ def _decode_frames(url: str, what: str, limits: MediaLimits) -> np.ndarray:
         except MediaError:
             raise
         except Exception as exc:  # noqa: BLE001 - a decoder may raise anything on hostile bytes
-            raise MediaError(f"{what} frame {i}: not a readable PNG or JPEG image "
-                             f"({type(exc).__name__})") from None
+            raise MediaError(f"{what} frame {i}: not a readable image "
+                             f"({type(exc).__name__}); send PNG or JPEG frames") from None
         if frames[-1].shape != frames[0].shape:
             raise MediaError(f"{what} frame {i}: {w}x{h}, but frame 0 is "
                              f"{frames[0].shape[1]}x{frames[0].shape[0]}; all frames of a "
