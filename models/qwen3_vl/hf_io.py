@@ -267,6 +267,7 @@ def copy_assets(src_dir: str | None, dst_dir: str) -> list[str]:
 @contextlib.contextmanager
 def staged_dir(out_dir: str, overwrite: bool = False, protect: tuple[str, ...] = ()):
     """Yields a fresh sibling folder of out_dir; on success it replaces out_dir in one rename.
+    The folder gets the mode a plain mkdir would (the umask's), not mkdtemp's private 0700.
 
     On any error the staged folder is removed, so out_dir never holds a half-written result.
     A non-empty out_dir is refused unless overwrite. `protect` lists folders (the inputs) that
@@ -288,6 +289,9 @@ def staged_dir(out_dir: str, overwrite: bool = False, protect: tuple[str, ...] =
     parent = os.path.dirname(out)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.partial-", dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would make the result private
     try:
         yield tmp
     except BaseException:

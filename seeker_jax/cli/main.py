@@ -187,23 +187,31 @@ def _synth(args: argparse.Namespace) -> int:
 
 def _tool_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--record", required=True, type=existing_file,
-                   help="a record .json/.jsonl (V2P-Bench fields)")
+                   help="a record file: .json/.jsonl (V2P-Bench fields) or a split "
+                   "as synth and pipeline write it (ROOT/records/<split>.array_record)")
     p.add_argument("--index", type=non_negative_int, default=0, help="which record of the file")
     p.add_argument("--call", required=True, help="'<tool_call>{\"name\": ..., \"arguments\": "
                                                  "{...}}</tool_call>' as the model would write it")
     p.add_argument("--root", default=None, type=existing_dir,
-                   help="dataset root (default: the record file's folder)")
+                   help="dataset root (default: the record file's folder; for "
+                   "ROOT/records/<split>.array_record, ROOT)")
     p.add_argument("--out", default=None, type=writable_dir,
                    help="where to save the frames shown (default: a temp dir)")
 
 
 def _read_record(path: str, index: int):
     """Record `index` of a user's file; a malformed file or a short one is a user error."""
-    from seeker_jax.env.records import read_records
+    from seeker_jax.env.records import SampleRecord, read_records
 
     count = 0
     try:
-        for count, record in enumerate(read_records(path), 1):
+        if path.endswith(".array_record"):  # our datasets: binary, one JSON record per entry
+            from seeker_jax.data.records import read_record_file
+
+            records = (SampleRecord.from_dict(r) for r in read_record_file(path))
+        else:
+            records = read_records(path)
+        for count, record in enumerate(records, 1):
             if count - 1 == index:
                 return record
     except ValueError as e:  # bad JSON, or a record without the required fields
@@ -214,8 +222,9 @@ def _read_record(path: str, index: int):
 
 @command("tool", "run one tool call on one record and print what the model would see (JSON)",
          _tool_arguments,
-         examples=["seeker-jax tool --record record.json --call '<tool_call>"
-                   "{\"name\": \"crop_video\", \"arguments\": {\"video_path\": \"videos/0.mp4\", "
+         examples=["seeker-jax synth --out data --num 8 && seeker-jax tool --record "
+                   "data/records/train.array_record --call '<tool_call>{\"name\": "
+                   "\"crop_video\", \"arguments\": {\"video_path\": \"videos/synth0_000000.mp4\", "
                    "\"start_time\": 1, \"end_time\": 3}}</tool_call>'",
                    "seeker-jax tool --record recs.jsonl --index 3 --out /tmp/seen --call "
                    "'<tool_call>{\"name\": \"view_visual_prompt\", \"arguments\": "
@@ -230,7 +239,10 @@ def _tool(args: argparse.Namespace) -> int:
     from seeker_jax.env.records import default_root
 
     record = _read_record(args.record, args.index)
-    result = inspect_call(record, args.call, args.root or default_root(args.record), args.out)
+    root = args.root or default_root(args.record)
+    if args.record.endswith(".array_record") and root.name == "records":
+        root = root.parent  # a dataset split: its paths start at the dataset root
+    result = inspect_call(record, args.call, root, args.out)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -461,7 +473,7 @@ def _demo_arguments(p: argparse.ArgumentParser) -> None:
 
 @command("demo", "end to end on the embedded default: synth world, SFT, evaluation, GRPO, "
          "evaluation, export", _demo_arguments,
-         examples=["seeker-jax demo  # about 15 minutes on 2 CPU cores",
+         examples=["seeker-jax demo  # about 5 minutes on 2 CPU cores",
                    "seeker-jax demo --workdir /tmp/demo --grpo-steps 0 --episodes 8"],
          outputs="WORKDIR/sft/ (data/, checkpoints/, metrics.jsonl, config.json), "
                  "WORKDIR/grpo/ (checkpoints/, metrics.jsonl, plots),\nWORKDIR/hf_export/ "
