@@ -83,3 +83,21 @@ def test_under_mesh_sets_the_context_mesh_for_splash_only():
         under_mesh(probe, fn_mesh, impl)()
     assert seen == [False, True, True, True]
     assert jax.sharding.get_abstract_mesh().empty  # restored after the call
+
+
+def test_rows_that_learn_nothing_warn_once(tmp_path, capsys):
+    """A zero reward and a zero gradient each warn once per run, with what to change; a row
+    without the key (SFT has no reward) or with a nonzero value says nothing."""
+    writer = MetricsWriter(str(tmp_path))
+    writer.write(1, {"loss": 1.0, "grad_norm": 0.5, "reward": 0.25})
+    assert "warning" not in capsys.readouterr().err
+    writer.write(2, {"loss": 1.0, "grad_norm": 0.0, "reward": 0.0})
+    writer.write(3, {"loss": 1.0, "grad_norm": 0.0, "reward": 0.0})
+    writer.close()
+    err = capsys.readouterr().err.strip().splitlines()
+    err = [line for line in err if line]
+    assert len(err) == 2
+    assert err[0].startswith("warning: step 2: every episode's reward is 0")
+    assert "--config.model.init_from" in err[0]
+    assert err[1].startswith("warning: step 2: the gradient is all zeros")
+    assert [json.loads(x)["step"] for x in open(tmp_path / "metrics.jsonl")] == [1, 2, 3]

@@ -255,10 +255,15 @@ class MetricsWriter:
 
     resume_step: the step the run continues from (0 for a fresh start); rows and events past
     it (logged by a run killed after its last checkpoint) are dropped before writing resumes.
+    A row that shows nothing is learned (zero reward, zero gradient) warns once
+    (training/silence.py).
     """
 
     def __init__(self, workdir: str, resume_step: int = 0):
+        from seeker_jax.training.silence import SilenceWatch
+
         self.active = jax.process_index() == 0
+        self.watch = SilenceWatch()  # warns once when a row says nothing is learned
         if self.active:
             from tensorboardX import SummaryWriter
             path = os.path.join(workdir, METRICS_FILE)
@@ -271,6 +276,7 @@ class MetricsWriter:
             return
         self.file.write(json.dumps({"step": step, **metrics}) + "\n")
         self.file.flush()
+        self.watch(step, metrics)
         for k, v in metrics.items():
             self.tb.add_scalar(k, v, step)
 
