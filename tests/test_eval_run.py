@@ -193,3 +193,20 @@ def test_a_rerun_with_another_model_is_refused_not_relabelled(bench, tmp_path):
     assert summary["model"].endswith("#m2") and summary["overall"]["n"] == 4
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 4
     assert config.protocol == json.loads((tmp_path / "run_key.json").read_text())["protocol"]
+
+
+def test_a_ckpt_workdir_trained_further_is_another_model(bench, tmp_path):
+    """`ckpt:WORKDIR` is keyed by the step folder it loads (the latest), so evaluating the
+    same workdir after more training does not reuse the older step's answers."""
+    from seeker_jax.eval.cli import run_key
+
+    path, root = bench
+    run = tmp_path / "sft"
+    (run / "checkpoints" / "4" / "params").mkdir(parents=True)
+    (run / "checkpoints" / "model_config.json").write_text("{}")
+    config = load_config("configs/eval.py:agentic")
+    key = run_key(config, f"ckpt:{run}", str(path), None, None)
+    assert key["model"] == f"ckpt:{run / 'checkpoints' / '4'}"
+    (run / "checkpoints" / "6" / "params").mkdir(parents=True)
+    assert run_key(config, f"ckpt:{run}", str(path), None, None)["model"].endswith("/6")
+    assert run_key(config, "ckpt:nowhere", str(path), None, None)["model"].endswith("/nowhere")

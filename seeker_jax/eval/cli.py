@@ -28,11 +28,19 @@ def _sha256(path: str) -> str:
 
 def run_key(config, model: str, data: str, video_root: str | None,
             frame_root: str | None) -> dict:
-    """What makes an eval's answers: the model (paths made absolute), the protocol, the data
+    """What makes an eval's answers: the model (paths made absolute; `ckpt:` names the step
+    folder it loads, so a workdir trained further is another model), the protocol, the data
     (its path and content hash, the roots) and the config but the RESUMABLE_KEYS."""
     kind, sep, rest = model.partition(":")
     if sep and kind in ("ckpt", "hf"):
         model = f"{kind}:{os.path.abspath(rest)}"
+    if sep and kind == "ckpt":  # a workdir trained further is another model: key its step
+        from seeker_jax.checkpointing.checkpoint import CheckpointError, find_params
+
+        try:
+            model = f"ckpt:{os.path.dirname(find_params(rest).params_dir)}"
+        except CheckpointError:
+            pass  # loading the model reports it
     conf = {k: v for k, v in config.to_dict().items() if k not in RESUMABLE_KEYS}
     return {"model": model, "protocol": str(config.protocol),
             "data": {"path": os.path.abspath(data), "sha256": _sha256(data),
