@@ -210,3 +210,18 @@ def test_a_ckpt_workdir_trained_further_is_another_model(bench, tmp_path):
     (run / "checkpoints" / "6" / "params").mkdir(parents=True)
     assert run_key(config, f"ckpt:{run}", str(path), None, None)["model"].endswith("/6")
     assert run_key(config, "ckpt:nowhere", str(path), None, None)["model"].endswith("/nowhere")
+
+
+def test_results_from_before_runs_were_keyed_are_not_reused(tmp_path):
+    """A results.jsonl without run_key.json (an older folder) may be any model's: refused,
+    and --overwrite deletes it."""
+    from seeker_jax.errors import UserError
+    from seeker_jax.eval.runner import check_run_key
+
+    (tmp_path / "results.jsonl").write_text('{"id": "0:a"}\n')
+    with pytest.raises(UserError, match="written before runs were keyed.*--overwrite"):
+        check_run_key(tmp_path, {"model": "m"})
+    check_run_key(tmp_path, {"model": "m"}, overwrite=True)
+    assert not (tmp_path / "results.jsonl").exists()
+    assert json.loads((tmp_path / "run_key.json").read_text()) == {"model": "m"}
+    check_run_key(tmp_path, {"model": "m"})  # the same run again: resumes
