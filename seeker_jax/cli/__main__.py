@@ -1,6 +1,6 @@
-"""`python -m seeker_jax.cli.main` runs the command line."""
+"""`python -m seeker_jax.cli` runs the command line."""
 import sys
 
-from seeker_jax.cli.main.main import main
+from seeker_jax.cli.main import main
 
 sys.exit(main())
