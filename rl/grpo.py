@@ -37,7 +37,7 @@ import ml_collections
 import numpy as np
 
 from seeker_jax.checkpointing import checkpoint as ckpt
-from seeker_jax.config import to_json
+from seeker_jax.config import ConfigArgumentError, to_json
 from seeker_jax.env.config import EnvConfig
 from seeker_jax.env.episode import Episode
 from seeker_jax.env.records import SampleRecord
@@ -197,43 +197,44 @@ def check_skips(seen: dict, max_fraction: float, iteration: int) -> None:
 
 
 def check_config(config: ml_collections.ConfigDict, loss: PolicyLossConfig) -> None:
-    """Mismatches that would train on the wrong quantity, as errors saying what to set."""
+    """Mismatches that would train on the wrong quantity, as errors saying what to set
+    (ConfigArgumentError: the CLI prints one line and exits 2)."""
     from seeker_jax.configs.grpo import paper_deviations
 
+    bad = ConfigArgumentError
     r = config.rollout
     scored = r.temperature if r.temperature > 0 else 1.0  # greedy rollouts are scored at T=1
     if abs(loss.temperature - scored) > 1e-9:
-        raise ValueError(f"loss.temperature {loss.temperature} must be the rollout's sampling "
-                         f"temperature {scored} (the learner scores the sampler's policy): set "
-                         f"--config.loss.temperature={scored}")
+        raise bad(f"loss.temperature {loss.temperature} must be the rollout's sampling "
+                  f"temperature {scored} (the learner scores the sampler's policy): set "
+                  f"--config.loss.temperature={scored}")
     rows = r.batch_size or r.prompts_per_step * r.n
     if rows < r.n:
-        raise ValueError(f"rollout.batch_size {rows} must hold a group of n={r.n} rows")
+        raise bad(f"rollout.batch_size {rows} must hold a group of n={r.n} rows")
     if max(r.buckets) < r.max_len:
-        raise ValueError(f"rollout.buckets {tuple(r.buckets)} must reach rollout.max_len "
-                         f"{r.max_len}: an episode may fill its row")
+        raise bad(f"rollout.buckets {tuple(r.buckets)} must reach rollout.max_len {r.max_len}: "
+                  "an episode may fill its row")
     minibatch_slices(r.prompts_per_step * r.n, r.minibatches)
     accum = int(config.optimizer.accum_steps)
     if accum < 1 or r.minibatches % accum:
-        raise ValueError(f"optimizer.accum_steps {accum} must divide rollout.minibatches "
-                         f"{r.minibatches}: otherwise an optimizer step would sum minibatches "
-                         f"of two iterations (two policies, one stale); set accum_steps to a "
-                         f"divisor of minibatches")
+        raise bad(f"optimizer.accum_steps {accum} must divide rollout.minibatches "
+                  f"{r.minibatches}: otherwise an optimizer step would sum minibatches of two "
+                  "iterations (two policies, one stale); set accum_steps to a divisor of "
+                  "minibatches")
     if r.max_refills < 0:
-        raise ValueError(f"rollout.max_refills must be >= 0, got {r.max_refills}")
+        raise bad(f"rollout.max_refills must be >= 0, got {r.max_refills}")
     if not 0 <= r.max_skip_fraction <= 1:
-        raise ValueError(f"rollout.max_skip_fraction must be in [0, 1], got "
-                         f"{r.max_skip_fraction}")
+        raise bad(f"rollout.max_skip_fraction must be in [0, 1], got {r.max_skip_fraction}")
     if not 0 <= r.max_response_tokens < r.max_len:
-        raise ValueError(f"rollout.max_response_tokens {r.max_response_tokens} must be in "
-                         f"[0, max_len {r.max_len}) (0: no per-episode cap)")
+        raise bad(f"rollout.max_response_tokens {r.max_response_tokens} must be in "
+                  f"[0, max_len {r.max_len}) (0: no per-episode cap)")
     preset = str(config.get("preset", ""))
     if preset.startswith("paper"):
         off = paper_deviations(config)
         if off:
-            raise ValueError(f"configs/grpo.py:{preset} is the paper's recipe and this run "
-                             f"changes it ({'; '.join(off)}): use "
-                             f"configs/grpo.py:seeker_{preset.split('_')[-1]} to change them")
+            raise bad(f"configs/grpo.py:{preset} is the paper's recipe and this run changes "
+                      f"it ({'; '.join(off)}): use configs/grpo.py:seeker_"
+                      f"{preset.split('_')[-1]} to change them")
 
 
 # Live copies of a chunk's logits in the update's backward (logits, softmax, the logit

@@ -136,3 +136,13 @@ def test_the_demo_trains_and_evaluates_with_one_budget():
         assert {k: c.rollout[k] for k in ROLLOUT} == ROLLOUT, preset
         assert c.env.max_rounds + 1 == ROLLOUT["max_turns"]
         check_config(c, PolicyLossConfig.from_config(c.loss))
+
+
+def test_the_cli_refuses_a_changed_paper_preset_in_one_line(tmp_path, capsys):
+    from seeker_jax.cli.main import main
+
+    code = main(["grpo", "--workdir", str(tmp_path / "run"), "--config",
+                 "configs/grpo.py:paper_8b", "--config.rollout.prompts_per_step=16"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: ")
+    assert "rollout.prompts_per_step: got 16, the paper 32" in err[0] and "seeker_8b" in err[0]
