@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from hf_reference import save_tiny_hf, segment
+from hf_reference import segment
 from seeker_jax.models.qwen3_vl import forward, from_pretrained
 from seeker_jax.models.qwen3_vl.rope import get_rope_index_np
 from seeker_jax.models.qwen3_vl.vision_inputs import build_vision_inputs
 from seeker_jax.generation.conversation import batch_conversations, recompute_logprobs
-from seeker_jax.generation.sampler import Sampler, segment_positions
+from seeker_jax.generation.rows import segment_positions
+from seeker_jax.generation.sampler import Sampler
 from seeker_jax.generation.sampling import SamplingParams
 
 MAX_LEN = 160
@@ -28,10 +29,8 @@ PROMPT = [("text", 5), ("image", (4, 6)), ("text", 3), ("video", (3, 4, 4)), ("t
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    d = str(tmp_path_factory.mktemp("tiny"))
-    hf = save_tiny_hf(d)
-    return hf, from_pretrained(d)
+def models(tiny_hf):
+    return tiny_hf.torch_model, from_pretrained(tiny_hf.path)
 
 
 @pytest.fixture(scope="module")

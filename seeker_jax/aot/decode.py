@@ -8,8 +8,8 @@ What is compiled is the sampler's own program, `seeker_jax.generation.decoding.d
 
 - the sampler's copy of the weights in the compute dtype (bf16 in the real presets), placed
   by the config's logical-axis rules as `Sampler(mesh=...)` places them;
-- the decoder unrolled, as the sampler runs it (seeker_jax.generation.sampler.decoding_graph): a scanned
-  decoder would carry, and copy, the whole cache through each step;
+- the decoder unrolled, as the sampler runs it (seeker_jax.generation.sampler.decoding_graph):
+  a scanned decoder would carry, and copy, the whole cache through each step;
 - a KV cache of `rows` x (max_len + max_chunk) slots per layer (the sampler's layout:
   c.rollout.max_len, c.rollout.max_chunk), rows split over the batch axes like
   `Sampler.reset` splits them.
@@ -54,7 +54,7 @@ def compile_decode_step(c: ml_collections.ConfigDict, topology: str, rows: int =
     from seeker_jax.models.qwen3_vl.hf_io import abstract_model
     from seeker_jax.models.qwen3_vl.text import init_cache
     from seeker_jax.training.optim import make_optimizer
-    from seeker_jax.generation.sampler import bucket, decoding_graph
+    from seeker_jax.generation.rows import bucket, decoding_graph
     from seeker_jax.sharding import array_sharding, rules_from_config
 
     if rows < 1:

@@ -1,62 +1,34 @@
 """Jitted generation with a KV cache that grows across tool turns.
 
-A `Sampler` owns a batch of B rows. Each row is one conversation whose tokens sit in the KV
-cache at slot == token index (no padding inside a row). A conversation grows in two ways:
+A `Sampler` owns a batch of B rows, each one conversation whose tokens sit in the KV cache at
+slot == token index. `append(row -> Segment)` computes a prompt or a tool response on top of
+the row's cache (earlier turns are never recomputed; MRoPE positions continue the row's rope
+index exactly as `get_rope_index` numbers the whole sequence; long appends run in pieces of
+`max_chunk`); `step()` runs up to `decode_steps` decode steps for every active row in one
+jitted while_loop, until a stop token, `max_new_tokens`, the length limit (on device) or a
+stop string (on the host, which rolls the row back to the end of the string).
 
-- `append(row -> Segment)`: a prompt or a tool response (text, images, timestamped video
-  frames) is computed on top of the row's cache; earlier turns are never recomputed. The
-  segment's MRoPE positions continue the row's rope index exactly as `get_rope_index` would
-  number the whole sequence (`segment_positions`), its vision features are scattered into the
-  placeholder tokens and its DeepStack features are added in the first decoder layers. Long
-  appends run in pieces of at most `max_chunk` tokens (chunked prefill). The last logits give
-  the first token of the model's next turn.
-- `step()`: up to `decode_steps` decode steps in one jitted `while_loop` for every active row;
-  a row stops on a stop token, `max_new_tokens` or the length limit (on device) or on a stop
-  string (on the host, which then rolls the row back to the end of the string).
+Cache: (B, kv_heads, max_len + max_chunk, head_dim), head-major; slots >= max_len are scratch
+for rows that take no part in a call, so every call has one shape. Attention reads a window
+of the first power-of-two (>= min_window) slots that hold the participating rows' tokens.
 
-Cache layout: (B, kv_heads, max_len + max_chunk, head_dim), head-major as attention reads it.
-Slots >= max_len are scratch:
-rows that take no part in a call write their (ignored) keys there, so every call has one
-shape. The token a row sampled last is not in the cache yet; it is written by the next decode
-step or at the start of the next append.
+The sampler owns its weights (a copy, refreshed by `load_state`, never aliasing a learner
+buffer). The token at index t of episode e is drawn with `fold_in(fold_in(seed_key, e), t)`,
+so which rows share a call never changes a sample. Recorded log-probs are the tempered,
+untruncated ones a learner recomputes (`sampling.learner_logprobs`), with `top_n`
+alternatives when asked. `fork` copies a prefilled row into others (a GRPO group prefills
+its prompt once). Each row samples with its own temperature / top-k / top-p as data
+(`set_row_params`); only which code a call needs is static (`sampling.SamplingPlan`).
 
-Weights and randomness:
-
-- The sampler owns its weights: a copy made when it is built, refreshed by `load_state` from a
-  learner's states between rollouts (cast to the sampler's dtypes, placed with its shardings,
-  never aliasing a learner buffer that a donating train step would delete).
-- The token at conversation index t of episode e is drawn with
-  `fold_in(fold_in(seed_key, e), t)`. A row carries its episode id (`reset_row(row, episode)`),
-  so which rows happen to share a call (tool timing, batch size) never changes a sample.
-- Recorded log-probs are the tempered, untruncated ones a learner recomputes
-  (`seeker_jax.generation.sampling.learner_logprobs`). With `top_n` > 0 (OpenAI's top_logprobs) every
-  sampled position also records its top_n alternatives under that same distribution, computed
-  on device in the same programs (`Turn.top_ids` / `Turn.top_logprobs`, (n, top_n)); 0, the
-  default, compiles and runs exactly what it did without them.
-- `fork(src, dsts, episodes)` copies a just-prefilled row (cache and state) into other rows, so
-  n episodes of one prompt (a GRPO group) encode and prefill it once.
-- Each row samples with its own temperature / top-k / top-p (`set_row_params`; the sampler's
-  `params` otherwise). They reach the programs as data, so rows with different values share
-  one call and a new value compiles nothing; only which code a call needs (argmax, draw,
-  top-k bound bucket, top-p sort) is static (seeker_jax.generation.sampling.SamplingPlan).
-  The suppressed ids are the sampler's.
-
-Attention reads a window of the cache: the first power-of-two (>= min_window) slots that hold
-every participating row's tokens, not all max_len slots, so a 20k-slot cache costs a 2k-token
-conversation what a 2k cache would.
-
-Shapes are bucketed (powers of two) so that the number of compilations is bounded:
-extend: (B, chunk bucket, vision-feature bucket, window); decode: (B, steps, forced-token
-bucket, window);
-vision: one per vision bucket (grids as data, seeker_jax.models.qwen3_vl.vision_inputs), never
-per grid. `compilations` counts them.
+Shapes are bucketed (powers of two), so compilations are bounded: extend per (chunk bucket,
+vision-feature bucket, window), decode per (forced-token bucket, window), vision per vision
+bucket; `compilations` counts them. docs/engine.md tells the whole story.
 """
 from __future__ import annotations
 
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
 import jax
@@ -67,96 +39,21 @@ from jax.sharding import Mesh
 
 from seeker_jax.models.chat import Segment
 from seeker_jax.models.qwen3_vl.modeling import Qwen3VLForConditionalGeneration
-from seeker_jax.models.qwen3_vl.rope import get_rope_index_np
-from seeker_jax.models.qwen3_vl.stacking import unstack_module
 from seeker_jax.models.qwen3_vl.text import init_cache
 from seeker_jax.generation.conversation import Conversation, Turn
 from seeker_jax.generation.decoding import (STOP_MAX_LEN, STOP_MAX_NEW, STOP_REASONS,
                                             STOP_STRING, STOP_TOKEN, copy_rows, decode,
                                             encode_visual, extend, first_tokens)
 from seeker_jax.generation.sampling import RowSampling, SamplingParams, SamplingPlan
+from seeker_jax.generation.rows import (ForkPoint, Row, bucket, decoding_graph, extend_inputs,
+                                        features_in_token_order, per_row, plan_pieces,
+                                        segment_positions)
 from seeker_jax.generation.stops import find_stop
 from seeker_jax.sharding import DEFAULT_RULES, Rules, array_sharding, model_shardings
 from seeker_jax.training.state_copy import copy_state
 from seeker_jax.training.vision_batch import prepare_slots
 
 log = logging.getLogger(__name__)
-
-
-def bucket(n: int, minimum: int = 16) -> int:
-    """The power of two >= max(n, minimum)."""
-    n = max(int(n), int(minimum), 1)
-    return 1 << (n - 1).bit_length()
-
-
-def decoding_graph(model: Qwen3VLForConditionalGeneration) -> Qwen3VLForConditionalGeneration:
-    """The model as the sampler runs it: the decoder layers unrolled.
-
-    A scanned decoder (a training choice that saves compile time and memory) would carry the
-    KV cache through its scan, a copy of the whole cache per token. So a stacked decoder
-    (stacking.py) is returned as a model whose language model holds one layer module per
-    slice (new arrays: the sampler copies its weights anyway); the vision tower, run once per
-    prefill, keeps its scan and shares the given arrays. `model` itself when it does not scan.
-    """
-    if not getattr(model.model.language_model, "scan_layers", False):
-        return model
-    unrolled = nnx.merge(*nnx.split(model))
-    lm = unrolled.model.language_model
-    lm.layers = nnx.List(unstack_module(lm.layers))
-    lm.scan_layers = False
-    return unrolled
-
-
-def segment_positions(input_ids: np.ndarray, mm_token_type_ids: np.ndarray,
-                      image_grid_thw: np.ndarray | None, video_grid_thw: np.ndarray | None,
-                      start: int, spatial_merge_size: int = 2) -> tuple[np.ndarray, int]:
-    """MRoPE positions (3, L) of a segment appended where the next text position is `start`.
-
-    get_rope_index numbers every span relative to a running `cur`, so a segment's positions
-    are its own index shifted by `start`. Also returns the next `start` (the position a text
-    token after the segment would get), read off a dummy text token appended at the end.
-    """
-    ids = np.append(np.asarray(input_ids), 0)[None]
-    types = np.append(np.asarray(mm_token_type_ids), 0)[None]
-    pos, _ = get_rope_index_np(ids, types, image_grid_thw, video_grid_thw, None,
-                               spatial_merge_size)
-    pos = pos[:, 0].astype(np.int64) + start
-    return pos[:, :-1].astype(np.int32), int(pos[0, -1])
-
-
-# ----------------------------------------------------------------------------- host side
-
-@dataclass(frozen=True)
-class _ForkPoint:
-    """A row right after a prefill, before its first token joined the conversation."""
-
-    n_ids: int
-    n_pieces: int   # entries of `positions`
-    cur: int
-    max_new: int
-
-
-@dataclass
-class _Row:
-    episode: int = 0         # folds into the sampling key (with the token index)
-    ids: list[int] = field(default_factory=list)
-    types: list[int] = field(default_factory=list)
-    policy: list[int] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
-    positions: list[np.ndarray] = field(default_factory=list)  # (3, n) per added piece
-    segments: list[Segment] = field(default_factory=list)
-    pending_visual: list[tuple[jax.Array, jax.Array]] = field(default_factory=list)
-    written: int = 0         # tokens whose keys are in the cache (slots 0..written-1)
-    cur: int = 0             # the MRoPE position of the next token after `ids`
-    turn: list[int] = field(default_factory=list)
-    turn_lps: list[float] = field(default_factory=list)
-    turn_top: list[tuple[np.ndarray, np.ndarray] | None] = field(default_factory=list)
-    active: bool = False
-    max_new: int = 0
-    forced: list[int] = field(default_factory=list)
-    result: Turn | None = None
-    fork_point: _ForkPoint | None = None  # set by a prefill, cleared once the row decodes
-    params: SamplingParams | None = None  # None: the sampler's
 
 
 class Sampler:
@@ -236,10 +133,10 @@ class Sampler:
             raise ValueError(f"top_logprobs must be in [0, {vocab}] (the vocabulary), got {n}")
         self._top_n = int(n)
 
-    def _new_row(self, episode: int | None) -> _Row:
+    def _new_row(self, episode: int | None) -> Row:
         if episode is None:
             episode, self._next_episode = self._next_episode, self._next_episode + 1
-        return _Row(episode=int(episode))
+        return Row(episode=int(episode))
 
     def reset(self) -> None:
         """A fresh cache; every row empty."""
@@ -357,27 +254,7 @@ class Sampler:
             f, d = self._call("vision", encode_visual, self.state, px, inputs,
                               graphdef=self.graphdef)
             per_kind[kind] = (f, d, int(inputs.num_features))
-        types = np.asarray(seg.mm_token_type_ids)
-        if not per_kind:
-            if (types != 0).any():
-                raise ValueError("segment has vision tokens but no pixels")
-            return None
-        for kind, name in ((1, "image"), (2, "video")):
-            n = per_kind[kind][2] if kind in per_kind else 0
-            if int((types == kind).sum()) != n:
-                raise ValueError(f"{name} features and {name} tokens do not match: "
-                                 f"{int((types == kind).sum())} tokens, {n} features. A vision "
-                                 "span was cut or duplicated.")
-        kinds = sorted(per_kind)
-        feats = jnp.concatenate([per_kind[k][0] for k in kinds])
-        deep = jnp.concatenate([per_kind[k][1] for k in kinds], axis=1)
-        # padded outputs: kind k's real features start where its padded block starts
-        base = {k: sum(per_kind[j][0].shape[0] for j in kinds if j < k) for k in kinds}
-        visual = types[types != 0]
-        order = np.empty(len(visual), np.int64)
-        for k in kinds:
-            order[visual == k] = base[k] + np.arange(per_kind[k][2])
-        return feats[order], deep[:, order]
+        return features_in_token_order(per_kind, np.asarray(seg.mm_token_type_ids))
 
     def append(self, segments: Mapping[int, Segment], max_new_tokens: int | Mapping[int, int],
                forced: Mapping[int, Sequence[int]] | None = None) -> None:
@@ -417,7 +294,7 @@ class Sampler:
         top_n alternatives, when recorded)."""
         r = self.rows[row]
         r.max_new, r.forced = max_new, [int(t) for t in forced]
-        r.fork_point = _ForkPoint(len(r.ids), len(r.positions), r.cur, max_new)
+        r.fork_point = ForkPoint(len(r.ids), len(r.positions), r.cur, max_new)
         r.turn, r.turn_lps, r.active, r.result = [int(token)], [float(logprob)], True, None
         r.turn_top = [top]
         reason = (STOP_TOKEN if r.turn[0] in self.stop_token_ids else
@@ -474,7 +351,7 @@ class Sampler:
             jnp.asarray(episode), jnp.full(self.batch_size, fp.n_ids, jnp.int32),
             jnp.asarray(first), **self._sampling(dst_rows), top_n=self.top_n)
         token, logprob = np.asarray(token), np.asarray(logprob)
-        top = _per_row(top, self.batch_size)
+        top = per_row(top, self.batch_size)
         self.stats["forked_rows"] += len(dst_rows)
         for d in dst_rows:
             self._start_turn(d, token[d], logprob[d], fp.max_new, forced.get(d, ()), top[d])
@@ -486,63 +363,26 @@ class Sampler:
             raise RuntimeError(f"row {row} is still generating; wait for its turn to end")
         if len(r.ids) == r.written:
             raise ValueError(f"row {row} has nothing new to compute; add a segment first")
-        ids = np.asarray(r.ids[r.written:], np.int32)
-        types = np.asarray(r.types[r.written:], np.int32)
-        positions = np.concatenate(r.positions, axis=1)[:, r.written:]
-        feats = deep = None
-        if r.pending_visual:
-            feats = jnp.concatenate([f for f, _ in r.pending_visual])
-            deep = jnp.concatenate([d for _, d in r.pending_visual], axis=1)
-        pieces, used = [], 0
-        for lo in range(0, len(ids), self.max_chunk):
-            hi = min(lo + self.max_chunk, len(ids))
-            n_vis = int((types[lo:hi] != 0).sum())
-            pieces.append(dict(ids=ids[lo:hi], positions=positions[:, lo:hi],
-                               start=r.written + lo,
-                               feats=feats[used:used + n_vis] if n_vis else None,
-                               deep=deep[:, used:used + n_vis] if n_vis else None))
-            used += n_vis
-        return pieces
+        return plan_pieces(r, self.max_chunk)
 
     def _run_extend(self, part: dict[int, dict], forced: dict[int, Sequence[int]]
                     ) -> tuple[list[int], list[float], jax.Array, list]:
         """One extend call for the given rows' pieces; other rows write to scratch slots."""
         B = self.batch_size
-        L = bucket(max(len(p["ids"]) for p in part.values()), self.min_bucket)
-        ids = np.full((B, L), self.pad_id, np.int32)
-        positions = np.zeros((3, B, L), np.int32)
-        write = np.full((B,), self.max_len, np.int32)
+        x = extend_inputs(part, forced, B, self.pad_id, self.max_len, self.min_bucket)
         episode = np.array([r.episode for r in self.rows], np.int32)
-        n_valid = np.ones((B,), np.int32)
-        first = np.full((B,), -1, np.int32)
-        feats, deep = [], []
-        for row in sorted(part):
-            p = part[row]
-            n = len(p["ids"])
-            ids[row, :n], positions[:, row, :n] = p["ids"], p["positions"]
-            positions[:, row, n:] = p["positions"][:, -1:] + 1 + np.arange(L - n)
-            write[row], n_valid[row] = p["start"], n
-            if p["feats"] is not None:
-                feats.append(p["feats"]), deep.append(p["deep"])
-            if forced.get(row):
-                first[row] = forced[row][0]
-        f = d = None
-        if feats:
-            f, d = jnp.concatenate(feats), jnp.concatenate(deep, axis=1)
-            F = bucket(f.shape[0], self.min_bucket)
-            f = jnp.pad(f, ((0, F - f.shape[0]), (0, 0)))
-            d = jnp.pad(d, ((0, 0), (0, F - d.shape[1]), (0, 0)))
         start = time.perf_counter()
         self.cache, token, logprob, logits, top = self._call(
-            "extend", extend, self.state, self.cache, ids, positions, write, n_valid, f, d,
-            first, self.seed_key, episode, graphdef=self.graphdef, **self._sampling(sorted(part)),
+            "extend", extend, self.state, self.cache, x.ids, x.positions, x.write, x.n_valid,
+            x.feats, x.deep, x.first, self.seed_key, episode, graphdef=self.graphdef,
+            **self._sampling(sorted(part)),
             top_n=self.top_n,
             window=self._window(max(p["start"] + len(p["ids"]) for p in part.values())))
         token, logprob = np.asarray(token), np.asarray(logprob)
         self.stats["prefill_tokens"] += int(sum(len(p["ids"]) for p in part.values()))
-        self.stats["prefill_padded_tokens"] += B * L
+        self.stats["prefill_padded_tokens"] += int(x.ids.size)
         self.stats["prefill_s"] += time.perf_counter() - start
-        return token.tolist(), logprob.tolist(), logits, _per_row(top, self.batch_size)
+        return token.tolist(), logprob.tolist(), logits, per_row(top, self.batch_size)
 
     # -- decoding
 
@@ -657,13 +497,4 @@ class Sampler:
         return [done[i] for i in range(len(prompts))]
 
 
-def _per_row(top, batch_size: int) -> list[tuple[np.ndarray, np.ndarray] | None]:
-    """A program's top alternatives ((B, n) ids, (B, n) log-probs, or None) as one entry per
-    row, on the host."""
-    if top is None:
-        return [None] * batch_size
-    ids, lps = np.asarray(top[0]), np.asarray(top[1])
-    return [(ids[b], lps[b]) for b in range(ids.shape[0])]
-
-
-__all__ = ["Sampler", "bucket", "decoding_graph", "segment_positions"]
+__all__ = ["Sampler"]
