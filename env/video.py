@@ -186,7 +186,12 @@ class VideoFile:
             return
         if self._data is None and ("\0" in self.path or not os.path.isfile(self.path)):
             raise VideoError(f"video '{self.name}' does not exist")
-        container = sniff_container(self._head())
+        try:
+            head = self._head()
+        except OSError as exc:
+            raise VideoError(f"video '{self.name}' cannot be read "
+                             f"({type(exc).__name__})") from None
+        container = sniff_container(head)
         if container is None:
             raise VideoError(f"video '{self.name}' is not a video file in a supported container "
                              f"({', '.join(CONTAINERS)}); send an mp4, mkv, webm or avi file")
