@@ -16,7 +16,8 @@ each run split by the questions' true answers.
   python bench/demo_recipe.py --workdir /tmp/long --preset long   # >= 200 questions; ~55 min
   python bench/demo_recipe.py --workdir /tmp/tools --preset tools # the crop decides the answer
   python bench/demo_recipe.py --workdir /tmp/guess --preset guess --sft=--config.model.init_from=/tmp/long/sft
-  python bench/demo_recipe.py --workdir /tmp/confuse --preset confuse --sft=--config.model.init_from=/tmp/long/sft
+  python bench/demo_recipe.py --workdir /tmp/confuse --preset confuse \
+      --sft=--config.model.init_from=/tmp/long/sft
 
 Re-running with the same workdir resumes (SFT and GRPO checkpoints); results go to
 WORKDIR/recipe.json. Run it on a quiet machine: it prints no timings you should compare.

@@ -80,7 +80,8 @@ def parse_value(text: str, current: Any, key: str = "?") -> Any:
         try:
             return float(text)
         except ValueError:
-            raise ConfigArgumentError(f"config.{key}: {text!r} is not a float (give a number, e.g. 1e-5)") from None
+            raise ConfigArgumentError(f"config.{key}: {text!r} is not a float (give a number, "
+                                      "e.g. 1e-5)") from None
     if isinstance(current, str):
         return text
     if isinstance(current, (tuple, list)):

@@ -151,5 +151,6 @@ def array_sharding(mesh: Mesh | None, logical_axes: Sequence[str | None], shape:
     return NamedSharding(mesh, logical_to_pspec(logical_axes, rules, mesh, shape))
 
 
-__all__ = ["DEFAULT_RULES", "MESH_AXES", "Rules", "rules_from_config", "array_sharding", "logical_to_pspec", "make_mesh",
-           "model_shardings", "shard_model"]
+__all__ = ["DEFAULT_RULES", "MESH_AXES", "Rules", "rules_from_config", "array_sharding",
+           "attention_axes", "logical_to_pspec", "make_mesh", "mesh_axes_of", "model_shardings",
+           "shard_model"]
