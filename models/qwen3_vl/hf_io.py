@@ -434,7 +434,6 @@ def write_hf_dir(source: ParamSource, cfg: Qwen3VLConfig, out_dir: str, *,
                 return P.to_hf(by_name[name], np.asarray(a), cfg)  # a view where it can be
 
             write_safetensors(os.path.join(tmp, fn), shard, produce, stats.add)
-            del arrays  # noqa: F821 - produce() closed over it; written, it is dropped
             release_freed_memory()
         if len(shards) > 1:
             index = {"metadata": {"total_size": stats.bytes},

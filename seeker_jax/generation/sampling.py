@@ -258,7 +258,8 @@ def argmax_and_max(x: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The first index of each row's maximum and the maximum: (..., V) -> (...) int32,
     (...) float. jnp.argmax without its variadic (value, index) reduction, which XLA:CPU runs
     unvectorized: at a real vocabulary a large share of a greedy decode step. A row with NaN
-    logits gets some index in [0, V): XLA:CPU's max reduction skips NaN over large rows; `sample`'s log-prob for such a row is NaN, which is what shows it.
+    logits gets some index in [0, V): XLA:CPU's max reduction skips NaN over large rows;
+    `sample`'s log-prob for such a row is NaN, which is what shows it.
 
     A large vocabulary is cut into chunks (`vocab_chunks`): one pass takes each chunk's
     max, the first chunk holding the row's max is found among those few values, and only that
