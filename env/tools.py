@@ -214,7 +214,7 @@ class ToolRunner:
             return handler(**call.arguments)
         except (SandboxError, VideoError, ValueError) as exc:
             return self._failure(str(exc))
-        except Exception as exc:  # a bug of ours must not end the episode either
+        except Exception as exc:  # noqa: BLE001 - a bug of ours must not end the episode either
             return self._failure(f"{call.name}: the tool failed ({type(exc).__name__}: "
                                  f"{str(exc)[:120]})")
 
@@ -246,7 +246,7 @@ class ToolRunner:
                 rgb = np.asarray(im.convert("RGB"))
         except FileNotFoundError:
             raise VideoError(f"view_visual_prompt: frame '{shown}' does not exist") from None
-        except Exception as exc:  # PIL raises many types on bad files (bombs included)
+        except Exception as exc:  # noqa: BLE001 - PIL raises many types on bad files (bombs too)
             raise VideoError(f"view_visual_prompt: frame '{shown}' is not a readable image "
                              f"({type(exc).__name__})") from None
         image = preprocess_image(rgb, self.config.frame_min_pixels, self.config.frame_max_pixels)
