@@ -201,7 +201,7 @@ class VideoFile:
             try:
                 self._reader = _READERS[backend](source, container)
                 break
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - decoders raise many types; try the next
                 errors.append(f"{backend}: {type(exc).__name__}: {self._message(exc)[:120]}")
         else:
             raise VideoError(f"video '{self.name}' is corrupt or not a video "
@@ -230,7 +230,7 @@ class VideoFile:
             return self._reader.read(np.asarray(indices, np.int64), size, decoder_scaling)
         except VideoError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any decoder failure is this video's error
             raise VideoError(f"video '{self.name}' could not be decoded at frames "
                              f"{indices[:3].tolist()}... ({type(exc).__name__})") from None
 
