@@ -170,17 +170,20 @@ FIELDS = ["model", "messages", "temperature", "top_p", "top_k", "n", "seed", "ma
 
 
 def _mutate(body: dict, where: tuple, value) -> dict:
-    """body with one slot replaced: ("top", key), ("message", i, key) or ("part", i, j, key)."""
+    """body with one slot replaced: ("top", key), ("message", i, key) or ("part", i, j, key);
+    a slot an earlier mutation destroyed falls back to the message, then to `messages`."""
     body = json.loads(json.dumps(body))
-    if where[0] == "top":
-        body[where[1]] = value
-        return body
-    msgs = body["messages"]
-    msg = msgs[where[1] % len(msgs)]
-    if where[0] == "message" or not isinstance(msg.get("content"), list):
-        msg[where[-1]] = value
-    else:
-        msg["content"][where[2] % len(msg["content"])][where[-1]] = value
+    if where[0] != "top":
+        msgs = body.get("messages")
+        msg = msgs[where[1] % len(msgs)] if isinstance(msgs, list) and msgs else None
+        if isinstance(msg, dict):
+            content = msg.get("content")
+            part = (content[where[2] % len(content)]
+                    if where[0] == "part" and isinstance(content, list) and content else None)
+            (part if isinstance(part, dict) else msg)[where[-1]] = value
+            return body
+        where = ("top", "messages")
+    body[where[1]] = value
     return body
 
 
