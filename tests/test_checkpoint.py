@@ -25,32 +25,10 @@ from seeker_jax.models.qwen3_vl import (CheckpointError, ConfigError, forward, f
                                         save_pretrained)
 from seeker_jax.models.qwen3_vl import hf_io, safetensors_io
 from seeker_jax.models.qwen3_vl.hf_io import INDEX, SINGLE, TensorSpec, parse_size, plan_shards
+from tensor_files import assert_bit_exact, hf_tensors, no_partials
 
 TOL = 1e-4
 MIXED = [[("text", 3), ("image", (4, 4)), ("text", 4), ("video", (2, 4, 4)), ("text", 5)]]
-
-
-def hf_tensors(hf_dir: str) -> dict[str, torch.Tensor]:
-    """Every tensor of an HF folder, single-file or sharded, as transformers wrote it."""
-    index = os.path.join(hf_dir, INDEX)
-    files = (sorted(set(json.load(open(index))["weight_map"].values()))
-             if os.path.exists(index) else [SINGLE])
-    out = {}
-    for fn in files:
-        out.update(load_file(os.path.join(hf_dir, fn)))
-    return out
-
-
-def assert_bit_exact(a: dict, b: dict) -> None:
-    assert sorted(a) == sorted(b)
-    for name in a:
-        assert a[name].dtype == b[name].dtype and a[name].shape == b[name].shape, name
-        bits = {4: torch.int32, 2: torch.int16}[a[name].element_size()]
-        assert torch.equal(a[name].view(bits), b[name].view(bits)), name
-
-
-def no_partials(parent: str) -> bool:
-    return not any(".partial-" in n for n in os.listdir(parent))
 
 
 CASES = {  # tied (4B-style) / untied (8B-style), input sharded or not, dtype
@@ -145,10 +123,9 @@ def _nudge_vision(model, seed: int) -> None:
         var.set_value(jnp.asarray(np.asarray(var.get_value()) + noise))
 
 
-def test_trained_checkpoint_exports_and_matches(tmp_path):
+def test_trained_checkpoint_exports_and_matches(tiny_hf_untied, tmp_path):
     """A CheckpointManager root as a trainer writes it (params + opt_state per step)."""
-    hf_dir = str(tmp_path / "hf")
-    hf = save_tiny_hf(hf_dir, tied=False, seed=3, scale=5.0)
+    hf_dir, hf = tiny_hf_untied
     model = from_pretrained(hf_dir)
     root = str(tmp_path / "run" / "checkpoints")
     C.write_model_config(root, model.config, assets_from=hf_dir)
@@ -177,9 +154,8 @@ def test_trained_checkpoint_exports_and_matches(tmp_path):
     assert np.abs(ref - hf_logits(hf, inputs)).max() > 1e-2  # training did change the model
 
 
-def test_save_pretrained_from_python_casts_and_shards(tmp_path):
-    hf_dir = str(tmp_path / "hf")
-    hf = save_tiny_hf(hf_dir, tied=True, seed=4)
+def test_save_pretrained_from_python_casts_and_shards(tiny_hf, tmp_path):
+    hf_dir, hf = tiny_hf
     model = from_pretrained(hf_dir)
     out = str(tmp_path / "out")
     save_pretrained(model, out, dtype=jnp.bfloat16, max_shard_size="100KB")
@@ -224,10 +200,8 @@ def test_parameters_land_sharded(converted, tmp_path):
 # --- bad input: a clear error naming the problem, and nothing half-written ----------------
 
 @pytest.fixture(scope="module")
-def good_hf(tmp_path_factory):
-    d = str(tmp_path_factory.mktemp("good") / "hf")
-    save_tiny_hf(d, tied=True, seed=5)
-    return d
+def good_hf(tiny_hf):
+    return tiny_hf.path  # read-only: the bad-input cases edit a copy
 
 
 QKV = "model.visual.blocks.1.attn.qkv.weight"

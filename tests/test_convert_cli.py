@@ -5,23 +5,24 @@ must come back bit for bit) and the tokenizer files next to it (copied through u
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import torch
 
-from hf_reference import save_tiny_hf
 from seeker_jax.cli.main import main
 from seeker_jax.models.qwen3_vl.hf_io import INDEX
-from test_checkpoint import assert_bit_exact, hf_tensors, no_partials
+from tensor_files import assert_bit_exact, hf_tensors, no_partials
 
 ASSETS = {"tokenizer_config.json": '{"model_max_length": 1024}',
           "chat_template.jinja": "{% for m in messages %}{{ m.content }}{% endfor %}"}
 
 
-def test_convert_then_export_from_the_command_line(tmp_path, capsys):
+def test_convert_then_export_from_the_command_line(tiny_hf_untied, tmp_path, capsys):
     hf_dir, ckpt, out = (str(tmp_path / n) for n in ("hf", "ckpt", "out"))
-    hf = save_tiny_hf(hf_dir, tied=False, seed=8)
+    shutil.copytree(tiny_hf_untied.path, hf_dir)  # the tokenizer assets are added to a copy
+    hf = tiny_hf_untied.torch_model
     for name, text in ASSETS.items():
         with open(os.path.join(hf_dir, name), "w") as f:
             f.write(text)
@@ -61,7 +62,7 @@ def test_bad_folder_reports_an_error_not_a_traceback(tmp_path, capsys):
     assert not os.path.exists(tmp_path / "c") and not os.path.exists(tmp_path / "e")
 
 
-def test_convert_with_a_mesh_places_parameters_sharded(tmp_path, capsys):
+def test_convert_with_a_mesh_places_parameters_sharded(tiny_hf_untied, tmp_path, capsys):
     """--mesh fsdp=4,tensor=2 on 8 fake devices: parameters are sharded by the logical-axis
     rules as they are read, and the checkpoint still exports bit-exact."""
     import jax
@@ -69,8 +70,7 @@ def test_convert_with_a_mesh_places_parameters_sharded(tmp_path, capsys):
 
     from seeker_jax.checkpointing.convert import mesh_placer, parse_mesh
 
-    hf_dir, ckpt, out = (str(tmp_path / n) for n in ("hf", "ckpt", "out"))
-    hf = save_tiny_hf(hf_dir, tied=False, seed=9)
+    (hf_dir, hf), ckpt, out = tiny_hf_untied, str(tmp_path / "ckpt"), str(tmp_path / "out")
     place = mesh_placer(hf_dir, parse_mesh("fsdp=4,tensor=2"))
     up = place(("model", "language_model", "layers", 0, "mlp", "up_proj", "kernel"),
                jax.numpy.zeros((64, 128)))

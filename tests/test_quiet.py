@@ -77,19 +77,16 @@ def test_platform_choice_on_fake_machines(tmp_path):
 
 
 @pytest.mark.skipif(ON_ACCELERATOR, reason="a TPU or GPU is attached: jax picks it, as it should")
-def test_cli_on_cpu_is_quiet(tmp_path):
+def test_cli_on_cpu_is_quiet(tiny_hf_untied, tmp_path):
     """The demo's first stage (synth, tiny world) and a command that starts a jax backend
     (convert a tiny HF folder) print none of libtpu's lines."""
-    from hf_reference import save_tiny_hf
-
     proc = run([sys.executable, "-m", "seeker_jax.cli.main", "synth", "--out", str(tmp_path / "world"),
                 "--num", "4", "--config", "configs/synth.py:tiny"], cwd=tmp_path)
     assert_quiet(proc)
     assert "synth: 4 records" in proc.stdout
 
-    save_tiny_hf(str(tmp_path / "hf"), tied=False, seed=1)
     proc = run([sys.executable, "-m", "seeker_jax.cli.main", "convert", "--hf-dir",
-                str(tmp_path / "hf"), "--out", str(tmp_path / "ckpt")], cwd=tmp_path)
+                tiny_hf_untied.path, "--out", str(tmp_path / "ckpt")], cwd=tmp_path)
     assert_quiet(proc)
     assert os.path.isdir(tmp_path / "ckpt" / "params")
 
@@ -119,19 +116,17 @@ def test_aot_still_reaches_the_tpu_compiler(tmp_path):
     assert proc.stdout.strip().startswith(expected), proc.stdout
 
 
-def test_trained_checkpoint_reads_without_metadata_warning(tmp_path):
+def test_trained_checkpoint_reads_without_metadata_warning(tiny_hf, tmp_path):
     """A CheckpointManager root as the trainers write it: reading its params (what export and
     the demo do) must not log orbax's "Metadata file does not exist" warning."""
     import jax.numpy as jnp
     import numpy as np
     import orbax.checkpoint as ocp
 
-    from hf_reference import save_tiny_hf
     from seeker_jax.checkpointing import checkpoint as C
     from seeker_jax.models.qwen3_vl import from_pretrained
 
-    save_tiny_hf(str(tmp_path / "hf"), tied=True, seed=2)
-    model = from_pretrained(str(tmp_path / "hf"))
+    model = from_pretrained(tiny_hf.path)
     root = str(tmp_path / "checkpoints")
     C.write_model_config(root, model.config)
     with ocp.CheckpointManager(root, item_names=("params",)) as mngr:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from hf_reference import hf_logits, make_inputs, save_tiny_hf, tiny_hf_config
+from hf_reference import hf_logits, make_inputs, tiny_hf_config
 from seeker_jax.models.qwen3_vl import (ConfigError, forward, from_hf_dict, from_pretrained,
                                         to_hf_dict)
 from seeker_jax.models.qwen3_vl.hf_io import abstract_model
@@ -62,9 +62,9 @@ def test_every_parameter_has_one_logical_axis_name_per_dimension():
     assert flat[layer].get_metadata()["logical_axes"] == ("embed", "mlp")
 
 
-def test_float32_params_with_bfloat16_compute(tmp_path):
-    hf = save_tiny_hf(str(tmp_path), tied=True, seed=4, scale=5.0)
-    model = from_pretrained(str(tmp_path), dtype=jnp.float32, compute_dtype=jnp.bfloat16)
+def test_float32_params_with_bfloat16_compute(tiny_hf):
+    hf = tiny_hf.torch_model
+    model = from_pretrained(tiny_hf.path, dtype=jnp.float32, compute_dtype=jnp.bfloat16)
     flat = dict(nnx.to_flat_state(nnx.state(model, nnx.Param)))
     assert all(v.dtype == jnp.float32 for v in flat.values())
     inputs = make_inputs([[("text", 6), ("image", (4, 4)), ("text", 6)]], seed=1)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from transformers import vision_utils
 
-from hf_reference import IMAGE, VIDEO, make_inputs, save_tiny_hf
+from hf_reference import IMAGE, VIDEO, make_inputs
 from seeker_jax.models.qwen3_vl import from_pretrained
 from seeker_jax.models.qwen3_vl.rope import (get_rope_index_np, mrope_cos_sin,
                                              vision_position_ids_np, vision_rotary_cos_sin)
@@ -22,10 +22,8 @@ GRID = np.array([[1, 4, 6], [2, 6, 4]])  # an image and a 2-group video, non-squ
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory):
-    d = str(tmp_path_factory.mktemp("hf"))
-    hf = save_tiny_hf(d, tied=True, seed=7, scale=5.0)
-    return hf, from_pretrained(d)
+def pair(tiny_hf):
+    return tiny_hf.torch_model, from_pretrained(tiny_hf.path)
 
 
 def close(ours, ref, tol=TOL):

@@ -12,20 +12,14 @@ from seeker_jax.models.qwen3_vl import forward, from_pretrained
 TOL = 1e-4
 
 
-def _pair(tmp_path_factory, tied: bool):
-    d = str(tmp_path_factory.mktemp("hf"))
-    hf = save_tiny_hf(d, tied=tied, seed=1, scale=5.0)
-    return hf, from_pretrained(d)
+@pytest.fixture(scope="module")
+def pair(tiny_hf):
+    return tiny_hf.torch_model, from_pretrained(tiny_hf.path)
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory):
-    return _pair(tmp_path_factory, tied=True)
-
-
-@pytest.fixture(scope="module")
-def untied_pair(tmp_path_factory):
-    return _pair(tmp_path_factory, tied=False)
+def untied_pair(tiny_hf_untied):
+    return tiny_hf_untied.torch_model, from_pretrained(tiny_hf_untied.path)
 
 
 CASES = {

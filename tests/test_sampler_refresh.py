@@ -12,7 +12,7 @@ import optax
 import pytest
 from flax import nnx
 
-from hf_reference import save_tiny_hf, segment
+from hf_reference import segment
 from seeker_jax.generation.conversation import recompute_logprobs
 from seeker_jax.models.qwen3_vl import from_pretrained
 from seeker_jax.generation.sampler import Sampler
@@ -25,10 +25,8 @@ KW = dict(batch_size=4, max_len=96, decode_steps=8, max_chunk=32, min_bucket=32)
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    d = str(tmp_path_factory.mktemp("tiny"))
-    save_tiny_hf(d)
-    return d
+def model_dir(tiny_hf):
+    return tiny_hf.path
 
 
 def text_batch(seed: int) -> dict:

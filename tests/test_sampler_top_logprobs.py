@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from hf_reference import IMAGE, VEND, VIDEO, VSTART, save_tiny_hf, segment
+from hf_reference import IMAGE, VEND, VIDEO, VSTART, segment
 from seeker_jax.generation.conversation import batch_conversations
 from seeker_jax.models.qwen3_vl import forward, from_pretrained
 from seeker_jax.generation.sampler import Sampler
@@ -27,10 +27,8 @@ PARAMS = {"greedy": SamplingParams(0.0, suppress_ids=SUPPRESS),
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    d = str(tmp_path_factory.mktemp("tiny"))
-    hf = save_tiny_hf(d, scale=5.0)
-    return hf, from_pretrained(d)
+def models(tiny_hf):
+    return tiny_hf.torch_model, from_pretrained(tiny_hf.path)
 
 
 def run(model, params: SamplingParams, top_n: int):

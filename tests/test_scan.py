@@ -14,13 +14,13 @@ import pytest
 import torch
 from flax import nnx
 
-from hf_reference import hf_logits, make_inputs, save_tiny_hf, segment
+from hf_reference import hf_logits, make_inputs, segment
 from seeker_jax.models.qwen3_vl import forward, from_pretrained, save_pretrained
 from seeker_jax.models.qwen3_vl.stacking import unstack_flat
 from seeker_jax.models.qwen3_vl.text import init_cache
 from seeker_jax.generation.sampler import Sampler
 from seeker_jax.generation.sampling import SamplingParams
-from test_checkpoint import assert_bit_exact, hf_tensors
+from tensor_files import assert_bit_exact, hf_tensors
 
 TOL_HF, TOL_SELF = 1e-4, 1e-5
 BATCH = [[("text", 3), ("image", (4, 4)), ("text", 9)],
@@ -28,9 +28,8 @@ BATCH = [[("text", 3), ("image", (4, 4)), ("text", 9)],
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    d = str(tmp_path_factory.mktemp("hf"))
-    return d, save_tiny_hf(d, tied=False, seed=1, scale=5.0)
+def folder(tiny_hf_untied):
+    return tiny_hf_untied
 
 
 def load(folder, **kw):

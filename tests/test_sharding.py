@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from hf_reference import make_inputs, save_tiny_hf
+from hf_reference import make_inputs
 from seeker_jax.models.chat import Segment
 from seeker_jax.models.qwen3_vl import from_pretrained
 from seeker_jax.generation.sampler import Sampler
@@ -27,10 +27,9 @@ def test_logical_to_pspec_rules():
     assert logical_to_pspec(("batch", "embed"), DEFAULT_RULES, mesh, (8, 64)) == P("fsdp")
 
 
-def test_sharded_sampler_matches_single_device(tmp_path):
-    save_tiny_hf(str(tmp_path))
+def test_sharded_sampler_matches_single_device(tiny_hf):
     mesh = make_mesh({"fsdp": 4, "tensor": 2})
-    sharded = shard_model(from_pretrained(str(tmp_path)), mesh)
+    sharded = shard_model(from_pretrained(tiny_hf.path), mesh)
     gate = sharded.model.language_model.layers[0].mlp.gate_proj.kernel[...]
     assert gate.sharding.spec == P("fsdp", "tensor") and len(gate.sharding.device_set) == 8
     embed = sharded.model.language_model.embed_tokens.embedding[...]
@@ -39,7 +38,7 @@ def test_sharded_sampler_matches_single_device(tmp_path):
     prompts = [Segment(ids, np.zeros_like(ids), np.zeros_like(ids))
                for ids in (rng.integers(0, 980, n).astype(np.int32) for n in (5, 23, 9, 14))]
     outs = []
-    for model, m in ((from_pretrained(str(tmp_path)), None), (sharded, mesh)):
+    for model, m in ((from_pretrained(tiny_hf.path), None), (sharded, mesh)):
         s = Sampler(model, batch_size=4, max_len=64, params=SamplingParams(0.0), mesh=m,
                     decode_steps=8, max_chunk=32, min_bucket=32)
         outs.append([t.ids for t in s.generate(prompts, max_new_tokens=12)])

@@ -27,7 +27,6 @@ import torch
 import transformers
 from flax import nnx
 
-from hf_reference import save_tiny_hf
 from seeker_jax.data.batch import collate
 from seeker_jax.training.losses import policy_token_logprobs
 from seeker_jax.models.qwen3_vl import from_pretrained
@@ -46,10 +45,8 @@ CASES = {  # TRL loss_type -> (our aggregation, epsilon_high)
 
 
 @pytest.fixture(scope="module")
-def hf_dir(tmp_path_factory):
-    d = str(tmp_path_factory.mktemp("tiny_trl"))
-    save_tiny_hf(d, tied=False, seed=7, scale=5.0)
-    return d
+def hf_dir(tiny_hf_untied):
+    return tiny_hf_untied.path
 
 
 @pytest.fixture(scope="module")
