@@ -5,7 +5,6 @@ import pytest
 from seeker_jax.env.tools import TOOL_SCHEMAS
 from seeker_jax.models.chat import ChatFormatter, concat_segments
 from seeker_jax.models.processing import preprocess_image, preprocess_video
-from seeker_jax.models.tokenizer import offline_qwen_tokenizer
 
 SYSTEM = "You answer questions about one instance in a video."
 TURN1 = ('<think>\nI should look at the marked frame.\n</think>\n<tool_call>\n{"name": '
@@ -16,8 +15,8 @@ TURN2 = "<think>\nIt is red.\n</think>\n<answer>A</answer>"
 
 
 @pytest.fixture(scope="module")
-def fm():
-    return ChatFormatter(offline_qwen_tokenizer(), SYSTEM, TOOL_SCHEMAS)
+def fm(tok):
+    return ChatFormatter(tok, SYSTEM, TOOL_SCHEMAS)
 
 
 @pytest.fixture(scope="module")
@@ -125,9 +124,8 @@ def test_world_text_cannot_inject_turns(fm):
     assert fm.ids.image_pad not in prompt.input_ids.tolist()
 
 
-def test_no_tools_no_system(media):
-    fm = ChatFormatter(offline_qwen_tokenizer())
-    tok = fm.tokenizer
+def test_no_tools_no_system(media, tok):
+    fm = ChatFormatter(tok)
     seg = fm.system_and_user_segment(["hi"])
     ref = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,
                                   add_generation_prompt=True)

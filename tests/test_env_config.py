@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from seeker_jax.checkpointing import checkpoint as ckpt
 from seeker_jax.config import ConfigArgumentError, load_config
@@ -14,17 +13,11 @@ from seeker_jax.env.config import PAPER_CROP, PAPER_VIDEO, EnvConfig, EnvConfigE
 from seeker_jax.env.episode import Episode, EpisodeConfig, make_formatter
 from seeker_jax.env.profiles import PROFILES, VIDEOSEEKER_TOOLS, get_profile
 from seeker_jax.env.records import SampleRecord
-from seeker_jax.env.testing import index_frame, write_index_video
 from seeker_jax.env.tools import ToolConfig
 from seeker_jax.env.video import Sampling
 from seeker_jax.models.chat import concat_segments
-from seeker_jax.models.tokenizer import offline_qwen_tokenizer, tokenizer_from_config
+from seeker_jax.models.tokenizer import tokenizer_from_config
 from seeker_jax.sharding import DEFAULT_RULES, rules_from_config
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return offline_qwen_tokenizer()
 
 
 # --- configs --------------------------------------------------------------------------------
@@ -124,16 +117,7 @@ def test_env_config_file_round_trip(tok, tmp_path):
 
 # --- SFT and episodes agree -----------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    from seeker_jax.data.synth import synthesize
-
-    root = str(tmp_path_factory.mktemp("world"))
-    synthesize(root, 4, 0, load_config("configs/synth.py:tiny"))
-    return root
-
-
-def test_sft_example_and_episode_prompt_have_the_same_grids(world, tok, tmp_path):
+def test_sft_example_and_episode_prompt_have_the_same_grids(synth_world, tok, tmp_path):
     """SFT's example of a record and an episode of it from the env config SFT saved (what the
     demo's episodes do) see the same vision grids: the user video's, and the tools'."""
     from seeker_jax.data.records import read_records
@@ -141,6 +125,7 @@ def test_sft_example_and_episode_prompt_have_the_same_grids(world, tok, tmp_path
 
     c = load_config("configs/sft.py:tiny_synth")
     env = EnvConfig.from_config(c.env)
+    world = synth_world
     record = read_records(world, "train", resolve=False)[0]
     example = _Build(world, TrajectoryConfig(env, (4096,), c.tokenizer))(record)
     assert example is not None
@@ -178,16 +163,12 @@ OFFICIAL = EpisodeConfig(video=Sampling(fps=1.0, min_frames=4, max_frames=4, min
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ds")
-    (root / "videos").mkdir()
-    write_index_video(root / "videos" / "v1.mp4", 95, fps=10)  # 9.5 s, 128x96
-    Image.fromarray(index_frame(33, 96, 128)).save(root / "videos" / "v1_prompt.png")
+def sample(index_sample):
     record = SampleRecord.from_dict({
         "video_id": "v1", "video_path": "videos/v1.mp4", "duration": 9.5,
         "question": "What is marked?\nA. a car\nB. a dog", "answer": "A",
         "frame_path": "videos/v1_prompt.png"})
-    return root, record
+    return index_sample, record
 
 
 def _call(name, **args):

@@ -1,5 +1,6 @@
 """Episodes end to end on a test-made sample, and the format validator."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -8,20 +9,16 @@ from PIL import Image
 from seeker_jax.env.episode import Episode, EpisodeConfig, make_formatter
 from seeker_jax.env.parser import extract_answer, validate_trajectory, validate_turn
 from seeker_jax.env.records import SampleRecord, read_records
-from seeker_jax.env.testing import index_frame, write_index_video
 from seeker_jax.env.video import Sampling
 from seeker_jax.models.chat import concat_segments
-from seeker_jax.models.tokenizer import offline_qwen_tokenizer
 
 CONFIG = EpisodeConfig(video=Sampling(fps=1.0, max_frames=8, min_pixels=1024), max_rounds=2)
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ds")
-    (root / "videos").mkdir()
-    write_index_video(root / "videos" / "v1.mp4", 95, fps=10)
-    Image.fromarray(index_frame(33, 96, 128)).save(root / "videos" / "v1_prompt.png")
+def sample(index_sample, tmp_path_factory):
+    root = tmp_path_factory.mktemp("ds") / "ds"
+    shutil.copytree(index_sample, root)  # records.jsonl goes beside the videos: a copy
     record = {"video_id": "v1", "video_path": "videos/v1.mp4", "duration": 9.5,
               "question": "What is marked?\nA. a car\nB. a dog", "answer": "A",
               "frame_path": "videos/v1_prompt.png", "dimension": "OA", "category": "obj",
@@ -31,8 +28,8 @@ def sample(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def fm():
-    return make_formatter(offline_qwen_tokenizer(), CONFIG)
+def fm(tok):
+    return make_formatter(tok, CONFIG)
 
 
 def call(name, **args):

@@ -132,16 +132,16 @@ def test_v2p_first_character_rule():
     assert extract_v2p_official([""], None) is None
 
 
-def test_synthetic_split_reads_from_its_array_record(tmp_path):
+def test_synthetic_split_reads_from_its_array_record(synth_world, tmp_path):
     """A dataset split as `seeker-jax synth` writes it: paths resolve from the dataset root,
     every record is read, a missing video is that sample's error, a corrupt file a clear one."""
-    from seeker_jax.config import load_config
+    import shutil
+
     from seeker_jax.data.records import read_records, split_path, write_records
-    from seeker_jax.data.synth import synthesize
     from seeker_jax.eval.readers import ReadError
 
     root = tmp_path / "world"
-    synthesize(str(root), 8, 0, load_config("configs/synth.py:tiny"), progress=False)
+    shutil.copytree(synth_world, root)  # broken splits are written beside the good one
     path = split_path(root, "train")
     want = read_records(root, "train", resolve=False)
     samples = read_samples("synthetic", path)

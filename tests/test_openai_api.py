@@ -103,13 +103,36 @@ def test_chat_many_bounded_concurrency_and_errors_in_place():
     assert server.max_in_flight >= 3  # the limit is actually reached, not serialized
 
 
-def test_rate_limit_spaces_calls():
-    bucket = TokenBucket(rate=20.0, burst=1)
-    start = time.monotonic()
+def test_rate_limit_spaces_calls(monkeypatch):
+    """On a fake clock (sleep advances it): the bucket's waits, hand-worked, not timed. A rate
+    of 16/s keeps every time a binary fraction, so the fake clock's sums are exact."""
+    import seeker_jax.data.openai_api as api
+
+    clock = {"now": 100.0}
+    sleeps = []
+
+    def sleep(s):
+        sleeps.append(s)
+        clock["now"] += s
+
+    monkeypatch.setattr(api.time, "monotonic", lambda: clock["now"])
+    monkeypatch.setattr(api.time, "sleep", sleep)
+    bucket = TokenBucket(rate=16.0, burst=1)
+    stamps = []
     for _ in range(6):
         bucket.acquire()
-    # 1 token at once, then 5 more at 20/s: at least 0.25 s (a lower bound, never an upper one)
-    assert time.monotonic() - start >= 0.24
+        stamps.append(clock["now"] - 100.0)
+    # 1 token at once, then one every 1/16 s: 5 waits of 0.0625 s, nothing more
+    assert stamps == [0.0, 0.0625, 0.125, 0.1875, 0.25, 0.3125]
+    assert sleeps == [0.0625] * 5
+    clock["now"] += 1.0  # idle for 1 s: a burst of 3 refills to at most 3 tokens
+    burst = TokenBucket(rate=16.0, burst=3)
+    sleeps.clear()
+    for _ in range(3):
+        burst.acquire()
+    assert sleeps == []
+    burst.acquire()
+    assert sleeps == [0.0625]
 
 
 def test_helpers():

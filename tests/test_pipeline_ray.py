@@ -32,9 +32,8 @@ def local_ray():
     ray.shutdown()
 
 
-def test_ray_run_equals_single_process(local_ray, tmp_path):
-    root = tmp_path / "synth"
-    synthesize(root, 8, seed=6, cfg=load_config("configs/synth.py:tiny", []), progress=False)
+def test_ray_run_equals_single_process(local_ray, synth_world, tmp_path):
+    root = synth_world
     samples = read_synth(root).samples
     with ChatServer(TruthHandler(samples, default_script(samples))) as server:
         cfg = load_config("configs/pipeline.py:synth",

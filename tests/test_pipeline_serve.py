@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from hf_reference import save_tiny_qwen_checkpoint
 from seeker_jax.config import load_config
 from seeker_jax.data.synth import synthesize
 from seeker_jax.data.pipeline import runner
@@ -18,8 +17,8 @@ REASONS = {"invalid_reply", "api_error"}
 
 
 @pytest.fixture(scope="module")
-def ckpt_dir(tmp_path_factory):
-    return save_tiny_qwen_checkpoint(str(tmp_path_factory.mktemp("tiny")))
+def ckpt_dir(tiny_qwen):
+    return tiny_qwen.ckpt
 
 
 def test_garbage_replies_are_rejected_with_reasons(ckpt_dir, tmp_path):

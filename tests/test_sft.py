@@ -14,7 +14,6 @@ from seeker_jax.config import load_config
 from seeker_jax.models.chat import ChatFormatter, concat_segments
 from seeker_jax.models.qwen3_vl.config import from_hf_dict
 from seeker_jax.models.qwen3_vl.modeling import Qwen3VLForConditionalGeneration
-from seeker_jax.models.tokenizer import offline_qwen_tokenizer
 from seeker_jax.sharding import make_mesh
 from seeker_jax.data.batch import loss_positions
 from seeker_jax.training.losses import token_logprob_sum
@@ -22,8 +21,8 @@ from seeker_jax.training.train_state import create_train_state, make_train_step,
 
 
 @pytest.fixture(scope="module")
-def fm():
-    return ChatFormatter(offline_qwen_tokenizer(), "S")
+def fm(tok):
+    return ChatFormatter(tok, "S")
 
 
 def test_loss_mask_two_turns(fm):

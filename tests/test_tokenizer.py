@@ -4,16 +4,11 @@ import unicodedata
 import pytest
 import regex
 
-from seeker_jax.models.tokenizer import (FIRST_ADDED_ID, default_ranks_path, offline_qwen_tokenizer,
-                                         read_tiktoken_ranks, special_ids, vocab_and_merges)
+from seeker_jax.models.tokenizer import (FIRST_ADDED_ID, default_ranks_path, read_tiktoken_ranks,
+                                         special_ids, vocab_and_merges)
 
 PAT_STR = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+"""
            r"""[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""")
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return offline_qwen_tokenizer()
 
 
 @pytest.fixture(scope="module")
