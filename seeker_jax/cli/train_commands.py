@@ -130,7 +130,8 @@ def _passk(args: argparse.Namespace) -> int:
     from seeker_jax.eval.passk import build_rl_split
 
     funnel = build_rl_split(args.ckpt, args.data, args.k, args.split, args.out_split,
-                            args.limit, seed=args.seed, **rollout_budgets(resolved_config(args).rollout))
+                            args.limit, seed=args.seed,
+                            **rollout_budgets(resolved_config(args).rollout))
     print(f"passk k={args.k}: {funnel['questions']} questions -> {funnel['never_solved']} never "
           f"solved, {funnel['always_solved']} always solved -> {funnel['kept']} kept "
           f"(pass@1 {funnel['pass@1']:.3f}, pass@k {funnel['pass@k']:.3f}) in split "
@@ -138,8 +139,9 @@ def _passk(args: argparse.Namespace) -> int:
     if funnel["kept"] == 0:
         print(f"warning: passk kept no question: each was solved in all {args.k} samples or in "
               f"none, so split {args.out_split!r} is empty and GRPO would have nothing to "
-              "learn from; raise --k or --temperature, give more --max-new-tokens, or use a "
-              "checkpoint that solves some of them", file=sys.stderr)
+              "learn from; raise --k or --config.rollout.temperature, give more "
+              "--config.rollout.max_new_tokens, or use a checkpoint that solves some of them",
+              file=sys.stderr)
     return 0
 
 
