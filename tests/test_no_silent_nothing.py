@@ -45,4 +45,4 @@ def test_passk_keeping_nothing_warns(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(passk, "build_rl_split", lambda *a, **k: {"k": 4, **funnel})
     assert main(["passk", "--ckpt", str(tmp_path), "--data", str(tmp_path), "--k", "4"]) == 0
     err = capsys.readouterr().err
-    assert "warning: passk kept no question" in err and "raise --k or --temperature" in err
+    assert "warning: passk kept no question" in err and "raise --k or --config.rollout.temperature" in err
