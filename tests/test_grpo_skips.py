@@ -12,12 +12,28 @@ import shutil
 import numpy as np
 import pytest
 
-from grpo_tiny import grpo_config, script
+from seeker_jax.config import load_config
 from seeker_jax.data.records import read_records, split_path, write_records
 from seeker_jax.errors import UserError
 from seeker_jax.rl.grpo import prompt_iterator, train
 
 BAD_VIDEO = "videos/synth0_000002.mp4"
+N = 2  # samples per prompt
+
+
+def grpo_config(root: str, steps: int):
+    """configs/grpo.py:tiny_synth on `root`: 2 prompts x 2 samples, short turns."""
+    return load_config("configs/grpo.py:tiny_synth", [
+        f"--config.data.root={root}", f"--config.steps={steps}", "--config.checkpoint_every=2",
+        f"--config.rollout.n={N}", "--config.rollout.prompts_per_step=2",
+        "--config.rollout.max_new_tokens=16", "--config.rollout.max_turns=2",
+        "--config.optimizer.lr=1e-3"])
+
+
+def script(episode: int, turn: int):
+    """The first episode of each group answers "A" (a random model writes garbage), so rewards
+    differ inside a group."""
+    return "<think>done</think><answer>A</answer>" if episode % N == 0 and turn == 0 else None
 
 
 @pytest.fixture(scope="module")
