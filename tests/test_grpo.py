@@ -126,8 +126,10 @@ def test_learner_iterations(runs):
         assert r["kl"] >= 0.0 and 0.0 <= r["clip_frac"] <= 1.0
     assert out["sampler_matches"] == [True] * 4
     # params moved away from the (seeded random) init
-    init, _ = build_model(load_config(os.path.join(ROOT_DIR, "configs", "grpo.py")
-                                      + ":tiny_synth").model)
+    from seeker_jax.sharding import rules_from_config
+
+    grpo_config = load_config(os.path.join(ROOT_DIR, "configs", "grpo.py") + ":tiny_synth")
+    init, _ = build_model(grpo_config.model, rules_from_config(grpo_config.mesh.rules))
     from flax import nnx
     start = {ckpt.param_key(p): np.asarray(v[...])
              for p, v in nnx.to_flat_state(nnx.state(init, nnx.Param))}

@@ -80,14 +80,14 @@ def _reference(tmp: str) -> None:
     from seeker_jax.data.synth import synthesize
     from seeker_jax.data.trajectories import make_loader
     from seeker_jax.training.optim import make_optimizer
-    from seeker_jax.sharding import make_mesh
+    from seeker_jax.sharding import make_mesh, rules_from_config
     from seeker_jax.training.train_state import create_train_state, make_train_step, place_batch
     from seeker_jax.training.trainer import build_model
 
     root = os.path.join(tmp, "world")
     synthesize(root, 8, 0, load_config(os.path.join(ROOT_DIR, "configs", "synth.py") + ":tiny"))
     c = _config(root, 1)
-    model, _ = build_model(c.model)
+    model, _ = build_model(c.model, rules_from_config(c.mesh.rules))
     tx = make_optimizer(c.optimizer)
     mesh = make_mesh({"data": 1, "fsdp": 1, "tensor": 1})
     state = create_train_state(model, tx, mesh, c.model.freeze_vision)
