@@ -169,7 +169,8 @@ def test_cudnn_refuses_float32_and_auto_runs_chunked():
 def test_model_auto_runs_cudnn_and_matches_reference():
     """The tiny model in bfloat16 with images, a video and right padding: attention_impl
     "auto" compiles cuDNN's fused attention into the program, and its logits and parameter
-    gradients stay within the bfloat16 reference's own distance from the float32 model (2x + 2e-2 on logits, relative 5e-2 on gradients). Seen on an H200: logits
+    gradients stay within the bfloat16 reference's own distance from the float32 model (2x + 2e-2
+    on logits, relative 5e-2 on gradients). Seen on an H200: logits
     0.0063 off (the bfloat16 reference: 0.0072), gradients 3.2% (4.4%)."""
     base = from_hf_dict(tiny_hf_config().to_dict())
     inputs = make_inputs([[("text", 9), ("image", (4, 4)), ("text", 5),

@@ -55,7 +55,8 @@ def test_errors_say_what_to_do(path):
         load_config(path, ["--config.model.layers"])
     with pytest.raises(ConfigArgumentError, match="not found"):
         load_config("nope/missing.py:tiny")
-    with pytest.raises(ConfigArgumentError, match=r"--config configs/synth.py:tinyy: .*unknown preset 'tinyy'"):
+    with pytest.raises(ConfigArgumentError,
+                       match=r"--config configs/synth.py:tinyy: .*unknown preset 'tinyy'"):
         load_config("configs/synth.py:tinyy")
     empty = path.replace("exp.py", "empty.py")
     open(empty, "w").write("x = 1\n")

@@ -206,7 +206,8 @@ def test_videoseeker_official_profile_token_for_token(sample, tok):
              + "\n" + _call("crop_video", video_path="videos/v1.mp4", start_time=1, end_time=3))
     res = ep.step(turn1)
     assert [o.error for o in res.observations] == [None, None]
-    # view (96x128 at native size: 6x8 patches, 12 tokens): the image, then the success text; crop (1-3 s, 4 frames): `<start + i seconds>`
+    # view (96x128 at native size: 6x8 patches, 12 tokens): the image, then the success text;
+    # crop (1-3 s, 4 frames): `<start + i seconds>`
     # before each frame, as VideoSeeker's code writes them, then the success text
     expected_tool = (
         "\n<|im_start|>user\n<tool_response>\n" + _pads("image", 12) + SUCCESS

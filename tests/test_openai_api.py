@@ -2,8 +2,6 @@
 good replies, 500s, 429s, timeouts, garbage, truncated JSON, the cache, concurrency and the rate
 limit."""
 import itertools
-import threading
-import time
 
 import numpy as np
 import pytest

@@ -58,7 +58,8 @@ def test_rle_round_trip_and_checks():
     assert mask_utils.area(rle) == 6
     np.testing.assert_array_equal(decode_rle(counts, [6, 5]), m)
     # column-major runs (COCO): 13 zeros (2 columns + 1), 3 ones, 3 zeros, 3 ones, 8 zeros
-    assert mask_utils.frPyObjects({"size": [6, 5], "counts": [13, 3, 3, 3, 8]}, 6, 5)["counts"] == rle["counts"]
+    want = mask_utils.frPyObjects({"size": [6, 5], "counts": [13, 3, 3, 3, 8]}, 6, 5)
+    assert want["counts"] == rle["counts"]
     empty = np.zeros((3, 6, 5), bool)
     assert check_masks(empty, 0.01, 0.3).reason == "mask_empty"
     tiny = empty.copy()

@@ -48,7 +48,8 @@ def test_verification_checks():
               question="What does <target> do?")
     assert check_verification(Verification(**ok), 4.0, 96, 64) is None
     assert "not inside the video" in check_verification(Verification(**{**ok, "end_time": 4.5}), 4.0, 96, 64)
-    assert "not inside the video" in check_verification(Verification(**{**ok, "start_time": 3.0}), 4.0, 96, 64)
+    late = Verification(**{**ok, "start_time": 3.0})
+    assert "not inside the video" in check_verification(late, 4.0, 96, 64)
     assert "2 times" in check_verification(
         Verification(**{**ok, "question": "<target> and <target>?"}), 4.0, 96, 64)
     assert "0 times" in check_verification(Verification(**{**ok, "question": "What?"}), 4.0, 96, 64)
@@ -58,7 +59,8 @@ def test_verification_checks():
     assert "outside the window" in check_verification(
         Verification(**ok, box=[0, 0, 9, 10], box_time=3.5), 4.0, 96, 64)
     assert check_verification(Verification(**{**ok, "unique": False, "tag": ""}), 4.0, 96, 64) is None
-    assert frame_size(240, 320, 224 * 224) == (192, 258)  # scale 0.8083, floors, even and frame_size(64, 96, 224 * 224) == (64, 96)
+    # scale 0.8083, floors, even; and a frame already small enough stays as it is
+    assert frame_size(240, 320, 224 * 224) == (192, 258) and frame_size(64, 96, 224 * 224) == (64, 96)
 
 
 class Upper:

@@ -37,7 +37,8 @@ def models(tiny_hf):
 def sampler(models):
     # max_chunk 32 < prompt length: prompts are prefilled in pieces that cut vision spans.
     return Sampler(models[1], batch_size=4, max_len=MAX_LEN, params=SamplingParams(0.0),
-                   stop_token_ids=(999,), stop_strings=("<12><13>",), decode=text_of, decode_steps=8, max_chunk=32,
+                   stop_token_ids=(999,), stop_strings=("<12><13>",), decode=text_of,
+                   decode_steps=8, max_chunk=32,
                    min_bucket=32)
 
 

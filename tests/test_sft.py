@@ -1,7 +1,5 @@
 """SFT: loss mask on a hand-worked conversation, loss vs a dense reference, sharded step equals
 the unsharded one, exact resume, and export of an SFT checkpoint to transformers."""
-import json
-import os
 
 import jax
 import jax.numpy as jnp

@@ -1,11 +1,8 @@
 """Logical-axis rules -> PartitionSpecs, and the sampler with parameters sharded over 8 fake
 CPU devices (fsdp=4 x tensor=2) giving the same tokens as on one device."""
-import jax
 import numpy as np
-import pytest
 from jax.sharding import PartitionSpec as P
 
-from hf_reference import make_inputs
 from seeker_jax.models.chat import Segment
 from seeker_jax.models.qwen3_vl import from_pretrained
 from seeker_jax.generation.sampler import Sampler

@@ -82,7 +82,9 @@ def test_mark_lies_on_target(prompt_type):
             d = np.hypot(mx[:, None] + 0.5 - pts[None, :, 0], my[:, None] + 0.5 - pts[None, :, 1])
             assert d.min(axis=1).max() <= 3
             h, w = target.shape
-            if pts[:, 0].min() > 1 and pts[:, 1].min() > 1 and pts[:, 0].max() < w - 1 and pts[:, 1].max() < h - 1:
+            inside = (pts[:, 0].min() > 1 and pts[:, 1].min() > 1
+                      and pts[:, 0].max() < w - 1 and pts[:, 1].max() < h - 1)
+            if inside:
                 assert ndimage.binary_fill_holes(mark)[target].all(), prompt_type
         elif prompt_type == "mask_contour":  # hugs the boundary from outside
             assert not (mark & target).any()

@@ -10,7 +10,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
-from seeker_jax.env import video as video_mod
 from seeker_jax.env.parser import ParseError, ToolCall, parse_call_body, parse_tool_calls
 from seeker_jax.env.sandbox import Sandbox
 from seeker_jax.env.testing import index_frame, read_index, write_index_video

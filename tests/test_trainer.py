@@ -1,7 +1,6 @@
 """seeker_jax.training.trainer: metrics rows past the restored step are dropped on resume, and a
 checkpoint is a dict of named items (a caller adds its own beside the standard four)."""
 import json
-import os
 
 import jax
 import jax.numpy as jnp

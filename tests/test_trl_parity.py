@@ -20,7 +20,6 @@ dataset, reward functions and a generation backend that a loss comparison does n
 import types
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch

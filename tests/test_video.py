@@ -98,11 +98,11 @@ def test_backends_agree_on_seeks(mp4):
 
 def test_missing_and_corrupt_files(tmp_path, mp4):
     with pytest.raises(VideoError, match="video 'nope.mp4' does not exist"):
-        VideoFile(tmp_path / "nope.mp4").info
+        _ = VideoFile(tmp_path / "nope.mp4").info
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)
     with pytest.raises(VideoError, match="video 'bad.mp4' is corrupt or not a video"):
-        VideoFile(bad).info
+        _ = VideoFile(bad).info
     truncated = tmp_path / "truncated.mp4"
     truncated.write_bytes(mp4.read_bytes()[:600])
     with pytest.raises(VideoError, match="truncated.mp4"):

@@ -19,7 +19,7 @@ from hf_reference import hf_logits, make_inputs
 from seeker_jax.models.qwen3_vl import forward, from_pretrained
 from seeker_jax.models.qwen3_vl.modeling import prepare_vision
 from seeker_jax.models.qwen3_vl.vision_inputs import (VisionBuckets, bucket_size,
-                                                      build_vision_inputs, layout_pixels)
+                                                      build_vision_inputs)
 from vision_stream import CompileCounter, hf_vision, mixed_stream, patches
 
 TOL = 1e-4
