@@ -20,6 +20,7 @@ The decode step's logits are the model's own projection (`model.logits`), on eve
 from __future__ import annotations
 
 from functools import partial
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -118,6 +119,25 @@ def first_tokens(logits, seed_key, episode, token_index, forced, *, params, samp
     return token, logprob, top_alternatives(logits, params, sampling, top_n)
 
 
+class DecodeOut(NamedTuple):
+    """What `decode` returns (a pytree): the cache; tokens / log-probs (B, steps) (-1 / 0
+    where a row was inactive); the new row state (last token, length, position, tokens
+    generated, still active); the stop code of rows that stopped (STOP_REASONS); and the
+    top_n alternatives of each step, ids (B, steps, top_n) (-1 where inactive) and log-probs,
+    or None when top_n is 0."""
+
+    cache: Any
+    tokens: jax.Array
+    logprobs: jax.Array
+    last: jax.Array
+    length: jax.Array
+    pos: jax.Array
+    n_gen: jax.Array
+    active: jax.Array
+    stop: jax.Array
+    top: tuple[jax.Array, jax.Array] | None
+
+
 @partial(jax.jit, static_argnames=("graphdef", "params", "steps", "stop_ids", "max_len", "top_n",
                                    "window"), donate_argnames=("cache",))
 def decode(state, cache, last, length, pos, n_gen, active, max_new, forced, forced_len,
@@ -128,10 +148,7 @@ def decode(state, cache, last, length, pos, n_gen, active, max_new, forced, forc
 
     last: the pending token of each row (written at slot `length`, position `pos`); the token
     it predicts is at conversation index length + 1 and drawn with its episode's key.
-    Returns the cache, tokens / log-probs (B, steps) (-1 / 0 where a row was inactive), the
-    new row state, the stop code of rows that stopped, and the top_n alternatives of each
-    step: ids (B, steps, top_n) (-1 where inactive) and log-probs (B, steps, top_n), or None
-    when top_n is 0.
+    Returns a DecodeOut.
     """
     model = nnx.merge(graphdef, state)
     B = last.shape[0]
@@ -174,9 +191,9 @@ def decode(state, cache, last, length, pos, n_gen, active, max_new, forced, forc
              toks, lps, tops)
     carry = jax.lax.while_loop(lambda c: (c[0] < steps) & jnp.any(c[6]), body, carry)
     _, cache, last, length, pos, n_gen, active, stop, toks, lps, tops = carry
-    return cache, toks, lps, last, length, pos, n_gen, active, stop, tops
+    return DecodeOut(cache, toks, lps, last, length, pos, n_gen, active, stop, tops)
 
 
-__all__ = ["STOP_CANCELLED", "STOP_MAX_LEN", "STOP_MAX_NEW", "STOP_REASONS", "STOP_STRING",
+__all__ = ["DecodeOut", "STOP_CANCELLED", "STOP_MAX_LEN", "STOP_MAX_NEW", "STOP_REASONS", "STOP_STRING",
            "STOP_TOKEN", "copy_rows", "decode", "encode_visual", "extend", "first_tokens",
            "language_model", "top_alternatives"]

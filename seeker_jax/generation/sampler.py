@@ -414,9 +414,10 @@ class Sampler:
                          steps=self.decode_steps,
                          stop_ids=self.stop_token_ids, max_len=self.max_len, top_n=self.top_n,
                          window=self._window(int(length[active].max()) + self.decode_steps + 1))
-        self.cache = out[0]
-        toks, lps, _, length, _, n_gen2, still, stop = (np.asarray(x) for x in out[1:9])
-        tops = None if out[9] is None else tuple(np.asarray(x) for x in out[9])
+        self.cache = out.cache
+        toks, lps, length, n_gen2, still, stop = map(np.asarray, (
+            out.tokens, out.logprobs, out.length, out.n_gen, out.active, out.stop))
+        tops = None if out.top is None else tuple(np.asarray(x) for x in out.top)
         self.stats["decode_s"] += time.perf_counter() - start
         self.stats["decode_calls"] += 1
         ended = {}
