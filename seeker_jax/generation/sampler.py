@@ -46,8 +46,7 @@ from seeker_jax.generation.decoding import (STOP_MAX_LEN, STOP_MAX_NEW, STOP_REA
                                             encode_visual, extend, first_tokens)
 from seeker_jax.generation.sampling import RowSampling, SamplingParams, SamplingPlan
 from seeker_jax.generation.rows import (ForkPoint, Row, bucket, decoding_graph, extend_inputs,
-                                        features_in_token_order, per_row, plan_pieces,
-                                        segment_positions)
+                                        features_in_token_order, per_row, plan_pieces, segment_positions)
 from seeker_jax.generation.stops import find_stop
 from seeker_jax.sharding import DEFAULT_RULES, Rules, array_sharding, model_shardings
 from seeker_jax.training.state_copy import copy_state
