@@ -5,40 +5,25 @@ forced to a well-formed answer, "A"): rewards then differ inside every group, ad
 not all zero, and the policy loss moves the params. Forced tokens are still policy tokens,
 with the sampler's log-probs.
 
-Runs in child processes (`python tests/test_grpo.py PHASE TMP`), as test_sft_resume_fast does:
-`first` synthesizes a world, runs 4 iterations straight (checking after each that the sampler
-holds exactly the learner's new weights), then runs 3 iterations of a second workdir and stops
-(checkpoints every 2 iterations: iteration 3 is logged but not checkpointed, i.e. a kill
-between checkpoints); `second` resumes that workdir from iteration 2 to 4. Same rewards,
+Runs in child processes (`python tests/test_grpo.py PHASE TMP`), as test_sft_resume_fast does,
+on a copy of conftest's synthetic world in TMP/world (pass@k writes its split there): `first`
+runs 4 iterations straight (checking after each that the sampler holds exactly the learner's
+new weights), then runs 3 iterations of a second workdir and stops (checkpoints every 2
+iterations: iteration 3 is logged but not checkpointed, i.e. a kill between checkpoints); `second` resumes that workdir from iteration 2 to 4. Same rewards,
 losses and params as the straight run, bit for bit; metrics.jsonl lists each step once.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+from grpo_tiny import ROOT_DIR, grpo_config as _config, script
+
 # In the default suite (CI runs it): ~2 min of child processes on an idle 2-core CPU.
-
-ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-N = 2  # samples per prompt
-ANSWER = "<think>done</think><answer>A</answer>"
-
-
-def _config(root: str, steps: int = 4):
-    from seeker_jax.config import load_config
-
-    return load_config(os.path.join(ROOT_DIR, "configs", "grpo.py") + ":tiny_synth", [
-        f"--config.data.root={root}", f"--config.steps={steps}", "--config.checkpoint_every=2",
-        f"--config.rollout.n={N}", "--config.rollout.prompts_per_step=2",
-        "--config.rollout.max_new_tokens=16", "--config.rollout.max_turns=2",
-        "--config.optimizer.lr=1e-3"])
-
-
-def script(episode: int, turn: int):
-    return ANSWER if episode % N == 0 and turn == 0 else None
 
 
 def _row(rows, key):
@@ -53,14 +38,11 @@ def _child(phase: str, tmp: str) -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     from flax import nnx
 
-    from seeker_jax.config import load_config
-    from seeker_jax.data.synth import synthesize
     from seeker_jax.rl.grpo import train
 
     root = os.path.join(tmp, "world")
     out: dict = {}
     if phase == "first":
-        synthesize(root, 8, 0, load_config(os.path.join(ROOT_DIR, "configs", "synth.py") + ":tiny"))
         checks = []
 
         def on_step(it):
@@ -92,8 +74,9 @@ def _run_child(phase: str, tmp: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(synth_world, tmp_path_factory):
     tmp = str(tmp_path_factory.mktemp("grpo"))
+    shutil.copytree(synth_world, os.path.join(tmp, "world"))
     return tmp, {**_run_child("first", tmp), **_run_child("second", tmp)}
 
 
@@ -188,16 +171,11 @@ import jax
 import numpy as np
 from flax import nnx
 sys.path.insert(0, os.path.join(sys.argv[1], "tests"))
-from test_grpo import _config, script
-from seeker_jax.config import load_config
-from seeker_jax.data.synth import synthesize
+from grpo_tiny import grpo_config as _config, script
 from seeker_jax.models.qwen3_vl.stacking import match_layout, split_index
 from seeker_jax.rl.grpo import train
 
-tmp, scan = sys.argv[2], sys.argv[3] == "True"
-root = os.path.join(tmp, "world")
-synthesize(root, 8, 0, load_config(os.path.join(sys.argv[1], "configs", "synth.py") + ":tiny"),
-           progress=False)
+tmp, scan, root = sys.argv[2], sys.argv[3] == "True", sys.argv[4]
 out = {}
 def spec(path, x):  # a stacked array's spec without its (unsharded) layer axis
     spec = tuple(x.sharding.spec)
@@ -226,13 +204,14 @@ print(json.dumps(out))
 
 
 @pytest.mark.parametrize("scan", [False, True])
-def test_grpo_on_a_data_fsdp_tensor_mesh(tmp_path, scan):
+def test_grpo_on_a_data_fsdp_tensor_mesh(synth_world, tmp_path, scan):
     """One iteration on an 8-device (2, 2, 2) mesh: the sampler's weights are placed like the
     learner's (same values after the refresh), its KV cache rows split over the batch axes.
     With scan_layers the learner's layers are stacked and the sampler's decoder unrolled."""
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
            "JAX_PLATFORMS": "cpu", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-c", MESH_CHILD, ROOT_DIR, str(tmp_path), str(scan)], env=env,
+    proc = subprocess.run([sys.executable, "-c", MESH_CHILD, ROOT_DIR, str(tmp_path), str(scan),
+                           synth_world], env=env,
                           cwd=ROOT_DIR, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-6000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -1,9 +1,9 @@
 """A run killed (SIGKILL) between checkpoints resumes with the losses of an uninterrupted run,
 and metrics.jsonl ends with every step exactly once, in order.
 
-Child 1 makes the world and trains 5 steps with checkpoints every 2; after step 3 (logged,
-not checkpointed) it waits for checkpoint 2 to be finalized on disk, then kills itself with
-SIGKILL: nothing is flushed or closed. Child 2 resumes that workdir from step 2 (step 3 is
+Child 1 trains 5 steps on conftest's synthetic world with checkpoints every 2; after step 3
+(logged, not checkpointed) it waits for checkpoint 2 to be finalized on disk, then kills itself
+with SIGKILL: nothing is flushed or closed. Child 2 resumes that workdir from step 2 (step 3 is
 replayed: its row must be dropped and written again) and runs the same 5 steps straight in
 another workdir. Both children share a persistent compilation cache (one compile).
 """
@@ -43,19 +43,15 @@ def _kill_after_step(workdir: str, step: int):
     return hook
 
 
-def _child(phase: str, tmp: str) -> None:
+def _child(phase: str, tmp: str, root: str) -> None:
     import jax
 
     jax.config.update("jax_compilation_cache_dir", os.path.join(tmp, "jax_cache"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    from seeker_jax.config import load_config
-    from seeker_jax.data.synth import synthesize
     from seeker_jax.training.sft import train
 
-    root = os.path.join(tmp, "world")
     if phase == "killed":
-        synthesize(root, 8, 0, load_config(os.path.join(ROOT_DIR, "configs", "synth.py") + ":tiny"))
         work = os.path.join(tmp, "killed")
         train(_config(root), work, progress=False, on_step=_kill_after_step(work, N + 1))
         raise AssertionError("the kill hook did not fire")
@@ -65,10 +61,10 @@ def _child(phase: str, tmp: str) -> None:
         json.dump({"resumed": resumed, "straight": straight}, f)
 
 
-def _run(phase: str, tmp: str) -> subprocess.CompletedProcess:
+def _run(phase: str, tmp: str, world: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
            "JAX_PLATFORMS": "cpu"}
-    return subprocess.run([sys.executable, os.path.abspath(__file__), phase, tmp], env=env,
+    return subprocess.run([sys.executable, os.path.abspath(__file__), phase, tmp, world], env=env,
                           cwd=ROOT_DIR, capture_output=True, text=True, timeout=600)
 
 
@@ -77,16 +73,16 @@ def _rows(path: str) -> list[dict]:
         return [json.loads(line) for line in f]
 
 
-def test_killed_between_checkpoints_resumes_exactly(tmp_path):
+def test_killed_between_checkpoints_resumes_exactly(synth_world, tmp_path):
     tmp = str(tmp_path)
-    killed = _run("killed", tmp)
+    killed = _run("killed", tmp, synth_world)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-4000:]
     metrics = os.path.join(tmp, "killed", "metrics.jsonl")
     # the killed run logged step 3, which no checkpoint holds
     assert [r["step"] for r in _rows(metrics)] == [1, 2, 3]
     assert sorted(int(d) for d in os.listdir(os.path.join(tmp, "killed", "checkpoints"))
                   if d.isdigit()) == [N]
-    second = _run("resume", tmp)
+    second = _run("resume", tmp, synth_world)
     assert second.returncode == 0, second.stderr[-4000:]
     with open(os.path.join(tmp, "resumed.json")) as f:
         out = json.load(f)
@@ -99,4 +95,4 @@ def test_killed_between_checkpoints_resumes_exactly(tmp_path):
 
 
 if __name__ == "__main__":
-    _child(sys.argv[1], sys.argv[2])
+    _child(sys.argv[1], sys.argv[2], sys.argv[3])

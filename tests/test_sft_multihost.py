@@ -49,7 +49,7 @@ def _first_ids(loader, n: int) -> list[list[int]]:
     return out
 
 
-def _host(tmp: str, port: int, index: int) -> None:
+def _host(tmp: str, port: int, index: int, root: str) -> None:
     import jax
 
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
@@ -59,7 +59,6 @@ def _host(tmp: str, port: int, index: int) -> None:
     from seeker_jax.data.trajectories import make_loader
     from seeker_jax.training.sft import train
 
-    root = os.path.join(tmp, "world")
     c = _config(root, 1)
     logged = train(c, os.path.join(tmp, "two"), progress=False)
     # what this process's loader reads (the loader train used: sharded by JAX process)
@@ -69,23 +68,19 @@ def _host(tmp: str, port: int, index: int) -> None:
         json.dump({"logged": logged, "ids": ids}, f)
 
 
-def _reference(tmp: str) -> None:
+def _reference(tmp: str, root: str) -> None:
     import dataclasses
 
     import grain
 
     from seeker_jax.checkpointing import checkpoint as ckpt
-    from seeker_jax.config import load_config
     from seeker_jax.data.batch import pad_to
-    from seeker_jax.data.synth import synthesize
     from seeker_jax.data.trajectories import make_loader
     from seeker_jax.training.optim import make_optimizer
     from seeker_jax.sharding import make_mesh, rules_from_config
     from seeker_jax.training.train_state import create_train_state, make_train_step, place_batch
     from seeker_jax.training.trainer import build_model
 
-    root = os.path.join(tmp, "world")
-    synthesize(root, 8, 0, load_config(os.path.join(ROOT_DIR, "configs", "synth.py") + ":tiny"))
     c = _config(root, 1)
     model, _ = build_model(c.model, rules_from_config(c.mesh.rules))
     tx = make_optimizer(c.optimizer)
@@ -126,16 +121,17 @@ def _env() -> dict:
 
 
 # In the default suite (issue 10: CI runs it): three child processes, each compiling the step.
-def test_two_processes_match_one(tmp_path):
+def test_two_processes_match_one(synth_world, tmp_path):
     from seeker_jax.checkpointing import checkpoint as ckpt
 
     tmp = str(tmp_path)
     me = os.path.abspath(__file__)
-    ref = subprocess.run([sys.executable, me, "reference", tmp], env=_env(), cwd=ROOT_DIR,
-                         capture_output=True, text=True, timeout=600)
+    ref = subprocess.run([sys.executable, me, "reference", tmp, synth_world], env=_env(),
+                         cwd=ROOT_DIR, capture_output=True, text=True, timeout=600)
     assert ref.returncode == 0, ref.stderr[-4000:]
     port = str(_free_port())
-    hosts = [subprocess.Popen([sys.executable, me, "host", tmp, port, str(i)], env=_env(),
+    hosts = [subprocess.Popen([sys.executable, me, "host", tmp, port, str(i), synth_world],
+                              env=_env(),
                               cwd=ROOT_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for i in range(2)]
     for i, h in enumerate(hosts):
@@ -169,6 +165,6 @@ def test_two_processes_match_one(tmp_path):
 
 if __name__ == "__main__":
     if sys.argv[1] == "host":
-        _host(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        _host(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
     else:
-        _reference(sys.argv[2])
+        _reference(sys.argv[2], sys.argv[3])

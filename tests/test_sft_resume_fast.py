@@ -41,21 +41,17 @@ def _losses(rows) -> dict[int, float]:
     return {r["step"]: r["loss"] for r in rows if "loss" in r}
 
 
-def _child(phase: str, tmp: str) -> None:
-    """Runs in a child process: `first` (world, straight run, first half) or `second`."""
+def _child(phase: str, tmp: str, root: str) -> None:
+    """Runs in a child process: `first` (straight run, first half) or `second`."""
     import jax
 
     jax.config.update("jax_compilation_cache_dir", os.path.join(tmp, "jax_cache"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    from seeker_jax.config import load_config
-    from seeker_jax.data.synth import synthesize
     from seeker_jax.training.sft import train
 
-    root = os.path.join(tmp, "world")
     out = {}
     if phase == "first":
-        synthesize(root, 8, 0, load_config(os.path.join(ROOT_DIR, "configs", "synth.py") + ":tiny"))
         out["straight"] = _losses(train(_config(root), os.path.join(tmp, "a"), progress=False))
         out["first"] = _losses(train(_config(root), os.path.join(tmp, "b"), stop_after=N,
                                      progress=False))
@@ -65,10 +61,10 @@ def _child(phase: str, tmp: str) -> None:
         json.dump(out, f)
 
 
-def _run_child(phase: str, tmp: str) -> dict:
+def _run_child(phase: str, tmp: str, world: str) -> dict:
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
            "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), phase, tmp], env=env,
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), phase, tmp, world], env=env,
                           cwd=ROOT_DIR, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"{phase} failed:\n{proc.stderr[-4000:]}"
     with open(os.path.join(tmp, f"{phase}.json")) as f:
@@ -76,9 +72,9 @@ def _run_child(phase: str, tmp: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(synth_world, tmp_path_factory):
     tmp = str(tmp_path_factory.mktemp("resume_fast"))
-    return tmp, {**_run_child("first", tmp), **_run_child("second", tmp)}
+    return tmp, {**_run_child("first", tmp, synth_world), **_run_child("second", tmp, synth_world)}
 
 
 def test_resume_is_exact_fast(runs):
@@ -122,7 +118,7 @@ def _largest_file(directory: str) -> str:
     return max(files, key=os.path.getsize)
 
 
-def test_damaged_latest_checkpoint_is_a_clear_error(runs, tmp_path):
+def test_damaged_latest_checkpoint_is_a_clear_error(runs, synth_world, tmp_path):
     from seeker_jax.training.sft import train
 
     tmp, _ = runs
@@ -133,8 +129,8 @@ def test_damaged_latest_checkpoint_is_a_clear_error(runs, tmp_path):
         f.truncate(os.path.getsize(damaged) // 2)
     with pytest.raises(RuntimeError, match=rf"(?s)checkpoint step {2 * N} .* delete .*{2 * N}.* "
                                            rf"step {N}"):
-        train(_config(os.path.join(tmp, "world"), steps=3 * N), work, progress=False)
+        train(_config(synth_world, steps=3 * N), work, progress=False)
 
 
 if __name__ == "__main__":
-    _child(sys.argv[1], sys.argv[2])
+    _child(sys.argv[1], sys.argv[2], sys.argv[3])

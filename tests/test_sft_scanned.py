@@ -4,8 +4,8 @@ checkpoint loads into either layout with equal weights, an unrolled run starts f
 (`init_from`), and `export` hands transformers a folder whose logits match ours (fp32,
 <= 1e-4 on every position).
 
-The runs happen in a child process (`python tests/test_sft_scanned.py WORK`) with one CPU
-device, as tests/test_sft_resume_fast.py's do.
+The runs happen in a child process (`python tests/test_sft_scanned.py WORK WORLD`, WORLD being
+conftest's synthetic world) with one CPU device, as tests/test_sft_resume_fast.py's do.
 """
 import json
 import os
@@ -31,13 +31,9 @@ def _config(root: str, steps: int, scan: bool, init_from: str = ""):
         f"--config.model.scan_layers={scan}", f"--config.model.init_from={init_from}"])
 
 
-def _child(work: str) -> None:
-    from seeker_jax.config import load_config
-    from seeker_jax.data.synth import synthesize
+def _child(work: str, root: str) -> None:
     from seeker_jax.training.sft import train
 
-    root = os.path.join(work, "world")
-    synthesize(root, 8, 0, load_config(os.path.join(ROOT_DIR, "configs", "synth.py") + ":tiny"))
     scanned = os.path.join(work, "scanned")
     out = {"first": [r["step"] for r in train(_config(root, 2, True), scanned, progress=False)
                      if "loss" in r]}
@@ -51,12 +47,12 @@ def _child(work: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(synth_world, tmp_path_factory):
     work = str(tmp_path_factory.mktemp("sft_scanned"))
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
            "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), work], env=env,
-                          cwd=ROOT_DIR, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), work, synth_world],
+                          env=env, cwd=ROOT_DIR, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     with open(os.path.join(work, "out.json")) as f:
         return work, json.load(f)
@@ -109,4 +105,4 @@ def test_stacked_checkpoint_loads_either_way_and_exports_to_transformers(runs, t
 
 
 if __name__ == "__main__":
-    _child(sys.argv[1])
+    _child(sys.argv[1], sys.argv[2])
