@@ -1,6 +1,6 @@
 """Will the GRPO update step fit a TPU pod? seeker_jax.aot.fit's check on the GRPO learner's step.
 
-`seeker-jax aot --config configs/grpo.py:qwen3_vl_8b --topology v5p:2x2x1`
+`seeker-jax aot --config configs/grpo.py:paper_8b --topology v5p:2x2x1`
 
 The core check (seeker_jax.aot.fit.compile_train_step) compiles `train_state.jit_train_step` with
 the loss it is given; this module gives it what the GRPO learner (rl.grpo) runs:

@@ -4,10 +4,12 @@ cost_analysis counts a while-loop body once, so a step whose decoder (or vision 
 `lax.scan` reports it as if it had one layer. The probes here compile one decoder layer (fwd +
 bwd) or one vision block (fwd, or fwd + bwd when the tower trains) alone, on the step's mesh
 with the same parameter shardings, dtypes and remat policy; seeker_jax.aot.fit adds the other
-n - 1 copies of their counts.
+n - 1 copies of their counts (`scan_costs` runs every probe a step needs, while the step
+itself compiles).
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 import jax
@@ -66,7 +68,8 @@ def _batched(mesh, rules, dtype):
 # effort. XLA then skips most of its search for a fast schedule, which is most of a large
 # layer's compile time, and the FLOPs it counts do not depend on that search
 # (tests/test_aot.py compares the two counts on the tiny test layer); the bytes accessed change
-# with fusion, so a bytes probe keeps the default effort.
+# with fusion (the tiny test layer: 11% to 55% more at the lowest effort; the 8B online-softmax
+# layer at 16,384 tokens: 2.3% fewer), so a bytes probe keeps the default effort.
 FLOPS_ONLY = {"exec_time_optimization_effort": -1.0}
 
 # The short lengths whose counts fix a decoder layer's FLOPs at any length (decoder_layer_flops).
@@ -81,8 +84,8 @@ def decoder_layer_cost(c: ml_collections.ConfigDict, cfg, mesh, rules, batch: in
     L x L scores; a causal kernel skips about half) but its bytes include the dense score
     matrix; "chunked" (online softmax over key blocks, a loop whose body XLA counts once)
     gives a fused kernel's HBM traffic but undercounts attention FLOPs. A Pallas kernel
-    (splash) has no cost model at all, so seeker_jax.aot.fit takes FLOPs from the first and, for
-    a splash step, bytes from the second.
+    (splash) has no cost model at all, so scan_costs takes FLOPs from the first and, for a
+    splash step, bytes from the second.
 
     XLA's cost_analysis counts a while-loop body once, so a step whose decoder is a
     `lax.scan` (model.scan_layers) reports the decoder as if it had one layer. This compiles
@@ -194,6 +197,49 @@ def vision_block_cost(c: ml_collections.ConfigDict, cfg, mesh, rules,
     return compiled_cost(jax.jit(fwd_bwd).lower(*args, batched(n, S, C)).compile())
 
 
-__all__ = ["FIT_LENGTHS", "FLOPS_ONLY", "compiled_cost", "decoder_layer_cost",
+@dataclasses.dataclass(frozen=True)
+class ScanCosts:
+    """Per-chip counts of one scanned body, what the step's cost_analysis counted once.
+
+    layer_flops: one decoder layer's fwd + bwd with every attention FLOP (None: not measured);
+    layer_flops_counted: how ("compiled", "quadratic fit", or why not);
+    layer_bytes: its HBM bytes accessed, with a fused kernel's traffic where the step runs
+    splash (None: the layer alone does not fit a chip); vision_block: one vision block's
+    (FLOPs, bytes)."""
+
+    layer_flops: float | None
+    layer_flops_counted: str
+    layer_bytes: float | None
+    vision_block: tuple[float, float]
+
+
+def scan_costs(c: ml_collections.ConfigDict, cfg, mesh, rules, batch: int, seq_len: int,
+               splash: bool, vision_blocks: tuple[int, int],
+               stop: Callable[[], bool] = lambda: False) -> ScanCosts | None:
+    """Every probe a step with scanned layers needs, each compiled once.
+
+    A splash step (a Pallas kernel has no cost model) takes its layer bytes from the
+    online-softmax ("chunked") layer, a fused kernel's traffic, and its FLOPs from the dense
+    reference (decoder_layer_flops); a reference step takes both from its one dense probe.
+    stop() is asked before each compile (compile_train_step passes "the step's own compile
+    has failed"): then None, the counts no longer being needed.
+    """
+    if stop():
+        return None
+    traffic = decoder_layer_cost(c, cfg, mesh, rules, batch, seq_len,
+                                 "chunked" if splash else "reference")
+    if stop():
+        return None
+    if splash or traffic is None:
+        layer_flops, counted = decoder_layer_flops(c, cfg, mesh, rules, batch, seq_len)
+    else:  # that probe was the dense reference already: every attention FLOP counted
+        layer_flops, counted = traffic[0], "compiled"
+    if stop():
+        return None
+    block = vision_block_cost(c, cfg, mesh, rules, vision_blocks)
+    return ScanCosts(layer_flops, counted, None if traffic is None else traffic[1], block)
+
+
+__all__ = ["FIT_LENGTHS", "FLOPS_ONLY", "ScanCosts", "compiled_cost", "decoder_layer_cost",
            "decoder_layer_flops", "is_out_of_memory", "place_variables", "quadratic_at",
-           "vision_block_cost"]
+           "scan_costs", "vision_block_cost"]

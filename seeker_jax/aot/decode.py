@@ -1,7 +1,7 @@
 """Will the sampler fit beside the learner? Compile its decode step for a TPU topology on this
 CPU and read the compiler's per-chip memory.
 
-`seeker-jax aot --decode --config configs/grpo.py:qwen3_vl_8b --topology v5p:2x2x1 [--rows 8]`
+`seeker-jax aot --decode --config configs/grpo.py:paper_8b --topology v5p:2x2x1 [--rows 8]`
 
 What is compiled is the sampler's own program, `seeker_jax.generation.decoding.decode` (up to
 `decode_steps` tokens in one while_loop), with:
@@ -29,7 +29,7 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
 from seeker_jax.aot.fit import (GIB, AotError, _with_sharding, abstract_train_state, hbm_gib,
-                            per_chip_bytes, topology_mesh)
+                                per_chip_bytes, target_model_config, topology_mesh)
 from seeker_jax.aot.cost import is_out_of_memory, place_variables
 from seeker_jax.generation.decoding import decode
 from seeker_jax.generation.sampling import SamplingParams
@@ -49,8 +49,6 @@ def compile_decode_step(c: ml_collections.ConfigDict, topology: str, rows: int =
     c.rollout.max_len, 20,480 in the paper's GRPO presets: a 16,384-token prompt budget + 4,096
     response tokens); steps: tokens per call (default c.rollout.decode_steps).
     """
-    from seeker_jax.config import load_config
-    from seeker_jax.models.qwen3_vl import from_hf_dict
     from seeker_jax.models.qwen3_vl.hf_io import abstract_model
     from seeker_jax.models.qwen3_vl.text import init_cache
     from seeker_jax.training.optim import make_optimizer
@@ -66,7 +64,9 @@ def compile_decode_step(c: ml_collections.ConfigDict, topology: str, rows: int =
     rules = rules_from_config(c.mesh.rules)
     replicated = NamedSharding(mesh, PartitionSpec())
 
-    cfg = from_hf_dict(load_config(f"configs/qwen3_vl.py:{c.model.size}").to_dict())
+    # As the learner's: "auto" attention resolved for the target. A decode step reads its KV
+    # cache with cache_attention whatever the choice; the sampler's prefill runs the choice.
+    cfg = target_model_config(c, mesh, rules)
     dtype = jnp.dtype(c.model.compute_dtype)
     model = abstract_model(cfg, dtype, dtype, "none", bool(c.model.get("scan_layers", False)))
     graphdef, state = nnx.split(decoding_graph(model))
@@ -92,6 +92,7 @@ def compile_decode_step(c: ml_collections.ConfigDict, topology: str, rows: int =
         "step": "decode", "topology": topology, "chips": len(devices),
         "hbm_gib": hbm_gib(topology), "model": c.model.size, "mesh": shape, "rows": rows,
         "max_len": max_len, "cache_slots": slots, "decode_steps": steps,
+        "attention_impl": cfg.attention_impl,
         "dtype": str(dtype), "weights_bytes_per_chip": per_chip_bytes(state),
         "cache_bytes_per_chip": per_chip_bytes(cache),
         "cache_bytes_total": sum(int(x.size) * x.dtype.itemsize for x in jax.tree.leaves(cache)),
@@ -127,7 +128,9 @@ def format_decode_report(f: dict[str, Any]) -> str:
             f"  KV cache: {f['rows']} rows x {f['cache_slots']} slots ({f['max_len']} tokens + "
             f"the prefill chunk), {f['dtype']}: {g('cache_bytes_total'):.2f} GiB in all, "
             f"{g('cache_bytes_per_chip'):.2f} GiB/chip; weights {g('weights_bytes_per_chip'):.2f}"
-            f" GiB/chip; {f['decode_steps']} tokens per call\n")
+            f" GiB/chip; {f['decode_steps']} tokens per call\n"
+            f"  attention: the KV cache read by cache_attention; prefill on this target: "
+            f"{f['attention_impl']}\n")
     if "error" in f:
         return head + f"  DOES NOT FIT\n  compiler: {f['error']}"
     return head + (

@@ -18,9 +18,11 @@ parallel chips share theirs).
 """
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import re
+import threading
 import time
 from typing import Any, Callable
 
@@ -31,12 +33,11 @@ import numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
-from seeker_jax.aot.cost import (FIT_LENGTHS, compiled_cost, decoder_layer_cost,
-                                 decoder_layer_flops, is_out_of_memory, place_variables,
-                                 vision_block_cost)
-from seeker_jax.aot.roofline import format_projection, roofline
+from seeker_jax.aot.cost import (compiled_cost, is_out_of_memory, place_variables,
+                                 scan_costs)
+from seeker_jax.aot.report import GIB, format_report
+from seeker_jax.aot.roofline import roofline
 
-GIB = 1024**3
 # HBM per chip, by the topology name's prefix.
 HBM_GIB = {"v5p": 95.0, "v5e": 16.0, "v5litepod": 16.0, "v6e": 32.0, "v4": 32.0}
 
@@ -153,28 +154,36 @@ def _with_sharding(x, sharding) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
 
 
+def target_model_config(c: ml_collections.ConfigDict, mesh, rules):
+    """The model config of c.model.size for a step that runs on `mesh`'s devices: "auto"
+    attention resolved for their platform (the target: a TPU topology gets splash, whatever
+    host compiles it), the kernel's mesh axes from the logical-axis rules."""
+    from seeker_jax.config import load_config
+    from seeker_jax.models.qwen3_vl import from_hf_dict
+    from seeker_jax.models.qwen3_vl.attention import resolve_impl
+    from seeker_jax.sharding import attention_axes
+
+    target = mesh.devices.flat[0].platform
+    return from_hf_dict(load_config(f"configs/qwen3_vl.py:{c.model.size}").to_dict()).replace(
+        attention_impl=resolve_impl(c.model.get("attention_impl", "auto"), target),
+        attention_axes=attention_axes(rules))
+
+
 def abstract_train_state(c: ml_collections.ConfigDict, mesh, tx, rules=None):
     """(cfg, graphdef, trainable, frozen, rest, opt_state) as sharded ShapeDtypeStructs.
 
     Params are placed by the logical-axis rules (default the config's c.mesh.rules), as
-    create_train_state places real ones. "auto" attention resolves for the platform the mesh's
-    devices are (the target: a TPU topology gets splash, whatever compiles it), with the
-    kernel's mesh axes from the same rules. An
+    create_train_state places real ones. cfg is target_model_config's: "auto" attention
+    resolved for the platform the mesh's devices are, not the host's. An
     optimizer leaf whose path ends in a trainable param's path (mu, nu, accumulated grads)
     takes that param's sharding, other leaves (step counts) are replicated.
     """
-    from seeker_jax.config import load_config
-    from seeker_jax.models.qwen3_vl import from_hf_dict
     from seeker_jax.models.qwen3_vl.hf_io import abstract_model
-    from seeker_jax.models.qwen3_vl.attention import resolve_impl
-    from seeker_jax.sharding import attention_axes, rules_from_config
+    from seeker_jax.sharding import rules_from_config
     from seeker_jax.training.train_state import trainable_filter
 
     rules = rules_from_config(c.mesh.rules) if rules is None else rules
-    target = mesh.devices.flat[0].platform
-    cfg = from_hf_dict(load_config(f"configs/qwen3_vl.py:{c.model.size}").to_dict()).replace(
-        attention_impl=resolve_impl(c.model.get("attention_impl", "auto"), target),
-        attention_axes=attention_axes(rules))
+    cfg = target_model_config(c, mesh, rules)
     model = abstract_model(cfg, jnp.dtype(c.model.compute_dtype), jnp.dtype(c.model.param_dtype),
                            c.model.remat, bool(c.model.get("scan_layers", False)))
     replicated = NamedSharding(mesh, PartitionSpec())
@@ -282,7 +291,8 @@ def count_params(tree) -> int:
 
 
 _SIZE = r"([\d.]+)([KMGT]?)(?:i?B)?"
-_OOM = [re.compile(p) for p in (  # the wordings of XLA TPU's refusal, seen in this version and before
+# The wordings of XLA TPU's refusal, seen in this version and before.
+_OOM = [re.compile(p) for p in (
     rf"Used {_SIZE} of {_SIZE} hbm",
     rf"\({_SIZE}\) exceeds available HBM \({_SIZE}\)",
     rf"{_SIZE} > {_SIZE}")]
@@ -325,50 +335,81 @@ def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_ch
     fits False carries the compiler's refusal (used / capacity GiB when it says them).
     """
     from seeker_jax.env.config import EnvConfig
-    from seeker_jax.training.optim import make_optimizer
     from seeker_jax.sharding import rules_from_config
-    from seeker_jax.training.train_state import Vision, jit_train_step
 
     devices, shape, mesh = topology_mesh(c, topology)
     rules = rules_from_config(c.mesh.rules)
-    tx = make_optimizer(c.optimizer)
-    cfg, graphdef, trainable, frozen, rest, opt_state = abstract_train_state(c, mesh, tx, rules)
+    cfg = target_model_config(c, mesh, rules)
     env = EnvConfig.from_config(c.env) if "env" in c else None
     b = video_batch(batch_per_chip * shape["data"] * shape["fsdp"], frames,
                     text_tokens=text_tokens, max_pixels=max_pixels, seq_len=seq_len, env=env,
                     loss_len=loss_len)
     if buckets and seq_len is None:
         b = dataclasses.replace(b, seq_len=_bucket(b.seq_len, buckets))
-    frames = b.grid[0] * 2
     hosts = len({getattr(d, "process_index", 0) for d in devices})
     video, slots = abstract_vision(b, cfg.vision, mesh, rules, hosts)
+    scan = bool(c.model.get("scan_layers", False))
+    # The probes a scanned step needs (cost.scan_costs) trace and compile in a worker thread
+    # while this one builds, traces and compiles the step itself (XLA releases the GIL while
+    # it compiles): on a host with a core to spare they add no wall time of their own.
+    unneeded = threading.Event()  # set: the probes stop before their next compile
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="aot-probes") as pool:
+        probes = pool.submit(scan_costs, c, cfg, mesh, rules, b.batch, b.seq_len,
+                             cfg.attention_impl == "splash", tuple(video.segment_ids.shape),
+                             unneeded.is_set) if scan else None
+        try:
+            figures, compiled = _compile_step(c, topology, devices, shape, mesh, rules, b,
+                                              (video, slots), loss_fn, per_token)
+        except BaseException:
+            unneeded.set()
+            raise
+        if compiled is None:  # the compiler refused the step: no counts to scale
+            unneeded.set()
+        figures.update(step=step, batch_per_chip=batch_per_chip, hosts=hosts, scan_layers=scan)
+        costs = None if compiled is None or probes is None else probes.result()
+    if compiled is not None:
+        _scale_scanned_counts(figures, cfg, costs)
+        figures["projection"] = roofline(figures)
+    return figures
+
+
+def _compile_step(c: ml_collections.ConfigDict, topology: str, devices, shape, mesh, rules,
+                  b: VideoBatch, vision: tuple, loss_fn, per_token: tuple[str, ...]):
+    """(figures, compiled) of the step on abstract inputs; compiled None where the compiler
+    refused it for memory (figures then carry its numbers)."""
+    from seeker_jax.training.optim import make_optimizer
+    from seeker_jax.training.train_state import Vision, jit_train_step
+
+    tx = make_optimizer(c.optimizer)
+    cfg, graphdef, trainable, frozen, rest, opt_state = abstract_train_state(c, mesh, tx, rules)
+    video, slots = vision
     batch = abstract_batch(b, mesh, rules, slots, per_token)
     n_trainable = count_params(trainable)
-    tokens = b.batch * b.seq_len
     figures: dict[str, Any] = {
-        "step": step, "per_token": list(per_token), "topology": topology, "chips": len(devices), "hbm_gib": hbm_gib(topology),
-        "model": c.model.size, "mesh": shape, "batch_per_chip": batch_per_chip,
-        "global_batch": b.batch, "seq_len": b.seq_len, "frames": frames,
+        "per_token": list(per_token), "topology": topology, "chips": len(devices),
+        "hbm_gib": hbm_gib(topology), "model": c.model.size, "mesh": shape,
+        "global_batch": b.batch, "seq_len": b.seq_len, "frames": b.grid[0] * 2,
         "video_grid": list(b.grid), "video_tokens": b.video_tokens, "loss_positions": b.loss_len,
         "trainable_params": n_trainable, "frozen_params": count_params(frozen),
-        "tokens_per_step": tokens, "remat": c.model.remat,
+        "tokens_per_step": b.batch * b.seq_len, "remat": c.model.remat,
         "state_bytes_per_chip": per_chip_bytes((trainable, frozen, rest, opt_state)),
         "batch_bytes_per_chip": per_chip_bytes((batch, video)),  # vision inputs included
-        "video_slots": slots, "vision_blocks": list(video.segment_ids.shape), "hosts": hosts,
+        "video_slots": slots, "vision_blocks": list(video.segment_ids.shape),
+        "attention_impl": cfg.attention_impl,
+        "attention_requested": c.model.get("attention_impl", "auto"),
+        "target_platform": devices[0].platform,
     }
     step = jit_train_step(tx, jax.tree.map(lambda x: x.sharding, trainable),
                           jax.tree.map(lambda x: x.sharding, opt_state), loss_fn)
     # Splash (a Mosaic kernel) runs under shard_map over the context mesh; the other
     # implementations are partitioned by GSPMD from the shardings alone.
-    figures["attention_impl"] = cfg.attention_impl
     splash = cfg.attention_impl == "splash"
+    inputs = (trainable, frozen, rest, opt_state, batch, Vision(None, video))
     with jax.set_mesh(mesh) if splash else contextlib.nullcontext():
-        lowered = step.lower(graphdef, trainable, frozen, rest, opt_state, batch,
-                             Vision(None, video))
+        lowered = step.lower(graphdef, *inputs)
     start = time.perf_counter()
     try:
         compiled = lowered.compile()
-        figures["step_compile_s"] = round(time.perf_counter() - start, 1)
     except Exception as e:  # XlaRuntimeError: RESOURCE_EXHAUSTED
         message = str(e)
         if not is_out_of_memory(e):
@@ -376,115 +417,49 @@ def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_ch
         used, capacity = _oom_figures(message)
         figures.update(fits=False, used_gib=used, capacity_gib=capacity,
                        error=message.strip().splitlines()[0][:500])
-        return figures
-    figures["argument_bytes_by_hand"] = argument_bytes_by_hand(
-        compiled, (trainable, frozen, rest, opt_state, batch, Vision(None, video)))
+        return figures, None
+    figures["step_compile_s"] = round(time.perf_counter() - start, 1)
+    figures["argument_bytes_by_hand"] = argument_bytes_by_hand(compiled, inputs)
     mem = compiled.memory_analysis()
     args, out = mem.argument_size_in_bytes, mem.output_size_in_bytes
     alias, temp = mem.alias_size_in_bytes, mem.temp_size_in_bytes
     code = mem.generated_code_size_in_bytes
     total = args + out - alias + temp + code
-    flops, hbm = compiled_flops, compiled_bytes = compiled_cost(compiled)
-    scan = bool(c.model.get("scan_layers", False))
-    if scan:  # cost_analysis counted the scanned decoder layer once: add the other n - 1
-        # FLOPs with every attention FLOP (the dense scores); HBM traffic of the step's own
-        # attention, where for splash the online-softmax probe stands in for the kernel's
-        # (a fused kernel's traffic, not a dense score matrix's)
-        traffic = decoder_layer_cost(c, cfg, mesh, rules, b.batch, b.seq_len,
-                                     "chunked" if splash else "reference")
-        if splash or traffic is None:
-            layer_flops, counted = decoder_layer_flops(c, cfg, mesh, rules, b.batch, b.seq_len)
-        else:  # that probe was the dense reference already: every attention FLOP counted
-            layer_flops, counted = traffic[0], "compiled"
-        more = cfg.text.num_hidden_layers - 1
-        flops = None if layer_flops is None else flops + more * layer_flops
-        hbm = None if traffic is None else hbm + more * traffic[1]
-        block = vision_block_cost(c, cfg, mesh, rules, tuple(video.segment_ids.shape))
-        if flops is not None:  # the vision blocks' scan: its body counted once as well
-            flops += (cfg.vision.depth - 1) * block[0]
-        if hbm is not None:
-            hbm += (cfg.vision.depth - 1) * block[1]
-        figures.update(vision_block_flops_per_chip=block[0])
-        figures.update(scan_body_flops_per_chip=layer_flops, scan_body_flops_counted=counted,
-                       scan_body_bytes_per_chip=None if traffic is None else traffic[1],
-                       flops_as_compiled=compiled_flops, bytes_as_compiled=compiled_bytes)
-    figures.update(scan_layers=scan)
+    flops, hbm = compiled_cost(compiled)
     if splash:  # Pallas kernel calls in the compiled step (0 would mean a silent fallback)
         figures["pallas_kernels"] = compiled.as_text().count("tpu_custom_call")
     figures.update(
         fits=total <= hbm_gib(topology) * GIB, argument_bytes=args, output_bytes=out,
         alias_bytes=alias, temp_bytes=temp, code_bytes=code, total_bytes=total,
-        flops_per_chip=flops, bytes_accessed_per_chip=hbm,
-        flops_6nt_per_chip=6.0 * n_trainable * tokens / len(devices))
+        flops_per_chip=flops, bytes_accessed_per_chip=hbm, flops_as_compiled=flops,
+        bytes_as_compiled=hbm, flops_6nt_per_chip=6.0 * n_trainable * b.batch * b.seq_len
+        / len(devices))
+    return figures, compiled
+
+
+def _scale_scanned_counts(figures: dict[str, Any], cfg, costs) -> None:
+    """FLOPs and bytes of a step whose layers are scanned: cost_analysis counted each scan
+    body once, so add the other n - 1 decoder layers (FLOPs with every attention FLOP, the
+    dense scores; bytes where, for splash, the online-softmax probe stands in for the
+    kernel's: a fused kernel's traffic, not a dense score matrix's) and depth - 1 vision
+    blocks. costs None (layers not scanned): the compiler's counts stand."""
+    if costs is not None:
+        more = cfg.text.num_hidden_layers - 1
+        flops, hbm = figures["flops_per_chip"], figures["bytes_accessed_per_chip"]
+        flops = None if costs.layer_flops is None else flops + more * costs.layer_flops
+        hbm = None if costs.layer_bytes is None else hbm + more * costs.layer_bytes
+        block = costs.vision_block
+        if flops is not None:  # the vision blocks' scan: its body counted once as well
+            flops += (cfg.vision.depth - 1) * block[0]
+        if hbm is not None:
+            hbm += (cfg.vision.depth - 1) * block[1]
+        figures.update(flops_per_chip=flops, bytes_accessed_per_chip=hbm,
+                       vision_block_flops_per_chip=block[0],
+                       scan_body_flops_per_chip=costs.layer_flops,
+                       scan_body_flops_counted=costs.layer_flops_counted,
+                       scan_body_bytes_per_chip=costs.layer_bytes)
+    flops = figures["flops_per_chip"]
     figures["flops_ratio"] = None if flops is None else flops / figures["flops_6nt_per_chip"]
-    figures["projection"] = roofline(figures)
-    return figures
-
-
-def format_report(f: dict[str, Any]) -> str:
-    """Human-readable figures of compile_train_step (and its callers' f["notes"] lines)."""
-    lines = [_format_figures(f)]
-    if f.get("projection"):
-        lines.append(format_projection(f["projection"]))
-    return "\n".join(lines + [f"  {n}" for n in f.get("notes", ())])
-
-
-def _format_figures(f: dict[str, Any]) -> str:
-    mesh = " x ".join(f"{k}={v}" for k, v in f["mesh"].items())
-    per_token = f" (+ per-token {', '.join(f['per_token'])})" if f.get("per_token") else ""
-    head = (f"{f['model']} {f.get('step', 'SFT')} step on {f['topology']} ({f['chips']} chips, {f['hbm_gib']:.0f} GiB "
-            f"HBM each), mesh {mesh}\n"
-            f"  batch {f['batch_per_chip']}/chip ({f['global_batch']} global) x {f['seq_len']} "
-            f"tokens: {f['frames']}-frame video grid {tuple(f['video_grid'])} = "
-            f"{f['video_tokens']} video tokens + timestamps + text; {f['loss_positions']} loss "
-            f"positions{per_token}\n"
-            f"  params: {f['trainable_params'] / 1e9:.2f} B trainable, "
-            f"{f['frozen_params'] / 1e9:.2f} B frozen; remat {f['remat']}; attention "
-            f"{f['attention_impl']}\n"
-            f"  by hand: state {f['state_bytes_per_chip'] / GIB:.2f} GiB/chip, "
-            f"batch {f['batch_bytes_per_chip'] / GIB:.3f} GiB/chip\n")
-    if not f["fits"] and "error" in f:  # the compiler refused
-        used = ("" if f.get("used_gib") is None else
-                f": needs {f['used_gib']:.1f} GiB of {f['capacity_gib']:.1f} GiB")
-        return head + (f"  DOES NOT FIT{used}\n  compiler: {f['error']}\n"
-                       f"  to fit: {grow_hint(f)}")
-    g = lambda k: f[k] / GIB  # noqa: E731
-    return head + (
-        f"  per chip: arguments {g('argument_bytes'):.2f} GiB, outputs {g('output_bytes'):.2f} "
-        f"(aliased {g('alias_bytes'):.2f}), temporaries {g('temp_bytes'):.2f}, code "
-        f"{g('code_bytes'):.3f}\n"
-        f"  total {g('total_bytes'):.2f} GiB of {f['hbm_gib']:.0f} GiB: "
-        f"{'FITS' if f['fits'] else 'DOES NOT FIT'} "
-        f"({100 * f['total_bytes'] / (f['hbm_gib'] * GIB):.0f}%)\n"
-        + (_flops_line(f) if f["flops_ratio"] is not None else
-           f"  FLOPs: not measured: the probe that counts one scanned decoder layer (compiled "
-           f"alone) does not fit a chip here, even at {FIT_LENGTHS[0]} tokens; the compiler's "
-           f"count with the layer body once is {f['flops_as_compiled']:.3e}"))
-
-
-def grow_hint(f: dict[str, Any]) -> str:
-    """Which mesh axis to grow for a step that does not fit, from where its bytes are."""
-    state = f["state_bytes_per_chip"] / GIB
-    if f.get("used_gib") and state > 0.5 * f["used_gib"]:
-        return (f"the state is {state:.1f} GiB/chip, most of it: grow the fsdp axis (more chips,"
-                " --config.mesh.fsdp) so params and optimizer state split further")
-    return ("the activations dominate (state {:.1f} GiB/chip): grow the tensor axis "
-            "(--config.mesh.tensor=2 splits heads and MLP per layer), or shorten the example "
-            "(--seq-len / --frames), or keep batch_per_chip at 1").format(state)
-
-
-def _flops_line(f: dict[str, Any]) -> str:
-    return (
-        f"  FLOPs per chip per step {f['flops_per_chip']:.3e} = {f['flops_ratio']:.2f} x 6*N*tokens "
-        f"({f['flops_6nt_per_chip']:.3e}); above 1: remat recompute, attention (L^2) and the "
-        f"frozen vision forward; below: embeddings and the LM head (only on loss positions) "
-        f"do not cost 6 FLOPs per param per token"
-        + (f"\n  decoder scanned: the compiler counts its body once ({f['flops_as_compiled']:.3e});"
-           f" scaled by the trip count with one layer's fwd+bwd compiled alone "
-           f"({f['scan_body_flops_per_chip']:.3e} per layer, {f['scan_body_flops_counted']})"
-           + ("" if f.get("scan_body_bytes_per_chip") is not None else
-              "; its HBM bytes: not measured (the layer alone does not fit a chip)")
-           if f.get("scan_layers") else ""))
 
 
 def run_aot(config: ml_collections.ConfigDict, topology: str, json_out: str | None = None,
@@ -507,6 +482,7 @@ def run_aot(config: ml_collections.ConfigDict, topology: str, json_out: str | No
     return 0 if figures["fits"] else 2
 
 
-__all__ = ["AotError", "VideoBatch", "abstract_batch", "abstract_vision", "abstract_train_state", "compile_train_step",
-           "argument_bytes_by_hand", "format_report", "per_chip_bytes", "run_aot", "timestamp_tokens", "topology_devices", "topology_mesh",
-           "tiled_bytes", "tpu_compiler_available", "video_batch"]
+__all__ = ["AotError", "VideoBatch", "abstract_batch", "abstract_train_state", "abstract_vision",
+           "argument_bytes_by_hand", "compile_train_step", "format_report", "per_chip_bytes",
+           "run_aot", "target_model_config", "tiled_bytes", "timestamp_tokens",
+           "topology_devices", "topology_mesh", "tpu_compiler_available", "video_batch"]
