@@ -1,7 +1,7 @@
 """seeker_jax.aot.fit: the SFT step compiled for a TPU topology on this CPU (needs jax[tpu]).
 
 One compile of the tiny model's step for v5e:2x2 (4 chips, fsdp=4) serves the figure checks;
-a second, with an absurd sequence length, must come back as "does not fit".
+a second, with an absurd batch, must come back as "does not fit".
 """
 import pytest
 
@@ -84,7 +84,9 @@ def test_roofline_projection_from_the_compiler_counts(figures):
 
 
 def test_does_not_fit_is_a_result(capsys):
-    code = aot.run_aot(tiny_config(), TOPOLOGY, None, frames=2, seq_len=1 << 20,
+    # 4,096 examples a chip: the logits alone are 4,096 x 128 x 151,936 floats. (An absurd
+    # length would do too, but splash builds its block mask on the host, minutes at 1M tokens.)
+    code = aot.run_aot(tiny_config(), TOPOLOGY, None, frames=2, batch_per_chip=4096,
                        text_tokens=128)
     out = capsys.readouterr().out
     assert code == 2 and "DOES NOT FIT" in out and "Traceback" not in out
@@ -232,7 +234,7 @@ def test_grpo_cli_dispatch_and_does_not_fit(capsys):
 
     code = main(["aot", "--config", "configs/grpo.py:tiny_synth", "--config.mesh.data=1",
                  "--config.mesh.fsdp=-1", "--topology", TOPOLOGY, "--frames", "2",
-                 "--seq-len", str(1 << 20), "--text-tokens", "128"])
+                 "--batch-per-chip", "4096", "--text-tokens", "128"])
     out = capsys.readouterr().out
     assert code == 2 and "compiling the GRPO step" in out and "GRPO step on v5e:2x2" in out
     assert "DOES NOT FIT" in out and "needs" in out and "Traceback" not in out
@@ -267,3 +269,64 @@ def test_decode_step_memory_figures(capsys, tmp_path, scan):
     assert f["alias_bytes"] >= f["cache_bytes_per_chip"]  # the donated cache is updated in place
     assert f["beside_learner_bytes"] == f["total_bytes"] + f["learner_state_bytes_per_chip"]
     assert "sampler decode step on v5e:2x2" in text and "beside the learner's state" in text
+    # "auto" resolved for the TPU it compiles for, as the learner's step (the decode step
+    # itself reads the cache with cache_attention)
+    assert f["attention_impl"] == "splash" and "prefill on this target: splash" in text
+
+
+# --- "auto" attention resolves for the target the step compiles for, not for this CPU host
+
+
+@pytest.mark.parametrize("configured, tpu, gpu, cpu", [
+    ("auto", "splash", "cudnn", "reference"),
+    ("chunked", "chunked", "chunked", "chunked"),  # a named choice is kept on every target
+    ("reference", "reference", "reference", "reference"),
+])
+def test_target_model_config_resolves_for_each_target(configured, tpu, gpu, cpu):
+    """The model config the AOT state, the step and the decode check all take
+    (aot.target_model_config), for a TPU topology's mesh, a GPU mesh and a CPU mesh."""
+    import types
+
+    import jax
+    import numpy as np
+    from seeker_jax.sharding import rules_from_config
+
+    c = tiny_config()
+    c.model.attention_impl = configured
+    rules = rules_from_config(c.mesh.rules)
+    tpu_mesh = aot.topology_mesh(c, TOPOLOGY)[2]
+    cpu_mesh = jax.make_mesh((1, 4, 1), ("data", "fsdp", "tensor"), devices=jax.devices()[:4],
+                             axis_types=(jax.sharding.AxisType.Auto,) * 3)
+    assert cpu_mesh.devices.flat[0].platform == "cpu"
+    # no GPU here: a mesh stand-in whose devices say "gpu" (all the resolution reads)
+    gpu_mesh = types.SimpleNamespace(devices=np.array([types.SimpleNamespace(platform="gpu")]))
+    for mesh, want in ((tpu_mesh, tpu), (gpu_mesh, gpu), (cpu_mesh, cpu)):
+        assert aot.target_model_config(c, mesh, rules).attention_impl == want
+
+
+def test_report_says_which_attention_it_chose(figures):
+    """tiny_synth says "auto": compiled for v5e, the step runs splash (Pallas kernel calls in
+    the compiled program), and the report says so and why."""
+    assert tiny_config().model.attention_impl == "auto"
+    assert figures["attention_impl"] == "splash" and figures["pallas_kernels"] > 0
+    assert "attention splash (auto for tpu)" in aot.format_report(figures)
+
+
+@pytest.mark.slow
+def test_8b_sft_paper_recipe_fits_v5p_8_from_the_preset():
+    """The 8B SFT preset as shipped (no flag) on v5p-8 at the paper's 16,384 tokens with a
+    256-frame video: "auto" is splash for the TPU, and the step fits its 95 GiB (with the
+    dense reference attention it needed 97.98 GiB: issue #36). One 8B compile and its cost
+    probes: minutes."""
+    f = aot.compile_train_step(load_config("configs/sft.py:qwen3_vl_8b"), "v5p:2x2x1",
+                               frames=256, seq_len=16384)
+    print("\n" + aot.format_report(f))
+    assert f["attention_impl"] == "splash" and f["pallas_kernels"] > 0
+    assert f["fits"] and f["total_bytes"] <= 95 * aot.GIB
+    assert f["mesh"] == {"data": 1, "fsdp": 4, "tensor": 1} and f["seq_len"] == 16384
+    # The state by hand: 16 bytes per trainable parameter (fp32 param, AdamW mu and nu, the
+    # 8-step accumulated gradient) and 4 per frozen one, over 4 chips; within 1% (padding to
+    # the chips and a few replicated scalars). The compiled arguments hold it.
+    state = (16 * f["trainable_params"] + 4 * f["frozen_params"]) / 4
+    assert state <= f["state_bytes_per_chip"] < 1.01 * state
+    assert f["state_bytes_per_chip"] <= f["argument_bytes"] <= f["total_bytes"]
