@@ -9,8 +9,9 @@ Runs in child processes (`python tests/test_grpo.py PHASE TMP`), as test_sft_res
 on a copy of conftest's synthetic world in TMP/world (pass@k writes its split there): `first`
 runs 4 iterations straight (checking after each that the sampler holds exactly the learner's
 new weights), then runs 3 iterations of a second workdir and stops (checkpoints every 2
-iterations: iteration 3 is logged but not checkpointed, i.e. a kill between checkpoints); `second` resumes that workdir from iteration 2 to 4. Same rewards,
-losses and params as the straight run, bit for bit; metrics.jsonl lists each step once.
+iterations: iteration 3 is logged but not checkpointed, i.e. a kill between checkpoints);
+`second` resumes that workdir from iteration 2 to 4. Same rewards, losses and params as the
+straight run, bit for bit; metrics.jsonl lists each step once.
 """
 import json
 import os
