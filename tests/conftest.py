@@ -74,7 +74,7 @@ def index_sample(tmp_path_factory) -> Path:
 
 
 def _tiny_hf(tmp_path_factory, name: str, tied: bool, seed: int) -> TinyHF:
-    from hf_reference import save_tiny_hf
+    from seeker_jax.models.qwen3_vl.tiny import save_tiny_hf
 
     path = str(tmp_path_factory.mktemp(name))
     # scale 5 sharpens the random logits: greedy tokens differ between prompts, and parity
@@ -84,8 +84,9 @@ def _tiny_hf(tmp_path_factory, name: str, tied: bool, seed: int) -> TinyHF:
 
 @pytest.fixture(scope="session")
 def tiny_hf(tmp_path_factory) -> TinyHF:
-    """The tiny random transformers Qwen3-VL of tests/hf_reference.py (vocabulary 1,000, token
-    ids 990-993), tied embeddings (4B-style), float32, one safetensors file. Read-only."""
+    """The one tiny random transformers Qwen3-VL (seeker_jax.models.qwen3_vl.tiny: test
+    vocabulary of 1,000, vision token ids 990-993), tied embeddings (4B-style), float32, one
+    safetensors file. Read-only."""
     return _tiny_hf(tmp_path_factory, "tiny_hf", tied=True, seed=0)
 
 
@@ -97,11 +98,12 @@ def tiny_hf_untied(tmp_path_factory) -> TinyHF:
 
 @pytest.fixture(scope="session")
 def tiny_qwen(tmp_path_factory) -> TinyQwen:
-    """hf_reference.save_tiny_qwen_checkpoint with the default env config. Read-only."""
-    from hf_reference import save_tiny_qwen_checkpoint
+    """seeker_jax.checkpointing.tiny.save_tiny_checkpoint with the default env config.
+    Read-only."""
+    from seeker_jax.checkpointing.tiny import save_tiny_checkpoint
 
     root = str(tmp_path_factory.mktemp("tiny_qwen"))
-    return TinyQwen(save_tiny_qwen_checkpoint(root), os.path.join(root, "hf"))
+    return TinyQwen(save_tiny_checkpoint(root), os.path.join(root, "hf"))
 
 
 @pytest.fixture(scope="session")
