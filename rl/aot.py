@@ -55,12 +55,12 @@ def response_loss_len(response_tokens: int) -> int:
 def compile_grpo_step(c: ml_collections.ConfigDict, topology: str, batch_per_chip: int = 1,
                       frames: int | None = None, seq_len: int | None = None,
                       text_tokens: int = 1024, max_pixels: int | None = None,
-                      response_tokens: int | None = None) -> dict[str, Any]:
+                      response_tokens: int | None = None, cost: bool = True) -> dict[str, Any]:
     """Compiles the GRPO update step of config `c` for `topology`; the figures of
     seeker_jax.aot.fit.compile_train_step plus the rollout's episodes per optimizer step.
 
     text_tokens: the prompt's text (system, tools, question); response_tokens: default
-    c.rollout.max_new_tokens (4096 in the paper's presets).
+    c.rollout.max_new_tokens (4096 in the paper's presets); cost: as compile_train_step's.
     """
     if not is_grpo_config(c):
         raise ValueError("compile_grpo_step needs a GRPO config (configs/grpo.py: c.loss and "
@@ -72,7 +72,7 @@ def compile_grpo_step(c: ml_collections.ConfigDict, topology: str, batch_per_chi
         c, topology, batch_per_chip, frames=frames, seq_len=seq_len,
         text_tokens=text_tokens + response, max_pixels=max_pixels,
         loss_len=response_loss_len(response), loss_fn=loss, per_token=grpo_per_token(c),
-        step="GRPO", buckets=tuple(r.buckets))
+        step="GRPO", buckets=tuple(r.buckets), cost=cost)
     episodes = r.prompts_per_step * r.n // r.minibatches
     figures.update(response_tokens=response, prompt_text_tokens=text_tokens,
                    episodes_per_update=episodes,

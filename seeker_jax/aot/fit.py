@@ -323,7 +323,8 @@ def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_ch
                        text_tokens: int = 1024, max_pixels: int | None = None,
                        loss_len: int | None = None, loss_fn: str | Callable = "sft",
                        per_token: tuple[str, ...] = (), step: str = "SFT",
-                       buckets: tuple[int, ...] | None = None) -> dict[str, Any]:
+                       buckets: tuple[int, ...] | None = None,
+                       cost: bool = True) -> dict[str, Any]:
     """Compiles the train step of `loss_fn` (default SFT's) for `topology`; returns its
     figures (see `format_report`).
 
@@ -331,6 +332,8 @@ def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_ch
     (video_batch), with loss_len (K) loss positions and the (B, K) `per_token` arrays the loss
     reads; buckets: pad the example to the smallest of these lengths holding it, as the
     learner's collate does (None: round up to 256). `step` names it in the report.
+    cost False: memory only, no per-layer probes (a scanned step's FLOPs and bytes are then
+    not counted, and there is no projection): the step's own compile, nothing more.
 
     fits False carries the compiler's refusal (used / capacity GiB when it says them).
     """
@@ -356,7 +359,7 @@ def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_ch
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="aot-probes") as pool:
         probes = pool.submit(scan_costs, c, cfg, mesh, rules, b.batch, b.seq_len,
                              cfg.attention_impl == "splash", tuple(video.segment_ids.shape),
-                             unneeded.is_set) if scan else None
+                             unneeded.is_set) if scan and cost else None
         try:
             figures, compiled = _compile_step(c, topology, devices, shape, mesh, rules, b,
                                               (video, slots), loss_fn, per_token)
@@ -365,10 +368,11 @@ def compile_train_step(c: ml_collections.ConfigDict, topology: str, batch_per_ch
             raise
         if compiled is None:  # the compiler refused the step: no counts to scale
             unneeded.set()
-        figures.update(step=step, batch_per_chip=batch_per_chip, hosts=hosts, scan_layers=scan)
+        figures.update(step=step, batch_per_chip=batch_per_chip, hosts=hosts, scan_layers=scan,
+                       cost_probes=cost)
         costs = None if compiled is None or probes is None else probes.result()
     if compiled is not None:
-        _scale_scanned_counts(figures, cfg, costs)
+        _scale_scanned_counts(figures, cfg, costs, counted=cost or not scan)
         figures["projection"] = roofline(figures)
     return figures
 
@@ -437,13 +441,16 @@ def _compile_step(c: ml_collections.ConfigDict, topology: str, devices, shape, m
     return figures, compiled
 
 
-def _scale_scanned_counts(figures: dict[str, Any], cfg, costs) -> None:
+def _scale_scanned_counts(figures: dict[str, Any], cfg, costs, counted: bool = True) -> None:
     """FLOPs and bytes of a step whose layers are scanned: cost_analysis counted each scan
     body once, so add the other n - 1 decoder layers (FLOPs with every attention FLOP, the
     dense scores; bytes where, for splash, the online-softmax probe stands in for the
     kernel's: a fused kernel's traffic, not a dense score matrix's) and depth - 1 vision
-    blocks. costs None (layers not scanned): the compiler's counts stand."""
-    if costs is not None:
+    blocks. costs None (layers not scanned): the compiler's counts stand; counted False (a
+    scanned step without its probes): not counted."""
+    if not counted:
+        figures.update(flops_per_chip=None, bytes_accessed_per_chip=None)
+    elif costs is not None:
         more = cfg.text.num_hidden_layers - 1
         flops, hbm = figures["flops_per_chip"], figures["bytes_accessed_per_chip"]
         flops = None if costs.layer_flops is None else flops + more * costs.layer_flops

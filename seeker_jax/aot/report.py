@@ -55,6 +55,9 @@ def _format_figures(f: dict[str, Any]) -> str:
         f"{'FITS' if f['fits'] else 'DOES NOT FIT'} "
         f"({100 * f['total_bytes'] / (f['hbm_gib'] * GIB):.0f}%)\n"
         + (_flops_line(f) if f["flops_ratio"] is not None else
+           f"  FLOPs: not counted (memory only: no per-layer probes); the compiler's count with "
+           f"each scan body once is {f['flops_as_compiled']:.3e}"
+           if not f.get("cost_probes", True) else
            f"  FLOPs: not measured: the probe that counts one scanned decoder layer (compiled "
            f"alone) does not fit a chip here, even at {FIT_LENGTHS[0]} tokens; the compiler's "
            f"count with the layer body once is {f['flops_as_compiled']:.3e}"))

@@ -107,6 +107,8 @@ def _aot_arguments(p: argparse.ArgumentParser) -> None:
                    "instead (KV cache of --rows rows x c.rollout.max_len tokens) and say whether "
                    "it fits beside the learner's state")
     p.add_argument("--rows", type=positive_int, default=8, help="--decode: sampler rows")
+    p.add_argument("--memory-only", action="store_true", help="skip the per-layer cost probes "
+                   "of a scanned step: memory and fit only, no FLOPs or projection (faster)")
     p.add_argument("--json", default=None, metavar="OUT", type=writable_file,
                    help="also save the figures here")
 
@@ -149,7 +151,8 @@ def _aot(args: argparse.Namespace) -> int:
           "TPU_WORKER_HOSTNAMES are harmless on a machine without TPUs", flush=True)
     return run_aot(config, args.topology, args.json, compile_grpo_step if grpo else None,
                    batch_per_chip=args.batch_per_chip, frames=args.frames,
-                   seq_len=args.seq_len, text_tokens=args.text_tokens)
+                   seq_len=args.seq_len, text_tokens=args.text_tokens,
+                   cost=not args.memory_only)
 
 
 def _aot_decode(config, args: argparse.Namespace) -> int:
