@@ -384,3 +384,27 @@ def test_8b_sft_paper_recipe_fits_v5p_8_from_the_preset():
     state = (16 * f["trainable_params"] + 4 * f["frozen_params"]) / 4
     assert state <= f["state_bytes_per_chip"] < 1.01 * state
     assert f["state_bytes_per_chip"] <= f["argument_bytes"] <= f["total_bytes"]
+
+
+def test_memory_only_skips_the_probes(tmp_path, capsys, monkeypatch):
+    """`aot --memory-only` on a scanned step: the fit answer from the step's own compile, no
+    per-layer probe compiled, and no FLOPs or projection claimed from a count that has each
+    scan body once."""
+    import json
+
+    from seeker_jax.cli.main import main
+
+    def no_probes(*args, **kwargs):
+        raise AssertionError("a probe compiled under --memory-only")
+
+    monkeypatch.setattr(aot, "scan_costs", no_probes)
+    out = tmp_path / "memory.json"
+    code = main(["aot", "--config", "configs/sft.py:tiny_synth", "--config.mesh.data=1",
+                 "--config.mesh.fsdp=-1", "--config.model.freeze_vision=True",
+                 "--config.model.scan_layers=True", "--topology", TOPOLOGY, "--frames", "2",
+                 "--text-tokens", "128", "--memory-only", "--json", str(out)])
+    text, f = capsys.readouterr().out, json.loads(out.read_text())
+    assert code == 0 and f["fits"] and f["scan_layers"] and not f["cost_probes"]
+    assert f["total_bytes"] > f["state_bytes_per_chip"]
+    assert f["flops_per_chip"] is None and f["projection"] is None and f["flops_as_compiled"] > 0
+    assert "FLOPs: not counted (memory only" in text and "PROJECTION" not in text
