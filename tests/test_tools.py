@@ -102,7 +102,8 @@ def test_missing_and_corrupt_assets(world, tmp_path):
     obs = runner(world, video="a/missing.mp4").run(crop("a/missing.mp4"))
     assert obs.error == "video 'a/missing.mp4' does not exist"
     obs = runner(world, video="a/corrupt.mp4").run(crop("a/corrupt.mp4"))
-    assert obs.error.startswith("video 'a/corrupt.mp4' is corrupt or not a video")
+    assert obs.error.startswith("video 'a/corrupt.mp4' is not a video file in a supported "
+                                "container")
     obs = runner(world, frame="a/nothing.png").run(
         ToolCall("view_visual_prompt", {"frame_path": "a/nothing.png"}))
     assert obs.error == "view_visual_prompt: frame 'a/nothing.png' does not exist"
@@ -123,7 +124,8 @@ def opened(monkeypatch):
 
     def spy(real, getter=lambda a, k: a[0] if a else None):
         def wrapper(*args, **kwargs):
-            paths.append(str(getter(args, kwargs)))
+            target = getter(args, kwargs)
+            paths.append(str(getattr(target, "name", target)))  # a file object: its path
             return real(*args, **kwargs)
         return wrapper
 
