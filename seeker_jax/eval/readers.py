@@ -28,11 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from seeker_jax.data.schema import DIMENSIONS, RecordError, normalize_dimension, require, \
+    validate_record
 from seeker_jax.env.records import SampleRecord
 
-# V2P-Bench's dimension codes (eval/eval.py's dim_mapping); 8, 11, 15, 16 are unused.
-DIMENSIONS = {1: "OA", 2: "HA", 3: "OD", 4: "FM", 5: "CR", 6: "PU", 7: "CI", 9: "FT",
-              10: "RT", 12: "AS", 13: "SR", 14: "GC"}
 # V2P-Bench's duration buckets (eval.py: durations = [0, 240, 1800, 7200], `<` comparisons).
 SHORT_S, MEDIUM_S = 240.0, 1800.0
 
@@ -122,11 +121,14 @@ def _relative(roots: Roots, base: Path, path: str) -> str:
 
 def _sample(sid: str, d: dict[str, Any], roots: Roots, required: Iterable[str],
             groups: Callable[[dict], dict[str, str]], options: tuple[str, ...] = ()) -> EvalSample:
-    """Checks fields and files, rewrites paths to the common root; errors name the record."""
-    missing = [k for k in required if d.get(k) in (None, "", [])]
-    if missing:
-        return EvalSample(sid, None, roots.common, groups=groups(d),
-                          error=f"record {sid}: lacks field(s) {missing}")
+    """Checks the record (data/schema.py's EvalRecord and the format's `required` fields) and
+    its files, rewrites paths to the common root; errors name the record, the field and the fix."""
+    label = f"record {sid}"
+    try:
+        d = {**d, **validate_record(d, "eval", label)}
+        require(d, tuple(required), label)
+    except RecordError as e:
+        return EvalSample(sid, None, roots.common, groups=groups(d), error=str(e))
     frames = d.get("frame_path") or []
     frames = [frames] if isinstance(frames, str) else list(frames)
     absent = [str(roots.video / d["video_path"])] if not (roots.video / d["video_path"]).is_file() \
@@ -134,8 +136,8 @@ def _sample(sid: str, d: dict[str, Any], roots: Roots, required: Iterable[str],
     absent += [str(roots.frame / f) for f in frames if not (roots.frame / f).is_file()]
     if absent:
         return EvalSample(sid, None, roots.common, groups=groups(d),
-                          error=f"record {sid}: missing file(s) {absent} (check --video-root / "
-                                "--frame-root)")
+                          error=f"{label}: missing file(s) {absent} (check --video-root / "
+                                "--frame-root; relative paths start at the data file's folder)")
     rel_frames = tuple(_relative(roots, roots.frame, f) for f in frames)
     fields = {**d, "video_id": str(d.get("video_id", sid)),
               "video_path": _relative(roots, roots.video, d["video_path"]),
@@ -147,16 +149,15 @@ def _sample(sid: str, d: dict[str, Any], roots: Roots, required: Iterable[str],
     try:
         record = SampleRecord.from_dict(fields)
     except (ValueError, TypeError) as e:
-        return EvalSample(sid, None, roots.common, groups=groups(d), error=f"record {sid}: {e}")
+        return EvalSample(sid, None, roots.common, groups=groups(d), error=f"{label}: {e}")
     return EvalSample(sid, record, roots.common, rel_frames, groups(d), options)
 
 
 def _v2p_groups(d: dict) -> dict[str, str]:
-    dim = d.get("dimension")
     try:
-        name = DIMENSIONS.get(int(dim), f"dim{dim}")
-    except (TypeError, ValueError):
-        name = "unknown"
+        name = normalize_dimension(d.get("dimension")) or "unknown"
+    except ValueError:
+        name = "unknown"  # the sample is an error (its message lists the allowed values)
     duration = d.get("duration")
     return {"dimension": name, "duration": duration_bucket(
         float(duration) if isinstance(duration, (int, float)) else None)}
