@@ -31,6 +31,8 @@ def get_config(preset: str = "agentic") -> ml_collections.ConfigDict:
                                  # data:video/jpeg ("jpeg"), or timestamped images ("images")
     c.tool_role = "tool"         # openai: tool results as role "tool", or "user" messages
     c.resamples = 2000           # bootstrap resamples
+    c.viewer_mb = 8.0            # episodes.html: MiB of embedded images (thumbnails, plots);
+                                 # past it the page shows text only and says so; -1: no page
     if preset == "agentic":
         pass
     elif preset == "answer":

@@ -15,7 +15,7 @@ from seeker_jax.eval.runner import check_run_key, run_eval
 GROUP_KEYS = {"v2p": ("dimension", "duration"), "videomme": ("duration", "task_type"),
               "synthetic": ("prompt_type", "duration")}
 # Config keys that change how fast answers come, never which: a resume may change them.
-RESUMABLE_KEYS = ("batch_size", "resamples")
+RESUMABLE_KEYS = ("batch_size", "resamples", "viewer_mb")
 
 
 def _sha256(path: str) -> str:
@@ -81,4 +81,5 @@ def run_eval_command(config, model: str, data: str, workdir: str, video_root: st
     return run_eval(samples, backend, env, protocol, workdir, batch_size=int(config.batch_size),
                     group_keys=GROUP_KEYS[config.data_format],
                     meta={"model": model, "data": str(data), "env": env.to_dict()},
-                    resamples=int(config.resamples))
+                    resamples=int(config.resamples),
+                    viewer_bytes=None if config.viewer_mb < 0 else int(config.viewer_mb * 2**20))

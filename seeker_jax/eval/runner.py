@@ -1,6 +1,6 @@
 """The one evaluation runner: samples -> episodes (batched through a backend) -> scored
 episodes (`evaluate`, in memory: the demo, `passk`) -> results.jsonl, summary.json, summary.md,
-accuracy.png (`run_eval`: `seeker-jax eval`).
+accuracy.png and the episode viewer episodes.html (`run_eval`: `seeker-jax eval`).
 
 Resumable: results.jsonl is appended one line per finished sample (flushed and fsynced after
 each batch), and a rerun skips the ids already there, so a killed run loses at most the batch
@@ -28,6 +28,7 @@ from seeker_jax.eval.protocols import EvalProtocol
 from seeker_jax.eval.readers import EvalSample
 from seeker_jax.eval.report import markdown, plot
 from seeker_jax.eval.scoring import Scored, summarize
+from seeker_jax.eval.viewer import MAX_IMAGE_BYTES, VIEWER, from_result_row, write_viewer
 
 RESULTS, SUMMARY_JSON, SUMMARY_MD, PLOT = ("results.jsonl", "summary.json", "summary.md",
                                            "accuracy.png")
@@ -52,7 +53,7 @@ def check_run_key(workdir: str | os.PathLike, key: dict, overwrite: bool = False
                     f"{results} was written before runs were keyed (no {RUN_KEY})")
             raise UserError(f"eval: {workdir} holds results of another run ({what}); give a "
                             "new --workdir, or --overwrite to delete those results")
-        for name in (RESULTS, SUMMARY_JSON, SUMMARY_MD, PLOT, RUN_KEY):
+        for name in (RESULTS, SUMMARY_JSON, SUMMARY_MD, PLOT, VIEWER, RUN_KEY):
             (workdir / name).unlink(missing_ok=True)
     workdir.mkdir(parents=True, exist_ok=True)
     stored_path.write_text(json.dumps(key, indent=2))
@@ -148,8 +149,10 @@ def evaluate(samples: Sequence[EvalSample], backend, env: EnvConfig, protocol: E
 
 def run_eval(samples: Sequence[EvalSample], backend, env: EnvConfig, protocol: EvalProtocol,
              workdir: str | os.PathLike, *, batch_size: int = 8, group_keys: Sequence[str] = (),
-             meta: dict | None = None, resamples: int = 2000) -> dict:
-    """Runs what is not done yet, then writes the summaries over all samples; returns summary."""
+             meta: dict | None = None, resamples: int = 2000,
+             viewer_bytes: int | None = MAX_IMAGE_BYTES) -> dict:
+    """Runs what is not done yet, then writes the summaries and episodes.html over all samples
+    (viewer_bytes: its image budget; None: no page); returns the summary."""
     if protocol.profile is not None:
         env = replace(env, profile=protocol.profile)
     workdir = Path(workdir)
@@ -169,7 +172,26 @@ def run_eval(samples: Sequence[EvalSample], backend, env: EnvConfig, protocol: E
             out.flush()
             os.fsync(out.fileno())
             bar.update(len(batch))
-    return write_summary(samples, done, protocol, workdir, group_keys, meta or {}, resamples)
+    summary = write_summary(samples, done, protocol, workdir, group_keys, meta or {}, resamples)
+    if viewer_bytes is not None:
+        write_episodes(samples, done, env, workdir, summary, viewer_bytes)
+    return summary
+
+
+def write_episodes(samples: Sequence[EvalSample], done: dict[str, dict], env: EnvConfig,
+                   workdir: Path, summary: dict, max_bytes: int = MAX_IMAGE_BYTES) -> Path:
+    """episodes.html (eval/viewer.py) over the given samples' result lines, in sample order,
+    with accuracy.png beside them; the frames are re-read through `env` (the run's)."""
+    o = summary["overall"]
+    acc = "-" if o["accuracy"] is None else f"{100 * o['accuracy']:.1f}%"
+    meta = {"model": summary.get("model", "?"), "data": summary.get("data", "?"),
+            "protocol": f"{summary['protocol']} ({summary['source']})",
+            "accuracy": f"{acc} ({o['correct']} of {o['n']}; {o['unparsable']} unparsable, "
+                        f"{o['errors']} errors)"}
+    views = [from_result_row(done[s.id], s) for s in samples if s.id in done]
+    return write_viewer(views, env.episode_config(), workdir / VIEWER,
+                        title=f"{summary['protocol']} on {summary.get('data', '?')}", meta=meta,
+                        plots=[workdir / PLOT], max_bytes=max_bytes, progress=True)
 
 
 def write_summary(samples: Sequence[EvalSample], done: dict[str, dict], protocol: EvalProtocol,
@@ -190,5 +212,5 @@ def write_summary(samples: Sequence[EvalSample], done: dict[str, dict], protocol
 
 
 __all__ = ["Judged", "PLOT", "RESULTS", "RUN_KEY", "SUMMARY_JSON", "SUMMARY_MD",
-           "check_run_key", "evaluate", "judge", "read_done", "run_eval", "score_row",
-           "write_summary"]
+           "VIEWER", "check_run_key", "evaluate", "judge", "read_done", "run_eval", "score_row",
+           "write_episodes", "write_summary"]
