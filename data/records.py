@@ -5,9 +5,13 @@ iterators) without holding the dataset in memory, and JSON keeps records readabl
 schema-free. Paths inside records are relative to the dataset root so a dataset can move;
 `resolve_paths` makes them absolute for the reader.
 
-Layout of a dataset root:
-  records/{train,val,test}.array_record   one JSON record per entry
+Layout of a dataset root (docs/data.md):
+  records/{train,val,test}.array_record   one JSON record per entry (data/schema.py's format)
   videos/*.mp4, tracks/*.npz, frames/*.png, meta.json
+
+Every record is checked against data/schema.py when a split is opened (`RecordSource(...,
+use=...)`): a bad record stops the run before it starts, with a message naming the record, the
+field and the fix, instead of failing mid-training or training on "unknown".
 """
 from __future__ import annotations
 
@@ -17,6 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from array_record.python.array_record_module import ArrayRecordWriter
+
+from seeker_jax.data.schema import RecordError, record_label, validate_record
 
 if TYPE_CHECKING:  # grain is slow to import; writers (and synth workers) do not need it
     import grain
@@ -84,60 +90,102 @@ def resolve_paths(record: dict[str, Any], root: str | os.PathLike) -> dict[str, 
     return out
 
 
+class MissingSplitError(FileNotFoundError):
+    """A dataset root without the split asked for (a user error: the message says what to run)."""
+
+
+def missing_split_message(root: str | os.PathLike, split: str) -> str:
+    """What to do when ROOT/records/SPLIT.array_record is absent: the exact command that writes
+    it (a hand-written records/SPLIT.jsonl is imported, not read as it is)."""
+    path = split_path(root, split)
+    for ext in (".jsonl", ".json"):
+        own = path.with_suffix(ext)
+        if own.is_file():
+            return (f"no records for split {split!r} at {path}; {own} is not read as it is: "
+                    f"import it with `seeker-jax data import {own} --out {root} --root {root} "
+                    f"--split {split}` (checks every record, writes {path.name})")
+    return (f"no records for split {split!r} at {path}; write a dataset with `seeker-jax synth "
+            f"--out {root}` or import your records with `seeker-jax data import FILE --out "
+            f"{root} --split {split}` (docs/data.md)")
+
+
+def check_records(records: Iterable[dict[str, Any]], use: str, where: str) -> list[dict[str, Any]]:
+    """The records validated for `use` (data/schema.py) and normalized; the first bad one is a
+    RecordError naming it, with how many more fail."""
+    out, errors = [], []
+    for i, record in enumerate(records):
+        try:
+            out.append(validate_record(record, use, record_label(i, record)))
+        except RecordError as e:
+            errors.append(str(e))
+    if errors:
+        more = f" ({len(errors) - 1} more record(s) fail too)" if len(errors) > 1 else ""
+        raise RecordError(f"{where}: {errors[0]}{more}")
+    return out
+
+
 class RecordSource:
     """Grain RandomAccessDataSource over one split: `source[i]` is a dict record.
 
-    With `resolve=True` (default) the paths are absolute. Picklable, so Grain worker
+    With `resolve=True` (default) the paths are absolute. use: "eval", "rl" or "sft", the
+    data/schema.py model every record is checked against when the split is opened (None: not
+    checked); records come back normalized (dimension as its name). Picklable, so Grain worker
     processes can open it.
     """
 
-    def __init__(self, root: str | os.PathLike, split: str = "train", resolve: bool = True):
+    def __init__(self, root: str | os.PathLike, split: str = "train", resolve: bool = True,
+                 use: str | None = "eval"):
         path = split_path(root, split)
         if not path.is_file():
-            raise FileNotFoundError(
-                f"no records for split {split!r} at {path}; write a dataset with "
-                f"`seeker-jax synth --out {root}` (splits: {SPLITS})")
+            raise MissingSplitError(missing_split_message(root, split))
         self.root = str(Path(root).resolve())
         self.split = split
         self.resolve = resolve
+        self.use = use
         import grain
 
         self._source = grain.sources.ArrayRecordDataSource([str(path)])
+        if use is not None:
+            check_records(read_record_file(path), use, f"{path} ({use} records)")
 
     def __len__(self) -> int:
         return len(self._source)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         record = decode(self._source[index])
+        if self.use is not None:
+            record = validate_record(record, self.use, f"record {index}")
         return resolve_paths(record, self.root) if self.resolve else record
 
     def __repr__(self) -> str:
         return f"RecordSource(root={self.root!r}, split={self.split!r}, n={len(self)})"
 
 
-def read_records(root: str | os.PathLike, split: str = "train",
-                 resolve: bool = True) -> list[dict[str, Any]]:
-    """All records of a split in file order (small datasets, tests and tools)."""
-    source = RecordSource(root, split, resolve)
+def read_records(root: str | os.PathLike, split: str = "train", resolve: bool = True,
+                 use: str | None = "eval") -> list[dict[str, Any]]:
+    """All records of a split in file order (small datasets, tests and tools), checked for
+    `use` (RecordSource)."""
+    source = RecordSource(root, split, resolve, use)
     return [source[i] for i in range(len(source))]
 
 
 def make_dataset(root: str | os.PathLike, split: str = "train", *, seed: int = 0,
                  shuffle: bool = True, num_epochs: int | None = 1,
                  shard_options: grain.sharding.ShardOptions | None = None,
-                 resolve: bool = True) -> grain.IterDataset:
+                 resolve: bool = True, use: str | None = "rl") -> grain.IterDataset:
     """Records of a split as a Grain IterDataset: sharded, shuffled, repeated.
 
     Sharding (default: by JAX process, dropping the remainder so every process sees the same
     number of records) happens before shuffling, so shards are disjoint. Each epoch is
     reshuffled. `iter(dataset)` has get_state()/set_state() for exact resume. resolve=False
     keeps the record's paths relative (episodes then show the model the paths SFT trained on).
+    use: the data/schema.py model the records are checked against (GRPO's prompts: "rl").
     """
     import grain
 
     if shard_options is None:
         shard_options = grain.sharding.ShardByJaxProcess(drop_remainder=True)
-    ds = grain.MapDataset.source(RecordSource(root, split, resolve))
+    ds = grain.MapDataset.source(RecordSource(root, split, resolve, use))
     count, index = shard_options.shard_count, shard_options.shard_index
     end = (len(ds) // count) * count if shard_options.drop_remainder else len(ds)
     ds = ds[index:end:count]

@@ -21,6 +21,7 @@ is stored as the name; anything else is an error that lists the allowed values.
 """
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
@@ -207,6 +208,27 @@ def json_schemas() -> dict[str, dict[str, Any]]:
     return {model.__name__: model.model_json_schema() for model in MODELS.values()}
 
 
+def schema_block(schema: dict[str, Any]) -> str:
+    """A JSON Schema as docs/data.md prints it: one line per property, so it reads as a table
+    (the same JSON, `json.loads` gives the schema back)."""
+    def dump(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False)
+
+    lines = []
+    for key, value in schema.items():
+        if key == "properties":
+            props = [f"    {dump(name)}: {dump(prop)}" for name, prop in value.items()]
+            lines.append('  "properties": {\n' + ",\n".join(props) + "\n  }")
+        else:
+            lines.append(f"  {dump(key)}: {dump(value)}")
+    return "{\n" + ",\n".join(lines) + "\n}"
+
+
 __all__ = ["ALLOWED_DIMENSIONS", "DIMENSIONS", "EvalRecord", "MODELS", "RLRecord", "RecordError",
            "SFTRecord", "field_message", "json_schemas", "normalize_dimension", "record_label",
-           "require", "validate_record"]
+           "require", "schema_block", "validate_record"]
+
+
+if __name__ == "__main__":  # what docs/data.md shows: `python -m seeker_jax.data.schema`
+    for name, schema in json_schemas().items():
+        print(f"<!-- schema: {name} -->\n```json\n{schema_block(schema)}\n```\n")

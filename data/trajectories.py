@@ -173,7 +173,7 @@ def make_loader(root: str | os.PathLike, split: str, batch_size: int, config: Tr
 
     if shard_options is None:
         shard_options = grain.sharding.ShardByJaxProcess(drop_remainder=True)
-    ds = grain.MapDataset.source(RecordSource(root, split, resolve=False))
+    ds = grain.MapDataset.source(RecordSource(root, split, resolve=False, use="sft"))
     count, index = shard_options.shard_count, shard_options.shard_index
     ds = ds[index:(len(ds) // count) * count:count]
     if shuffle:

@@ -7,8 +7,8 @@ Its message names the thing that was wrong and says what to do.
 
 This module is a leaf (no project imports), so every layer may raise `UserError`. Layers
 below the core that keep their own types (models' `ConfigError` and `CheckpointError`, the
-AOT check's `AotError`) are recognized by `is_user_error` at the CLI edge instead, so models/
-keeps importing nothing of the project.
+AOT check's `AotError`, data's `RecordError` and `MissingSplitError`) are recognized by
+`is_user_error` at the CLI edge instead, so models/ keeps importing nothing of the project.
 """
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ _USER_ERROR_TYPES = (
     "seeker_jax.models.qwen3_vl.config:ConfigError",
     "seeker_jax.models.qwen3_vl.safetensors_io:CheckpointError",
     "seeker_jax.aot.fit:AotError",
+    "seeker_jax.data.schema:RecordError",
+    "seeker_jax.data.records:MissingSplitError",
 )
 
 

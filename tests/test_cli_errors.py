@@ -154,10 +154,23 @@ def test_pipeline_and_trajectories_mistakes(tmp_path, capsys):
          "--workdir", str(tmp_path / "t")], capsys)
 
 
+def test_data_names_the_missing_subcommand_and_bad_input(tmp_path, capsys):
+    assert "required: {import,show}" in user_error(["data"], capsys)
+    line = user_error(["data", "import", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path)],
+                      capsys)
+    assert "nope.jsonl does not exist" in line
+    (tmp_path / "r.jsonl").write_text('{"video_id": "a"}\n')
+    line = user_error(["data", "import", str(tmp_path / "r.jsonl"), "--out", str(tmp_path / "o"),
+                       "--format", "records"], capsys)
+    assert "record 0 (video_id 'a'): field 'video_path' missing" in line
+    assert "no records for split 'train'" in user_error(["data", "show", str(tmp_path)], capsys)
+
+
 def test_every_subcommand_is_covered_here():
     # a new subcommand gets a typical mistake above (and examples, below)
     assert set(_COMMANDS) == {"synth", "tool", "convert", "export", "parity", "sft", "grpo",
-                              "passk", "demo", "aot", "eval", "serve", "pipeline", "trajectories"}
+                              "passk", "demo", "aot", "eval", "serve", "pipeline", "trajectories",
+                              "data"}
 
 
 def test_debug_shows_the_traceback(tmp_path):

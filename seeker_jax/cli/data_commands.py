@@ -1,4 +1,4 @@
-"""`seeker-jax` data commands: synth, tool, pipeline, trajectories."""
+"""`seeker-jax` data commands: synth, tool, pipeline, trajectories, data (import, show)."""
 from __future__ import annotations
 
 import argparse
@@ -183,4 +183,129 @@ def _trajectories(args: argparse.Namespace) -> int:
                            teacher_name=args.teacher, temperature=args.temperature)
     print(f"trajectories: {out['sft_records']} SFT records from {out['questions']} questions "
           f"({args.workdir}/acceptance.json)")
+    return 0
+
+
+_IMPORT_EXAMPLES = [
+    "seeker-jax data import my_records.jsonl --out data/mine --val-fraction 0.1 "
+    "--test-fraction 0.1",
+    "seeker-jax data import v2p/data/V2P-Bench.jsonl --root v2p/videos --frame-root "
+    "v2p/frames --out data/v2p --split test --link",
+    "seeker-jax data import runs/traj/sft_sharegpt.json --root runs/pipe/dataset --out "
+    "data/sft --format sharegpt",
+]
+_IMPORT_OUTPUTS = ("OUT/records/<split>.array_record (what sft, grpo, eval and passk read), "
+                   "OUT/videos/, OUT/frames/\n(copied, or linked with --link; files already "
+                   "under OUT stay), OUT/import.json (counts, skipped records)")
+_SHOW_EXAMPLES = ["seeker-jax data show data/mine --split train --index 0",
+                  "seeker-jax data show data/mine --config configs/sft.py:qwen3_vl_4b "
+                  "--config.model.init_from=runs/convert/4b"]
+_SHOW_OUTPUTS = ("stdout: the record (JSON), then its SFT training sequence as text: tool turns "
+                 "included, vision\ntokens as <|video_pad|>xN, tokens that carry the loss "
+                 "inside [[ ]]; token, loss and bucket counts")
+
+
+def _subcommand(sub, name: str, help: str, examples: list[str], outputs: str):
+    """A `seeker-jax data NAME` parser with its own examples and outputs in --help."""
+    epilog = "\n".join(["examples:", *(f"  {e}" for e in examples), "", "outputs:",
+                        *(f"  {line}" for line in outputs.splitlines())])
+    p = sub.add_parser(name, help=help, description=help, epilog=epilog,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show the Python traceback for user errors too")
+    return p
+
+
+def _fraction(text: str) -> float:
+    value = non_negative_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not below 1")
+    return value
+
+
+def _data_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="data_command", required=True, metavar="{import,show}")
+    imp = _subcommand(sub, "import", "check records and write them as a dataset root that "
+                      "sft, grpo and eval read (docs/data.md)", _IMPORT_EXAMPLES, _IMPORT_OUTPUTS)
+    imp.add_argument("input", type=existing_file,
+                     help=".jsonl / .json (our records, V2P-Bench, generic QA, LLaVA-Video, "
+                     "ShareGPT) or .parquet (verl)")
+    imp.add_argument("--out", required=True, type=writable_dir, help="dataset root to write")
+    imp.add_argument("--format", default="auto",
+                     help="auto (told from the file), records, v2p (the same format), qa_jsonl, "
+                     "llava_video, sharegpt or verl (seeker_jax/data/importing.py)")
+    imp.add_argument("--root", default=None, type=existing_dir,
+                     help="where the input's relative paths start (default: its folder)")
+    imp.add_argument("--frame-root", default=None, type=existing_dir,
+                     help="where relative frame paths start (default: --root)")
+    imp.add_argument("--split", default="train",
+                     help="the split the records go to (those not sent to val/test by the "
+                     "fractions); default train")
+    imp.add_argument("--val-fraction", type=_fraction, default=0.0,
+                     help="share of videos (all their questions) sent to val, by a hash of "
+                     "video_id")
+    imp.add_argument("--test-fraction", type=_fraction, default=0.0,
+                     help="share of videos sent to test, likewise")
+    imp.add_argument("--link", action="store_true",
+                     help="symlink videos and frames instead of copying them")
+    imp.add_argument("--overwrite", action="store_true", help="replace existing split files")
+    imp.add_argument("--skip-invalid", action="store_true",
+                     help="leave bad records out (counted in import.json) instead of stopping")
+    show = _subcommand(sub, "show", "print one record and the exact SFT training sequence it "
+                       "becomes (which tokens carry the loss)", _SHOW_EXAMPLES, _SHOW_OUTPUTS)
+    show.add_argument("root", type=existing_dir, help="a dataset root (ROOT/records/)")
+    show.add_argument("--split", default="train")
+    show.add_argument("--index", type=non_negative_int, default=0, help="which record")
+    add_config(show, "configs/sft.py:tiny_synth")
+
+
+@command("data", "import your own records as a dataset, and show what SFT trains on",
+         _data_arguments, examples=[_IMPORT_EXAMPLES[0], _SHOW_EXAMPLES[0]],
+         outputs=f"import: {_IMPORT_OUTPUTS}\nshow: {_SHOW_OUTPUTS}")
+def _data(args: argparse.Namespace) -> int:
+    return _data_import(args) if args.data_command == "import" else _data_show(args)
+
+
+def _data_import(args: argparse.Namespace) -> int:
+    from seeker_jax.data.importing import import_records
+
+    summary = import_records(args.input, args.out, fmt=args.format, root=args.root,
+                             frame_root=args.frame_root, split=args.split,
+                             val_fraction=args.val_fraction, test_fraction=args.test_fraction,
+                             link=args.link, overwrite=args.overwrite,
+                             skip_invalid=args.skip_invalid)
+    counts = ", ".join(f"{split} {n}" for split, n in summary["splits"].items())
+    print(f"data import: {sum(summary['splits'].values())} record(s) ({summary['format']}) into "
+          f"{args.out} ({counts}; assets {summary['assets']})")
+    if summary["skipped"]:
+        print(f"warning: data import: skipped {len(summary['skipped'])} bad record(s), first: "
+              f"{summary['skipped'][0]} (all in {args.out}/import.json)", file=sys.stderr)
+    for note in summary["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    return 0
+
+
+def _data_show(args: argparse.Namespace) -> int:
+    import json
+
+    from seeker_jax.data.show import LOSS_CLOSE, LOSS_OPEN, show_record
+
+    config = resolved_config(args)
+    model_dir = None
+    if config.model.init_from:
+        from seeker_jax.checkpointing.checkpoint import find_params
+
+        model_dir = find_params(config.model.init_from).config_dir
+    try:
+        shown = show_record(args.root, args.split, args.index, config, model_dir)
+    except IndexError as e:
+        raise UserError(str(e)) from None
+    print(f"record {args.index} of {args.root}/records/{args.split}.array_record:")
+    print(json.dumps(shown.record, indent=2, ensure_ascii=False))
+    if shown.text is not None:
+        print(f"\nSFT sequence ({shown.tokens} tokens, {shown.loss_tokens} carry the loss, "
+              f"inside {LOSS_OPEN} {LOSS_CLOSE}; bucket {shown.bucket}):")
+        print(shown.text)
+    if shown.dropped:
+        print(f"\n{shown.dropped}")
     return 0
