@@ -118,6 +118,10 @@ def get_config(preset: str = "tiny_synth") -> ml_collections.ConfigDict:
     c.checkpoint_every = 10          # iterations; checkpoints sit at rollout boundaries
     c.keep_checkpoints = 2
     c.plot_every = 1                 # reward.png / tools.png every that many iterations
+    c.viewer_every = 10              # episodes/iteration_<N>.html + TensorBoard text of
+    c.viewer_episodes = 4            # that many sampled episodes, every that many iterations
+    c.viewer_mb = 1.0                # and at the last; 0 = never (rl/grpo_episodes.py);
+                                     # viewer_mb: MiB of images per page
 
     if preset == "tiny_synth":
         c.model.freeze_vision = False

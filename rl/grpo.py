@@ -22,6 +22,7 @@ the rewards, losses and params of an uninterrupted one; metrics.jsonl keeps each
 
 Workdir:
   config.json, metrics.jsonl (rl.grpo_metrics), tb/, reward.png, tools.png (rl.plots),
+  episodes/iteration_<N>.html (a few sampled episodes; rl.grpo_episodes),
   checkpoints/{model_config,env_config}.json, checkpoints/<iteration>/{params,opt_state,data,
   meta,grpo}; `seeker-jax export --ckpt W` reads the params as after SFT.
 """
@@ -45,6 +46,7 @@ from seeker_jax.models.tokenizer import tokenizer_from_config
 from seeker_jax.training.optim import make_optimizer, make_schedule
 from seeker_jax.rl.advantages import compute_advantages, dynamic_sampling_keep, overlong_mask
 from seeker_jax.rl.grpo_batch import episodes_batch, minibatch_slices
+from seeker_jax.rl.grpo_episodes import log_episodes
 from seeker_jax.rl.grpo_checks import (check_config, check_host_memory, check_skips,
                                        projection_bytes)
 from seeker_jax.rl.grpo_metrics import episode_metrics, mean_update_metrics
@@ -339,6 +341,12 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
                                              or iteration == config.steps):
                 from seeker_jax.rl.plots import write_plots
                 write_plots(workdir)
+        if jax.process_index() == 0 and config.viewer_every > 0 and (
+                iteration % config.viewer_every == 0 or iteration == config.steps):
+            log_episodes(batch, advantages, iteration=iteration, seed=config.seed,
+                         k=config.viewer_episodes, group_size=r.n, root=root,
+                         config=episode_config, workdir=workdir, writer=writer,
+                         max_bytes=int(config.viewer_mb * 2**20))
         check_skips(seen, r.max_skip_fraction, iteration)
         if iteration % config.checkpoint_every == 0 or iteration == config.steps:
             save_checkpoint(manager, iteration, {

@@ -211,3 +211,81 @@ def test_filters_come_from_the_url_fragment_and_query(eval_run, tmp_path):
     assert _shown(dom) == ["2:v1", "3:v1"]
     dom = chromium(tmp_path, url + "#tools=error", "--dump-dom").stdout
     assert _shown(dom) == ["1:v1"]
+
+
+def _tb_texts(tb_dir: Path) -> dict[str, str]:
+    """tag -> text of the add_text events in a TensorBoard folder (TFRecord framing read by
+    hand: length u64, crc u32, the Event proto, crc u32)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    out = {}
+    for path in sorted(tb_dir.glob("events.out.tfevents.*")):
+        data, at = path.read_bytes(), 0
+        while at < len(data):
+            (n,) = struct.unpack("<Q", data[at:at + 8])
+            event = event_pb2.Event.FromString(data[at + 12:at + 12 + n])
+            at += 12 + n + 4
+            for value in event.summary.value:
+                if value.tensor.string_val:
+                    out[value.tag] = value.tensor.string_val[0].decode()
+    return out
+
+
+def test_grpo_logs_sampled_rollout_episodes_to_a_page_and_tensorboard(rollout_world, tmp_path):
+    """rl/grpo_episodes.py on real rollout episodes (the tiny model, scripted turns, the real
+    environment and rewards): the drawn episodes go to episodes/iteration_<N>.html with their
+    reward parts and advantage, and to TensorBoard as preformatted text naming the frames'
+    times; the draw depends on (seed, iteration) only."""
+    from episode_scripts import ANSWER, BAD_JSON, CONFIG, CROP, VIEW
+    from seeker_jax.agents.rollout import Rollout, RolloutConfig, env_sampler
+    from seeker_jax.config import load_config
+    from seeker_jax.env.episode import Episode, make_formatter
+    from seeker_jax.generation.sampling import SamplingParams
+    from seeker_jax.rl.grpo import Collected
+    from seeker_jax.rl.grpo_episodes import log_episodes, sample_indices
+    from seeker_jax.rl.rewards import RewardConfig, RewardModel, from_episode
+    from seeker_jax.training.trainer import MetricsWriter
+
+    root, records, tok, model = rollout_world
+    fm = make_formatter(tok, CONFIG)
+    scripts = [[CROP, ANSWER], [VIEW, ANSWER], [BAD_JSON, ANSWER], [ANSWER]]
+    encode = lambda text: tok.encode(text, add_special_tokens=False)  # noqa: E731
+    sampler = env_sampler(model, tok, batch_size=4, max_len=2048, params=SamplingParams(1.0),
+                          decode_steps=16, max_chunk=256, min_bucket=256, seed=1)
+    recs = [records[i // 2].to_dict() for i in range(4)]
+    results, _ = Rollout(sampler, RolloutConfig(max_new_tokens=64), lambda i, t: (
+        scripts[i][t] if t < len(scripts[i]) else None), encode).run(
+        [Episode(records[i // 2], fm, root, CONFIG) for i in range(4)], group_size=2)
+    reward = RewardModel(RewardConfig.from_config(load_config("configs/grpo.py:tiny_synth").reward))
+    scores = reward.score([from_episode(r, rec) for r, rec in zip(results, recs)])
+    batch = Collected(results=results, records=recs, contexts=[], scores=scores,
+                      keep=np.ones(4, bool), stats=None)
+    advantages = np.array([0.5, -0.5, 1.0, -1.0])
+    writer = MetricsWriter(str(tmp_path))
+    path = log_episodes(batch, advantages, iteration=7, seed=3, k=4, group_size=2,
+                        root=str(root), config=CONFIG, workdir=str(tmp_path), writer=writer,
+                        max_bytes=1 << 20)
+    writer.close()
+    assert path == tmp_path / "episodes" / "iteration_000007.html"
+    eps = _articles(path.read_text())
+    assert list(eps) == ["it7/g0/e0", "it7/g0/e1", "it7/g1/e0", "it7/g1/e1"]
+    first = eps["it7/g0/e0"]
+    assert re.findall(r'data-verdict="(\w+)"', first) == ["correct"]
+    assert "<td>advantage</td>" in first and "<td>0.500</td>" in first
+    assert "<td>format</td>" in first and "<td>accuracy</td>" in first
+    crop = re.findall(r'alt="([\d.]+) s"', first)
+    assert crop and float(crop[0]) == 1.0  # crop_video from 1 s
+    assert "not valid JSON" in eps["it7/g1/e0"]
+    texts = _tb_texts(tmp_path / "tb")
+    assert sorted(texts) == [f"episodes/{k}/text_summary" for k in range(4)]
+    text = texts["episodes/0/text_summary"]
+    assert all(line.startswith("    ") for line in text.splitlines())
+    assert ">>> crop_video(" in text and f"frames at {crop[0]}s" in text
+    assert "reward: accuracy=1.000, format=" in text and "advantage=0.500" in text
+    # the draw: k of the real episodes, the same for the same (seed, iteration)
+    real = np.array([True, True, False, True])
+    assert sample_indices(real, 2, 3, 7) == sample_indices(real, 2, 3, 7)
+    assert set(sample_indices(real, 3, 3, 7)) == {0, 1, 3}
+    assert sample_indices(real, 0, 3, 7) == [] and len(sample_indices(real, 2, 3, 8)) == 2

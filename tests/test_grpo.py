@@ -120,6 +120,10 @@ def test_learner_iterations(runs):
     trained = ckpt.restore_params(os.path.join(tmp, "a"))
     moved = [k for k in start if not np.array_equal(start[k], np.asarray(trained[k]))]
     assert len(moved) > len(start) // 2
+    # the last iteration's sampled episodes (rl/grpo_episodes.py; tested in
+    # test_episodes_html): 4 of the 4 episodes rolled out
+    with open(os.path.join(tmp, "a", "episodes", "iteration_000004.html")) as f:
+        assert f.read().count('<article class="ep"') == 4
     for name in ("reward.png", "tools.png"):
         path = os.path.join(tmp, "a", name)
         assert os.path.getsize(path) > 1000

@@ -189,9 +189,10 @@ def write_episodes(samples: Sequence[EvalSample], done: dict[str, dict], env: En
             "accuracy": f"{acc} ({o['correct']} of {o['n']}; {o['unparsable']} unparsable, "
                         f"{o['errors']} errors)"}
     views = [from_result_row(done[s.id], s) for s in samples if s.id in done]
-    return write_viewer(views, env.episode_config(), workdir / VIEWER,
-                        title=f"{summary['protocol']} on {summary.get('data', '?')}", meta=meta,
-                        plots=[workdir / PLOT], max_bytes=max_bytes, progress=True)
+    write_viewer(views, env.episode_config(), workdir / VIEWER,
+                 title=f"{summary['protocol']} on {summary.get('data', '?')}", meta=meta,
+                 plots=[workdir / PLOT], max_bytes=max_bytes, progress=True)
+    return workdir / VIEWER
 
 
 def write_summary(samples: Sequence[EvalSample], done: dict[str, dict], protocol: EvalProtocol,

@@ -206,9 +206,9 @@ def gather(view: EpisodeView, config: EpisodeConfig, budget: ImageBudget,
 def write_viewer(views: Sequence[EpisodeView], config: EpisodeConfig,
                  path: str | os.PathLike, *, title: str, meta: Mapping[str, str] | None = None,
                  plots: Sequence[str | os.PathLike] = (), max_bytes: int = MAX_IMAGE_BYTES,
-                 progress: bool = False) -> Path:
+                 progress: bool = False) -> list[Shown]:
     """Writes the page: the plots that exist (embedded first), then every episode with the
-    images the budget allows. Returns its path."""
+    images the budget allows. Returns what it showed of each episode (for episode_text)."""
     from tqdm import tqdm
 
     from seeker_jax.eval.viewer_page import render_page
@@ -222,7 +222,7 @@ def write_viewer(views: Sequence[EpisodeView], config: EpisodeConfig,
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(page, encoding="utf-8")
     os.replace(tmp, path)
-    return path
+    return shown
 
 
 def _args(arguments: Mapping[str, Any]) -> str:
@@ -243,9 +243,13 @@ def episode_text(view: EpisodeView, shown: Shown | None = None) -> str:
             if call["error"]:
                 lines.append(f"    error: {call['error']}")
             elif shown is not None and k < len(shown.calls):
-                times = [f"{f.time:.1f}s" for f in shown.calls[k]["frames"]
-                         if f.time is not None]
-                lines.append(f"    frames at {', '.join(times) or 'a still image'}")
+                entry = shown.calls[k]
+                times = [f"{f.time:.1f}s" for f in entry["frames"] if f.time is not None]
+                more = (f" ({len(entry['frames'])} of {entry['total']} shown)"
+                        if entry["total"] > len(entry["frames"]) else "")
+                lines.append(f"    {entry['note']}" if entry["note"] else
+                             f"    frames at {', '.join(times)}{more}" if times else
+                             "    a still image")
     lines += ["", f"answer: {view.prediction!r}  truth: {view.truth!r}"]
     if view.reward:
         lines.append("reward: " + ", ".join(f"{k}={v:.3f}" for k, v in view.reward.items()))

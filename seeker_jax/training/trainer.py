@@ -280,6 +280,13 @@ class MetricsWriter:
         for k, v in metrics.items():
             self.tb.add_scalar(k, v, step)
 
+    def text(self, step: int, tag: str, text: str) -> None:
+        """A text to TensorBoard (its Text tab), shown as written: every line is indented
+        four spaces, so Markdown reads it as one preformatted block (model output is never
+        rendered as markup)."""
+        if self.active:
+            self.tb.add_text(tag, "\n".join("    " + line for line in text.splitlines()), step)
+
     def close(self) -> None:
         if self.active:
             self.file.close()
