@@ -50,8 +50,10 @@ article.ep[data-verdict=error]{border-left-color:#6a1b9a}
 .call .err{color:#b71c1c}
 .frames{display:flex;flex-wrap:wrap;gap:6px}
 figure{margin:0;text-align:center;font-size:11px;color:#444}
-figure img{display:block;border:1px solid #ccc}
-.marked img{border:2px solid #f57c00}
+figure img{display:block;border:1px solid #ccc;height:96px;width:auto}
+.marked img{border:2px solid #f57c00;height:180px}
+.omitted{height:96px;min-width:96px;background:#eee;color:#777;display:flex;
+  align-items:center;justify-content:center;padding:0 6px}
 table.reward{border-collapse:collapse;font-size:12px;margin-top:4px}
 table.reward td{border:1px solid #ddd;padding:1px 6px}
 """
