@@ -81,6 +81,32 @@ def eval_run(index_sample, tmp_path_factory):
     return workdir
 
 
+def test_seeker_jax_eval_writes_the_page_and_says_where(eval_run, index_sample, tmp_path,
+                                                        capsys):
+    """Through the CLI: the page is written and named; viewer_mb may change on a resume (it
+    changes no answer), and -1 writes no page."""
+    from seeker_jax.cli.main import main
+
+    root = index_sample / "videos"
+    argv = ["eval", "--config", "configs/eval.py:agentic", "--data",
+            str(eval_run.parent / "bench.jsonl"), "--video-root", str(root), "--frame-root",
+            str(root)]
+    with ChatServer(lambda body: reply_text("<answer>A</answer>")) as server:
+        model = ["--model", f"openai:{server.url}#m"]
+        assert main([*argv, *model, "--workdir", str(tmp_path / "a"), "--config.viewer_mb=0.5"]) == 0
+        assert f"episodes: open {tmp_path / 'a' / 'episodes.html'} in a browser" in \
+            capsys.readouterr().out
+        asked = len(server.requests)
+        assert main([*argv, *model, "--workdir", str(tmp_path / "a"), "--config.viewer_mb=2"]) == 0
+        assert len(server.requests) == asked  # resumed: nothing asked again
+        capsys.readouterr()
+        assert main([*argv, *model, "--workdir", str(tmp_path / "b"), "--config.viewer_mb=-1"]) == 0
+    assert len(_articles((tmp_path / "a" / "episodes.html").read_text())) == 4
+    assert not (tmp_path / "b" / "episodes.html").exists()
+    out = capsys.readouterr().out
+    assert "eval agentic: 2/4" in out and "episodes:" not in out
+
+
 def _articles(page: str) -> dict[str, str]:
     """episode id -> its <article> markup."""
     return {m.group(1): m.group(0) for m in re.finditer(

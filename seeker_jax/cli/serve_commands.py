@@ -38,7 +38,8 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
                    "--video-root videomme/videos --workdir runs/eval_mme"],
          outputs="WORKDIR/results.jsonl (one line per sample: the whole episode, prediction, "
                  "verdict),\nWORKDIR/summary.json, WORKDIR/summary.md (table), "
-                 "WORKDIR/accuracy.png (bars with 95% CIs), WORKDIR/config.json")
+                 "WORKDIR/accuracy.png (bars with 95% CIs),\nWORKDIR/episodes.html (every "
+                 "episode with its frames, filters; open it in a browser), WORKDIR/config.json")
 def _eval(args: argparse.Namespace) -> int:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -51,6 +52,9 @@ def _eval(args: argparse.Namespace) -> int:
     acc = "-" if o["accuracy"] is None else f"{100 * o['accuracy']:.1f}%"
     print(f"eval {summary['protocol']}: {o['correct']}/{o['n']} = {acc} ({o['unparsable']} "
           f"unparsable, {o['errors']} errors); {args.workdir}/summary.md")
+    page = os.path.join(args.workdir, "episodes.html")
+    if os.path.isfile(page):
+        print(f"episodes: open {page} in a browser")
     return 0
 
 

@@ -80,7 +80,9 @@ def _grpo_arguments(p: argparse.ArgumentParser) -> None:
                    "--config.data.split=rl"],
          outputs="WORKDIR/metrics.jsonl (reward and components, accuracy, tool use, KL, clip "
                  "fraction, entropy, times per step),\nWORKDIR/reward.png, WORKDIR/tools.png, "
-                 "WORKDIR/tb/, WORKDIR/checkpoints/<step>/ (orbax), WORKDIR/config.json")
+                 "WORKDIR/tb/ (sampled episodes as text too),\nWORKDIR/episodes/iteration_<N>"
+                 ".html (a few sampled episodes), WORKDIR/checkpoints/<step>/ (orbax), "
+                 "WORKDIR/config.json")
 def _grpo(args: argparse.Namespace) -> int:
     from seeker_jax.rl.grpo import train
     from seeker_jax.training.run_config import check_resume_config
