@@ -34,6 +34,7 @@ THUMB_SIDE = 160            # px, the longer side of a returned frame's thumbnai
 MARKED_SIDE = 320           # px, the longer side of the visual-prompt frame
 FRAMES_PER_CALL = 8         # frames of one call shown (evenly spaced; the page says "k of n")
 VERDICTS = ("correct", "partial", "wrong", "unparsed", "error")
+GROUP_FIELDS = ("dimension", "prompt_type", "category", "task_type")  # a rollout's filters
 
 
 @dataclass
@@ -84,9 +85,6 @@ def from_result_row(row: Mapping[str, Any], sample: Any) -> EpisodeView:
                        frames=tuple(sample.frames))
 
 
-GROUP_FIELDS = ("dimension", "prompt_type", "category", "task_type")
-
-
 def from_rollout(result: Any, record: Mapping[str, Any], root: str | os.PathLike,
                  score: Mapping[str, float] | None = None, name: str = "") -> EpisodeView:
     """A rollout episode (`seeker_jax.agents.rollout.EpisodeResult`), its record (a dict, paths
@@ -100,13 +98,14 @@ def from_rollout(result: Any, record: Mapping[str, Any], root: str | os.PathLike
                "unparsed" if result.answer is None else
                "wrong" if acc is None or acc <= 0 else "correct" if acc >= 1 else "partial")
     rec = SampleRecord.from_dict(dict(record))
-    frame = record.get("frame_path")
+    frame = record.get("frame_path") or ()
     return EpisodeView(name or str(record.get("id", rec.video_id)), rec.question, rec.answer,
                        result.answer, verdict, [clean_turn(t) for t in result.turns],
                        [_call_dict(c) for c in result.calls], result.end_reason,
                        {k: str(record[k]) for k in GROUP_FIELDS if record.get(k) not in
                         (None, "")}, score, getattr(result, "skipped", None), rec, Path(root),
-                       (str(frame),) if frame else ())
+                       tuple(map(str, frame)) if isinstance(frame, (list, tuple)) else
+                       (str(frame),))
 
 
 class ImageBudget:
