@@ -175,32 +175,40 @@ def _problem(error: dict[str, Any]) -> tuple[str, str]:
         f"is {got!r}: {msg[:1].lower() + msg[1:]}"
 
 
-def validate_record(record: Any, use: str = "eval", label: str | None = None) -> dict[str, Any]:
+def validate_record(record: Any, use: str = "eval", label: str | None = None,
+                    required: tuple[str, ...] = ()) -> dict[str, Any]:
     """The record checked for `use` ("eval", "rl", "sft") and normalized (dimension as its
-    name, numbers as text where text is meant); keys it does not know are kept. Raises
-    RecordError with a one-line message naming the record, the field and the fix."""
+    name, numbers as text where text is meant); keys it does not know are kept. required: a
+    format's own required fields besides the model's (V2P-Bench: duration, frame_path,
+    dimension). Raises RecordError with a one-line message naming the record, the first bad
+    field and its fix, and every other field that is missing (so a file is fixed in one pass)."""
     label = label or record_label("?", record)
     if not isinstance(record, dict):
         raise RecordError(f"{label}: is {type(record).__name__}, not a JSON object; a record is "
                           '{"video_id": ..., "video_path": ..., "question": ..., "answer": ...}')
+    problems: list[tuple[str, str]] = []
     try:
         model = MODELS[use].model_validate(record)
     except ValidationError as e:
-        errors = e.errors()
-        name, problem = _problem(errors[0])
-        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-        if problem == "missing (SFT)":
-            raise RecordError(f"{label}: field 'frame_path' missing; {_SFT_FRAME}{more}") from None
-        raise RecordError(field_message(label, name, problem) + more) from None
+        problems = [_problem(error) for error in e.errors()]
+    named = {name for name, _ in problems}
+    problems += [(name, "missing") for name in required
+                 if record.get(name) in (None, "", []) and name not in named]
+    if problems:
+        raise RecordError(_message(label, problems))
     return model.model_dump(exclude_unset=True)
 
 
-def require(record: dict[str, Any], names: tuple[str, ...], label: str) -> None:
-    """A format's own required fields (V2P-Bench: duration, frame_path, dimension), checked
-    with validate_record's messages."""
-    for name in names:
-        if record.get(name) in (None, "", []):
-            raise RecordError(field_message(label, name))
+def _message(label: str, problems: list[tuple[str, str]]) -> str:
+    name, problem = problems[0]
+    if problem == "missing (SFT)":
+        head = f"{label}: field 'frame_path' missing; {_SFT_FRAME}"
+    else:
+        head = field_message(label, name, problem)
+    missing = [repr(n) for n, p in problems[1:] if p in ("missing", "is empty")]
+    others = len(problems) - 1 - len(missing)
+    return (head + (f" (also missing: {', '.join(missing)})" if missing else "")
+            + (f" (and {others} more problem(s))" if others else ""))
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:
@@ -226,7 +234,7 @@ def schema_block(schema: dict[str, Any]) -> str:
 
 __all__ = ["ALLOWED_DIMENSIONS", "DIMENSIONS", "EvalRecord", "MODELS", "RLRecord", "RecordError",
            "SFTRecord", "field_message", "json_schemas", "normalize_dimension", "record_label",
-           "require", "schema_block", "validate_record"]
+           "schema_block", "validate_record"]
 
 
 if __name__ == "__main__":  # what docs/data.md shows: `python -m seeker_jax.data.schema`

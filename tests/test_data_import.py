@@ -227,12 +227,15 @@ def test_trainers_refuse_a_bad_record_before_starting(media, tmp_path):
 def test_eval_reader_names_the_record_field_and_fix(media):
     rows = [_record("a", dimension="OA", duration=4.0),
             {k: v for k, v in _record("b", dimension=1, duration=3.0).items() if k != "answer"},
-            _record("b", dimension="nope", duration=3.0)]
+            _record("b", dimension="nope", duration=3.0),
+            {"video_id": "c", "video_path": "videos/a.mp4", "question": "Q?"}]
     samples = read_samples("v2p", _write(media / "eval.jsonl", rows))
     assert samples[0].error is None and samples[0].groups["dimension"] == "OA"
     assert samples[1].error == ("record 1:b: field 'answer' missing; add the correct option "
                                 'letter, e.g. "answer": "B"')
     assert "field 'dimension' is 'nope', not a known dimension" in samples[2].error
+    assert samples[3].error.startswith("record 3:c: field 'answer' missing; add the correct")
+    assert samples[3].error.endswith("(also missing: 'duration', 'frame_path', 'dimension')")
 
 
 def test_data_show_marks_exactly_the_tokens_sft_learns(media, tmp_path, capsys, tok):

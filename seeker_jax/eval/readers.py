@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from seeker_jax.data.schema import DIMENSIONS, RecordError, normalize_dimension, require, \
-    validate_record
+from seeker_jax.data.schema import DIMENSIONS, RecordError, normalize_dimension, validate_record
 from seeker_jax.env.records import SampleRecord
 
 # V2P-Bench's duration buckets (eval.py: durations = [0, 240, 1800, 7200], `<` comparisons).
@@ -125,8 +124,7 @@ def _sample(sid: str, d: dict[str, Any], roots: Roots, required: Iterable[str],
     its files, rewrites paths to the common root; errors name the record, the field and the fix."""
     label = f"record {sid}"
     try:
-        d = {**d, **validate_record(d, "eval", label)}
-        require(d, tuple(required), label)
+        d = {**d, **validate_record(d, "eval", label, tuple(required))}
     except RecordError as e:
         return EvalSample(sid, None, roots.common, groups=groups(d), error=str(e))
     frames = d.get("frame_path") or []
