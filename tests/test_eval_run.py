@@ -14,6 +14,7 @@ from seeker_jax.config import load_config
 from seeker_jax.env.testing import index_frame, write_index_video
 from seeker_jax.data.openai_content import unpatchify
 from seeker_jax.eval.models import load_backend
+from seeker_jax.eval.report import bar_labels
 from seeker_jax.eval.protocols import get_protocol
 from seeker_jax.eval.readers import read_samples
 from seeker_jax.eval.runner import read_done, run_eval
@@ -97,6 +98,9 @@ def test_v2p_official_through_openai_endpoint_and_resume(bench, tmp_path):
     md = (tmp_path / "summary.md").read_text()
     assert "| overall | 4 | 1 | 25.0 | n < 30 | 1 | 2 |" in md
     assert (tmp_path / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    figures = {"overall": summary["overall"], **summary["by"]["dimension"]}
+    assert bar_labels(figures)[0] == "1/4"  # every bar, a 0% group's too, says correct/n
 
 
 def test_resume_after_a_torn_line(bench, tmp_path):

@@ -31,6 +31,11 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def bar_labels(figures: dict[str, dict]) -> list[str]:
+    """"correct/n" for each bar, in order: a group at 0% shows a label where it has no bar."""
+    return [f"{f['correct']}/{f['n']}" for f in figures.values()]
+
+
 def plot(summary: dict, path: str | Path, key: str) -> None:
     """Bars per value of `key` (and overall), with 95% intervals where n >= 30."""
     import matplotlib
@@ -44,14 +49,21 @@ def plot(summary: dict, path: str | Path, key: str) -> None:
     err = [[a - 100 * f["ci95"][0] if f["ci95"] else 0.0 for a, f in zip(acc, figures.values())],
            [100 * f["ci95"][1] - a if f["ci95"] else 0.0 for a, f in zip(acc, figures.values())]]
     fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(names) + 2), 3.5))
-    ax.bar(names, acc, yerr=err, capsize=3, color=["#444"] + ["#4a7"] * (len(names) - 1))
+    bars = ax.bar(names, acc, yerr=err, capsize=3,
+                  color=["#444"] + ["#4a7"] * (len(names) - 1))
+    # Each bar says correct/n above it, so a group at 0% still shows that it was there.
+    ax.bar_label(bars, labels=bar_labels(figures), padding=2, fontsize=8)
+    ax.axhline(0, color="#444", linewidth=1)
     ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.set_title(f"{summary['protocol']}: accuracy by {key} (95% bootstrap CI, n >= 30)")
+    ax.set_ylim(0, 110)
+    ax.set_yticks(range(0, 101, 20))
+    # Two short lines: the title fits a narrow figure (a one-line title was cut off).
+    ax.set_title(f"{summary['protocol']}: accuracy by {key}\n(bars: correct/n; "
+                 "95% bootstrap CI where n >= 30)", fontsize=9)
     ax.tick_params(axis="x", rotation=45)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-__all__ = ["markdown", "plot"]
+__all__ = ["bar_labels", "markdown", "plot"]
