@@ -284,6 +284,12 @@ def import_records(input_path: str | os.PathLike, out: str | os.PathLike, *,
             _place(record, files, assets)
         counts[name] = write_records(split_path(out, name), [r for r, _ in rows_of_split])
     notes = []
+    videos = len({r["video_id"] for split_rows in kept.values() for r, _ in split_rows})
+    for name, fraction in (("val", val_fraction), ("test", test_fraction)):
+        if fraction > 0 and name not in kept:
+            notes.append(f"--{name}-fraction {fraction} sent no video to {name} ({videos} "
+                         f"video(s) in all; splits go by video_id so that no video is in two): "
+                         f"the {name} split is not written")
     if no_sft:
         notes.append(f"{no_sft} record(s) have neither frame_path nor teacher_turns: eval and "
                      "GRPO read them, SFT refuses them (its scripted teacher views the "

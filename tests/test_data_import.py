@@ -71,6 +71,8 @@ def test_own_records_import_and_read_back_by_sft_grpo_and_eval(media, tmp_path, 
     assert [s.error for s in samples] == [None] * 3
     assert [s.groups["dimension"] for s in samples] == ["OA", "HA", "SR"]
     assert json.loads((out / "import.json").read_text())["splits"] == {"train": 3}
+    code, _, err = _import([src, "--out", tmp_path / "d2", "--test-fraction", "0.01"], capsys)
+    assert code == 0 and "note: --test-fraction 0.01 sent no video to test (2 video(s)" in err
 
 
 def test_v2p_jsonl_with_separate_roots_and_fractions(media, tmp_path, capsys):
