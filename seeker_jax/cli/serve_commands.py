@@ -14,7 +14,9 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
                    "hf:PATH (a Hugging Face folder) or openai:URL#MODEL (any OpenAI-compatible "
                    "endpoint, e.g. openai:http://127.0.0.1:8000/v1#seeker)")
     p.add_argument("--data", required=True, type=existing_file, help="benchmark file: "
-                   "V2P-Bench .jsonl, Video-MME .json, or our records (config.data_format)")
+                   "V2P-Bench .jsonl, Video-MME .json (--config.data_format=videomme), or our "
+                   "records (.jsonl or ROOT/records/SPLIT.array_record; without frame_path or "
+                   "dimension: --config.data_format=synthetic; docs/data.md)")
     p.add_argument("--video-root", default=None, type=existing_dir,
                    help="where video paths start (default: the data file's folder)")
     p.add_argument("--frame-root", default=None, type=existing_dir,
