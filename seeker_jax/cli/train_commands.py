@@ -60,7 +60,8 @@ def _check_rl_split(config) -> None:
         raise UserError(f"grpo: split {config.data.split!r} ({path}) has no records, so there "
                         "are no prompts to train on; if passk wrote it, it kept no question "
                         "(see passk_<split>.json): rerun passk with a larger --k, a higher "
-                        "--temperature or another checkpoint, or train on another split")
+                        "--config.rollout.temperature or another checkpoint, or train on "
+                        "the unfiltered split (--config.data.split=train)")
 
 
 def _grpo_arguments(p: argparse.ArgumentParser) -> None:
@@ -142,7 +143,8 @@ def _passk(args: argparse.Namespace) -> int:
         print(f"warning: passk kept no question: each was solved in all {args.k} samples or in "
               f"none, so split {args.out_split!r} is empty and GRPO would have nothing to "
               "learn from; raise --k or --config.rollout.temperature, give more "
-              "--config.rollout.max_new_tokens, or use a checkpoint that solves some of them",
+              "--config.rollout.max_new_tokens, use a checkpoint that solves some of them, "
+              "or run grpo on the unfiltered split (--config.data.split=train)",
               file=sys.stderr)
     return 0
 
