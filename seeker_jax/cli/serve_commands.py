@@ -18,9 +18,11 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
                    "records (.jsonl or ROOT/records/SPLIT.array_record; without frame_path or "
                    "dimension: --config.data_format=synthetic; docs/data.md)")
     p.add_argument("--video-root", default=None, type=existing_dir,
-                   help="where video paths start (default: the data file's folder)")
+                   help="where video paths start (default: the data file's folder; "
+                   "ROOT for ROOT/records/SPLIT.array_record)")
     p.add_argument("--frame-root", default=None, type=existing_dir,
-                   help="where visual-prompt frame paths start (default: the data file's folder)")
+                   help="where visual-prompt frame paths start (default: the data file's "
+                   "folder; ROOT for ROOT/records/SPLIT.array_record)")
     p.add_argument("--workdir", required=True, type=writable_dir, help="results; rerunning "
                    "the same command skips the samples already done; another model, "
                    "protocol, data or config there is an error")
