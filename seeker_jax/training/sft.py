@@ -20,6 +20,7 @@ Workdir:
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Any, Callable
 
@@ -68,6 +69,19 @@ def validation_batches(root: str, c: ml_collections.ConfigDict, tcfg: Trajectory
     return list(itertools.islice(iter(loader), c.val_batches))
 
 
+def no_validation_note(root: str, batch_size: int) -> str:
+    """Why there is no validation loss: the val split is missing, or holds fewer records than
+    one batch (batches are full: the remainder is dropped)."""
+    from seeker_jax.data.records import count_records, split_path
+
+    path = split_path(root, "val")
+    n = count_records(path) if path.is_file() else 0
+    return (f"note: sft: {path} holds {n} record(s), fewer than one batch "
+            f"(--config.data.batch_size={batch_size} per process), so there is no validation "
+            "loss; give `seeker-jax data import` a larger --val-fraction (docs/data.md), a "
+            "smaller batch size, or --config.data.val_batches=0 to silence this")
+
+
 def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | None = None,
           progress: bool = True, on_step: Callable[[int], None] | None = None
           ) -> list[dict[str, Any]]:
@@ -101,6 +115,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
     data_iter = iter(make_loader(root, "train", config.data.batch_size, tcfg, seed=config.seed,
                                  prefetch=config.data.prefetch))
     val_batches = validation_batches(root, config.data, tcfg)
+    if not val_batches and config.data.val_batches > 0 and jax.process_index() == 0:
+        print(no_validation_note(root, config.data.batch_size), file=sys.stderr, flush=True)
     rng = jax.random.key(config.seed)
 
     manager = open_manager(workdir, cfg, config.keep_checkpoints, assets_from=model_dir,
@@ -147,5 +163,5 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | 
 
 # build_model, resolve_mesh_shape and maybe_initialize_distributed live in seeker_jax.training.trainer;
 # they stay importable from here for callers of the SFT module.
-__all__ = ["build_model", "evaluate", "maybe_initialize_distributed",
+__all__ = ["build_model", "evaluate", "maybe_initialize_distributed", "no_validation_note",
            "resolve_mesh_shape", "train", "validation_batches"]
