@@ -177,3 +177,14 @@ def test_sft_says_why_there_is_no_validation_loss(tmp_path):
     note = no_validation_note(str(tmp_path), 2)
     assert note.startswith(f"note: sft: {split_path(tmp_path, 'val')} holds 1 record(s)")
     assert "--config.data.batch_size=2" in note and "--val-fraction" in note
+
+
+def test_eval_of_an_empty_split_is_one_error_line(tmp_path, capsys):
+    from seeker_jax.data.records import write_records
+
+    write_records(split_path(tmp_path / "data", "test"), [])
+    code = main(["eval", "--model", f"ckpt:{tmp_path}", "--data",
+                 str(split_path(tmp_path / "data", "test")), "--workdir", str(tmp_path / "e")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "holds no records" in err[0], err
+    assert not (tmp_path / "e").exists()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from seeker_jax.env.config import EnvConfig
 from seeker_jax.errors import UserError
-from seeker_jax.eval.models import load_backend
+from seeker_jax.eval.models import load_backend, model_kind
 from seeker_jax.eval.protocols import get_protocol
 from seeker_jax.eval.readers import ReadError, read_samples
 from seeker_jax.eval.runner import check_run_key, run_eval
@@ -58,9 +58,14 @@ def run_eval_command(config, model: str, data: str, workdir: str, video_root: st
     model loads, unless `overwrite` (they are deleted). --limit may change between runs."""
     try:
         protocol = get_protocol(config.protocol)
+        model_kind(model)  # a malformed --model is named before the data is read
         samples = read_samples(config.data_format, data, video_root, frame_root)
     except (ValueError, ReadError) as e:
         raise UserError(str(e)) from e
+    if not samples:
+        raise UserError(f"eval: {data} holds no records, so there is nothing to evaluate; "
+                        "give a split that has some (`seeker-jax data import` prints the "
+                        "count per split)")
     samples = samples[:limit] if limit else samples
     check_run_key(workdir, run_key(config, model, data, video_root, frame_root), overwrite)
     max_new = int(config.max_new_tokens) or protocol.max_new_tokens

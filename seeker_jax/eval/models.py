@@ -162,6 +162,14 @@ class OpenAIBackend:
             return list(pool.map(self._episode, episodes))
 
 
+def model_kind(spec: str) -> str:
+    """"ckpt", "hf" or "openai": the kind of a --model spec (a malformed one: ValueError)."""
+    kind, _, rest = spec.partition(":")
+    if not rest or kind not in ("ckpt", "hf", "openai"):
+        raise ValueError(f"--model {spec!r}: use ckpt:PATH, hf:PATH or openai:URL#MODEL")
+    return kind
+
+
 def load_backend(spec: str, *, batch_size: int, max_len: int, max_new_tokens: int,
                  max_turns: int, tool_mode: str = "text", cache_dir: str | None = None,
                  video_mode: str = "frames", tool_role: str = "tool"
@@ -169,9 +177,7 @@ def load_backend(spec: str, *, batch_size: int, max_len: int, max_new_tokens: in
     """`ckpt:PATH` | `hf:PATH` | `openai:URL#MODEL` -> (backend, the checkpoint's saved env
     config or None). video_mode, tool_role: how openai: sends videos and tool results
     (OpenAIBackend)."""
-    kind, _, rest = spec.partition(":")
-    if not rest or kind not in ("ckpt", "hf", "openai"):
-        raise ValueError(f"--model {spec!r}: use ckpt:PATH, hf:PATH or openai:URL#MODEL")
+    kind, rest = model_kind(spec), spec.partition(":")[2]
     if kind == "openai":
         from seeker_jax.data.openai_api import ChatClient
 
@@ -186,4 +192,4 @@ def load_backend(spec: str, *, batch_size: int, max_len: int, max_new_tokens: in
 
 
 __all__ = ["InProcessBackend", "MessageView", "OpenAIBackend", "Outcome", "clean_turn",
-           "load_backend"]
+           "load_backend", "model_kind"]
