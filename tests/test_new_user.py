@@ -120,6 +120,7 @@ def test_a_new_user_goes_from_an_hf_folder_and_five_records_to_an_export(
     assert (tmp_path / "runs" / "sft" / "checkpoints" / "2").is_dir()
     rows = [json.loads(x) for x in open(tmp_path / "runs" / "sft" / "metrics.jsonl")]
     assert any("val_loss" in r for r in rows)  # the val split was read
+    assert "note: sft" not in capsys.readouterr().err  # one full validation batch
 
     assert main(["grpo", "--workdir", "runs/grpo", *GRPO, "--config.model.init_from=runs/sft",
                  "--config.data.root=data", "--config.data.split=train"]) == 0
