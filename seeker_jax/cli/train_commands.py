@@ -162,7 +162,7 @@ def _demo_arguments(p: argparse.ArgumentParser) -> None:
 
 @command("demo", "end to end on the embedded default: synth world, SFT, evaluation, GRPO, "
          "evaluation, export", _demo_arguments,
-         examples=["seeker-jax demo  # about 5 minutes on 2 CPU cores",
+         examples=["seeker-jax demo  # about 8 minutes on 2 CPU cores",
                    "seeker-jax demo --workdir /tmp/demo --grpo-steps 0 --episodes 8"],
          outputs="WORKDIR/sft/ (data/, checkpoints/, metrics.jsonl, config.json), "
                  "WORKDIR/grpo/ (checkpoints/, metrics.jsonl, plots),\nWORKDIR/hf_export/ "
