@@ -83,6 +83,7 @@ def test_advantages_set_the_direction(episodes):
     assert (np.sign(delta) == adv).mean() >= 0.75, delta  # nearly every episode, one by one
 
 
+@pytest.mark.slow  # ~20 s; test_advantages_set_the_direction stays in the default suite
 def test_zero_advantages_change_nothing(episodes):
     model, convs, _ = episodes
     batch = episodes_batch(convs, np.zeros(len(convs), np.float32), BUCKETS)

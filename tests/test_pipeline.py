@@ -186,7 +186,9 @@ def _kill_and_resume(synth_root: Path, work: Path, mode: str, stage: str, after:
     assert len(ids) == len(set(ids))  # none duplicated
 
 
-@pytest.mark.parametrize("mode,stage", [("slow_verify", "2_verify"), ("slow_masks", "3_masks")])
+# The masks stage's kill runs in the slow suite; the verify stage's keeps the property in the default.
+@pytest.mark.parametrize("mode,stage", [("slow_verify", "2_verify"),
+                                        pytest.param("slow_masks", "3_masks", marks=pytest.mark.slow)])
 def test_kill_and_resume_gives_the_same_bytes(run, synth_root, tmp_path, mode, stage):
     work = tmp_path / "killed"
     _kill_and_resume(synth_root, work, mode, stage, after=3)
