@@ -164,9 +164,18 @@ class RecordSource:
 def read_records(root: str | os.PathLike, split: str = "train", resolve: bool = True,
                  use: str | None = "eval") -> list[dict[str, Any]]:
     """All records of a split in file order (small datasets, tests and tools), checked for
-    `use` (RecordSource)."""
-    source = RecordSource(root, split, resolve, use)
-    return [source[i] for i in range(len(source))]
+    `use` as RecordSource checks them: the file is read and validated once (a RecordSource
+    would validate each record again on access)."""
+    path = split_path(root, split)
+    if not path.is_file():
+        raise MissingSplitError(missing_split_message(root, split))
+    records = read_record_file(path)
+    if use is not None:
+        records = check_records(records, use, f"{path} ({use} records)")
+    if not resolve:
+        return records
+    base = str(Path(root).resolve())
+    return [resolve_paths(record, base) for record in records]
 
 
 def make_dataset(root: str | os.PathLike, split: str = "train", *, seed: int = 0,
