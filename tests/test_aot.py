@@ -191,6 +191,9 @@ def test_flops_only_probe_counts_the_same_flops():
     assert default[0] > 0 and gap < 1e-4
 
 
+# Slow (~17 s): test_scanned_decoder_flops_are_scaled_by_the_trip_count checks the
+# compiled FLOP count in the default suite.
+@pytest.mark.slow
 def test_layer_flops_quadratic_fit_matches_the_compiled_count(monkeypatch):
     """Where the dense layer does not fit a chip, its FLOPs come from three short compiles
     and the quadratic in L through them. Checked against the layer compiled at the length

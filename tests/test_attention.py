@@ -227,6 +227,8 @@ def test_config_field_is_not_written_to_hf():
 
 # ------------------------------------------------------------------------------ whole model
 
+# Slow (~20 s): the layer-level chunked-vs-reference tests above stay in the default suite.
+@pytest.mark.slow
 def test_model_chunked_equals_reference_logits_and_grads():
     """A tiny model with images and a video, right padding: attention_impl="chunked" (text
     and vision towers) gives the reference's logits, padded rows included, and the same

@@ -121,6 +121,8 @@ def test_train_step_stream_compiles_once_per_bucket(pair):
     assert worst <= TOL
 
 
+# Slow (~20 s): test_vision_buckets checks compile-once-per-bucket in the default suite.
+@pytest.mark.slow
 def test_sampler_vision_encoder_compiles_once_per_bucket(pair):
     hf, model = pair
     vcfg = model.config.vision

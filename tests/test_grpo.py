@@ -208,9 +208,10 @@ print(json.dumps(out))
 '''
 
 
-# The scanned variant (~2 min) is in the slow suite; the default suite keeps the unrolled one, and
-# test_sft_scanned covers a scanned learner feeding an unrolled model.
-@pytest.mark.parametrize("scan", [False, pytest.param(True, marks=pytest.mark.slow)])
+# Slow (~1 min unrolled, ~2 min scanned): the default suite keeps the sharded train step
+# (test_sft.py::test_sharded_step_equals_unsharded) and the sharded sampler (test_sharding.py).
+@pytest.mark.slow
+@pytest.mark.parametrize("scan", [False, True])
 def test_grpo_on_a_data_fsdp_tensor_mesh(synth_world, tmp_path, scan):
     """One iteration on an 8-device (2, 2, 2) mesh: the sampler's weights are placed like the
     learner's (same values after the refresh), its KV cache rows split over the batch axes.

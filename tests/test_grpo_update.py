@@ -52,6 +52,8 @@ def _params(state):
     return [np.array(x) for x in jax.tree.leaves(state.trainable)]
 
 
+# Slow (~30 s): the other update tests here check the step itself in the default suite.
+@pytest.mark.slow
 def test_all_masked_steps_are_not_taken(rolled):
     model, results = rolled
     config, loss, state, step = _setup(model)

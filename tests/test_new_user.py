@@ -96,6 +96,8 @@ def wait_healthy(proc: subprocess.Popen, url: str, timeout: float = 180) -> None
     pytest.fail("serve did not become healthy")
 
 
+# Slow (~90 s, eight CLI processes): each command on the path has its own default-suite tests.
+@pytest.mark.slow
 def test_a_new_user_goes_from_an_hf_folder_and_five_records_to_an_export(
         tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -101,6 +101,9 @@ def alone(server, t: float):
     return s.rows[0].result
 
 
+# Slow (~25 s): test_mixed_rows_draw_from_their_own_distributions checks per-row
+# temperatures in the default suite.
+@pytest.mark.slow
 def test_twenty_temperatures_compile_at_most_twice(server):
     client = openai.OpenAI(base_url=server.url, api_key="none", max_retries=0, timeout=300)
     compiles = server.service.engine.sampler.compilations

@@ -68,6 +68,8 @@ class Stream(threading.Thread):
             self.first.set()
 
 
+# Slow (~30 s): the drain test below checks shutdown in the default suite.
+@pytest.mark.slow
 def test_sigterm_with_four_open_streams_exits_within_15_s(ckpt_dir, tmp_path):
     port = _free_port()
     log = open(tmp_path / "serve.log", "w")

@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 N, STEPS = 2, 5
 ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -73,6 +75,8 @@ def _rows(path: str) -> list[dict]:
         return [json.loads(line) for line in f]
 
 
+# Slow (~55 s): test_sft_resume_fast checks exact resume in the default suite.
+@pytest.mark.slow
 def test_killed_between_checkpoints_resumes_exactly(synth_world, tmp_path):
     tmp = str(tmp_path)
     killed = _run("killed", tmp, synth_world)

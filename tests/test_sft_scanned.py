@@ -58,6 +58,9 @@ def runs(synth_world, tmp_path_factory):
         return work, json.load(f)
 
 
+# Slow (~70 s, a child process training twice): test_scan checks the scanned model's
+# gradients, cache writes and checkpoints across layouts in the default suite.
+@pytest.mark.slow
 def test_scanned_sft_trains_resumes_and_feeds_an_unrolled_run(runs):
     work, out = runs
     assert out["first"] == [1, 2] and out["resumed"] == [3]
@@ -69,6 +72,7 @@ def test_scanned_sft_trains_resumes_and_feeds_an_unrolled_run(runs):
     assert not ckpt.stored_stacked(ckpt.stored_metadata(unrolled.params_dir))
 
 
+@pytest.mark.slow
 def test_stacked_checkpoint_loads_either_way_and_exports_to_transformers(runs, tmp_path):
     import transformers
     from flax import nnx
