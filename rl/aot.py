@@ -13,8 +13,8 @@ the loss it is given; this module gives it what the GRPO learner (rl.grpo) runs:
 - one episode per example: the prompt (the env's video, counted as seeker_jax.aot.fit.video_batch
   counts it, + `text_tokens` of system prompt, tools and question) and a response of
   rollout.max_new_tokens tokens, every one a loss position (K = the response rounded up to
-  128; tool outputs are masked in training, so this is the upper bound), padded to the
-  learner's bucket (c.rollout.buckets).
+  the learner's multiple, one turn rounded up to 16; tool outputs are masked in training, so
+  this is the upper bound), padded to the learner's bucket (c.rollout.buckets).
 
 The per-chip batch is batch_per_chip episodes (default 1): a GRPO iteration's
 prompts_per_step * n / minibatches episodes take that many / (batch_per_chip * data * fsdp)
@@ -28,7 +28,7 @@ from typing import Any
 import ml_collections
 
 from seeker_jax.aot.fit import compile_train_step
-from seeker_jax.data.batch import LOSS_MULTIPLE
+from seeker_jax.rl.grpo_batch import turn_loss_len
 from seeker_jax.rl.policy_loss import PolicyLossConfig, make_grpo_loss
 
 
@@ -47,9 +47,11 @@ def grpo_per_token(c: ml_collections.ConfigDict) -> tuple[str, ...]:
     return tuple(names)
 
 
-def response_loss_len(response_tokens: int) -> int:
-    """K: every response token is a loss position, rounded up to LOSS_MULTIPLE (as collate)."""
-    return -(-response_tokens // LOSS_MULTIPLE) * LOSS_MULTIPLE
+def response_loss_len(response_tokens: int, max_new_tokens: int | None = None) -> int:
+    """K: every response token is a loss position, rounded up to the learner's multiple
+    (rl.grpo_batch.turn_loss_len of max_new_tokens; default: of the response itself)."""
+    multiple = turn_loss_len(response_tokens if max_new_tokens is None else max_new_tokens)
+    return -(-int(response_tokens) // multiple) * multiple
 
 
 def compile_grpo_step(c: ml_collections.ConfigDict, topology: str, batch_per_chip: int = 1,
@@ -71,7 +73,8 @@ def compile_grpo_step(c: ml_collections.ConfigDict, topology: str, batch_per_chi
     figures = compile_train_step(
         c, topology, batch_per_chip, frames=frames, seq_len=seq_len,
         text_tokens=text_tokens + response, max_pixels=max_pixels,
-        loss_len=response_loss_len(response), loss_fn=loss, per_token=grpo_per_token(c),
+        loss_len=response_loss_len(response, int(r.max_new_tokens)), loss_fn=loss,
+        per_token=grpo_per_token(c),
         step="GRPO", buckets=tuple(r.buckets), cost=cost)
     episodes = r.prompts_per_step * r.n // r.minibatches
     figures.update(response_tokens=response, prompt_text_tokens=text_tokens,

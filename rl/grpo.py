@@ -45,7 +45,7 @@ from seeker_jax.env.records import SampleRecord
 from seeker_jax.models.tokenizer import tokenizer_from_config
 from seeker_jax.training.optim import make_optimizer, make_schedule
 from seeker_jax.rl.advantages import compute_advantages, dynamic_sampling_keep, overlong_mask
-from seeker_jax.rl.grpo_batch import episodes_batch, minibatch_slices
+from seeker_jax.rl.grpo_batch import episodes_batch, minibatch_slices, turn_loss_len
 from seeker_jax.rl.grpo_episodes import log_episodes
 from seeker_jax.rl.grpo_checks import (check_config, check_host_memory, check_skips,
                                        projection_bytes)
@@ -373,7 +373,7 @@ def score_minibatches(state: TrainState, results, advantages: np.ndarray, keep: 
     placed = []
     for part in minibatch_slices(len(results), r.minibatches):
         batch = episodes_batch([res.conversation for res in results[part]], advantages[part],
-                               r.buckets, keep[part])
+                               r.buckets, keep[part], turn_loss_len(r.max_new_tokens))
         arrays, vision = place_batch(batch, model, mesh, rules)
         if reference is not None:
             arrays["ref_logprobs"] = reference_logprobs(reference[0], reference[1:], arrays,

@@ -259,10 +259,11 @@ def test_grpo_step_memory_figures(grpo_figures):
     assert f["fits"] and f["step"] == "GRPO" and f["mesh"] == {"data": 1, "fsdp": 4, "tensor": 1}
     # One episode per chip: a 2-frame video at the tiny env's 4,096 px (1280x720 -> 32x64:
     # 2x4 patches, 2 tokens) + "<1.0 seconds>" 6 + start/end 2, + 128 prompt text + 48
-    # response tokens = 186 -> the learner's bucket 512 (not 256); K = 48 -> 128.
+    # response tokens = 186 -> the learner's bucket 512 (not 256); K = 48: one turn rounded
+        # up to 16 (rl.grpo_batch.turn_loss_len).
     assert f["global_batch"] == 4 and f["video_tokens"] == 2 and f["video_grid"] == [1, 2, 4]
     assert f["seq_len"] == 512 == min(b for b in c.rollout.buckets if b >= 2 + 8 + 128 + 48)
-    assert f["loss_positions"] == 128 and f["response_tokens"] == 48
+    assert f["loss_positions"] == 48 and f["response_tokens"] == 48
     assert f["per_token"] == ["advantages", "sampler_logprobs", "ref_logprobs", "old_logprobs"]
     # 2 prompts x n=4 over 2 minibatches = 4 episodes an update = one step of 4
     assert f["episodes_per_update"] == 4 and f["micro_steps_per_update"] == 1
@@ -274,14 +275,14 @@ def test_grpo_step_memory_figures(grpo_figures):
     assert unpadded - 2 * 4 * f["seq_len"] <= f["argument_bytes"] <= unpadded * 1.01
     per_token_bytes = 4 * f["global_batch"] * f["loss_positions"] * 4 // 4  # 4 arrays, 4 chips
     assert f["batch_bytes_per_chip"] > per_token_bytes
-    # FLOPs against the hand count (module doc) at L = 512, K = 128: a layer's forward is
+    # FLOPs against the hand count (module doc) at L = 512, K = 48: a layer's forward is
     # 2 x 512 x 12,288 + 2 x 512 x 24,576 = 37,748,736; x 2 layers x 3 = 226,492,416; the
-    # head as in SFT, 7,467,958,272
+    # head as in SFT at K = 48: 48 x 151,936 x 64 x 2 x 3 = 2,800,484,352
     assert f["attention_impl"] == "splash" and f["pallas_kernels"] > 0
-    matmuls = 226_492_416 + 7_467_958_272
+    matmuls, logits = 226_492_416 + 2_800_484_352, 48 * 151_936
     print(f"\nGRPO step FLOPs per chip {f['flops_per_chip']:.6e}: "
-          f"{(f['flops_per_chip'] - matmuls) / LOGITS:.1f} a logit beyond the matmuls")
-    assert matmuls <= f["flops_per_chip"] <= matmuls + ELEMENTWISE_PER_LOGIT * LOGITS
+          f"{(f['flops_per_chip'] - matmuls) / logits:.1f} a logit beyond the matmuls")
+    assert matmuls <= f["flops_per_chip"] <= matmuls + ELEMENTWISE_PER_LOGIT * logits
     assert f["flops_6nt_per_chip"] == 6 * 9_798_016 * (4 * 512) / 4 == 30_099_505_152
     assert "GRPO: 48-token responses" in aot.format_report(f)
 
