@@ -129,11 +129,25 @@ def agentic_summary(rows: Sequence[dict], episodes: int) -> dict[str, Any]:
 
 
 def crop_call(record: dict) -> str:
-    """A well-formed turn calling crop_video over the record's whole video."""
+    """A well-formed turn calling crop_video over the record's whole video, written compactly
+    (about 42 tokens): a forced turn is cut at max_new_tokens like a sampled one, and a cut
+    call is a malformed one (check_fits)."""
     args = {"video_path": record["video_path"], "start_time": 0.0,
             "end_time": float(record["duration"])}
-    return ("<think>zoom in</think><tool_call>\n"
-            f'{json.dumps({"name": "crop_video", "arguments": args})}\n</tool_call>')
+    call = json.dumps({"name": "crop_video", "arguments": args}, separators=(",", ":"))
+    return f"<think>crop</think><tool_call>\n{call}\n</tool_call>"
+
+
+def check_fits(turns: Sequence[str], max_new_tokens: int) -> None:
+    """Stops the bench if a scripted turn is longer than a turn may be (it would be cut, and
+    the agentic part would time malformed calls instead of tool calls)."""
+    from seeker_jax.models.tokenizer import offline_qwen_tokenizer
+
+    tok = offline_qwen_tokenizer()
+    longest = max(len(tok.encode(t)) for t in turns)
+    if longest > max_new_tokens:
+        raise SystemExit(f"bench/grpo.py: the scripted crop_video turn takes {longest} tokens, "
+                         f"more than --max-new-tokens {max_new_tokens}; raise it")
 
 
 def crop_script(config, root: str, iterations: int):
@@ -145,6 +159,7 @@ def crop_script(config, root: str, iterations: int):
     r = config.rollout
     it = prompt_iterator(root, config)
     records = [next(it) for _ in range(iterations * r.prompts_per_step)]
+    check_fits([crop_call(rec) for rec in records], int(r.max_new_tokens))
     at = {"iteration": 0}
 
     def script(episode: int, turn: int):
@@ -379,7 +394,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "as one JSON object (bench/run_all.py reads it)")
     args = p.parse_args(argv)
     if args.quick:
-        args.iters, args.n, args.prompts, args.max_new_tokens = 1, 2, 2, 8
+        args.iters, args.n, args.prompts, args.max_new_tokens = 1, 2, 2, 48  # the crop fits
         args.max_turns, args.minibatches, args.synth_num = 2, 1, 4
     return args
 
