@@ -181,7 +181,15 @@ def render_grpo(report: dict[str, Any], runs: list[dict[str, Any]]) -> list[str]
             "interleaved; speed-up = our episodes/s / TRL's.", "", *vs.lines, "",
             "The agentic iteration (every episode's first turn forced to a crop_video call):",
             "", *agentic.lines, "",
-            "Where an iteration goes (share of the iteration's wall time):", "", *split.lines]
+            "Where an iteration goes (share of the iteration's wall time):", "", *split.lines, "",
+            "Why the update outweighs the rollout here: the tiny model is 64 wide over Qwen's "
+            "151,936-token vocabulary, so nearly all its weights and work are the tied "
+            "embedding / LM head. The learner makes six vocabulary-sized matmuls per learned "
+            "token (the reference's and the old log-probs' forwards, the loss's forward, its "
+            "recompute in the backward, and the two gradient matmuls); the sampler makes one. "
+            "The learner projects only the loss positions, K per episode in multiples of one "
+            "turn (`rl.grpo_batch.turn_loss_len`); with K rounded up to 128, as before "
+            "5e5924b, a 48-token turn cost 128 positions of each."]
 
 
 RENDERERS: dict[str, tuple[str, Callable[[dict, list], list[str]]]] = {
