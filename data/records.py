@@ -109,6 +109,14 @@ def missing_split_message(root: str | os.PathLike, split: str) -> str:
             f"{root} --split {split}` (docs/data.md)")
 
 
+def existing_split(root: str | os.PathLike, split: str) -> Path:
+    """The split's array_record file; MissingSplitError (saying how to make it) if absent."""
+    path = split_path(root, split)
+    if not path.is_file():
+        raise MissingSplitError(missing_split_message(root, split))
+    return path
+
+
 def check_records(records: Iterable[dict[str, Any]], use: str, where: str) -> list[dict[str, Any]]:
     """The records validated for `use` (data/schema.py) and normalized; the first bad one is a
     RecordError naming it, with how many more fail."""
@@ -135,9 +143,7 @@ class RecordSource:
 
     def __init__(self, root: str | os.PathLike, split: str = "train", resolve: bool = True,
                  use: str | None = "eval"):
-        path = split_path(root, split)
-        if not path.is_file():
-            raise MissingSplitError(missing_split_message(root, split))
+        path = existing_split(root, split)
         self.root = str(Path(root).resolve())
         self.split = split
         self.resolve = resolve
@@ -166,9 +172,7 @@ def read_records(root: str | os.PathLike, split: str = "train", resolve: bool = 
     """All records of a split in file order (small datasets, tests and tools), checked for
     `use` as RecordSource checks them: the file is read and validated once (a RecordSource
     would validate each record again on access)."""
-    path = split_path(root, split)
-    if not path.is_file():
-        raise MissingSplitError(missing_split_message(root, split))
+    path = existing_split(root, split)
     records = read_record_file(path)
     if use is not None:
         records = check_records(records, use, f"{path} ({use} records)")

@@ -47,10 +47,10 @@ def grpo_per_token(c: ml_collections.ConfigDict) -> tuple[str, ...]:
     return tuple(names)
 
 
-def response_loss_len(response_tokens: int, max_new_tokens: int | None = None) -> int:
+def response_loss_len(response_tokens: int, max_new_tokens: int) -> int:
     """K: every response token is a loss position, rounded up to the learner's multiple
-    (rl.grpo_batch.turn_loss_len of max_new_tokens; default: of the response itself)."""
-    multiple = turn_loss_len(response_tokens if max_new_tokens is None else max_new_tokens)
+    (rl.grpo_batch.turn_loss_len of max_new_tokens)."""
+    multiple = turn_loss_len(max_new_tokens)
     return -(-int(response_tokens) // multiple) * multiple
 
 

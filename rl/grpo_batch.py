@@ -8,8 +8,8 @@ shape does not depend on which episodes were cut.
 
 The loss positions per row (K) come in multiples of one model turn (`turn_loss_len`), not of
 collate's default 128: a 48-token turn projects 48 positions onto the vocabulary, not 128
-(that projection is most of a small model's update), and a run still sees at most
-max_turns shapes.
+(that projection is most of a small model's update), and K still takes at most max_turns
+values in a run.
 
 Minibatches split the episodes into `minibatches` contiguous, near-equal parts in episode
 order; every process does the same on its own episodes.

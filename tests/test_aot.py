@@ -260,7 +260,7 @@ def test_grpo_step_memory_figures(grpo_figures):
     # One episode per chip: a 2-frame video at the tiny env's 4,096 px (1280x720 -> 32x64:
     # 2x4 patches, 2 tokens) + "<1.0 seconds>" 6 + start/end 2, + 128 prompt text + 48
     # response tokens = 186 -> the learner's bucket 512 (not 256); K = 48: one turn rounded
-        # up to 16 (rl.grpo_batch.turn_loss_len).
+    # up to 16 (rl.grpo_batch.turn_loss_len).
     assert f["global_batch"] == 4 and f["video_tokens"] == 2 and f["video_grid"] == [1, 2, 4]
     assert f["seq_len"] == 512 == min(b for b in c.rollout.buckets if b >= 2 + 8 + 128 + 48)
     assert f["loss_positions"] == 48 and f["response_tokens"] == 48
