@@ -191,6 +191,29 @@ def test_flops_only_probe_counts_the_same_flops():
     assert default[0] > 0 and gap < 1e-4
 
 
+def test_probe_on_one_chips_share_counts_what_the_partitioned_layer_counts():
+    """chip_share: on an fsdp-only mesh a probe compiles one chip holding its rows, and counts
+    the partitioned layer's per-chip FLOPs (within 1e-3: 2.7e-4 here, 2e-5 for the 8B layer);
+    its bytes leave out the gathers' writes (within 5%: 2.2% here). A mesh that also splits
+    the heads keeps the real mesh, as does a row count the chips do not divide."""
+    from seeker_jax.aot.cost import FLOPS_ONLY, chip_share, decoder_layer_cost
+
+    c, cfg, mesh, rules = _probe_setup()
+    one, rows = chip_share(mesh, rules, 4)
+    assert one.devices.size == 1 and rows == 1 and one.axis_names == mesh.axis_names
+    whole = decoder_layer_cost(c, cfg, mesh, rules, 4, 1536, "chunked", FLOPS_ONLY)
+    share = decoder_layer_cost(c, cfg, one, rules, rows, 1536, "chunked", FLOPS_ONLY)
+    flops_gap = abs(share[0] - whole[0]) / whole[0]
+    bytes_gap = abs(share[1] - whole[1]) / whole[1]
+    print(f"\nlayer on 4 chips: {whole[0]:.6e} FLOPs, {whole[1]:.4e} B per chip; one chip's "
+          f"share: {share[0]:.6e}, {share[1]:.4e} (gaps {flops_gap:.1e}, {bytes_gap:.1e})")
+    assert flops_gap < 1e-3 and bytes_gap < 0.05
+    assert chip_share(mesh, rules, 6) == (mesh, 6)  # 6 rows do not split over 4 chips
+    c.mesh.fsdp, c.mesh.tensor = 2, 2
+    tensor_mesh = aot.topology_mesh(c, TOPOLOGY)[2]
+    assert chip_share(tensor_mesh, rules, 4) == (tensor_mesh, 4)
+
+
 # Slow (~17 s): test_scanned_decoder_flops_are_scaled_by_the_trip_count checks the
 # compiled FLOP count in the default suite.
 @pytest.mark.slow

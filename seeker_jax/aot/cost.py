@@ -10,13 +10,16 @@ itself compiles).
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+import math
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
+
+from seeker_jax.sharding import mesh_axes_of
 
 
 def compiled_cost(compiled) -> tuple[float, float]:
@@ -64,12 +67,12 @@ def _batched(mesh, rules, dtype):
     return batched
 
 
-# Compiler options of a probe that only counts FLOPs: jax's lowest exec-time optimization
-# effort. XLA then skips most of its search for a fast schedule, which is most of a large
-# layer's compile time, and the FLOPs it counts do not depend on that search
-# (tests/test_aot.py compares the two counts on the tiny test layer); the bytes accessed change
-# with fusion (the tiny test layer: 11% to 55% more at the lowest effort; the 8B online-softmax
-# layer at 16,384 tokens: 2.3% fewer), so a bytes probe keeps the default effort.
+# Compiler options of every probe: jax's lowest exec-time optimization effort. XLA then skips
+# most of its search for a fast schedule, which is most of a large layer's compile time, and
+# the FLOPs it counts do not depend on that search (tests/test_aot.py compares the two counts
+# on the tiny test layer). The bytes accessed change with fusion (the 8B online-softmax layer
+# at 16,384 tokens: 2.3% fewer than at the default effort; the tiny test layer: 11% to 55%
+# more), a trade taken for a fifth of the compile time (docs/pods.md).
 FLOPS_ONLY = {"exec_time_optimization_effort": -1.0}
 
 # The short lengths whose counts fix a decoder layer's FLOPs at any length (decoder_layer_flops).
@@ -93,7 +96,7 @@ def decoder_layer_cost(c: ml_collections.ConfigDict, cfg, mesh, rules, batch: in
     rules), batch sharding, dtypes and remat policy: forward then the VJP with respect to the
     parameters and the input, which is what the forward and backward scan bodies hold. The
     DeepStack add and loop bookkeeping are left out (elementwise, negligible).
-    compiler_options: passed to `compile` (FLOPS_ONLY for a probe whose bytes are not used).
+    compiler_options: passed to `compile` (scan_costs passes FLOPS_ONLY).
     """
     from seeker_jax.models.qwen3_vl.attention import AttentionMask
     from seeker_jax.models.qwen3_vl.text import REMAT_POLICIES, Qwen3VLTextDecoderLayer
@@ -213,33 +216,63 @@ class ScanCosts:
     vision_block: tuple[float, float]
 
 
+def chip_share(mesh, rules, rows: int) -> tuple[Any, int]:
+    """(mesh, rows) a probe compiles on: one chip and its share of the rows where the batch
+    axes are the only mesh axes wider than one and split the rows evenly, else the step's
+    own mesh and rows.
+
+    There each chip runs the whole layer on its own rows (the batch split over data and fsdp;
+    fsdp's parameter shards are gathered whole before use), so its FLOPs are those of one chip
+    holding rows / chips rows; the probe then skips SPMD partitioning and the collectives,
+    about 40% of its compile. The gathers' own HBM writes are left out of the bytes. Measured
+    against the partitioned layer: the 8B layer at 16,384 tokens on v5p-8, FLOPs within 2e-5,
+    bytes within 0.1%; the tiny test layer, 2.7e-4 and 2.2% (tests/test_aot.py). A tensor or
+    other split of the heads keeps the real mesh."""
+    batch_axes = set(mesh_axes_of("batch", rules))
+    split = {axis: size for axis, size in mesh.shape.items() if size > 1}
+    chips = math.prod(split.values())
+    if not set(split) <= batch_axes or rows % chips:
+        return mesh, rows
+    one = jax.make_mesh((1,) * len(mesh.axis_names), mesh.axis_names,
+                        devices=mesh.devices.flat[:1],
+                        axis_types=(jax.sharding.AxisType.Auto,) * len(mesh.axis_names))
+    return one, rows // chips
+
+
 def scan_costs(c: ml_collections.ConfigDict, cfg, mesh, rules, batch: int, seq_len: int,
                splash: bool, vision_blocks: tuple[int, int],
                stop: Callable[[], bool] = lambda: False) -> ScanCosts | None:
-    """Every probe a step with scanned layers needs, each compiled once.
+    """Every probe a step with scanned layers needs, each compiled once, on one chip's share
+    where that gives the same per-chip counts (chip_share).
 
     A splash step (a Pallas kernel has no cost model) takes its layer bytes from the
     online-softmax ("chunked") layer, a fused kernel's traffic, and its FLOPs from the dense
     reference (decoder_layer_flops); a reference step takes both from its one dense probe.
+    Every probe compiles at the lowest effort (FLOPS_ONLY): the bytes then come from a
+    less-fused program (the 8B layer's 2.3% below the default effort's), at a fifth of the
+    compile time.
     stop() is asked before each compile (compile_train_step passes "the step's own compile
     has failed"): then None, the counts no longer being needed.
     """
     if stop():
         return None
-    traffic = decoder_layer_cost(c, cfg, mesh, rules, batch, seq_len,
-                                 "chunked" if splash else "reference")
+    layer_mesh, rows = chip_share(mesh, rules, batch)
+    traffic = decoder_layer_cost(c, cfg, layer_mesh, rules, rows, seq_len,
+                                 "chunked" if splash else "reference", FLOPS_ONLY)
     if stop():
         return None
     if splash or traffic is None:
-        layer_flops, counted = decoder_layer_flops(c, cfg, mesh, rules, batch, seq_len)
+        layer_flops, counted = decoder_layer_flops(c, cfg, layer_mesh, rules, rows, seq_len)
     else:  # that probe was the dense reference already: every attention FLOP counted
         layer_flops, counted = traffic[0], "compiled"
     if stop():
         return None
-    block = vision_block_cost(c, cfg, mesh, rules, vision_blocks)
+    n, size = vision_blocks
+    vision_mesh, n_share = chip_share(mesh, rules, n)
+    block = vision_block_cost(c, cfg, vision_mesh, rules, (n_share, size))
     return ScanCosts(layer_flops, counted, None if traffic is None else traffic[1], block)
 
 
-__all__ = ["FIT_LENGTHS", "FLOPS_ONLY", "ScanCosts", "compiled_cost", "decoder_layer_cost",
-           "decoder_layer_flops", "is_out_of_memory", "place_variables", "quadratic_at",
+__all__ = ["FIT_LENGTHS", "FLOPS_ONLY", "ScanCosts", "chip_share", "compiled_cost",
+           "decoder_layer_cost", "decoder_layer_flops", "is_out_of_memory", "place_variables", "quadratic_at",
            "scan_costs", "vision_block_cost"]
