@@ -60,7 +60,8 @@ setup(
         # trl: the GRPO loss parity reference; openai: the official client the server is tested
         # with; ray: the pipeline's scale-out, tested on a local ray.init(num_cpus=2).
         # ruff and import-linter: tests/test_lint.py holds the style and layering rules.
-        "test": ["pytest>=8.0", "hypothesis>=6.100", "torch==2.13.0", "jax[tpu]>=0.7.0",
+        # pytest-xdist: pytest.ini runs the suite in two worker processes, a file to a worker.
+        "test": ["pytest>=8.0", "pytest-xdist>=3.5", "hypothesis>=6.100", "torch==2.13.0", "jax[tpu]>=0.7.0",
                  "trl>=1.0", "openai>=1.40", "ray>=2.30", "ruff>=0.6", "import-linter>=2.1"],
         "ray": ["ray>=2.30"],
         # Meta's sam2 package: the masks.backend=sam2_pkg stage. It brings its own torch and
