@@ -5,6 +5,8 @@ Pick one with `configs/qwen3_vl.py:8b`. The dict goes through
 """
 import ml_collections
 
+from seeker_jax.models.qwen3_vl.tiny import tiny_hf_dict
+
 # name: (text hidden, intermediate, layers, heads, kv heads, tied,
 #        vision depth, hidden, intermediate, deepstack indexes)
 SIZES = {
@@ -12,16 +14,18 @@ SIZES = {
     "4b": (2560, 9728, 36, 32, 8, True, 24, 1024, 4096, (5, 11, 17)),
     "8b": (4096, 12288, 36, 32, 8, False, 27, 1152, 4304, (8, 16, 24)),
     "32b": (5120, 25600, 64, 64, 8, False, 27, 1152, 4304, (8, 16, 24)),
-    # Test and demo sizes: real vocab and token ids, tiny widths.
-    "tiny": (64, 128, 2, 4, 2, True, 2, 32, 64, (0,)),
+    # A bench size (bench/train_step.py): real vocab and token ids, small widths.
     "small": (256, 512, 4, 4, 2, True, 4, 128, 256, (0, 1)),
 }
 
 
 def hf_config(name: str) -> dict:
-    """The HF config.json dict of a named size."""
+    """The HF config.json dict of a named size. "tiny" is the one tiny model that tests,
+    benches and the demo share (seeker_jax/models/qwen3_vl/tiny.py), over Qwen's vocabulary."""
+    if name == "tiny":
+        return tiny_hf_dict(vocab="qwen")
     if name not in SIZES:
-        raise ValueError(f"unknown Qwen3-VL size {name!r}; choose from {sorted(SIZES)}")
+        raise ValueError(f"unknown Qwen3-VL size {name!r}; choose from {sorted([*SIZES, 'tiny'])}")
     d, ffn, layers, heads, kv, tied, vdepth, vd, vffn, deepstack = SIZES[name]
     head_dim = 128 if d >= 1024 else d // heads
     section = (24, 20, 20) if head_dim == 128 else _section(head_dim // 2)

@@ -3,18 +3,26 @@
 One compile of the tiny model's step for v5e:2x2 (4 chips, fsdp=4) serves the figure checks;
 a second, with an absurd batch, must come back as "does not fit".
 
-The references are hand counts of the tiny model (configs/qwen3_vl.py:tiny: text width 64, MLP
-128, 2 decoder layers, 4 query and 2 KV heads of 16, vocabulary 151,936, tied embeddings; a
-vision tower of 189,856 parameters, frozen by freeze_vision):
+The references are hand counts of the tiny model (configs/qwen3_vl.py:tiny, which is
+seeker_jax/models/qwen3_vl/tiny.py over Qwen's vocabulary: text width 64, MLP 128, 3 decoder
+layers, 4 query and 2 KV heads of 16, vocabulary 151,936, tied embeddings; a vision tower of
+151,744 parameters, frozen by freeze_vision):
 
   trainable parameters (the language model): embedding 151,936 x 64 = 9,723,904; per layer
   q 64x64 + k, v 2 x 64x32 + o 64x64 = 12,288, gate, up, down 3 x 64x128 = 24,576, RMSNorms
-  2 x 64 + q/k norms 2 x 16 = 160, so 37,024; final norm 64: 9,723,904 + 2 x 37,024 + 64
-  = 9,798,016.
+  2 x 64 + q/k norms 2 x 16 = 160, so 37,024; final norm 64: 9,723,904 + 3 x 37,024 + 64
+  = 9,835,040.
+
+  the vision tower (width 32, MLP 64, 3 blocks, DeepStack mergers after blocks 0 and 1): patch
+  embedding 3 x 2 x 16 x 16 x 32 + 32 = 49,184; position embedding 64 x 32 = 2,048; per block
+  two LayerNorms 2 x 64, qkv 32 x 96 + 96, proj 32 x 32 + 32, MLP 32 x 64 + 64 + 64 x 32 + 32,
+  so 8,544; the merger LayerNorm(32) 64 + 128 x 128 + 128 + 128 x 64 + 64 = 24,832; each
+  DeepStack merger the same with LayerNorm(128): 25,024. 49,184 + 2,048 + 3 x 8,544 + 24,832
+  + 2 x 25,024 = 151,744.
 
   matmul FLOPs per chip of one step (one example of L tokens per chip, the loss on K = 128
   positions): per decoder layer forward 2 L x 12,288 (projections) + 2 L x 24,576 (MLP);
-  x 2 layers; x 3 with the backward. The attention is splash on TPU, a Pallas kernel without
+  x 3 layers; x 3 with the backward. The attention is splash on TPU, a Pallas kernel without
   a cost model: XLA counts none of its FLOPs. The tied head on the K positions:
   2 x 128 x 64 x 151,936 = 2,489,319,424, x 3 (forward, the hidden states' gradient, the
   embedding's) = 7,467,958,272. The frozen tower's forward adds under 0.6%.
@@ -72,10 +80,10 @@ def test_memory_figures(figures):
     assert f["argument_bytes"] == f["argument_bytes_by_hand"]
     # ... and, up to that padding, fp32 params + AdamW's mu and nu, sharded 4 ways (each
     # tiny-model matrix has a dimension the 4 chips divide), plus the batch. By hand (module
-    # doc): 4 B x (3 x 9,798,016 trainable + 189,856 frozen) / 4 chips = 29,583,904 bytes, and
+    # doc): 4 B x (3 x 9,835,040 trainable + 151,744 frozen) / 4 chips = 29,656,864 bytes, and
     # a few replicated scalars (step counts): within 0.1%. Moments kept for the frozen tower
-    # too would add 1.3%.
-    state = 29_583_904
+    # too would add 1.0%.
+    state = 29_656_864
     assert state <= f["state_bytes_per_chip"] < state * 1.001
     unpadded = f["state_bytes_per_chip"] + f["batch_bytes_per_chip"]
     assert unpadded - 2 * 4 * 256 <= f["argument_bytes"] <= unpadded * 1.01  # 2 unused (1, 256)
@@ -93,24 +101,24 @@ LOGITS = 128 * 151_936
 
 
 def test_parameters_tokens_and_6nt_hand_worked(figures):
-    assert figures["trainable_params"] == 9_798_016 and figures["frozen_params"] == 189_856
+    assert figures["trainable_params"] == 9_835_040 and figures["frozen_params"] == 151_744
     # 4 examples (one per chip) of 2 video + 6 timestamp + 2 start/end + 128 text tokens,
     # padded to 256
     assert figures["global_batch"] == 4 and figures["seq_len"] == 256
     assert figures["tokens_per_step"] == 1024
-    assert figures["flops_6nt_per_chip"] == 6 * 9_798_016 * 1024 / 4 == 15_049_752_576
+    assert figures["flops_6nt_per_chip"] == 6 * 9_835_040 * 1024 / 4 == 15_106_621_440
 
 
 def test_compiled_flops_against_a_hand_count(figures):
     # L = 256: a layer's forward is 2 x 256 x 12,288 + 2 x 256 x 24,576 = 18,874,368;
-    # x 2 layers x 3 = 113,246,208; the head 7,467,958,272 (module doc)
+    # x 3 layers x 3 = 169,869,312; the head 7,467,958,272 (module doc)
     assert figures["attention_impl"] == "splash" and figures["pallas_kernels"] > 0
-    matmuls = 113_246_208 + 7_467_958_272
+    matmuls = 169_869_312 + 7_467_958_272
     flops = figures["flops_per_chip"]
     print(f"\nSFT step FLOPs per chip {flops:.6e}: {(flops - matmuls) / LOGITS:.1f} a logit "
           "beyond the hand-counted matmuls")
     assert matmuls <= flops <= matmuls + ELEMENTWISE_PER_LOGIT * LOGITS
-    assert figures["flops_ratio"] == pytest.approx(flops / 15_049_752_576)
+    assert figures["flops_ratio"] == pytest.approx(flops / 15_106_621_440)
 
 
 def test_roofline_projection_from_the_compiler_counts(figures):
@@ -125,7 +133,7 @@ def test_roofline_projection_from_the_compiler_counts(figures):
         f["flops_per_chip"] / f["bytes_accessed_per_chip"]) and p["arithmetic_intensity"] < 24
     assert p["memory_s"] * 0.819e12 == pytest.approx(f["bytes_accessed_per_chip"])
     assert p["compute_s"] * 197e12 == pytest.approx(f["flops_per_chip"])
-    assert p["mfu"] * p["step_s"] * 197e12 == pytest.approx(15_049_752_576)
+    assert p["mfu"] * p["step_s"] * 197e12 == pytest.approx(15_106_621_440)
     assert "PROJECTION (roofline, not measured)" in aot.format_report(f)
 
 
@@ -299,14 +307,14 @@ def test_grpo_step_memory_figures(grpo_figures):
     per_token_bytes = 4 * f["global_batch"] * f["loss_positions"] * 4 // 4  # 4 arrays, 4 chips
     assert f["batch_bytes_per_chip"] > per_token_bytes
     # FLOPs against the hand count (module doc) at L = 512, K = 48: a layer's forward is
-    # 2 x 512 x 12,288 + 2 x 512 x 24,576 = 37,748,736; x 2 layers x 3 = 226,492,416; the
+    # 2 x 512 x 12,288 + 2 x 512 x 24,576 = 37,748,736; x 3 layers x 3 = 339,738,624; the
     # head as in SFT at K = 48: 48 x 151,936 x 64 x 2 x 3 = 2,800,484,352
     assert f["attention_impl"] == "splash" and f["pallas_kernels"] > 0
-    matmuls, logits = 226_492_416 + 2_800_484_352, 48 * 151_936
+    matmuls, logits = 339_738_624 + 2_800_484_352, 48 * 151_936
     print(f"\nGRPO step FLOPs per chip {f['flops_per_chip']:.6e}: "
           f"{(f['flops_per_chip'] - matmuls) / logits:.1f} a logit beyond the matmuls")
     assert matmuls <= f["flops_per_chip"] <= matmuls + ELEMENTWISE_PER_LOGIT * logits
-    assert f["flops_6nt_per_chip"] == 6 * 9_798_016 * (4 * 512) / 4 == 30_099_505_152
+    assert f["flops_6nt_per_chip"] == 6 * 9_835_040 * (4 * 512) / 4 == 30_213_242_880
     assert "GRPO: 48-token responses" in aot.format_report(f)
 
 
