@@ -188,11 +188,11 @@ def test_flops_only_probe_counts_the_same_flops():
     """The FLOPs probe compiles at jax's lowest exec-time effort: the FLOPs of the default
     effort within 1e-4 (6.3e-5 here; identical for the 8B layer); its bytes may differ and
     are never used."""
-    from seeker_jax.aot.cost import FLOPS_ONLY, decoder_layer_cost
+    from seeker_jax.aot.cost import LOW_EFFORT, decoder_layer_cost
 
     c, cfg, mesh, rules = _probe_setup()
     default = decoder_layer_cost(c, cfg, mesh, rules, 4, 1536)
-    fast = decoder_layer_cost(c, cfg, mesh, rules, 4, 1536, "reference", FLOPS_ONLY)
+    fast = decoder_layer_cost(c, cfg, mesh, rules, 4, 1536, "reference", LOW_EFFORT)
     gap = abs(fast[0] - default[0]) / default[0]
     print(f"\nlayer FLOPs, default effort {default[0]:.6e}, lowest {fast[0]:.6e}: relative "
           f"gap {gap:.1e}")
@@ -204,13 +204,13 @@ def test_probe_on_one_chips_share_counts_what_the_partitioned_layer_counts():
     the partitioned layer's per-chip FLOPs (within 1e-3: 2.7e-4 here, 2e-5 for the 8B layer);
     its bytes leave out the gathers' writes (within 5%: 2.2% here). A mesh that also splits
     the heads keeps the real mesh, as does a row count the chips do not divide."""
-    from seeker_jax.aot.cost import FLOPS_ONLY, chip_share, decoder_layer_cost
+    from seeker_jax.aot.cost import LOW_EFFORT, chip_share, decoder_layer_cost
 
     c, cfg, mesh, rules = _probe_setup()
     one, rows = chip_share(mesh, rules, 4)
     assert one.devices.size == 1 and rows == 1 and one.axis_names == mesh.axis_names
-    whole = decoder_layer_cost(c, cfg, mesh, rules, 4, 1536, "chunked", FLOPS_ONLY)
-    share = decoder_layer_cost(c, cfg, one, rules, rows, 1536, "chunked", FLOPS_ONLY)
+    whole = decoder_layer_cost(c, cfg, mesh, rules, 4, 1536, "chunked", LOW_EFFORT)
+    share = decoder_layer_cost(c, cfg, one, rules, rows, 1536, "chunked", LOW_EFFORT)
     flops_gap = abs(share[0] - whole[0]) / whole[0]
     bytes_gap = abs(share[1] - whole[1]) / whole[1]
     print(f"\nlayer on 4 chips: {whole[0]:.6e} FLOPs, {whole[1]:.4e} B per chip; one chip's "
@@ -236,7 +236,7 @@ def test_layer_flops_quadratic_fit_matches_the_compiled_count(monkeypatch):
     direct, how = aot_cost.decoder_layer_flops(c, cfg, mesh, rules, 4, length)
     assert how == "compiled"
     short = [aot_cost.decoder_layer_cost(c, cfg, mesh, rules, 4, n, "reference",
-                                         aot_cost.FLOPS_ONLY)[0]
+                                         aot_cost.LOW_EFFORT)[0]
              for n in aot_cost.FIT_LENGTHS]
     fit = aot_cost.quadratic_at(aot_cost.FIT_LENGTHS, short, length)
     print(f"\nlayer FLOPs at {length}: compiled {direct:.6e}, quadratic fit {fit:.6e}, "

@@ -67,13 +67,13 @@ def _batched(mesh, rules, dtype):
     return batched
 
 
-# Compiler options of every probe: jax's lowest exec-time optimization effort. XLA then skips
+# Compiler options of the decoder-layer probes: jax's lowest exec-time optimization effort. XLA then skips
 # most of its search for a fast schedule, which is most of a large layer's compile time, and
 # the FLOPs it counts do not depend on that search (tests/test_aot.py compares the two counts
 # on the tiny test layer). The bytes accessed change with fusion (the 8B online-softmax layer
 # at 16,384 tokens: 2.3% fewer than at the default effort; the tiny test layer: 11% to 55%
 # more), a trade taken for a fifth of the compile time (docs/pods.md).
-FLOPS_ONLY = {"exec_time_optimization_effort": -1.0}
+LOW_EFFORT = {"exec_time_optimization_effort": -1.0}
 
 # The short lengths whose counts fix a decoder layer's FLOPs at any length (decoder_layer_flops).
 FIT_LENGTHS = (1024, 2048, 3072)
@@ -96,7 +96,7 @@ def decoder_layer_cost(c: ml_collections.ConfigDict, cfg, mesh, rules, batch: in
     rules), batch sharding, dtypes and remat policy: forward then the VJP with respect to the
     parameters and the input, which is what the forward and backward scan bodies hold. The
     DeepStack add and loop bookkeeping are left out (elementwise, negligible).
-    compiler_options: passed to `compile` (scan_costs passes FLOPS_ONLY).
+    compiler_options: passed to `compile` (scan_costs passes LOW_EFFORT).
     """
     from seeker_jax.models.qwen3_vl.attention import AttentionMask
     from seeker_jax.models.qwen3_vl.text import REMAT_POLICIES, Qwen3VLTextDecoderLayer
@@ -150,20 +150,20 @@ def decoder_layer_flops(c: ml_collections.ConfigDict, cfg, mesh, rules, batch: i
     """FLOPs per chip of one decoder layer's forward + backward at seq_len with every attention
     FLOP counted (the dense reference: the L x L scores), and how they were counted.
 
-    "compiled": the layer compiled at seq_len with FLOPS_ONLY (the default effort's count,
-    see FLOPS_ONLY, in a sixth of the compile time). "quadratic fit": where the dense scores
+    "compiled": the layer compiled at seq_len with LOW_EFFORT (the default effort's count,
+    see LOW_EFFORT, in a sixth of the compile time). "quadratic fit": where the dense scores
     do not fit one chip (16,384 tokens on a 32 GiB v6e), the layer compiled at FIT_LENGTHS and
     the count's quadratic in L (projections and norms grow with L, scores and softmax with L^2)
     evaluated at seq_len: for the 8B layer at 14,848 tokens on v5p it is within 8.6e-7 of the
     compiled count (tests/test_aot.py checks the fit on the tiny model's layer). None when
     even the short layer does not fit: the count is then unknown, never a wrong number.
     """
-    cost = decoder_layer_cost(c, cfg, mesh, rules, batch, seq_len, "reference", FLOPS_ONLY)
+    cost = decoder_layer_cost(c, cfg, mesh, rules, batch, seq_len, "reference", LOW_EFFORT)
     if cost is not None:
         return cost[0], "compiled"
     counts = []
     for length in FIT_LENGTHS:
-        short = decoder_layer_cost(c, cfg, mesh, rules, batch, length, "reference", FLOPS_ONLY)
+        short = decoder_layer_cost(c, cfg, mesh, rules, batch, length, "reference", LOW_EFFORT)
         if short is None:
             return None, f"not measured: one layer at {length} tokens does not fit a chip"
         counts.append(short[0])
@@ -248,9 +248,9 @@ def scan_costs(c: ml_collections.ConfigDict, cfg, mesh, rules, batch: int, seq_l
     A splash step (a Pallas kernel has no cost model) takes its layer bytes from the
     online-softmax ("chunked") layer, a fused kernel's traffic, and its FLOPs from the dense
     reference (decoder_layer_flops); a reference step takes both from its one dense probe.
-    Every probe compiles at the lowest effort (FLOPS_ONLY): the bytes then come from a
-    less-fused program (the 8B layer's 2.3% below the default effort's), at a fifth of the
-    compile time.
+    The decoder-layer probes compile at the lowest effort (LOW_EFFORT): their bytes then come
+    from a less-fused program (the 8B layer's 2.3% below the default effort's), at a fifth of
+    the compile time. The vision block, a few seconds, keeps the default effort.
     stop() is asked before each compile (compile_train_step passes "the step's own compile
     has failed"): then None, the counts no longer being needed.
     """
@@ -258,7 +258,7 @@ def scan_costs(c: ml_collections.ConfigDict, cfg, mesh, rules, batch: int, seq_l
         return None
     layer_mesh, rows = chip_share(mesh, rules, batch)
     traffic = decoder_layer_cost(c, cfg, layer_mesh, rules, rows, seq_len,
-                                 "chunked" if splash else "reference", FLOPS_ONLY)
+                                 "chunked" if splash else "reference", LOW_EFFORT)
     if stop():
         return None
     if splash or traffic is None:
@@ -273,6 +273,6 @@ def scan_costs(c: ml_collections.ConfigDict, cfg, mesh, rules, batch: int, seq_l
     return ScanCosts(layer_flops, counted, None if traffic is None else traffic[1], block)
 
 
-__all__ = ["FIT_LENGTHS", "FLOPS_ONLY", "ScanCosts", "chip_share", "compiled_cost",
+__all__ = ["FIT_LENGTHS", "LOW_EFFORT", "ScanCosts", "chip_share", "compiled_cost",
            "decoder_layer_cost", "decoder_layer_flops", "is_out_of_memory", "place_variables", "quadratic_at",
            "scan_costs", "vision_block_cost"]
