@@ -42,9 +42,13 @@ def env_group(preset: str = "paper") -> ml_collections.ConfigDict:
         for group in (env.video, env.crop):
             group.max_frame_pixels = 128 * 128
         env.frame.max_pixels = 128 * 128
+    elif preset == "seek":
+        env = env_group("tiny")
+        env.video.min_frames = env.video.max_frames = 4
+        env.crop.max_frames = 4
     else:
-        raise ValueError(f"configs/env.py: unknown env preset {preset!r}; use paper, tiny or "
-                         "tiny_128")
+        raise ValueError(f"configs/env.py: unknown env preset {preset!r}; use paper, tiny, "
+                         "tiny_128 or seek")
     return env
 
 

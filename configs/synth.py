@@ -32,6 +32,15 @@ Presets:
            the marked frame and answer from it without cropping (teacher.shortcut). SFT on
            them learns to skip the crop most of the time; whether GRPO learns to crop is the
            question the run answers (docs/results.md).
+  seek     the world where the crop decides (data/seek.py; issue #34's run, bench/seek.py):
+           one 64x64 shape, 8 s at 8 fps, a base color but for a 1.2 s flash of another color
+           that no overview frame shows (4 overview frames, configs/env.py:seek); "What color
+           is <target> at k.5 s?" is answered by a crop of [k, k + 1]. An imperfect teacher
+           crops that window on 35% of records, the whole video on 55% (too wide) and a 1 s
+           window that misses the flash on 10% (wrong), and answers what its crop showed.
+  seek_perceive  the perception stage's records on the seek world: "What color is <target>
+           from a to a + 1 s?" (crop that window, name the shape and color it shows) and
+           "What color is <target>?" (no tool; the overview's color), 4 per video.
   learn_crop  learn_tools, but a time is asked about only where the color holds over the
            teacher's whole crop window (questions.color_stable_s 0.5): the crop shows one
            color, the answer (configs/demo.py:crop).
@@ -91,6 +100,8 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
                                # answers the pair's other color (data/synth.py)
     c.teacher.confuse_pairs = "red:orange,blue:purple"   # colors the teacher mixes up
 
+    c.seek = None                # a ConfigDict for the seek world (data/seek.py), else None
+
     c.splits = ml_collections.ConfigDict()
     c.splits.val = 0.1
     c.splits.test = 0.1
@@ -136,8 +147,18 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
     elif preset == "learn_crop":
         c = get_config("learn_tools")
         c.questions.color_stable_s = 0.5
+    elif preset in ("seek", "seek_perceive"):
+        c.video.width = c.video.height = 64
+        c.video.fps, c.video.seconds = 8, 8.0
+        c.questions.per_video = 1 if preset == "seek" else 4
+        c.seek = ml_collections.ConfigDict(dict(
+            kind="task" if preset == "seek" else "perceive",
+            overview_frames=4,        # = configs/env.py:seek's video.max_frames
+            size_frac=(0.28, 0.4),    # the shape's half-size, a fraction of the frame height
+            teacher_right=0.35, teacher_wide=0.55,   # the rest: a wrong 1 s window
+            perceive_overview=0.25))  # perception questions answered from the overview
     else:
         raise ValueError(f"configs/synth.py: unknown preset {preset!r}; use default, tiny, "
-                         "demo, demo_128, learn, learn_guess, learn_confuse, learn_tools or "
-                         "learn_crop")
+                         "demo, demo_128, learn, learn_guess, learn_confuse, learn_tools, "
+                         "learn_crop, seek or seek_perceive")
     return c

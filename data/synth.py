@@ -87,6 +87,9 @@ def make_video_records(cfg: ml_collections.ConfigDict, seed: int, index: int,
                        out: str | Path) -> list[dict[str, Any]]:
     """Simulates video `index`, writes its mp4, tracks and prompt frames under `out`, and
     returns its records (up to `questions.per_video`), paths relative to `out`."""
+    if cfg.get("seek") is not None:
+        from seeker_jax.data import seek
+        return seek.make_video_records(cfg, seed, index, out)
     out = Path(out)
     rng = np.random.default_rng([seed, index])
     world = simulate(cfg, rng)

@@ -34,7 +34,8 @@ from seeker_jax.data.batch import bucket_length, collate
 from seeker_jax.models.chat import ChatFormatter, Segment, concat_segments
 
 
-def _call(name: str, **arguments: Any) -> str:
+def tool_call(name: str, **arguments: Any) -> str:
+    """A tool call as the teacher writes it: the JSON inside <tool_call> tags."""
     return "<tool_call>\n" + json.dumps({"name": name, "arguments": arguments}) + "\n</tool_call>"
 
 
@@ -79,14 +80,14 @@ def teacher_turns(record: dict) -> list[str]:
     if record.get("teacher_guess") is not None:   # a guessing teacher (configs/synth.py)
         return [f"<think>I answer.</think>\n<answer>{record['teacher_guess']}</answer>"]
     view = ("<think>I view the marked frame.</think>\n"
-            + _call("view_visual_prompt", frame_path="frame"))
+            + tool_call("view_visual_prompt", frame_path="frame"))
     if record.get("teacher_shortcut") is not None:   # a weak teacher (configs/synth.py)
         return [view, f"<think>I answer.</think>\n<answer>{record['teacher_shortcut']}</answer>"]
     start, end = crop_window(record)
     return [
         view,
         f"<think>I watch {start:.1f} to {end:.1f} s.</think>\n"
-        + _call("crop_video", video_path="video", start_time=start, end_time=end),
+        + tool_call("crop_video", video_path="video", start_time=start, end_time=end),
         f"<think>I answer.</think>\n<answer>{record.get('teacher_answer', record['answer'])}"
         "</answer>",
     ]
@@ -187,4 +188,4 @@ def make_loader(root: str | os.PathLike, split: str, batch_size: int, config: Tr
 
 
 __all__ = ["TrajectoryConfig", "build_trajectory", "grid_signature", "make_loader",
-           "crop_window", "teacher_turns"]
+           "crop_window", "teacher_turns", "tool_call"]

@@ -1,0 +1,286 @@
+"""Does GRPO teach a tiny model where to look? Issue #34's run, stage by stage, on the seek world
+(data/seek.py: only a crop of the right second shows the answer). The protocol (seeds, held-out
+set, iteration counts, metrics) is docs/results.md's "GRPO teaching tool use: protocol", fixed
+before any GRPO result was looked at; this script's constants are that protocol.
+
+  python bench/seek.py --workdir /tmp/seek                    # every stage, resumable
+  python bench/seek.py --workdir /tmp/seek --only perceive    # one stage (see STAGES)
+
+Stages (each skipped when its result file exists, so a re-run resumes):
+  data        the perception world, the task world (train/val/test) and the held-out worlds
+  perceive    the perception stage: SFT from random weights on the perception records
+  perception  the base's perception accuracy on held-out videos (greedy; color and shape)
+  sft         SFT from the base on the imperfect teacher's task trajectories
+  probes      calibration on the task world's val split, by the SFT model's answer
+              log-probabilities over the 6 colors: no tool, the oracle crop, the whole video
+  before      the SFT model's greedy episodes on the held-out world (tools on; and one turn,
+              the no-tool ablation's start)
+  grpo        GRPO from the SFT model, one run per seed, then the held-out episodes again
+  notool      the ablation: GRPO with one model turn per episode (no tool result is ever
+              shown), the same budget, seed SEEDS[0]
+  report      per-seed and pooled tables (paired 95% bootstrap intervals), curves (reward,
+              accuracy, tIoU and tool calls per iteration) in WORKDIR/report.{json,md}, *.png
+Run it on a quiet machine; it prints no timings to compare.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# ---- the protocol (docs/results.md); change it only before a new, separately recorded run ----
+WORLD_SEED, HELD_OUT_SEED, PERCEIVE_HELD_OUT_SEED = 0, 1000, 1002
+PERCEIVE_RECORDS, TASK_RECORDS, HELD_OUT_RECORDS, PERCEIVE_HELD_OUT = 1200, 1200, 200, 96
+# The perception stage in phases (workdir, steps, peak lr), each continuing the last: after
+# 300 steps the base read colors at chance on perception seed 1001, so a second phase of 600
+# was added, and the base is reported on perception seed 1002, a world not used to decide it.
+# (workdir, data, steps, peak lr); the second phase reads a fresh perception world (seed 2).
+PERCEIVE_PHASES = (("perceive", "perceive", 300, 5e-3), ("perceive2", "perceive_more", 600, 5e-3))
+SFT_STEPS, SFT_LR = 300, 2e-3
+SEEDS = (1, 2, 3)
+GRPO_STEPS, GRPO_LR = 10, 1e-3
+PROBE_RECORDS = 60
+ROLLOUT = {"max_turns": 4, "max_new_tokens": 64, "max_len": 1024}
+ENV = ("--config.env.video.min_frames=4", "--config.env.video.max_frames=4",
+       "--config.env.crop.max_frames=4")                       # configs/env.py:seek
+SFT_FLAGS = (*ENV, "--config.data.batch_size=4", "--config.data.buckets=(768, 1024)")
+GRPO_FLAGS = (*ENV, "--config.rollout.prompts_per_step=8", "--config.rollout.n=8",
+              "--config.rollout.minibatches=2", "--config.optimizer.accum_steps=2",
+              f"--config.optimizer.lr={GRPO_LR}", "--config.loss.chunk=64",
+              "--config.reward.temporal_iou=True", "--config.reward.weights.temporal_iou=0.0",
+              *(f"--config.rollout.{k}={v}" for k, v in ROLLOUT.items()),
+              "--config.rollout.buckets=(512, 1024)")
+STAGES = ("data", "perceive", "perception", "sft", "probes", "before", "grpo", "notool",
+          "report")
+
+
+def base(w: str) -> str:
+    """The perception stage's result: its last phase's workdir."""
+    return os.path.join(w, PERCEIVE_PHASES[-1][0])
+
+
+def say(msg: str) -> None:
+    print(f"[seek] {msg}", flush=True)
+
+
+def _done(path: str) -> bool:
+    return os.path.isfile(path)
+
+
+def _dump(path: str, obj) -> None:
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1)
+
+
+def _load(path: str):
+    with open(path) as f:
+        return json.load(f)
+
+
+def data_stage(w: str) -> None:
+    from seeker_jax.config import load_config
+    from seeker_jax.data.synth import synthesize
+
+    for name, preset, num, seed in (("perceive", "seek_perceive", PERCEIVE_RECORDS, WORLD_SEED),
+                                    ("perceive_more", "seek_perceive", 2400, 2),
+                                    ("perceive_held_out", "seek_perceive", PERCEIVE_HELD_OUT,
+                                     PERCEIVE_HELD_OUT_SEED),
+                                    ("task", "seek", TASK_RECORDS, WORLD_SEED),
+                                    ("held_out", "seek", HELD_OUT_RECORDS, HELD_OUT_SEED)):
+        root = os.path.join(w, "data", name)
+        if not _done(os.path.join(root, "meta.json")):
+            say(f"synthesizing {name}: {num} records of configs/synth.py:{preset}, seed {seed}")
+            synthesize(root, num, seed, load_config(f"configs/synth.py:{preset}"))
+
+
+def _records(w: str, name: str, splits=("train", "val", "test")) -> list[dict]:
+    from seeker_jax.data.records import read_records
+
+    root = os.path.join(w, "data", name)
+    return [r for s in splits for r in read_records(root, s, resolve=False)]
+
+
+def sft_run(w: str, name: str, data: str, steps: int, lr: float, init_from: str = "") -> None:
+    from seeker_jax.config import load_config
+    from seeker_jax.training.sft import train
+
+    workdir = os.path.join(w, name)
+    flags = [f"--config.data.root={os.path.join(w, 'data', data)}", f"--config.steps={steps}",
+             f"--config.optimizer.total_steps={steps}", f"--config.optimizer.lr={lr}",
+             "--config.optimizer.warmup_steps=20", f"--config.checkpoint_every={steps}",
+             f"--config.eval_every={steps // 3}", *SFT_FLAGS]
+    if init_from:
+        flags.append(f"--config.model.init_from={init_from}")
+    say(f"SFT {name}: {steps} steps at lr {lr} on {data}"
+        + (f", from {init_from}" if init_from else ", from random weights"))
+    train(load_config("configs/sft.py:demo", flags), workdir)
+
+
+def episodes(ckpt: str, root: str, records: list[dict], budgets: dict,
+             temperature: float = 0.0, seed: int = 0) -> dict:
+    """Episodes of checkpoint `ckpt` on `records`: per question correct (the GRPO reward's
+    accuracy), reward, tool calls, the last crop's tIoU with the evidence window, answer."""
+    from seeker_jax.agents.policy import load_policy
+    from seeker_jax.cli.demo import reward_scores, run_episodes
+    from seeker_jax.rl.rewards import interval_iou
+    from seeker_jax.rl.rewards.context import crop_windows
+
+    t0 = time.perf_counter()
+    judged, _ = run_episodes(load_policy(f"ckpt:{ckpt}"), root, records, batch_size=16,
+                             budgets=budgets, temperature=temperature, seed=seed)
+    scores = reward_scores(judged, records)
+    out = {"correct": [], "reward": [], "tool_calls": [], "tiou": [], "answers": [],
+           "answered": []}
+    for j, s, r in zip(judged, scores, records):
+        o = j.outcome
+        good = [c for c in o.calls if not c.get("error")]
+        crops = crop_windows(good)
+        out["correct"].append(int(s["accuracy"] >= 1.0))
+        out["reward"].append(round(float(s["reward"]), 4))
+        out["tool_calls"].append(len(good))
+        out["tiou"].append(round(interval_iou(crops[-1], r["evidence_window"]), 4)
+                           if crops else 0.0)
+        out["answers"].append(o.answer)
+        out["answered"].append(int(o.answer is not None))
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+def summary(ep: dict) -> dict:
+    return {"questions": len(ep["correct"]), "accuracy": float(np.mean(ep["correct"])),
+            "reward": float(np.mean(ep["reward"])), "tiou": float(np.mean(ep["tiou"])),
+            "tool_calls": float(np.mean(ep["tool_calls"])),
+            "answered": float(np.mean(ep["answered"]))}
+
+
+def perception_stage(w: str) -> dict:
+    budgets = ROLLOUT
+    records = _records(w, "perceive_held_out")
+    ep = episodes(base(w), os.path.join(w, "data", "perceive_held_out"),
+                  records, budgets)
+    color = shape = 0
+    for a, r in zip(ep["answers"], records):
+        words = (a or "").lower().split()
+        color += int(bool(words) and words[0] == r["answer"])
+        shape += int(len(words) > 1 and words[1] == r["shape"])
+    out = {"questions": len(records), "color_accuracy": color / len(records),
+           "shape_accuracy": shape / len(records), "answered": float(np.mean(ep["answered"])),
+           "chance_color": 1 / 6, "chance_shape": 1 / 4}
+    say(f"perception on {len(records)} held-out questions: color {out['color_accuracy']:.1%}, "
+        f"shape {out['shape_accuracy']:.1%} (chance 16.7% / 25%)")
+    return out
+
+
+def probes_stage(w: str) -> dict:
+    """Accuracy of the SFT model's answer, the color of highest log-probability after forced
+    turns: no tool, the oracle crop [k, k + 1], the whole video."""
+    from seeker_jax.agents.policy import load_policy
+    from seeker_jax.data.batch import collate
+    from seeker_jax.data.seek import _answer_turn, _crop_turn
+    from seeker_jax.data.trajectories import build_trajectory
+    from seeker_jax.data.world import COLOR_NAMES
+    from seeker_jax.models.qwen3_vl import forward
+
+    policy = load_policy(f"ckpt:{os.path.join(w, 'sft')}")
+    root = os.path.join(w, "data", "task")
+    records = _records(w, "task", ("val",))[:PROBE_RECORDS]
+    formatter, cfg = policy.formatter(), policy.env.episode_config()
+
+    def score(record, first_turns):
+        segs = [build_trajectory({**record, "teacher_turns": [*first_turns, _answer_turn(c)]},
+                                 formatter, root, cfg) for c in COLOR_NAMES]
+        logits = np.asarray(forward(policy.model, **collate(segs).model_inputs()).logits,
+                            np.float64)
+        totals = []
+        for row, seg in enumerate(segs):
+            ids, mask = np.asarray(seg.input_ids), np.asarray(seg.loss_mask) > 0
+            logp = logits[row, :len(ids) - 1]
+            logp = logp - np.logaddexp.reduce(logp, axis=-1, keepdims=True)
+            tok = np.take_along_axis(logp, ids[1:, None], -1)[:, 0]
+            totals.append(float(tok[mask[1:]].sum()))
+        return COLOR_NAMES[int(np.argmax(totals))]
+
+    out = {}
+    for cond, turns in (("no tool", lambda r: []),
+                        ("oracle crop", lambda r: [_crop_turn(*r["evidence_window"])]),
+                        ("whole-video crop", lambda r: [_crop_turn(0.0, r["duration"])])):
+        said = [score(r, turns(r)) for r in records]
+        out[cond] = {"accuracy": float(np.mean([s == r["answer"] for s, r in zip(said, records)])),
+                     "says_base_color": float(np.mean([s == r["base_color"]
+                                                       for s, r in zip(said, records)]))}
+        say(f"probe {cond:<17} accuracy {out[cond]['accuracy']:.1%} "
+            f"(names the base color {out[cond]['says_base_color']:.1%}) on {len(records)}")
+    out["questions"], out["chance"] = len(records), 1 / 5
+    return out
+
+
+def grpo_run(w: str, name: str, seed: int, extra=()) -> None:
+    from seeker_jax.cli.demo import grpo_config
+    from seeker_jax.rl.grpo import train
+
+    config = grpo_config(os.path.join(w, "sft"), os.path.join(w, "data", "task"), GRPO_STEPS,
+                         [*GRPO_FLAGS, f"--config.seed={seed}", *extra])
+    say(f"GRPO {name}: seed {seed}, {GRPO_STEPS} iterations of 8 prompts x 8 at lr {GRPO_LR}")
+    train(config, os.path.join(w, name))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--only", choices=STAGES, action="append", help="run only these stages")
+    args = p.parse_args(argv)
+    w = args.workdir
+    os.makedirs(w, exist_ok=True)
+    stages = args.only or STAGES
+    held_root = os.path.join(w, "data", "held_out")
+    one_turn = {**ROLLOUT, "max_turns": 1}
+    if "data" in stages:
+        data_stage(w)
+    previous = ""
+    for name, data, steps, lr in PERCEIVE_PHASES:
+        if "perceive" in stages and not _done(os.path.join(w, name, "done")):
+            sft_run(w, name, data, steps, lr, init_from=previous)
+            open(os.path.join(w, name, "done"), "w").close()
+        previous = os.path.join(w, name)
+    if "perception" in stages and not _done(os.path.join(w, "perception.json")):
+        _dump(os.path.join(w, "perception.json"), perception_stage(w))
+    if "sft" in stages and not _done(os.path.join(w, "sft", "done")):
+        sft_run(w, "sft", "task", SFT_STEPS, SFT_LR, init_from=base(w))
+        open(os.path.join(w, "sft", "done"), "w").close()
+    if "probes" in stages and not _done(os.path.join(w, "probes.json")):
+        _dump(os.path.join(w, "probes.json"), probes_stage(w))
+    held = _records(w, "held_out") if os.path.isdir(held_root) else []
+    if "before" in stages and not _done(os.path.join(w, "before.json")):
+        sft = os.path.join(w, "sft")
+        out = {"tools": episodes(sft, held_root, held, ROLLOUT),
+               "one_turn": episodes(sft, held_root, held, one_turn)}
+        say(f"SFT model, held-out: {summary(out['tools'])}; one turn: "
+            f"{summary(out['one_turn'])}")
+        _dump(os.path.join(w, "before.json"), out)
+    for name, seed, extra, budgets in (
+            *((f"grpo_s{s}", s, (), ROLLOUT) for s in SEEDS if "grpo" in stages),
+            *((("notool", SEEDS[0], ("--config.rollout.max_turns=1",), one_turn),)
+              if "notool" in stages else ())):
+        result = os.path.join(w, f"{name}.json")
+        if _done(result):
+            continue
+        if not _done(os.path.join(w, name, "done")):
+            grpo_run(w, name, seed, extra)
+            open(os.path.join(w, name, "done"), "w").close()
+        ep = episodes(os.path.join(w, name), held_root, held, budgets)
+        say(f"{name}, held-out: {summary(ep)}")
+        _dump(result, ep)
+    if "report" in stages:
+        from seek_report import report
+        report(w, SEEDS)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
