@@ -18,6 +18,9 @@ Stages (each skipped when its result file exists, so a re-run resumes):
   grpo        GRPO from the SFT model, one run per seed, then the held-out episodes again
   notool      the ablation: GRPO with one model turn per episode (no tool result is ever
               shown), the same budget, seed SEEDS[0]
+  sampled     a diagnostic added after the results (it chooses nothing): the SFT model's
+              episodes at T = 1 (GRPO's policy) on 64 train questions x 4, by the window of
+              the last crop (the evidence second, the whole video, another window, none)
   report      per-seed and pooled tables (paired 95% bootstrap intervals), curves (reward,
               accuracy, tIoU and tool calls per iteration) in WORKDIR/report.{json,md}, *.png
 Run it on a quiet machine; it prints no timings to compare.
@@ -61,7 +64,7 @@ GRPO_FLAGS = (*ENV, "--config.rollout.prompts_per_step=4", "--config.rollout.n=8
               *(f"--config.rollout.{k}={v}" for k, v in ROLLOUT.items()),
               "--config.rollout.buckets=(512, 1024)")
 STAGES = ("data", "perceive", "perception", "sft", "probes", "before", "grpo", "notool",
-          "report")
+          "report", "sampled")
 
 
 def base(w: str) -> str:
@@ -227,6 +230,29 @@ def probes_stage(w: str) -> dict:
     return out
 
 
+def crop_kind(tiou: float, calls: int) -> str:
+    """The last crop, from its tIoU with the evidence second: the seek world's windows are
+    whole seconds (tIoU 1), the whole 8 s video (1/8) or a missing second (0)."""
+    if not calls:
+        return "no tool"
+    return {1.0: "evidence second", 0.125: "whole video"}.get(round(tiou, 3), "another window")
+
+
+def sampled_stage(w: str) -> dict:
+    records = [r for r in _records(w, "task", ("train",))[:64] for _ in range(4)]
+    ep = episodes(os.path.join(w, "sft"), os.path.join(w, "data", "task"), records, ROLLOUT,
+                  temperature=1.0, seed=11)
+    groups: dict[str, list[int]] = {}
+    for c, t, n in zip(ep["correct"], ep["tiou"], ep["tool_calls"]):
+        groups.setdefault(crop_kind(t, n), []).append(c)
+    out = {k: {"share": len(v) / len(records), "accuracy": float(np.mean(v))}
+           for k, v in sorted(groups.items(), key=lambda kv: -len(kv[1]))}
+    for k, v in out.items():
+        say(f"sampled at T = 1: {k:<16} {v['share']:6.1%} of episodes, accuracy "
+            f"{v['accuracy']:.1%}")
+    return out
+
+
 def grpo_run(w: str, name: str, seed: int, extra=()) -> None:
     from seeker_jax.cli.demo import grpo_config
     from seeker_jax.rl.grpo import train
@@ -283,6 +309,8 @@ def main(argv=None) -> int:
         ep = episodes(os.path.join(w, name), held_root, held, budgets)
         say(f"{name}, held-out: {summary(ep)}")
         _dump(result, ep)
+    if "sampled" in stages and not _done(os.path.join(w, "sampled.json")):
+        _dump(os.path.join(w, "sampled.json"), sampled_stage(w))
     if "report" in stages:
         from seek_report import report
         report(w, SEEDS)
