@@ -190,7 +190,7 @@ def probes_stage(w: str) -> dict:
     turns: no tool, the oracle crop [k, k + 1], the whole video."""
     from seeker_jax.agents.policy import load_policy
     from seeker_jax.data.batch import collate
-    from seeker_jax.data.seek import _answer_turn, _crop_turn
+    from seeker_jax.data.seek import answer_turn, crop_turn
     from seeker_jax.data.trajectories import build_trajectory
     from seeker_jax.data.world import COLOR_NAMES
     from seeker_jax.models.qwen3_vl import forward
@@ -203,7 +203,7 @@ def probes_stage(w: str) -> dict:
     def score(record, first_turns):
         """The color whose answer turn has the highest log-probability; logits only at the
         learned positions (the model's own head on its last hidden states)."""
-        segs = [build_trajectory({**record, "teacher_turns": [*first_turns, _answer_turn(c)]},
+        segs = [build_trajectory({**record, "teacher_turns": [*first_turns, answer_turn(c)]},
                                  formatter, root, cfg) for c in COLOR_NAMES]
         hidden = forward(policy.model, **collate(segs).model_inputs(),
                          compute_logits=False).last_hidden_state
@@ -218,8 +218,8 @@ def probes_stage(w: str) -> dict:
 
     out = {}
     for cond, turns in (("no tool", lambda r: []),
-                        ("oracle crop", lambda r: [_crop_turn(*r["evidence_window"])]),
-                        ("whole-video crop", lambda r: [_crop_turn(0.0, r["duration"])])):
+                        ("oracle crop", lambda r: [crop_turn(*r["evidence_window"])]),
+                        ("whole-video crop", lambda r: [crop_turn(0.0, r["duration"])])):
         said = [score(r, turns(r)) for r in records]
         out[cond] = {"accuracy": float(np.mean([s == r["answer"] for s, r in zip(said, records)])),
                      "says_base_color": float(np.mean([s == r["base_color"]

@@ -80,12 +80,14 @@ def render(width: int, height: int, shape: str, cx: float, cy: float, size: floa
     return frame, mask
 
 
-def _crop_turn(start: float, end: float) -> str:
+def crop_turn(start: float, end: float) -> str:
+    """The teacher's crop turn: a short think naming the window, then the call."""
     return (f"<think>I watch {start:.1f} to {end:.1f} s.</think>\n"
             + tool_call("crop_video", video_path="video", start_time=start, end_time=end))
 
 
-def _answer_turn(text: str) -> str:
+def answer_turn(text: str) -> str:
+    """The teacher's last turn."""
     return f"<think>I answer.</think>\n<answer>{text}</answer>"
 
 
@@ -142,26 +144,26 @@ def make_video_records(cfg: ml_collections.ConfigDict, seed: int, index: int,
         return [{**common, "id": f"{video_id}_q0", "question": question, "answer": flash,
                  "answer_text": flash, "evidence_window": [float(k), float(k + 1)],
                  "teacher_kind": kind, "teacher_window": list(window),
-                 "teacher_turns": [_crop_turn(*window), _answer_turn(seen)]}]
+                 "teacher_turns": [crop_turn(*window), answer_turn(seen)]}]
     if s.kind != "perceive":
         raise ValueError(f"configs/synth.py seek.kind: {s.kind!r}; use task or perceive")
     records = []
     for n in range(int(cfg.questions.per_video)):
         if rng.random() < s.perceive_overview:
             question = fill_placeholder("What color is <target>?", phrase)
-            color, window, turns = base, [0.0, seconds], [_answer_turn(f"{base} {shape}")]
+            color, window, turns = base, [0.0, seconds], [answer_turn(f"{base} {shape}")]
         else:
             j = k if rng.random() < 0.5 else int(rng.choice(missing_windows(seconds, k)))
             color = flash if j == k else base
             window = [float(j), float(j + 1)]
             question = fill_placeholder(f"What color is <target> from {j} to {j + 1} s?",
                                         phrase)
-            turns = [_crop_turn(*window), _answer_turn(f"{color} {shape}")]
+            turns = [crop_turn(*window), answer_turn(f"{color} {shape}")]
         records.append({**common, "id": f"{video_id}_q{n}", "question": question,
                         "answer": color, "answer_text": color, "evidence_window": window,
                         "teacher_turns": turns})
     return records
 
 
-__all__ = ["flash_seconds", "make_video_records", "missing_windows", "overview_times",
-           "render"]
+__all__ = ["answer_turn", "crop_turn", "flash_seconds", "make_video_records",
+           "missing_windows", "overview_times", "render"]
