@@ -21,6 +21,8 @@ Stages (each skipped when its result file exists, so a re-run resumes):
   sampled     a diagnostic added after the results (it chooses nothing): the SFT model's
               episodes at T = 1 (GRPO's policy) on 64 train questions x 4, by the window of
               the last crop (the evidence second, the whole video, another window, none)
+  explore     not the protocol, only with --only explore: 300 more task SFT steps at peak lr
+              5e-3, that model's T = 1 crops, then GRPO seed 1 from it (EXPLORE_* below)
   report      per-seed and pooled tables (paired 95% bootstrap intervals), curves (reward,
               accuracy, tIoU and tool calls per iteration) in WORKDIR/report.{json,md}, *.png
 Run it on a quiet machine; it prints no timings to compare.
@@ -65,6 +67,11 @@ GRPO_FLAGS = (*ENV, "--config.rollout.prompts_per_step=4", "--config.rollout.n=8
               "--config.rollout.buckets=(512, 1024)")
 STAGES = ("data", "perceive", "perception", "sft", "probes", "before", "grpo", "notool",
           "report", "sampled")
+# Not part of the protocol, and not run by default (--only explore): after the negative
+# result, does a stronger SFT start help? 300 more task SFT steps at peak lr 5e-3 from the
+# SFT model (sft_more), its T = 1 crops (sampled_more.json), then GRPO seed 1 from it with
+# the protocol's settings, evaluated on the same held-out world (explore_s1.json).
+EXPLORE_STEPS, EXPLORE_LR = 300, 5e-3
 
 
 def base(w: str) -> str:
@@ -238,9 +245,9 @@ def crop_kind(tiou: float, calls: int) -> str:
     return {1.0: "evidence second", 0.125: "whole video"}.get(round(tiou, 3), "another window")
 
 
-def sampled_stage(w: str) -> dict:
+def sampled_stage(w: str, sft: str = "sft") -> dict:
     records = [r for r in _records(w, "task", ("train",))[:64] for _ in range(4)]
-    ep = episodes(os.path.join(w, "sft"), os.path.join(w, "data", "task"), records, ROLLOUT,
+    ep = episodes(os.path.join(w, sft), os.path.join(w, "data", "task"), records, ROLLOUT,
                   temperature=1.0, seed=11)
     groups: dict[str, list[int]] = {}
     for c, t, n in zip(ep["correct"], ep["tiou"], ep["tool_calls"]):
@@ -253,11 +260,11 @@ def sampled_stage(w: str) -> dict:
     return out
 
 
-def grpo_run(w: str, name: str, seed: int, extra=()) -> None:
+def grpo_run(w: str, name: str, seed: int, extra=(), sft: str = "sft") -> None:
     from seeker_jax.cli.demo import grpo_config
     from seeker_jax.rl.grpo import train
 
-    config = grpo_config(os.path.join(w, "sft"), os.path.join(w, "data", "task"), GRPO_STEPS,
+    config = grpo_config(os.path.join(w, sft), os.path.join(w, "data", "task"), GRPO_STEPS,
                          [*GRPO_FLAGS, f"--config.seed={seed}", *extra])
     say(f"GRPO {name}: seed {seed}, {GRPO_STEPS} iterations of 4 prompts x 8 at lr {GRPO_LR}")
     train(config, os.path.join(w, name))
@@ -266,7 +273,8 @@ def grpo_run(w: str, name: str, seed: int, extra=()) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--workdir", required=True)
-    p.add_argument("--only", choices=STAGES, action="append", help="run only these stages")
+    p.add_argument("--only", choices=(*STAGES, "explore"), action="append",
+                   help="run only these stages")
     args = p.parse_args(argv)
     w = args.workdir
     os.makedirs(w, exist_ok=True)
@@ -311,6 +319,23 @@ def main(argv=None) -> int:
         _dump(result, ep)
     if "sampled" in stages and not _done(os.path.join(w, "sampled.json")):
         _dump(os.path.join(w, "sampled.json"), sampled_stage(w))
+    if "explore" in stages and not _done(os.path.join(w, "explore_s1.json")):
+        if not _done(os.path.join(w, "sft_more", "done")):
+            sft_run(w, "sft_more", "task", EXPLORE_STEPS, EXPLORE_LR,
+                    init_from=os.path.join(w, "sft"))
+            open(os.path.join(w, "sft_more", "done"), "w").close()
+        if not _done(os.path.join(w, "sampled_more.json")):
+            _dump(os.path.join(w, "sampled_more.json"), sampled_stage(w, "sft_more"))
+        if not _done(os.path.join(w, "before_more.json")):
+            ep = episodes(os.path.join(w, "sft_more"), held_root, held, ROLLOUT)
+            say(f"sft_more, held-out: {summary(ep)}")
+            _dump(os.path.join(w, "before_more.json"), ep)
+        if not _done(os.path.join(w, "explore_s1", "done")):
+            grpo_run(w, "explore_s1", SEEDS[0], sft="sft_more")
+            open(os.path.join(w, "explore_s1", "done"), "w").close()
+        ep = episodes(os.path.join(w, "explore_s1"), held_root, held, ROLLOUT)
+        say(f"explore_s1, held-out: {summary(ep)}")
+        _dump(os.path.join(w, "explore_s1.json"), ep)
     if "report" in stages:
         from seek_report import report
         report(w, SEEDS)
