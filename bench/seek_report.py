@@ -68,7 +68,8 @@ def _curves(w: str, runs: list[str]) -> str | None:
                     ms=3, label=name)
             ax.set_title(title, fontsize=9)
             ax.set_xlabel("GRPO iteration", fontsize=8)
-    axes[0].legend(fontsize=7)
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(fontsize=7)
     fig.tight_layout()
     out = os.path.join(w, "seek_curves.png")
     fig.savefig(out, dpi=110)
