@@ -92,11 +92,6 @@ def _dump(path: str, obj) -> None:
         json.dump(obj, f, indent=1)
 
 
-def _load(path: str):
-    with open(path) as f:
-        return json.load(f)
-
-
 def data_stage(w: str) -> None:
     from seeker_jax.config import load_config
     from seeker_jax.data.synth import synthesize
@@ -175,10 +170,9 @@ def summary(ep: dict) -> dict:
 
 
 def perception_stage(w: str) -> dict:
-    budgets = ROLLOUT
     records = _records(w, "perceive_held_out")
     ep = episodes(base(w), os.path.join(w, "data", "perceive_held_out"),
-                  records, budgets)
+                  records, ROLLOUT)
     color = shape = 0
     for a, r in zip(ep["answers"], records):
         words = (a or "").lower().split()

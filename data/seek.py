@@ -12,8 +12,8 @@ Two kinds of records (`seek.kind`):
 
 - "task": "What color is <target> at k.5 s?"; the answer is the flash color (open, scored by
   rule), the evidence window [k, k + 1]. The scripted teacher is imperfect: on a
-  `teacher.seek_right` share of records it crops [k, k + 1] and answers the flash color; on a
-  `teacher.seek_wide` share it crops the whole video (too wide); on the rest it crops a 1 s
+  `seek.teacher_right` share of records it crops [k, k + 1] and answers the flash color; on a
+  `seek.teacher_wide` share it crops the whole video (too wide); on the rest it crops a 1 s
   window that misses the flash (wrong). After a wide or wrong crop it answers the color its
   crop showed, the base color: wrong. So the SFT model crops, but not well.
 - "perceive": the perception stage's dense supervision, on videos of the same world: "What
