@@ -5,6 +5,8 @@ before any GRPO result was looked at; this script's constants are that protocol.
 
   python bench/seek.py --workdir /tmp/seek                    # every stage, resumable
   python bench/seek.py --workdir /tmp/seek --only perceive    # one stage (see STAGES)
+  python bench/seek.py --workdir /tmp/seek --protocol 2       # protocol 2: configs/synth.py:
+                                                              # seek_fixed, stages in /tmp/seek/p2
 
 Stages (each skipped when its result file exists, so a re-run resumes):
   data        the perception world, the task world (train/val/test) and the held-out worlds
@@ -67,6 +69,14 @@ GRPO_FLAGS = (*ENV, "--config.rollout.prompts_per_step=4", "--config.rollout.n=8
               "--config.rollout.buckets=(512, 1024)")
 STAGES = ("data", "perceive", "perception", "sft", "probes", "before", "grpo", "notool",
           "report", "sampled")
+# Protocol 2 (docs/results.md, "protocol 2"), fixed after protocol 1's negative result and
+# before any of its own runs: the same perception base (WORKDIR/perceive2), teacher, budgets
+# and GRPO settings, but every video flashes around the same second, k = 3
+# (configs/synth.py:seek_fixed), and a fresh held-out world (seed 8; seed 7 was looked at in
+# protocol 1). Its stages live in WORKDIR/p2 and run with --protocol 2; "sampled" (the SFT
+# model's crops at T = 1 on train questions) is part of it and runs before GRPO.
+PROTOCOLS = {1: {"sub": "", "preset": "seek", "held_out_seed": HELD_OUT_SEED},
+             2: {"sub": "p2", "preset": "seek_fixed", "held_out_seed": 8}}
 # Not part of the protocol, and not run by default (--only explore): after the negative
 # result, does a stronger SFT start help? 300 more task SFT steps at peak lr 5e-3 from the
 # SFT model (sft_more), its T = 1 crops (sampled_more.json), then GRPO seed 1 from it with
@@ -92,18 +102,22 @@ def _dump(path: str, obj) -> None:
         json.dump(obj, f, indent=1)
 
 
-def data_stage(w: str) -> None:
+def data_stage(w: str, t: str, protocol: int) -> None:
+    """The perception worlds under `w`, the protocol's task worlds under `t`."""
     from seeker_jax.config import load_config
     from seeker_jax.data.synth import synthesize
 
-    for name, preset, num, seed in (("perceive", "seek_perceive", PERCEIVE_RECORDS, WORLD_SEED),
-                                    ("perceive_more", "seek_perceive", 2400, 2),
-                                    ("perceive_held_out", "seek_perceive", PERCEIVE_HELD_OUT,
-                                     PERCEIVE_HELD_OUT_SEED),
-                                    ("task", "seek", TASK_RECORDS, WORLD_SEED),
-                                    ("held_out", "seek", HELD_OUT_RECORDS, HELD_OUT_SEED),
-                                    ("spent_held_out_1000", "seek", HELD_OUT_RECORDS, 1000)):
-        root = os.path.join(w, "data", name)
+    p = PROTOCOLS[protocol]
+    worlds = [(w, "perceive", "seek_perceive", PERCEIVE_RECORDS, WORLD_SEED),
+              (w, "perceive_more", "seek_perceive", 2400, 2),
+              (w, "perceive_held_out", "seek_perceive", PERCEIVE_HELD_OUT,
+               PERCEIVE_HELD_OUT_SEED),
+              (t, "task", p["preset"], TASK_RECORDS, WORLD_SEED),
+              (t, "held_out", p["preset"], HELD_OUT_RECORDS, p["held_out_seed"])]
+    if protocol == 1:
+        worlds.append((t, "spent_held_out_1000", "seek", HELD_OUT_RECORDS, 1000))
+    for where, name, preset, num, seed in worlds:
+        root = os.path.join(where, "data", name)
         if not _done(os.path.join(root, "meta.json")):
             say(f"synthesizing {name}: {num} records of configs/synth.py:{preset}, seed {seed}")
             synthesize(root, num, seed, load_config(f"configs/synth.py:{preset}"))
@@ -267,16 +281,22 @@ def grpo_run(w: str, name: str, seed: int, extra=(), sft: str = "sft") -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--workdir", required=True)
+    p.add_argument("--protocol", type=int, choices=sorted(PROTOCOLS), default=1,
+                   help="1: the first run (docs/results.md); 2: one flash second for every "
+                        "video (configs/synth.py:seek_fixed), its stages under WORKDIR/p2")
     p.add_argument("--only", choices=(*STAGES, "explore"), action="append",
                    help="run only these stages")
     args = p.parse_args(argv)
-    w = args.workdir
-    os.makedirs(w, exist_ok=True)
+    w, protocol = args.workdir, args.protocol
+    t = os.path.join(w, PROTOCOLS[protocol]["sub"])    # the protocol's task stages
+    os.makedirs(t, exist_ok=True)
     stages = args.only or STAGES
-    held_root = os.path.join(w, "data", "held_out")
+    if "explore" in stages and protocol != 1:
+        p.error("--only explore belongs to protocol 1")
+    held_root = os.path.join(t, "data", "held_out")
     one_turn = {**ROLLOUT, "max_turns": 1}
     if "data" in stages:
-        data_stage(w)
+        data_stage(w, t, protocol)
     previous = ""
     for name, data, steps, lr in PERCEIVE_PHASES:
         if "perceive" in stages and not _done(os.path.join(w, name, "done")):
@@ -285,55 +305,62 @@ def main(argv=None) -> int:
         previous = os.path.join(w, name)
     if "perception" in stages and not _done(os.path.join(w, "perception.json")):
         _dump(os.path.join(w, "perception.json"), perception_stage(w))
-    if "sft" in stages and not _done(os.path.join(w, "sft", "done")):
-        sft_run(w, "sft", "task", SFT_STEPS, SFT_LR, init_from=base(w))
-        open(os.path.join(w, "sft", "done"), "w").close()
-    if "probes" in stages and not _done(os.path.join(w, "probes.json")):
-        _dump(os.path.join(w, "probes.json"), probes_stage(w))
-    held = _records(w, "held_out") if os.path.isdir(held_root) else []
-    if "before" in stages and not _done(os.path.join(w, "before.json")):
-        sft = os.path.join(w, "sft")
+    if "sft" in stages and not _done(os.path.join(t, "sft", "done")):
+        sft_run(t, "sft", "task", SFT_STEPS, SFT_LR, init_from=base(w))
+        open(os.path.join(t, "sft", "done"), "w").close()
+    if protocol == 2 and "sampled" in stages and not _done(os.path.join(t, "sampled.json")):
+        _dump(os.path.join(t, "sampled.json"), sampled_stage(t))
+    if "probes" in stages and not _done(os.path.join(t, "probes.json")):
+        _dump(os.path.join(t, "probes.json"), probes_stage(t))
+    held = _records(t, "held_out") if os.path.isdir(held_root) else []
+    if "before" in stages and not _done(os.path.join(t, "before.json")):
+        sft = os.path.join(t, "sft")
         out = {"tools": episodes(sft, held_root, held, ROLLOUT),
                "one_turn": episodes(sft, held_root, held, one_turn)}
         say(f"SFT model, held-out: {summary(out['tools'])}; one turn: "
             f"{summary(out['one_turn'])}")
-        _dump(os.path.join(w, "before.json"), out)
+        _dump(os.path.join(t, "before.json"), out)
     for name, seed, extra, budgets in (
             *((f"grpo_s{s}", s, (), ROLLOUT) for s in SEEDS if "grpo" in stages),
             *((("notool", SEEDS[0], ("--config.rollout.max_turns=1",), one_turn),)
               if "notool" in stages else ())):
-        result = os.path.join(w, f"{name}.json")
+        result = os.path.join(t, f"{name}.json")
         if _done(result):
             continue
-        if not _done(os.path.join(w, name, "done")):
-            grpo_run(w, name, seed, extra)
-            open(os.path.join(w, name, "done"), "w").close()
-        ep = episodes(os.path.join(w, name), held_root, held, budgets)
+        if not _done(os.path.join(t, name, "done")):
+            grpo_run(t, name, seed, extra)
+            open(os.path.join(t, name, "done"), "w").close()
+        ep = episodes(os.path.join(t, name), held_root, held, budgets)
         say(f"{name}, held-out: {summary(ep)}")
         _dump(result, ep)
-    if "sampled" in stages and not _done(os.path.join(w, "sampled.json")):
+    if protocol == 1 and "sampled" in stages and not _done(os.path.join(w, "sampled.json")):
         _dump(os.path.join(w, "sampled.json"), sampled_stage(w))
     if "explore" in stages and not _done(os.path.join(w, "explore_s1.json")):
-        if not _done(os.path.join(w, "sft_more", "done")):
-            sft_run(w, "sft_more", "task", EXPLORE_STEPS, EXPLORE_LR,
-                    init_from=os.path.join(w, "sft"))
-            open(os.path.join(w, "sft_more", "done"), "w").close()
-        if not _done(os.path.join(w, "sampled_more.json")):
-            _dump(os.path.join(w, "sampled_more.json"), sampled_stage(w, "sft_more"))
-        if not _done(os.path.join(w, "before_more.json")):
-            ep = episodes(os.path.join(w, "sft_more"), held_root, held, ROLLOUT)
-            say(f"sft_more, held-out: {summary(ep)}")
-            _dump(os.path.join(w, "before_more.json"), ep)
-        if not _done(os.path.join(w, "explore_s1", "done")):
-            grpo_run(w, "explore_s1", SEEDS[0], sft="sft_more")
-            open(os.path.join(w, "explore_s1", "done"), "w").close()
-        ep = episodes(os.path.join(w, "explore_s1"), held_root, held, ROLLOUT)
-        say(f"explore_s1, held-out: {summary(ep)}")
-        _dump(os.path.join(w, "explore_s1.json"), ep)
+        explore_stage(w, held_root, held)
     if "report" in stages:
         from seek_report import report
-        report(w, SEEDS)
+        report(t, SEEDS)
     return 0
+
+
+def explore_stage(w: str, held_root: str, held: list[dict]) -> None:
+    """Protocol 1's exploration (EXPLORE_* above)."""
+    if not _done(os.path.join(w, "sft_more", "done")):
+        sft_run(w, "sft_more", "task", EXPLORE_STEPS, EXPLORE_LR,
+                init_from=os.path.join(w, "sft"))
+        open(os.path.join(w, "sft_more", "done"), "w").close()
+    if not _done(os.path.join(w, "sampled_more.json")):
+        _dump(os.path.join(w, "sampled_more.json"), sampled_stage(w, "sft_more"))
+    if not _done(os.path.join(w, "before_more.json")):
+        ep = episodes(os.path.join(w, "sft_more"), held_root, held, ROLLOUT)
+        say(f"sft_more, held-out: {summary(ep)}")
+        _dump(os.path.join(w, "before_more.json"), ep)
+    if not _done(os.path.join(w, "explore_s1", "done")):
+        grpo_run(w, "explore_s1", SEEDS[0], sft="sft_more")
+        open(os.path.join(w, "explore_s1", "done"), "w").close()
+    ep = episodes(os.path.join(w, "explore_s1"), held_root, held, ROLLOUT)
+    say(f"explore_s1, held-out: {summary(ep)}")
+    _dump(os.path.join(w, "explore_s1.json"), ep)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,11 @@ Presets:
            is <target> at k.5 s?" is answered by a crop of [k, k + 1]. An imperfect teacher
            crops that window on 35% of records, the whole video on 55% (too wide) and a 1 s
            window that misses the flash on 10% (wrong), and answers what its crop showed.
+  seek_restate  seek, with the teacher's crop turn restating the time asked about first
+           ("<think>About k.5 s. I watch a to b s.</think>"): issue #34's protocol 2.
+  seek_fixed  seek, but every video flashes around the same second (k = 3): the window to crop
+           is the world's, not the question's (issue #34's protocol 2; a tiny model that cannot
+           copy a number from its prompt can still learn it).
   seek_perceive  the perception stage's records on the seek world: "What color is <target>
            from a to a + 1 s?" (crop that window, name the shape and color it shows) and
            "What color is <target>?" (no tool; the overview's color), 4 per video.
@@ -147,12 +152,14 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
     elif preset == "learn_crop":
         c = get_config("learn_tools")
         c.questions.color_stable_s = 0.5
-    elif preset in ("seek", "seek_perceive"):
+    elif preset in ("seek", "seek_restate", "seek_fixed", "seek_perceive"):
         c.video.width = c.video.height = 64
         c.video.fps, c.video.seconds = 8, 8.0
-        c.questions.per_video = 1 if preset == "seek" else 4
+        c.questions.per_video = 4 if preset == "seek_perceive" else 1
         c.seek = ml_collections.ConfigDict(dict(
-            kind="task" if preset == "seek" else "perceive",
+            kind="perceive" if preset == "seek_perceive" else "task",
+            restate_time=preset == "seek_restate",   # the crop turn's think restates k.5 s
+            fixed_second=3 if preset == "seek_fixed" else None,   # k for every video
             overview_frames=4,        # = configs/env.py:seek's video.max_frames
             size_frac=(0.28, 0.4),    # the shape's half-size, a fraction of the frame height
             teacher_right=0.35, teacher_wide=0.55,   # the rest: a wrong 1 s window
@@ -160,5 +167,5 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
     else:
         raise ValueError(f"configs/synth.py: unknown preset {preset!r}; use default, tiny, "
                          "demo, demo_128, learn, learn_guess, learn_confuse, learn_tools, "
-                         "learn_crop, seek or seek_perceive")
+                         "learn_crop, seek, seek_restate, seek_fixed or seek_perceive")
     return c

@@ -15,7 +15,14 @@ Two kinds of records (`seek.kind`):
   `seek.teacher_right` share of records it crops [k, k + 1] and answers the flash color; on a
   `seek.teacher_wide` share it crops the whole video (too wide); on the rest it crops a 1 s
   window that misses the flash (wrong). After a wide or wrong crop it answers the color its
-  crop showed, the base color: wrong. So the SFT model crops, but not well.
+  crop showed, the base color: wrong. So the SFT model crops, but not well. With
+  `seek.restate_time` (configs/synth.py:seek_restate) the crop turn's think first restates the
+  time asked about ("About k.5 s."), on every record, whatever window follows: the tiny model
+  learns to copy k from the question on all records, and the window's start then follows a
+  token it has just written, not one across the prompt (a pilot before protocol 2; it did not
+  help, docs/results.md). With `seek.fixed_second` (configs/synth.py:seek_fixed, protocol 2)
+  every video flashes around that second: the right window is a property of the world, not of
+  the question, and the policy need not copy a number from the prompt into its call.
 - "perceive": the perception stage's dense supervision, on videos of the same world: "What
   color is <target> from a to a + 1 s?" (the teacher crops exactly that window and names the
   shape and color it shows, flash or base) and "What color is <target>?" (no tool: the overview
@@ -80,9 +87,11 @@ def render(width: int, height: int, shape: str, cx: float, cy: float, size: floa
     return frame, mask
 
 
-def crop_turn(start: float, end: float) -> str:
-    """The teacher's crop turn: a short think naming the window, then the call."""
-    return (f"<think>I watch {start:.1f} to {end:.1f} s.</think>\n"
+def crop_turn(start: float, end: float, about: str = "") -> str:
+    """The teacher's crop turn: a short think naming the window, then the call. `about` (the
+    time the question asks about, e.g. "4.5") is restated first when given."""
+    restate = f"About {about} s. " if about else ""
+    return (f"<think>{restate}I watch {start:.1f} to {end:.1f} s.</think>\n"
             + tool_call("crop_video", video_path="video", start_time=start, end_time=end))
 
 
@@ -112,6 +121,11 @@ def make_video_records(cfg: ml_collections.ConfigDict, seed: int, index: int,
     cx = float(rng.uniform(size, w - size))
     cy = float(rng.uniform(size, h - size))
     k = int(rng.choice(ks))
+    if s.get("fixed_second") is not None:        # configs/synth.py:seek_fixed (protocol 2)
+        if int(s.fixed_second) not in ks:
+            raise ValueError(f"configs/synth.py seek.fixed_second: {s.fixed_second}; the "
+                             f"overview shows the flash there; use one of {ks}")
+        k = int(s.fixed_second)                  # drawn above all the same: one rng stream
     base_frame, mask = render(w, h, shape, cx, cy, size, COLORS[base])
     flash_frame, _ = render(w, h, shape, cx, cy, size, COLORS[flash])
     t = np.arange(num_frames) / fps
@@ -141,10 +155,11 @@ def make_video_records(cfg: ml_collections.ConfigDict, seed: int, index: int,
             j = int(rng.choice(missing_windows(seconds, k)))
             kind, window, seen = "wrong", (float(j), float(j + 1)), base
         question = fill_placeholder(f"What color is <target> at {k}.5 s?", phrase)
+        about = f"{k}.5" if s.get("restate_time", False) else ""
         return [{**common, "id": f"{video_id}_q0", "question": question, "answer": flash,
                  "answer_text": flash, "evidence_window": [float(k), float(k + 1)],
                  "teacher_kind": kind, "teacher_window": list(window),
-                 "teacher_turns": [crop_turn(*window), answer_turn(seen)]}]
+                 "teacher_turns": [crop_turn(*window, about=about), answer_turn(seen)]}]
     if s.kind != "perceive":
         raise ValueError(f"configs/synth.py seek.kind: {s.kind!r}; use task or perceive")
     records = []

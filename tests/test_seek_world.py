@@ -105,3 +105,54 @@ def test_a_seek_world_is_reproducible(tmp_path):
         assert path.read_bytes() == (tmp_path / "b" / "videos" / path.name).read_bytes()
     assert (read_records(tmp_path / "a", "train", resolve=False)
             == read_records(tmp_path / "b", "train", resolve=False))
+
+
+def test_the_restating_teacher_changes_only_its_think(tmp_path):
+    """configs/synth.py:seek_restate (protocol 2): the same videos, windows and answers as seek
+    from one seed; every crop turn first restates the time the question asks about."""
+    plain = load_config("configs/synth.py:seek")
+    restate = load_config("configs/synth.py:seek_restate")
+    assert not plain.seek.restate_time and restate.seek.restate_time
+    synthesize(tmp_path / "plain", 8, 3, plain, progress=False)
+    synthesize(tmp_path / "restate", 8, 3, restate, progress=False)
+    for split in ("train", "val", "test"):
+        a = read_records(tmp_path / "plain", split, resolve=False)
+        b = read_records(tmp_path / "restate", split, resolve=False)
+        assert len(a) == len(b)
+        for ra, rb in zip(a, b):
+            k = int(ra["evidence_window"][0])
+            assert f"at {k}.5 s?" in rb["question"]
+            crop_a, answer_a = ra["teacher_turns"]
+            crop_b, answer_b = rb["teacher_turns"]
+            assert crop_b == crop_a.replace("<think>", f"<think>About {k}.5 s. ", 1)
+            assert answer_a == answer_b
+            strip = ("teacher_turns",)
+            assert ({x: v for x, v in ra.items() if x not in strip}
+                    == {x: v for x, v in rb.items() if x not in strip})
+    for path in sorted((tmp_path / "plain" / "videos").iterdir()):
+        assert path.read_bytes() == (tmp_path / "restate" / "videos" / path.name).read_bytes()
+
+
+def test_the_fixed_world_flashes_at_one_second(tmp_path):
+    """configs/synth.py:seek_fixed (protocol 2): every video flashes around k = 3 and only a
+    crop of [3, 4] shows it; shapes and colors are seek's from the same seed; a second the
+    overview sees is refused."""
+    cfg = load_config("configs/synth.py:seek_fixed")
+    synthesize(tmp_path / "fixed", 10, 3, cfg, progress=False)
+    synthesize(tmp_path / "plain", 10, 3, load_config("configs/synth.py:seek"), progress=False)
+    env = EnvConfig.from_config(env_group("seek"))
+    fixed = [r for s in ("train", "val", "test")
+             for r in read_records(tmp_path / "fixed", s, resolve=True)]
+    plain = [r for s in ("train", "val", "test")
+             for r in read_records(tmp_path / "plain", s, resolve=True)]
+    assert len(fixed) == 10
+    for r, q in zip(fixed, plain):
+        assert r["evidence_window"] == [3.0, 4.0] and "at 3.5 s?" in r["question"]
+        assert (r["shape"], r["base_color"], r["flash_color"], r["teacher_kind"]) == (
+            q["shape"], q["base_color"], q["flash_color"], q["teacher_kind"])
+        video = VideoFile(r["video_path"])
+        assert set(_colors(video.clip(3.0, 4.0, env.crop))) == {r["answer"]}
+        assert set(_colors(video.clip(0.0, r["duration"], env.video))) == {r["base_color"]}
+    cfg.seek.fixed_second = 2
+    with pytest.raises(ValueError, match="fixed_second"):
+        synthesize(tmp_path / "bad", 1, 3, cfg, progress=False)
