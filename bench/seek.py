@@ -1,7 +1,8 @@
 """Does GRPO teach a tiny model where to look? Issue #34's run, stage by stage, on the seek world
-(data/seek.py: only a crop of the right second shows the answer). The protocol (seeds, held-out
-set, iteration counts, metrics) is docs/results.md's "GRPO teaching tool use: protocol", fixed
-before any GRPO result was looked at; this script's constants are that protocol.
+(data/seek.py: only a crop of the right second shows the answer). The protocols (seeds, held-out
+sets, iteration counts, metrics) are docs/results.md's "GRPO teaching tool use" sections, each
+fixed before its runs; this script's constants are those protocols (PROTOCOLS: 2 changes only
+the task world and the held-out seed).
 
   python bench/seek.py --workdir /tmp/seek                    # every stage, resumable
   python bench/seek.py --workdir /tmp/seek --only perceive    # one stage (see STAGES)
