@@ -160,7 +160,7 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
             kind="perceive" if preset == "seek_perceive" else "task",
             restate_time=preset == "seek_restate",   # the crop turn's think restates k.5 s
             fixed_second=3 if preset == "seek_fixed" else None,   # k for every video
-            overview_frames=4,        # = configs/env.py:seek's video.max_frames
+            overview_frames=4,        # = configs/env.py:seek's video.max_frames (tested)
             size_frac=(0.28, 0.4),    # the shape's half-size, a fraction of the frame height
             teacher_right=0.35, teacher_wide=0.55,   # the rest: a wrong 1 s window
             perceive_overview=0.25))  # perception questions answered from the overview

@@ -156,3 +156,13 @@ def test_the_fixed_world_flashes_at_one_second(tmp_path):
     cfg.seek.fixed_second = 2
     with pytest.raises(ValueError, match="fixed_second"):
         synthesize(tmp_path / "bad", 1, 3, cfg, progress=False)
+
+
+def test_the_overview_frames_match_the_environment():
+    """The seek world draws k where none of `seek.overview_frames` frames falls: that must be
+    the frame count configs/env.py:seek samples the whole video at, or the overview could show
+    the flash."""
+    env = env_group("seek")
+    for preset in ("seek", "seek_restate", "seek_fixed", "seek_perceive"):
+        frames = load_config(f"configs/synth.py:{preset}").seek.overview_frames
+        assert frames == env.video.max_frames == env.video.min_frames, preset
