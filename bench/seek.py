@@ -287,7 +287,11 @@ def main(argv=None) -> int:
                         "video (configs/synth.py:seek_fixed), its stages under WORKDIR/p2")
     p.add_argument("--only", choices=(*STAGES, "explore"), action="append",
                    help="run only these stages")
+    p.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS),
+                   help="GRPO seeds (the protocols' are 1 2 3; others are runs beyond the "
+                        "protocol, reported apart in WORKDIR/report_seeds_*)")
     args = p.parse_args(argv)
+    seeds = tuple(args.seeds)
     w, protocol = args.workdir, args.protocol
     t = os.path.join(w, PROTOCOLS[protocol]["sub"])    # the protocol's task stages
     os.makedirs(t, exist_ok=True)
@@ -322,7 +326,7 @@ def main(argv=None) -> int:
             f"{summary(out['one_turn'])}")
         _dump(os.path.join(t, "before.json"), out)
     for name, seed, extra, budgets in (
-            *((f"grpo_s{s}", s, (), ROLLOUT) for s in SEEDS if "grpo" in stages),
+            *((f"grpo_s{s}", s, (), ROLLOUT) for s in seeds if "grpo" in stages),
             *((("notool", SEEDS[0], ("--config.rollout.max_turns=1",), one_turn),)
               if "notool" in stages else ())):
         result = os.path.join(t, f"{name}.json")
@@ -340,7 +344,8 @@ def main(argv=None) -> int:
         explore_stage(w, held_root, held)
     if "report" in stages:
         from seek_report import report
-        report(t, SEEDS)
+        report(t, seeds, "report" if seeds == SEEDS else
+               "report_seeds_" + "-".join(map(str, seeds)))
     return 0
 
 

@@ -49,7 +49,7 @@ def _md(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _curves(w: str, runs: list[str]) -> str | None:
+def _curves(w: str, runs: list[str], name: str = "seek_curves") -> str | None:
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -71,13 +71,15 @@ def _curves(w: str, runs: list[str]) -> str | None:
     if axes[0].get_legend_handles_labels()[0]:
         axes[0].legend(fontsize=7)
     fig.tight_layout()
-    out = os.path.join(w, "seek_curves.png")
+    out = os.path.join(w, f"{name}.png")
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
 
 
-def report(w: str, seeds) -> dict:
+def report(w: str, seeds, name: str = "report") -> dict:
+    """The tables of `seeds`' runs in WORKDIR/NAME.{json,md} and their curves (the protocol's
+    seeds: report.*, seek_curves.png; other seeds: NAME.*, NAME_curves.png)."""
     before = _load(os.path.join(w, "before.json"))
     rows, afters = [], []
     for s in seeds:
@@ -95,14 +97,15 @@ def report(w: str, seeds) -> dict:
         rows.append(_row("no-tool ablation (one turn)", before["one_turn"],
                          _load(os.path.join(w, "notool.json"))))
     out = {"rows": rows}
-    for name in ("perception", "probes"):
-        if os.path.isfile(os.path.join(w, f"{name}.json")):
-            out[name] = _load(os.path.join(w, f"{name}.json"))
+    for stage in ("perception", "probes"):
+        if os.path.isfile(os.path.join(w, f"{stage}.json")):
+            out[stage] = _load(os.path.join(w, f"{stage}.json"))
     md = _md(rows)
-    curves = _curves(w, [f"grpo_s{s}" for s in seeds] + ["notool"])
-    with open(os.path.join(w, "report.json"), "w") as f:
+    curves = _curves(w, [f"grpo_s{s}" for s in seeds] + ["notool"],
+                     "seek_curves" if name == "report" else f"{name}_curves")
+    with open(os.path.join(w, f"{name}.json"), "w") as f:
         json.dump(out, f, indent=1)
-    with open(os.path.join(w, "report.md"), "w") as f:
+    with open(os.path.join(w, f"{name}.md"), "w") as f:
         f.write(md + "\n")
     print(md)
     if curves:
