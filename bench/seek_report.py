@@ -49,7 +49,7 @@ def _md(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _curves(w: str, runs: list[str], name: str = "seek_curves") -> str | None:
+def _curves(w: str, runs: list[str], out_name: str = "seek_curves") -> str | None:
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -71,7 +71,7 @@ def _curves(w: str, runs: list[str], name: str = "seek_curves") -> str | None:
     if axes[0].get_legend_handles_labels()[0]:
         axes[0].legend(fontsize=7)
     fig.tight_layout()
-    out = os.path.join(w, f"{name}.png")
+    out = os.path.join(w, f"{out_name}.png")
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
