@@ -201,15 +201,33 @@ def perception_stage(w: str) -> dict:
     return out
 
 
+def learned_logprobs(policy, segs) -> list[tuple[np.ndarray, ...]]:
+    """Per trajectory of `segs`: the positions that predict a learned token (loss mask), those
+    tokens, the model's log-probability of each and its most likely token there. One batched
+    forward; logits only at those positions (the model's own head on its last hidden states)."""
+    from seeker_jax.data.batch import collate
+    from seeker_jax.models.qwen3_vl import forward
+
+    hidden = forward(policy.model, **collate(segs).model_inputs(),
+                     compute_logits=False).last_hidden_state
+    out = []
+    for row, seg in enumerate(segs):
+        ids, mask = np.asarray(seg.input_ids), np.asarray(seg.loss_mask) > 0
+        at = np.nonzero(mask[1:])[0]                 # predicting token at + 1
+        logits = np.asarray(policy.model.logits(hidden[row, at]), np.float64)
+        logp = logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
+        out.append((at, ids[at + 1], logp[np.arange(len(at)), ids[at + 1]],
+                    logits.argmax(-1)))
+    return out
+
+
 def probes_stage(w: str) -> dict:
     """Accuracy of the SFT model's answer, the color of highest log-probability after forced
     turns: no tool, the oracle crop [k, k + 1], the whole video."""
     from seeker_jax.agents.policy import load_policy
-    from seeker_jax.data.batch import collate
     from seeker_jax.data.seek import answer_turn, crop_turn
     from seeker_jax.data.trajectories import build_trajectory
     from seeker_jax.data.world import COLOR_NAMES
-    from seeker_jax.models.qwen3_vl import forward
 
     policy = load_policy(f"ckpt:{os.path.join(w, 'sft')}")
     root = os.path.join(w, "data", "task")
@@ -217,19 +235,10 @@ def probes_stage(w: str) -> dict:
     formatter, cfg = policy.formatter(), policy.env.episode_config()
 
     def score(record, first_turns):
-        """The color whose answer turn has the highest log-probability; logits only at the
-        learned positions (the model's own head on its last hidden states)."""
+        """The color whose answer turn has the highest log-probability."""
         segs = [build_trajectory({**record, "teacher_turns": [*first_turns, answer_turn(c)]},
                                  formatter, root, cfg) for c in COLOR_NAMES]
-        hidden = forward(policy.model, **collate(segs).model_inputs(),
-                         compute_logits=False).last_hidden_state
-        totals = []
-        for row, seg in enumerate(segs):
-            ids, mask = np.asarray(seg.input_ids), np.asarray(seg.loss_mask) > 0
-            at = np.nonzero(mask[1:])[0]                 # predicting token at + 1
-            logits = np.asarray(policy.model.logits(hidden[row, at]), np.float64)
-            logp = logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
-            totals.append(float(logp[np.arange(len(at)), ids[at + 1]].sum()))
+        totals = [float(lp.sum()) for _, _, lp, _ in learned_logprobs(policy, segs)]
         return COLOR_NAMES[int(np.argmax(totals))]
 
     out = {}

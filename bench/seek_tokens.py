@@ -21,26 +21,24 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def crop_turn_logprobs(policy, record: dict, root: str, window, about: str = ""):
-    """(token ids, log-probabilities, argmax ids) over the first assistant turn, the crop
-    turn, of `record` with the teacher's crop of `window` (the answer after it is a stub)."""
-    from seeker_jax.data.batch import collate
+def crop_turn_logprobs(policy, record: dict, root: str, windows, about: str = ""):
+    """Per window of `windows`: (token ids, log-probabilities, argmax ids) over the first
+    assistant turn, the crop turn, of `record` with the teacher's crop of that window (the
+    answer after it is a stub). One batched forward for all windows."""
+    from seek import learned_logprobs
     from seeker_jax.data.seek import crop_turn
     from seeker_jax.data.trajectories import build_trajectory
-    from seeker_jax.models.qwen3_vl import forward
 
-    turns = [crop_turn(*window, about=about), "<answer>x</answer>"]
-    seg = build_trajectory({**record, "teacher_turns": turns}, policy.formatter(), root,
-                           policy.env.episode_config())
-    hidden = forward(policy.model, **collate([seg]).model_inputs(),
-                     compute_logits=False).last_hidden_state
-    ids, mask = np.asarray(seg.input_ids), np.asarray(seg.loss_mask) > 0
-    at = np.nonzero(mask[1:])[0]                          # predicting token at + 1
-    gaps = np.nonzero(np.diff(at) > 1)[0]
-    at = at[: gaps[0] + 1] if len(gaps) else at           # the first turn only
-    logits = np.asarray(policy.model.logits(hidden[0, at]), np.float64)
-    logp = logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
-    return ids[at + 1], logp[np.arange(len(at)), ids[at + 1]], logits.argmax(-1)
+    segs = [build_trajectory({**record, "teacher_turns": [crop_turn(*w, about=about),
+                                                           "<answer>x</answer>"]},
+                             policy.formatter(), root, policy.env.episode_config())
+            for w in windows]
+    out = []
+    for at, ids, lp, top in learned_logprobs(policy, segs):
+        gaps = np.nonzero(np.diff(at) > 1)[0]
+        n = gaps[0] + 1 if len(gaps) else len(at)         # the first turn only
+        out.append((ids[:n], lp[:n], top[:n]))
+    return out
 
 
 def main(argv=None) -> int:
@@ -59,8 +57,9 @@ def main(argv=None) -> int:
     for r in read_records(root, "train", resolve=False)[: args.records]:
         k0, k1 = r["evidence_window"]
         about = f"{int(k0)}.5" if args.restate else ""
-        for window in ((k0, k1), (0.0, r["duration"])):
-            ids, lp, top = crop_turn_logprobs(policy, r, root, window, about)
+        windows = ((k0, k1), (0.0, r["duration"]))
+        for window, (ids, lp, top) in zip(windows, crop_turn_logprobs(policy, r, root, windows,
+                                                                      about)):
             shown = [f"{tok.decode([int(i)])!r} {v:.2f}"
                      + ("" if t == i else f" (argmax {tok.decode([int(t)])!r})")
                      for i, v, t in zip(ids, lp, top) if v < -0.05]

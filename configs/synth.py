@@ -39,7 +39,8 @@ Presets:
            crops that window on 35% of records, the whole video on 55% (too wide) and a 1 s
            window that misses the flash on 10% (wrong), and answers what its crop showed.
   seek_restate  seek, with the teacher's crop turn restating the time asked about first
-           ("<think>About k.5 s. I watch a to b s.</think>"): issue #34's protocol 2.
+           ("<think>About k.5 s. I watch a to b s.</think>"): the pilot before issue #34's
+           protocol 2 (it did not teach the copy; docs/results.md).
   seek_fixed  seek, but every video flashes around the same second (k = 3): the window to crop
            is the world's, not the question's (issue #34's protocol 2; a tiny model that cannot
            copy a number from its prompt can still learn it).

@@ -17,10 +17,10 @@ Two kinds of records (`seek.kind`):
   window that misses the flash (wrong). After a wide or wrong crop it answers the color its
   crop showed, the base color: wrong. So the SFT model crops, but not well. With
   `seek.restate_time` (configs/synth.py:seek_restate) the crop turn's think first restates the
-  time asked about ("About k.5 s."), on every record, whatever window follows: the tiny model
-  learns to copy k from the question on all records, and the window's start then follows a
-  token it has just written, not one across the prompt (a pilot before protocol 2; it did not
-  help, docs/results.md). With `seek.fixed_second` (configs/synth.py:seek_fixed, protocol 2)
+  time asked about ("About k.5 s."), on every record, whatever window follows, so that the
+  copy of k from the question is supervised on all records and the window's start can follow
+  a token just written, not one across the prompt (a pilot before protocol 2; the tiny model
+  did not learn the copy, docs/results.md). With `seek.fixed_second` (configs/synth.py:seek_fixed, protocol 2)
   every video flashes around that second: the right window is a property of the world, not of
   the question, and the policy need not copy a number from the prompt into its call.
 - "perceive": the perception stage's dense supervision, on videos of the same world: "What
