@@ -8,6 +8,8 @@ the task world and the held-out seed).
   python bench/seek.py --workdir /tmp/seek --only perceive    # one stage (see STAGES)
   python bench/seek.py --workdir /tmp/seek --protocol 2       # protocol 2: configs/synth.py:
                                                               # seek_fixed, stages in /tmp/seek/p2
+  python bench/seek.py --workdir /tmp/seek --protocol 3       # protocol 3: protocol 2's SFT
+                                                              # model, a smaller GRPO step
 
 Stages (each skipped when its result file exists, so a re-run resumes):
   data        the perception world, the task world (train/val/test) and the held-out worlds
@@ -20,7 +22,7 @@ Stages (each skipped when its result file exists, so a re-run resumes):
               the no-tool ablation's start)
   grpo        GRPO from the SFT model, one run per seed, then the held-out episodes again
   notool      the ablation: GRPO with one model turn per episode (no tool result is ever
-              shown), the same budget, seed SEEDS[0]
+              shown), the same budget, the protocol's first GRPO seed
   sampled     a diagnostic added after the results (it chooses nothing): the SFT model's
               episodes at T = 1 (GRPO's policy) on 64 train questions x 4, by the window of
               the last crop (the evidence second, the whole video, another window, none)
@@ -64,7 +66,7 @@ SFT_FLAGS = (*ENV, "--config.data.batch_size=4", "--config.data.buckets=(768, 10
 # 4 prompts x 8 a step (amendment 1): 8 x 8 took 136 s an iteration here, too long for 4 runs.
 GRPO_FLAGS = (*ENV, "--config.rollout.prompts_per_step=4", "--config.rollout.n=8",
               "--config.rollout.minibatches=1", "--config.optimizer.accum_steps=1",
-              f"--config.optimizer.lr={GRPO_LR}", "--config.loss.chunk=64",
+              "--config.loss.chunk=64",
               "--config.reward.temporal_iou=True", "--config.reward.weights.temporal_iou=0.0",
               *(f"--config.rollout.{k}={v}" for k, v in ROLLOUT.items()),
               "--config.rollout.buckets=(512, 1024)")
@@ -76,8 +78,15 @@ STAGES = ("data", "perceive", "perception", "sft", "probes", "before", "grpo", "
 # (configs/synth.py:seek_fixed), and a fresh held-out world (seed 8; seed 7 was looked at in
 # protocol 1). Its stages live in WORKDIR/p2 and run with --protocol 2; "sampled" (the SFT
 # model's crops at T = 1 on train questions) is part of it and runs before GRPO.
+# Protocol 3 (docs/results.md, "protocol 3"), fixed after protocol 2's collapses and before
+# its own runs: protocol 2's task world and SFT model (read from WORKDIR/p2, not rebuilt),
+# a guard on GRPO's step size (peak lr 5e-4 instead of 1e-3, reached after a 3-update linear
+# warmup, for 20 iterations instead of 10), fresh GRPO seeds 7, 8, 9 and a fresh held-out
+# world (seed 9). Its stages live in WORKDIR/p3.
 PROTOCOLS = {1: {"sub": "", "preset": "seek", "held_out_seed": HELD_OUT_SEED},
-             2: {"sub": "p2", "preset": "seek_fixed", "held_out_seed": 8}}
+             2: {"sub": "p2", "preset": "seek_fixed", "held_out_seed": 8},
+             3: {"sub": "p3", "preset": "seek_fixed", "held_out_seed": 9, "reuse": "p2",
+                 "seeds": (7, 8, 9), "grpo_steps": 20, "grpo_lr": 5e-4, "warmup": 3}}
 # Not part of the protocol, and not run by default (--only explore): after the negative
 # result, does a stronger SFT start help? 300 more task SFT steps at peak lr 5e-3 from the
 # SFT model (sft_more), its T = 1 crops (sampled_more.json), then GRPO seed 1 from it with
@@ -113,7 +122,7 @@ def data_stage(w: str, t: str, protocol: int) -> None:
               (w, "perceive_more", "seek_perceive", 2400, 2),
               (w, "perceive_held_out", "seek_perceive", PERCEIVE_HELD_OUT,
                PERCEIVE_HELD_OUT_SEED),
-              (t, "task", p["preset"], TASK_RECORDS, WORLD_SEED),
+              *(() if "reuse" in p else ((t, "task", p["preset"], TASK_RECORDS, WORLD_SEED),)),
               (t, "held_out", p["preset"], HELD_OUT_RECORDS, p["held_out_seed"])]
     if protocol == 1:
         worlds.append((t, "spent_held_out_1000", "seek", HELD_OUT_RECORDS, 1000))
@@ -278,13 +287,29 @@ def sampled_stage(w: str, sft: str = "sft") -> dict:
     return out
 
 
-def grpo_run(w: str, name: str, seed: int, extra=(), sft: str = "sft") -> None:
+def grpo_settings(w: str, seed: int, extra=(), sft: str = "sft", src: str = "",
+                  protocol: int = 1):
+    """The GRPO config of a protocol's run: from `src`/`sft` on `src`'s task world (`src`
+    defaults to `w`), with the protocol's iterations, peak lr and warmup."""
     from seeker_jax.cli.demo import grpo_config
+
+    p, src = PROTOCOLS[protocol], src or w
+    steps, lr = p.get("grpo_steps", GRPO_STEPS), p.get("grpo_lr", GRPO_LR)
+    return grpo_config(os.path.join(src, sft), os.path.join(src, "data", "task"), steps,
+                       [*GRPO_FLAGS, f"--config.optimizer.lr={lr}",
+                        f"--config.optimizer.warmup_steps={p.get('warmup', 0)}",
+                        f"--config.seed={seed}", *extra])
+
+
+def grpo_run(w: str, name: str, seed: int, extra=(), sft: str = "sft", src: str = "",
+             protocol: int = 1) -> None:
+    """GRPO (grpo_settings) into `w`/`name`."""
     from seeker_jax.rl.grpo import train
 
-    config = grpo_config(os.path.join(w, sft), os.path.join(w, "data", "task"), GRPO_STEPS,
-                         [*GRPO_FLAGS, f"--config.seed={seed}", *extra])
-    say(f"GRPO {name}: seed {seed}, {GRPO_STEPS} iterations of 4 prompts x 8 at lr {GRPO_LR}")
+    config = grpo_settings(w, seed, extra, sft, src, protocol)
+    o = config.optimizer
+    say(f"GRPO {name}: seed {seed}, {config.steps} iterations of 4 prompts x 8 at peak lr "
+        f"{o.lr}" + (f" after {o.warmup_steps} warmup updates" if o.warmup_steps else ""))
     train(config, os.path.join(w, name))
 
 
@@ -293,16 +318,23 @@ def main(argv=None) -> int:
     p.add_argument("--workdir", required=True)
     p.add_argument("--protocol", type=int, choices=sorted(PROTOCOLS), default=1,
                    help="1: the first run (docs/results.md); 2: one flash second for every "
-                        "video (configs/synth.py:seek_fixed), its stages under WORKDIR/p2")
+                        "video (configs/synth.py:seek_fixed), its stages under WORKDIR/p2; "
+                        "3: protocol 2's SFT model, GRPO with a smaller step, under "
+                        "WORKDIR/p3 (needs protocol 2's data and sft stages)")
     p.add_argument("--only", choices=(*STAGES, "explore"), action="append",
                    help="run only these stages")
-    p.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS),
-                   help="GRPO seeds (the protocols' are 1 2 3; others are runs beyond the "
-                        "protocol, reported apart in WORKDIR/report_seeds_*)")
+    p.add_argument("--seeds", type=int, nargs="+",
+                   help="GRPO seeds (default: the protocol's, 1 2 3 or 7 8 9 for protocol 3; "
+                        "others are runs beyond the protocol, reported apart in "
+                        "WORKDIR/report_seeds_*)")
     args = p.parse_args(argv)
-    seeds = tuple(args.seeds)
     w, protocol = args.workdir, args.protocol
+    proto_seeds = PROTOCOLS[protocol].get("seeds", SEEDS)
+    seeds = tuple(args.seeds or proto_seeds)
     t = os.path.join(w, PROTOCOLS[protocol]["sub"])    # the protocol's task stages
+    # where its task world and SFT model live (protocol 3 reuses protocol 2's)
+    src = os.path.join(w, PROTOCOLS[protocol].get("reuse", PROTOCOLS[protocol]["sub"]))
+    reused = src != t
     os.makedirs(t, exist_ok=True)
     stages = args.only or STAGES
     if "explore" in stages and protocol != 1:
@@ -319,16 +351,19 @@ def main(argv=None) -> int:
         previous = os.path.join(w, name)
     if "perception" in stages and not _done(os.path.join(w, "perception.json")):
         _dump(os.path.join(w, "perception.json"), perception_stage(w))
-    if "sft" in stages and not _done(os.path.join(t, "sft", "done")):
+    if reused and not _done(os.path.join(src, "sft", "done")):
+        p.error(f"protocol {protocol} starts from {src}/sft: run protocol "
+                f"{PROTOCOLS[protocol]['reuse'][1:]}'s data and sft stages first")
+    if "sft" in stages and not reused and not _done(os.path.join(t, "sft", "done")):
         sft_run(t, "sft", "task", SFT_STEPS, SFT_LR, init_from=base(w))
         open(os.path.join(t, "sft", "done"), "w").close()
     if protocol == 2 and "sampled" in stages and not _done(os.path.join(t, "sampled.json")):
         _dump(os.path.join(t, "sampled.json"), sampled_stage(t))
-    if "probes" in stages and not _done(os.path.join(t, "probes.json")):
+    if "probes" in stages and not reused and not _done(os.path.join(t, "probes.json")):
         _dump(os.path.join(t, "probes.json"), probes_stage(t))
     held = _records(t, "held_out") if os.path.isdir(held_root) else []
     if "before" in stages and not _done(os.path.join(t, "before.json")):
-        sft = os.path.join(t, "sft")
+        sft = os.path.join(src, "sft")
         out = {"tools": episodes(sft, held_root, held, ROLLOUT),
                "one_turn": episodes(sft, held_root, held, one_turn)}
         say(f"SFT model, held-out: {summary(out['tools'])}; one turn: "
@@ -336,13 +371,13 @@ def main(argv=None) -> int:
         _dump(os.path.join(t, "before.json"), out)
     for name, seed, extra, budgets in (
             *((f"grpo_s{s}", s, (), ROLLOUT) for s in seeds if "grpo" in stages),
-            *((("notool", SEEDS[0], ("--config.rollout.max_turns=1",), one_turn),)
+            *((("notool", proto_seeds[0], ("--config.rollout.max_turns=1",), one_turn),)
               if "notool" in stages else ())):
         result = os.path.join(t, f"{name}.json")
         if _done(result):
             continue
         if not _done(os.path.join(t, name, "done")):
-            grpo_run(t, name, seed, extra)
+            grpo_run(t, name, seed, extra, src=src, protocol=protocol)
             open(os.path.join(t, name, "done"), "w").close()
         ep = episodes(os.path.join(t, name), held_root, held, budgets)
         say(f"{name}, held-out: {summary(ep)}")
@@ -353,7 +388,7 @@ def main(argv=None) -> int:
         explore_stage(w, held_root, held)
     if "report" in stages:
         from seek_report import report
-        report(t, seeds, "report" if seeds == SEEDS else
+        report(t, seeds, "report" if seeds == proto_seeds else
                "report_seeds_" + "-".join(map(str, seeds)))
     return 0
 
