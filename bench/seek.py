@@ -319,8 +319,8 @@ def main(argv=None) -> int:
     p.add_argument("--protocol", type=int, choices=sorted(PROTOCOLS), default=1,
                    help="1: the first run (docs/results.md); 2: one flash second for every "
                         "video (configs/synth.py:seek_fixed), its stages under WORKDIR/p2; "
-                        "3: protocol 2's SFT model, GRPO with a smaller step, under "
-                        "WORKDIR/p3 (needs protocol 2's data and sft stages)")
+                        "3: protocol 2's SFT model (its stages run first where missing), GRPO "
+                        "with a guarded step, under WORKDIR/p3")
     p.add_argument("--only", choices=(*STAGES, "explore"), action="append",
                    help="run only these stages")
     p.add_argument("--seeds", type=int, nargs="+",
@@ -352,8 +352,11 @@ def main(argv=None) -> int:
     if "perception" in stages and not _done(os.path.join(w, "perception.json")):
         _dump(os.path.join(w, "perception.json"), perception_stage(w))
     if reused and not _done(os.path.join(src, "sft", "done")):
-        p.error(f"protocol {protocol} starts from {src}/sft: run protocol "
-                f"{PROTOCOLS[protocol]['reuse'][1:]}'s data and sft stages first")
+        first = int(PROTOCOLS[protocol]["reuse"][1:])
+        say(f"protocol {protocol} starts from protocol {first}'s SFT model, not in {src}: "
+            f"running protocol {first}'s data, perceive and sft stages first")
+        main(["--workdir", w, "--protocol", str(first),
+              *(a for s in ("data", "perceive", "sft") for a in ("--only", s))])
     if "sft" in stages and not reused and not _done(os.path.join(t, "sft", "done")):
         sft_run(t, "sft", "task", SFT_STEPS, SFT_LR, init_from=base(w))
         open(os.path.join(t, "sft", "done"), "w").close()
