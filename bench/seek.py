@@ -26,6 +26,8 @@ Stages (each skipped when its result file exists, so a re-run resumes):
   sampled     a diagnostic added after the results (it chooses nothing): the SFT model's
               episodes at T = 1 (GRPO's policy) on 64 train questions x 4, by the window of
               the last crop (the evidence second, the whole video, another window, none)
+  tools_off   not the protocol, only with --protocol 3 --only tools_off: the no-tool ablation
+              with 4 turns, every tool call answered with an error (TOOLS_OFF below)
   explore     not the protocol, only with --only explore: 300 more task SFT steps at peak lr
               5e-3, that model's T = 1 crops, then GRPO seed 1 from it (EXPLORE_* below)
   report      per-seed and pooled tables (paired 95% bootstrap intervals), curves (reward,
@@ -92,6 +94,12 @@ PROTOCOLS = {1: {"sub": "", "preset": "seek", "held_out_seed": HELD_OUT_SEED},
 # SFT model (sft_more), its T = 1 crops (sampled_more.json), then GRPO seed 1 from it with
 # the protocol's settings, evaluated on the same held-out world (explore_s1.json).
 EXPLORE_STEPS, EXPLORE_LR = 300, 5e-3
+# Not part of protocol 3, and not run by default (--protocol 3 --only tools_off), fixed before
+# it ran: the no-tool ablation with the same turns (4), not one. The prompt is the same, but
+# every tool call is answered with an error (env/profiles.py: seeker_jax_tools_off), so the
+# policy can still answer after a call and GRPO can learn what answering unseen earns.
+# Protocol 3's settings and first seed; its start is the SFT model under the same profile.
+TOOLS_OFF = "seeker_jax_tools_off"
 
 
 def base(w: str) -> str:
@@ -157,16 +165,23 @@ def sft_run(w: str, name: str, data: str, steps: int, lr: float, init_from: str 
 
 
 def episodes(ckpt: str, root: str, records: list[dict], budgets: dict,
-             temperature: float = 0.0, seed: int = 0) -> dict:
+             temperature: float = 0.0, seed: int = 0, profile: str = "") -> dict:
     """Episodes of checkpoint `ckpt` on `records`: per question correct (the GRPO reward's
-    accuracy), reward, tool calls, the last crop's tIoU with the evidence window, answer."""
+    accuracy), reward, tool calls, the last crop's tIoU with the evidence window, answer.
+    `profile` replaces the checkpoint's prompt profile (env/profiles.py)."""
+    import dataclasses
+
     from seeker_jax.agents.policy import load_policy
     from seeker_jax.cli.demo import reward_scores, run_episodes
     from seeker_jax.rl.rewards import interval_iou
     from seeker_jax.rl.rewards.context import crop_windows
 
     t0 = time.perf_counter()
-    judged, _ = run_episodes(load_policy(f"ckpt:{ckpt}"), root, records, batch_size=16,
+    policy = load_policy(f"ckpt:{ckpt}")
+    if profile:
+        policy = dataclasses.replace(policy, env=dataclasses.replace(policy.env,
+                                                                     profile=profile))
+    judged, _ = run_episodes(policy, root, records, batch_size=16,
                              budgets=budgets, temperature=temperature, seed=seed)
     scores = reward_scores(judged, records)
     out = {"correct": [], "reward": [], "tool_calls": [], "tiou": [], "answers": [],
@@ -321,7 +336,7 @@ def main(argv=None) -> int:
                         "video (configs/synth.py:seek_fixed), its stages under WORKDIR/p2; "
                         "3: protocol 2's SFT model (its stages run first where missing), GRPO "
                         "with a guarded step, under WORKDIR/p3")
-    p.add_argument("--only", choices=(*STAGES, "explore"), action="append",
+    p.add_argument("--only", choices=(*STAGES, "explore", "tools_off"), action="append",
                    help="run only these stages")
     p.add_argument("--seeds", type=int, nargs="+",
                    help="GRPO seeds (default: the protocol's, 1 2 3 or 7 8 9 for protocol 3; "
@@ -389,11 +404,34 @@ def main(argv=None) -> int:
         _dump(os.path.join(w, "sampled.json"), sampled_stage(w))
     if "explore" in stages and not _done(os.path.join(w, "explore_s1.json")):
         explore_stage(w, held_root, held)
+    if "tools_off" in stages:
+        if protocol != 3:
+            p.error("--only tools_off belongs to protocol 3")
+        tools_off_stage(t, src, held_root, held, proto_seeds[0])
     if "report" in stages:
         from seek_report import report
         report(t, seeds, "report" if seeds == proto_seeds else
                "report_seeds_" + "-".join(map(str, seeds)))
     return 0
+
+
+def tools_off_stage(t: str, src: str, held_root: str, held: list[dict], seed: int) -> None:
+    """Beyond protocol 3 (TOOLS_OFF above): the ablation with the tools answering errors."""
+    before_path = os.path.join(t, "before.json")
+    before = json.load(open(before_path))
+    if "tools_off" not in before:
+        before["tools_off"] = episodes(os.path.join(src, "sft"), held_root, held, ROLLOUT,
+                                       profile=TOOLS_OFF)
+        say(f"SFT model with {TOOLS_OFF}, held-out: {summary(before['tools_off'])}")
+        _dump(before_path, before)
+    if not _done(os.path.join(t, "tools_off", "done")):
+        grpo_run(t, "tools_off", seed, (f"--config.env.profile={TOOLS_OFF}",), src=src,
+                 protocol=3)
+        open(os.path.join(t, "tools_off", "done"), "w").close()
+    if not _done(os.path.join(t, "tools_off.json")):
+        ep = episodes(os.path.join(t, "tools_off"), held_root, held, ROLLOUT)  # its own env
+        say(f"tools_off, held-out: {summary(ep)}")
+        _dump(os.path.join(t, "tools_off.json"), ep)
 
 
 def explore_stage(w: str, held_root: str, held: list[dict]) -> None:

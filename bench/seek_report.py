@@ -1,6 +1,7 @@
 """bench/seek.py's report: per-seed and pooled tables with paired 95% bootstrap intervals, and
 the GRPO curves (reward, accuracy, tIoU, tool calls per iteration), from the stage files in a
-workdir. `python bench/seek_report.py WORKDIR` redoes it from those files alone."""
+workdir. `python bench/seek_report.py WORKDIR [SEED ...]` redoes it from those files alone
+(default: the seeds of the protocol whose stages WORKDIR holds; W/p3: 7 8 9)."""
 from __future__ import annotations
 
 import json
@@ -96,12 +97,15 @@ def report(w: str, seeds, name: str = "report") -> dict:
     if os.path.isfile(os.path.join(w, "notool.json")):
         rows.append(_row("no-tool ablation (one turn)", before["one_turn"],
                          _load(os.path.join(w, "notool.json"))))
+    if os.path.isfile(os.path.join(w, "tools_off.json")) and "tools_off" in before:
+        rows.append(_row("tools-off ablation (every call an error)", before["tools_off"],
+                         _load(os.path.join(w, "tools_off.json"))))
     out = {"rows": rows}
     for stage in ("perception", "probes"):
         if os.path.isfile(os.path.join(w, f"{stage}.json")):
             out[stage] = _load(os.path.join(w, f"{stage}.json"))
     md = _md(rows)
-    curves = _curves(w, [f"grpo_s{s}" for s in seeds] + ["notool"],
+    curves = _curves(w, [f"grpo_s{s}" for s in seeds] + ["notool", "tools_off"],
                      "seek_curves" if name == "report" else f"{name}_curves")
     with open(os.path.join(w, f"{name}.json"), "w") as f:
         json.dump(out, f, indent=1)
@@ -113,5 +117,19 @@ def report(w: str, seeds, name: str = "report") -> dict:
     return out
 
 
+def protocol_seeds(w: str) -> tuple[int, ...]:
+    """The GRPO seeds of the protocol whose stages live in `w` (bench/seek.py's PROTOCOLS,
+    by the folder's name: W/p3 is protocol 3's, W itself protocol 1's)."""
+    from seek import PROTOCOLS, SEEDS
+
+    sub = os.path.basename(os.path.normpath(w))
+    return next((p.get("seeds", SEEDS) for p in PROTOCOLS.values() if p["sub"] and
+                 p["sub"] == sub), SEEDS)
+
+
 if __name__ == "__main__":
-    report(sys.argv[1], (1, 2, 3))
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    w = sys.argv[1]
+    seeds = tuple(map(int, sys.argv[2:])) or protocol_seeds(w)
+    report(w, seeds, "report" if seeds == protocol_seeds(w) else
+           "report_seeds_" + "-".join(map(str, seeds)))

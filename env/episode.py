@@ -89,7 +89,8 @@ class Episode:
         self.config = config
         self.profile = get_profile(config.profile)
         self.tools = ToolRunner(Sandbox(root, record.assets()), config.tools,
-                                layout=self.profile.layout, tools=self.profile.tool_names)
+                                layout=self.profile.layout,
+                                tools=self.profile.tool_names if self.profile.runs_tools else ())
         self.segments: list[Segment] = []
         self.turns: list[str] = []
         self.calls: list[CallRecord] = []

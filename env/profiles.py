@@ -52,7 +52,9 @@ SYSTEM_PROMPT = (
 class PromptProfile:
     """name; system_prompt ("" writes none); tools: the schemas shown, whose names are the
     tools that run; user_text(record, duration): the user turn's text, after the video;
-    layout: a env/tools.py LAYOUTS name; round_note: tell the model on the last round."""
+    layout: a env/tools.py LAYOUTS name; round_note: tell the model on the last round;
+    runs_tools: False shows the same prompt but answers every call with an error (an
+    ablation: the same episodes and budgets, no tool result ever seen)."""
 
     name: str
     system_prompt: str
@@ -60,6 +62,7 @@ class PromptProfile:
     user_text: Callable[[SampleRecord, float], str]
     layout: str
     round_note: bool = True
+    runs_tools: bool = True
 
     @property
     def tool_names(self) -> tuple[str, ...]:
@@ -164,6 +167,9 @@ def get_profile(name: str) -> PromptProfile:
 
 DEFAULT_PROFILE = register_profile(PromptProfile(
     "seeker_jax", SYSTEM_PROMPT, TOOL_SCHEMAS, seeker_user_text, "seeker_jax")).name
+register_profile(PromptProfile(
+    "seeker_jax_tools_off", SYSTEM_PROMPT, TOOL_SCHEMAS, seeker_user_text, "seeker_jax",
+    runs_tools=False))
 register_profile(PromptProfile(
     "videoseeker_official", "", VIDEOSEEKER_TOOLS, videoseeker_user_text, "videoseeker",
     round_note=False))

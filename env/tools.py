@@ -179,7 +179,8 @@ class ToolRunner:
     """Runs the tools of ONE sample: its sandbox, its video (opened once, lazily).
 
     layout: a LAYOUTS name (the prompt profile's); tools: the tool names this profile enables
-    (None: both). A call to a tool not enabled is answered like an unknown tool.
+    (None: both). A call to a tool not enabled is answered like an unknown tool; with none
+    enabled (tools=()), every call is answered that no tool runs.
     """
 
     def __init__(self, sandbox: Sandbox, config: ToolConfig = ToolConfig(),
@@ -203,6 +204,9 @@ class ToolRunner:
         if isinstance(call, ParseError):
             return self._failure(call.message)
         entry = self._handlers.get(call.name)
+        if entry is None and not self._handlers:
+            return self._failure(f"no tool runs in this episode ('{call.name[:60]}' was "
+                                 "called); answer from what you have seen")
         if entry is None:
             known = ", ".join(self._handlers)
             return self._failure(f"unknown tool '{call.name[:60]}'; the tools are {known}")

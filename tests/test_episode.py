@@ -97,6 +97,30 @@ def test_episode_limits(sample, fm):
     assert res.done and res.end_reason == "no_tool_call_or_answer"
 
 
+def test_tools_off_profile_shows_the_same_prompt_and_runs_no_tool(sample, tok):
+    """env.profile seeker_jax_tools_off (the seek runs' tools-disabled ablation): the prompt is
+    token for token seeker_jax's, every call comes back as an error text the model reads, and
+    the episode goes on to its answer."""
+    import dataclasses
+
+    root, rec = sample
+    off = dataclasses.replace(CONFIG, profile="seeker_jax_tools_off")
+    fm_off = make_formatter(tok, off)
+    on_ep, off_ep = Episode(rec, make_formatter(tok, CONFIG), root, CONFIG), \
+        Episode(rec, fm_off, root, off)
+    np.testing.assert_array_equal(on_ep.prompt_segment().input_ids,
+                                  off_ep.prompt_segment().input_ids)
+    turn = "<think>x</think>" + call("crop_video", video_path="videos/v1.mp4", start_time=1,
+                                     end_time=3)
+    res = off_ep.step(turn)
+    assert not res.done and [o.error for o in res.observations] == [
+        "no tool runs in this episode ('crop_video' was called); answer from what you have seen"]
+    assert "no tool runs in this episode" in fm_off.tokenizer.decode(res.segment.input_ids)
+    assert res.segment.video_grid_thw is None or len(res.segment.video_grid_thw) == 0
+    res = off_ep.step("<think>a car</think><answer>A</answer>")
+    assert res.done and res.answer == "A" and off_ep.calls[0].error is not None
+
+
 @pytest.mark.parametrize("turns,ok", [
     (["<think>a</think><answer>A</answer>"], True),
     (["<think>a</think>\n<tool_call>{}</tool_call>\n<tool_call>{}</tool_call>",

@@ -53,3 +53,32 @@ def test_rows_pool_the_seeds_per_question(tmp_path, report_module):
     assert rows["no-tool ablation"]["gain"] == pytest.approx(0.2)
     text = (tmp_path / "report.md").read_text()
     assert "| GRPO seed 1 | 10.0% | 50.0% | +40.0% [" in text
+
+
+def test_tools_off_row_is_paired_with_its_own_start(tmp_path, report_module):
+    """The tools-off ablation (bench/seek.py --protocol 3 --only tools_off) is compared with
+    the SFT model under the same profile (before.json's "tools_off"), not with tools on."""
+    n = 20
+    start, after = np.zeros(n, int), np.zeros(n, int)
+    start[:2], after[:5] = 1, 1
+    (tmp_path / "before.json").write_text(json.dumps({
+        "tools": _episodes(np.zeros(n, int), [0.125] * n, [1] * n),
+        "one_turn": _episodes(np.zeros(n, int), [0.125] * n, [1] * n),
+        "tools_off": _episodes(start, [0.0] * n, [0] * n)}))
+    (tmp_path / "tools_off.json").write_text(json.dumps(_episodes(after, [0.0] * n, [0] * n)))
+    rows = report_module.report(str(tmp_path), (7, 8, 9))["rows"]
+    assert [r["run"] for r in rows] == ["tools-off ablation (every call an error)"]
+    assert rows[0]["before"]["correct"] == pytest.approx(0.1)
+    assert rows[0]["gain"] == pytest.approx(0.15)
+
+
+def test_the_command_line_reports_the_protocol_of_its_folder(report_module):
+    import sys
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        assert report_module.protocol_seeds("/w/p3") == (7, 8, 9)
+        assert report_module.protocol_seeds("/w/p2/") == (1, 2, 3)
+        assert report_module.protocol_seeds("/w") == (1, 2, 3)
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
