@@ -85,8 +85,8 @@ def test_bad_env_groups_are_clear_errors():
         EnvConfig.from_config({"video": {"min_frames": 8, "max_frames": 4}})
     with pytest.raises(ValueError, match="unknown prompt profile"):
         EpisodeConfig(profile="videoseeker")
-    assert sorted(PROFILES) == ["seeker_jax", "v2p_official", "videomme", "videoseeker_official",
-                               "videoseeker_official_v2p"]
+    assert sorted(PROFILES) == ["seeker_jax", "seeker_jax_tools_off", "v2p_official", "videomme",
+                               "videoseeker_official", "videoseeker_official_v2p"]
 
 
 # --- tokenizer ------------------------------------------------------------------------------
