@@ -249,8 +249,8 @@ def run_demo(workdir: str, steps: int | None = None, episodes: int = 16, grpo_st
         say(f"      {line}")
     if grpo_steps:
         say("    (this demo's 10-minute budget is too small for GRPO to move held-out accuracy; "
-            "the recorded runs that do, in about an hour: docs/results.md, "
-            "bench/seek.py --protocol 3)")
+            "the recorded runs that do, about an hour on 2 cores from a built SFT model: "
+            "docs/results.md, bench/seek.py --protocol 3)")
     outcomes = [j.outcome for j in after.judged]
     pick = next((i for i, o in enumerate(outcomes) if o.answer is not None and o.calls), 0)
     say("    one episode in full:")
