@@ -409,9 +409,8 @@ def main(argv=None) -> int:
             p.error("--only tools_off belongs to protocol 3")
         tools_off_stage(t, src, held_root, held, proto_seeds[0])
     if "report" in stages:
-        from seek_report import report
-        report(t, seeds, "report" if seeds == proto_seeds else
-               "report_seeds_" + "-".join(map(str, seeds)))
+        from seek_report import report, report_name
+        report(t, seeds, report_name(seeds, proto_seeds))
     return 0
 
 

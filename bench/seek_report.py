@@ -127,9 +127,14 @@ def protocol_seeds(w: str) -> tuple[int, ...]:
                  p["sub"] == sub), SEEDS)
 
 
+def report_name(seeds, protocol_seeds) -> str:
+    """"report" for the protocol's own seeds; report_seeds_A-B-C for runs beyond it."""
+    seeds = tuple(seeds)
+    return "report" if seeds == tuple(protocol_seeds) else \
+        "report_seeds_" + "-".join(map(str, seeds))
+
+
 if __name__ == "__main__":
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    w = sys.argv[1]
-    seeds = tuple(map(int, sys.argv[2:])) or protocol_seeds(w)
-    report(w, seeds, "report" if seeds == protocol_seeds(w) else
-           "report_seeds_" + "-".join(map(str, seeds)))
+    w, own = sys.argv[1], protocol_seeds(sys.argv[1])
+    seeds = tuple(map(int, sys.argv[2:])) or own
+    report(w, seeds, report_name(seeds, own))
